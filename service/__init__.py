@@ -1,0 +1,22 @@
+"""flask-svc: a Flask service built to run on Kubernetes.
+
+Nothing happens at import: ``create_app`` builds the application when gunicorn (or a test) asks for it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+__version__ = "0.1.0"
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from service.config import Settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Application factory: ``gunicorn 'service:create_app()'``."""
+    from service.app import build_app
+
+    return build_app(settings)

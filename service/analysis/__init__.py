@@ -1,0 +1,10 @@
+"""Text analysis, the service's workload: bytes → text → tokens → counts.
+
+Plain Python with no web framework in sight, so it can be tested, profiled and reused on its own.
+"""
+
+from service.analysis.pipeline import Analysis, AnalysisOptions, FirstWords, StreamStats, analyze_chunks, first_words
+from service.analysis.tokenizer import Tokenizer, tokenize
+from service.analysis.wordcount import WordCount
+
+__all__ = ["Analysis", "AnalysisOptions", "FirstWords", "StreamStats", "first_words", "Tokenizer", "WordCount", "analyze_chunks", "tokenize"]

@@ -1,0 +1,31 @@
+"""Word frequencies: a Counter fed in batches, with the ranking the API reports."""
+
+from __future__ import annotations
+
+import heapq
+from collections import Counter
+
+
+class WordCount:
+    def __init__(self) -> None:
+        self._counts: Counter[str] = Counter()
+        self.total = 0
+
+    def add(self, words: list[str]) -> None:
+        self._counts.update(words)  # C-accelerated counting loop
+        self.total += len(words)
+
+    @property
+    def unique(self) -> int:
+        return len(self._counts)
+
+    def most_common(self, limit: int | None = None) -> list[tuple[str, int]]:
+        """Highest count first, ties alphabetical, so answers are stable; O(n log limit) for a top-N."""
+        key = _rank_key
+        if limit is None or limit >= len(self._counts):
+            return sorted(self._counts.items(), key=key)
+        return heapq.nsmallest(limit, self._counts.items(), key=key)
+
+
+def _rank_key(item: tuple[str, int]) -> tuple[int, str]:
+    return (-item[1], item[0])

@@ -1,0 +1,226 @@
+"""Every setting the service reads, in one table, parsed once into one typed object.
+
+Each variable is declared once in ``VARIABLES`` with its default, its parser and what it accepts; ``load_settings``
+turns the environment into a frozen ``Settings``. A bad value raises ``ConfigError`` whose message is one line naming
+the variable and what it accepts, so the process can stop before it binds a port.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+from service import __version__
+
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+LOG_FORMATS = ("json", "console")
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off")
+
+
+class ConfigError(ValueError):
+    """A variable holds a value the service cannot use; the message names it."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    host: str
+    port: int
+    metrics_port: int
+    workers: int
+    threads: int
+    timeout: int
+    graceful_timeout: int
+    keepalive: int
+    log_level: str
+    log_format: str
+    multiproc_dir: str
+    max_upload_bytes: int
+    debug_endpoints: bool
+    reload: bool
+    delay_max_seconds: float
+    burn_max_ms: int
+    version: str
+    git_commit: str
+    build_date: str
+    pod_name: str
+    pod_namespace: str
+    node_name: str
+
+
+@dataclass(frozen=True)
+class Variable:
+    env: str
+    field: str
+    default: str
+    accepts: str
+    parse: Callable[[str], Any]
+    meaning: str
+
+
+def _integer(low: int, high: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = int(raw.strip())  # ValueError → reported with `accepts`
+        if not low <= value <= high:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _number(low: float, high: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = float(raw.strip())
+        if not (math.isfinite(value) and low <= value <= high):
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in options:
+            raise ValueError(raw)
+        return value
+
+    return parse
+
+
+def _boolean(raw: str) -> bool:
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ValueError(raw)
+
+
+def _text(raw: str) -> str:
+    return raw.strip()
+
+
+def _nonempty(raw: str) -> str:
+    if not raw.strip():
+        raise ValueError(raw)
+    return raw.strip()
+
+
+_PORT = _integer(1, 65535)
+_PORT_ACCEPTS = "an integer port from 1 to 65535"
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("HOST", "host", "0.0.0.0", "an address to bind", _nonempty, "Bind address (`make run` uses 127.0.0.1)."),
+    Variable("PORT", "port", "8080", _PORT_ACCEPTS, _PORT, "Application port."),
+    Variable("METRICS_PORT", "metrics_port", "9797", _PORT_ACCEPTS, _PORT, "Prometheus `/metrics` port (master)."),
+    Variable(
+        "WEB_CONCURRENCY", "workers", "1", "an integer from 1 to 64", _integer(1, 64), "gunicorn worker processes."
+    ),
+    Variable(
+        "GUNICORN_THREADS", "threads", "4", "an integer from 1 to 256", _integer(1, 256), "Threads per worker."
+    ),
+    Variable(
+        "GUNICORN_TIMEOUT",
+        "timeout",
+        "30",
+        "an integer number of seconds from 1 to 3600",
+        _integer(1, 3600),
+        "A worker silent for this long is killed and replaced.",
+    ),
+    Variable(
+        "GUNICORN_GRACEFUL_TIMEOUT",
+        "graceful_timeout",
+        "20",
+        "an integer number of seconds from 1 to 3600",
+        _integer(1, 3600),
+        "Time in-flight requests get to finish after SIGTERM.",
+    ),
+    Variable(
+        "GUNICORN_KEEPALIVE",
+        "keepalive",
+        "5",
+        "an integer number of seconds from 0 to 600",
+        _integer(0, 600),
+        "Idle keep-alive connection timeout.",
+    ),
+    Variable("LOG_LEVEL", "log_level", "info", "one of " + ", ".join(LOG_LEVELS), _choice(LOG_LEVELS), "Log level."),
+    Variable(
+        "LOG_FORMAT",
+        "log_format",
+        "json",
+        "one of " + ", ".join(LOG_FORMATS),
+        _choice(LOG_FORMATS),
+        "`json` lines for machines, `console` for humans.",
+    ),
+    Variable(
+        "PROMETHEUS_MULTIPROC_DIR",
+        "multiproc_dir",
+        "/tmp/flask-svc-metrics",  # noqa: S108 — the chart mounts an emptyDir here; wiped at start
+        "a directory path",
+        _nonempty,
+        "Where workers write metric files; wiped at start.",
+    ),
+    Variable(
+        "FLASK_SVC_MAX_UPLOAD_BYTES",
+        "max_upload_bytes",
+        str(10 * 1024 * 1024),
+        "an integer number of bytes from 1 to 1073741824",
+        _integer(1, 1 << 30),
+        "Largest request body; larger ones get 413.",
+    ),
+    Variable(
+        "FLASK_SVC_DEBUG_ENDPOINTS",
+        "debug_endpoints",
+        "false",
+        "true or false",
+        _boolean,
+        "Serve the debug endpoints (`/delay`, `/status`, `/fault`, `/burn`, …).",
+    ),
+    Variable(
+        "FLASK_SVC_RELOAD", "reload", "false", "true or false", _boolean, "gunicorn code reload (dev loop only)."
+    ),
+    Variable(
+        "FLASK_SVC_DELAY_MAX_SECONDS",
+        "delay_max_seconds",
+        "30",
+        "a number of seconds from 0 to 600",
+        _number(0, 600),
+        "Cap for `GET /delay/<seconds>`.",
+    ),
+    Variable(
+        "FLASK_SVC_BURN_MAX_MS",
+        "burn_max_ms",
+        "10000",
+        "an integer number of milliseconds from 0 to 600000",
+        _integer(0, 600_000),
+        "Cap for `GET /burn?ms=N`.",
+    ),
+    Variable("FLASK_SVC_VERSION", "version", __version__, "text", _nonempty, "Reported version (set at build)."),
+    Variable("FLASK_SVC_GIT_COMMIT", "git_commit", "unknown", "text", _nonempty, "Git commit (set at build)."),
+    Variable("FLASK_SVC_BUILD_DATE", "build_date", "unknown", "text", _nonempty, "Build date (set at build)."),
+    Variable("POD_NAME", "pod_name", "", "text", _text, "Pod name (Downward API); hostname when unset."),
+    Variable("POD_NAMESPACE", "pod_namespace", "", "text", _text, "Namespace (Downward API)."),
+    Variable("NODE_NAME", "node_name", "", "text", _text, "Node name (Downward API)."),
+)
+
+# A field without a variable, or a variable without a field, is a bug caught at import.
+assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}
+
+
+def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
+    """Read every variable once; the first bad one raises ``ConfigError`` naming it."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    for var in VARIABLES:
+        raw = env.get(var.env)
+        if raw is None or (raw.strip() == "" and var.parse is not _text):
+            raw = var.default
+        try:
+            values[var.field] = var.parse(raw)
+        except ValueError:
+            raise ConfigError(f"{var.env}={raw!r} is invalid: expected {var.accepts}") from None
+    return Settings(**values)

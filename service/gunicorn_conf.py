@@ -1,0 +1,80 @@
+"""gunicorn's configuration, read from the environment through the one settings object.
+
+Loaded by ``gunicorn --config python:service.gunicorn_conf`` (and by ``python -m service``). A bad variable stops
+the process here, before any port is bound, with one line naming it.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from service.config import ConfigError, load_settings
+
+try:
+    _settings = load_settings()
+except ConfigError as error:
+    print(f"flask-svc: configuration error: {error}", file=sys.stderr)
+    sys.exit(2)
+
+# Must be in the environment before anything imports prometheus_client (workers inherit it).
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
+
+wsgi_app = "service:create_app()"
+bind = [f"{_settings.host}:{_settings.port}"]
+worker_class = "gthread"
+workers = _settings.workers
+threads = _settings.threads
+timeout = _settings.timeout
+graceful_timeout = _settings.graceful_timeout
+keepalive = _settings.keepalive
+# Heartbeat files on tmpfs: a disk-backed /tmp can stall workers into the timeout under I/O pressure.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+# gunicorn ≥ 25 opens a control socket by default: it fails on a read-only root and exposes kill commands.
+control_socket_disable = True
+preload_app = False  # tracing (threads, sockets) must start after fork
+reload = _settings.reload
+loglevel = _settings.log_level
+logger_class = "service.logs.GunicornLogger"
+accesslog = "-"
+errorlog = "-"
+proc_name = "flask-svc"
+forwarded_allow_ips = "127.0.0.1,::1"
+
+
+def on_starting(server: Any) -> None:
+    from service.metrics import reset_multiprocess_dir
+
+    reset_multiprocess_dir(_settings.multiproc_dir)
+
+
+def when_ready(server: Any) -> None:
+    from service.metrics import serve
+
+    serve(_settings.host, _settings.metrics_port)
+    server.log.info("metrics on http://%s:%d/metrics", _settings.host, _settings.metrics_port)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    from service import tracing
+
+    tracing.start()
+
+
+def post_worker_init(worker: Any) -> None:
+    from service.lifecycle import install_drain_handler
+
+    install_drain_handler(worker, worker.wsgi.extensions["flask_svc.lifecycle"])
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    from service import tracing
+
+    tracing.stop()
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    from service.metrics import mark_worker_dead
+
+    mark_worker_dead(worker.pid)

@@ -1,0 +1,121 @@
+"""Debug endpoints for demos, chaos drills and `helm test`; registered only when FLASK_SVC_DEBUG_ENDPOINTS=true.
+
+State they change (readiness switch, fault injection) belongs to the worker process that handles the call; with the
+default of one worker per container, that is the container.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import time
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from service.config import Settings
+from service.lifecycle import Lifecycle
+from service.problems import Problem, problem_response
+
+bp = Blueprint("debug", __name__)
+ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
+_SECRET_NAME = re.compile(r"secret|token|passw|key|credential|auth|cookie|session|private|cert|dsn", re.IGNORECASE)
+_URL_PASSWORD = re.compile(r"(://[^/:@]+:)[^@/]+@")
+REDACTED = "[redacted]"
+
+
+def _state() -> Lifecycle:
+    state: Lifecycle = current_app.extensions["flask_svc.lifecycle"]
+    return state
+
+
+def _settings() -> Settings:
+    settings: Settings = current_app.extensions["flask_svc.settings"]
+    return settings
+
+
+def _number(raw: str, name: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise Problem(422, "unprocessable", f"{name} must be a number, got {raw!r}") from None
+    if not (value >= 0 and value != float("inf")):
+        raise Problem(422, "unprocessable", f"{name} must be a finite number ≥ 0")
+    return value
+
+
+@bp.post("/readyz/disable")
+def readyz_disable() -> Response:
+    _state().manually_unready = True
+    return jsonify(ready=False)
+
+
+@bp.post("/readyz/enable")
+def readyz_enable() -> Response:
+    _state().manually_unready = False
+    return jsonify(ready=True)
+
+
+@bp.route("/status/<int:code>", methods=["GET", "POST"])
+def status(code: int) -> Response | tuple[Response, int]:
+    if not 200 <= code <= 599:
+        raise Problem(422, "unprocessable", "status code must be from 200 to 599")
+    if code >= 400:
+        return problem_response(code, f"status {code} requested through /status")
+    return jsonify(status=code), code
+
+
+@bp.get("/delay/<seconds>")
+def delay(seconds: str) -> Response:
+    wanted = _number(seconds, "seconds")
+    slept = min(wanted, _settings().delay_max_seconds)
+    time.sleep(slept)
+    return jsonify(delayed_seconds=slept, capped=slept < wanted)
+
+
+@bp.post("/fault/enable")
+def fault_enable() -> Response:
+    _state().fault = True
+    return jsonify(fault=True)
+
+
+@bp.post("/fault/disable")
+def fault_disable() -> Response:
+    _state().fault = False
+    return jsonify(fault=False)
+
+
+@bp.get("/burn")
+def burn() -> Response:
+    """Spin the CPU for ``ms`` milliseconds (capped): load for HPA demos."""
+    wanted = _number(request.args.get("ms", "100"), "ms")
+    budget_ms = min(wanted, _settings().burn_max_ms)
+    deadline = time.perf_counter() + budget_ms / 1000
+    spins = 0
+    while time.perf_counter() < deadline:
+        spins += 1
+    return jsonify(burned_ms=budget_ms, capped=budget_ms < wanted, iterations=spins)
+
+
+@bp.route("/echo", methods=ALL_METHODS)
+def echo() -> Response:
+    """The request body back with its content type (HEAD and bodiless requests get an empty 200)."""
+    body = request.get_data(cache=False)
+    return Response(body, status=200, content_type=request.content_type or "application/octet-stream")
+
+
+@bp.get("/headers")
+def headers() -> Response:
+    return jsonify(dict(request.headers.items()))
+
+
+def redact(name: str, value: str) -> str:
+    if _SECRET_NAME.search(name):
+        return REDACTED
+    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
+
+
+@bp.get("/env")
+def env() -> Response:
+    values: dict[str, Any] = {name: redact(name, value) for name, value in sorted(os.environ.items())}
+    return jsonify(values)

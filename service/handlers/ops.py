@@ -1,0 +1,43 @@
+"""What is running and where: /version and /api/v1/info."""
+
+from __future__ import annotations
+
+import os
+import platform
+import socket
+
+from flask import Response, current_app, jsonify
+from flask_openapi3 import APIBlueprint, Tag
+
+from service.config import Settings
+from service.lifecycle import Lifecycle
+from service.models import Info, Version
+
+bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="ops", description="Build and runtime information")])
+
+
+@bp.get("/version", responses={200: Version}, summary="Version, commit and build date of the running build")
+def version() -> Response:
+    settings: Settings = current_app.extensions["flask_svc.settings"]
+    return jsonify(
+        Version(version=settings.version, commit=settings.git_commit, build_date=settings.build_date).model_dump()
+    )
+
+
+@bp.get("/api/v1/info", responses={200: Info}, summary="Pod, node, runtime and process model")
+def info() -> Response:
+    settings: Settings = current_app.extensions["flask_svc.settings"]
+    state: Lifecycle = current_app.extensions["flask_svc.lifecycle"]
+    hostname = socket.gethostname()
+    body = Info(
+        hostname=hostname,
+        pod=settings.pod_name or hostname,
+        namespace=settings.pod_namespace or None,
+        node=settings.node_name or None,
+        python=platform.python_version(),
+        workers=settings.workers,
+        threads=settings.threads,
+        pid=os.getpid(),
+        uptime_seconds=round(state.uptime(), 3),
+    )
+    return jsonify(body.model_dump())

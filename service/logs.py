@@ -1,0 +1,125 @@
+"""Logging: JSON lines on stdout (or a console format for humans), the same for the app and for gunicorn.
+
+Every line carries the request's ``request_id`` and, when tracing is on, ``trace_id``/``span_id``. The access line
+is gunicorn's own (it sees the whole response, including the time to write it); the app leaves the route, request id
+and trace ids in the WSGI environ so that line carries them too.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+from gunicorn.glogging import Logger as GunicornBaseLogger
+from pythonjsonlogger.json import JsonFormatter
+
+from service.config import Settings, load_settings
+
+REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
+ACCESS_ENVIRON_KEY = "flask_svc.access"
+PROBE_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/startupz"})
+_CONTEXT_FIELDS = ("request_id", "trace_id", "span_id")
+
+
+def rfc3339(created: float) -> str:
+    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+class ContextFilter(logging.Filter):
+    """Stamp the current request id and trace context on every record that does not carry its own."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if getattr(record, "request_id", None) is None:
+            record.request_id = REQUEST_ID.get()
+        if getattr(record, "trace_id", None) is None:
+            record.trace_id, record.span_id = current_trace_ids()
+        return True
+
+
+def current_trace_ids() -> tuple[str | None, str | None]:
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return None, None
+    return format(context.trace_id, "032x"), format(context.span_id, "016x")
+
+
+class JsonLineFormatter(JsonFormatter):
+    def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
+        log_record["timestamp"] = rfc3339(record.created)
+        log_record["level"] = record.levelname.lower()
+        log_record["logger"] = record.name
+        super().add_fields(log_record, record, message_dict)
+        for name in _CONTEXT_FIELDS:  # absent beats null: keeps lines short outside requests
+            if log_record.get(name) is None:
+                log_record.pop(name, None)
+
+
+class ConsoleFormatter(logging.Formatter):
+    """``time level logger message key=value …`` for people reading a terminal."""
+
+    _standard = frozenset(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"message", "asctime"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = f"{rfc3339(record.created)} {record.levelname:<7} {record.name}: {record.getMessage()}"
+        extras = {k: v for k, v in record.__dict__.items() if k not in self._standard and v is not None}
+        if extras:
+            line += " " + " ".join(f"{key}={value}" for key, value in extras.items())
+        if record.exc_info:
+            line += "\n" + self.formatException(record.exc_info)
+        return line
+
+
+def make_handler(settings: Settings) -> logging.Handler:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(
+        JsonLineFormatter("%(message)s", json_ensure_ascii=False)
+        if settings.log_format == "json"
+        else ConsoleFormatter()
+    )
+    handler.addFilter(ContextFilter())
+    return handler
+
+
+def configure(settings: Settings) -> logging.Handler:
+    """Route the root logger (the app's loggers) to one stdout handler; returns it for gunicorn's loggers."""
+    handler = make_handler(settings)
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.upper())
+    return handler
+
+
+class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]
+    """gunicorn's error and access logs in the service's format, on the same handler as the app."""
+
+    def setup(self, cfg: Any) -> None:
+        super().setup(cfg)
+        handler = configure(load_settings())
+        for logger in (self.error_log, self.access_log):
+            logger.handlers[:] = [handler]
+            logger.propagate = False
+        self.access_log.setLevel(logging.DEBUG)
+
+    def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
+        fields: dict[str, Any] = dict(environ.get(ACCESS_ENVIRON_KEY) or {})
+        status = resp.status_code if hasattr(resp, "status_code") else int(str(resp.status).split()[0])
+        path = environ.get("PATH_INFO", "")
+        fields.update(
+            method=environ.get("REQUEST_METHOD"),
+            path=path,
+            query=environ.get("QUERY_STRING") or None,
+            status=status,
+            duration_ms=round(request_time.total_seconds() * 1000, 3),
+            bytes=getattr(resp, "sent", None),
+            remote_addr=environ.get("REMOTE_ADDR"),
+            user_agent=environ.get("HTTP_USER_AGENT"),
+        )
+        fields = {key: value for key, value in fields.items() if value is not None}
+        # Probes arrive every few seconds from every kubelet: keep them out of the default log level.
+        level = logging.DEBUG if path in PROBE_PATHS else logging.INFO
+        self.access_log.log(level, "%s %s %s", environ.get("REQUEST_METHOD"), path, status, extra=fields)

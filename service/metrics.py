@@ -1,0 +1,142 @@
+"""Prometheus metrics: RED metrics per route, the workload's own metrics, and the server that exposes them.
+
+Under gunicorn every worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn
+config before prometheus_client is first imported). The master process, which outlives any worker, serves
+``/metrics`` on ``METRICS_PORT`` from a thread of its own, merging the files of all workers, live and dead: a scrape
+never queues behind application requests, and counters never go backwards when a worker is replaced.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+from dataclasses import dataclass
+from functools import cache
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+if TYPE_CHECKING:
+    from flask import Flask, Request
+
+    from service.config import Settings
+
+# Probes are excluded from the RED metrics: matched against the path, anchored both ends.
+EXCLUDED_PATHS = [r"^/(livez|healthz|readyz|startupz)$"]
+# Latency buckets for a web API: 5 ms to 10 s.
+REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ANALYSIS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+REJECT_REASONS = {400: "bad_request", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable"}
+
+
+@dataclass(frozen=True)
+class Instruments:
+    in_flight: Gauge
+    worker_threads: Gauge
+    analyzed_bytes: Counter
+    tokens: Counter
+    analysis_duration: Histogram
+    rejected: Counter
+    build_info: Gauge
+    spans_dropped: Counter
+
+
+@cache
+def instruments() -> Instruments:
+    """The service's own metrics, created once per process on first use (after fork, after the env is set)."""
+    registry = None  # multiprocess mode: samples go to files; the master's collector reads them
+    return Instruments(
+        in_flight=Gauge(
+            "flask_svc_http_requests_in_flight",
+            "Requests being handled now (probes excluded)",
+            multiprocess_mode="livesum",
+            registry=registry,
+        ),
+        worker_threads=Gauge(
+            "flask_svc_worker_threads",
+            "Request threads available: the in-flight ceiling",
+            multiprocess_mode="livesum",
+            registry=registry,
+        ),
+        analyzed_bytes=Counter("flask_svc_analyzed_bytes", "Bytes of text analysed", registry=registry),
+        tokens=Counter("flask_svc_tokens", "Words counted by the analysis pipeline", registry=registry),
+        analysis_duration=Histogram(
+            "flask_svc_analysis_duration_seconds",
+            "Time spent in the analysis pipeline per request",
+            ["endpoint"],
+            buckets=ANALYSIS_BUCKETS,
+            registry=registry,
+        ),
+        rejected=Counter(
+            "flask_svc_rejected_requests", "Requests refused for bad input, by reason", ["reason"], registry=registry
+        ),
+        build_info=Gauge(
+            "flask_svc_build_info",
+            "Always 1; labels say what is running",
+            ["version", "commit", "python_version"],
+            multiprocess_mode="max",
+            registry=registry,
+        ),
+        spans_dropped=Counter(
+            "flask_svc_otel_spans_dropped",
+            "Spans that never reached the collector, by reason",
+            ["reason"],
+            registry=registry,
+        ),
+    )
+
+
+def url_rule(request: Request) -> str:
+    """The route template, never the raw path, so label values stay bounded."""
+    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    from prometheus_flask_exporter import PrometheusMetrics
+    from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
+
+    multiprocess = os.path.isdir(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
+    exporter_class = GunicornPrometheusMetrics if multiprocess else PrometheusMetrics
+    # The exporter gets a private registry: in multiprocess mode it only needs one to exist, and outside gunicorn
+    # (tests, `flask run`) it keeps several apps in one process from colliding.
+    exporter_class(
+        app,
+        path=None,
+        registry=CollectorRegistry(),
+        group_by=url_rule,
+        excluded_paths=EXCLUDED_PATHS,
+        buckets=REQUEST_BUCKETS,
+    )
+    metrics = instruments()
+    metrics.worker_threads.set(settings.threads)
+    metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version()).set(1)
+
+
+def reset_multiprocess_dir(path: str) -> None:
+    """Start from an empty directory: files left by an earlier run would be summed into this one's counters."""
+    if os.path.isdir(path):
+        for entry in os.scandir(path):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+    else:
+        os.makedirs(path, exist_ok=True)
+
+
+def serve(host: str, port: int) -> None:
+    """Serve the merged metrics of all workers from the gunicorn master (called in ``when_ready``)."""
+    from prometheus_client import start_http_server
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    registry = CollectorRegistry()
+    MultiProcessCollector(registry)
+    start_http_server(port, addr=host, registry=registry)
+
+
+def mark_worker_dead(pid: int) -> None:
+    """Drop a dead worker's live gauges; its counters stay in the files so totals never go backwards."""
+    from prometheus_client.multiprocess import mark_process_dead
+
+    mark_process_dead(pid)

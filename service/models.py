@@ -1,0 +1,109 @@
+"""The API's request and response models.
+
+The same pydantic models validate requests (flask-openapi3 for query strings, the handlers for JSON bodies) and
+generate ``/openapi.json``, so the document and the behaviour cannot drift apart.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TextOptions(BaseModel):
+    lowercase: bool = Field(True, description="Fold words to lower case before counting.")
+    min_length: int = Field(1, ge=1, le=100, description="Ignore words shorter than this many characters.")
+    stopwords: Literal["none", "en"] = Field("none", description="Drop common words of this language.")
+
+
+class AnalyzeQuery(TextOptions):
+    top: int = Field(10, ge=0, le=1000, description="How many of the most frequent words to return.")
+
+
+class TokenizeQuery(TextOptions):
+    limit: int = Field(100, ge=1, le=10000, description="How many tokens to return, from the start of the text.")
+
+
+class WordcountQuery(TextOptions):
+    limit: int = Field(10000, ge=1, le=100000, description="How many word counts to return, most frequent first.")
+
+
+class TextBody(BaseModel):
+    """The ``application/json`` form of a text upload."""
+
+    text: str = Field(description="The text to analyse.")
+
+
+class WordFrequency(BaseModel):
+    word: str
+    count: int = Field(ge=1)
+
+
+class AnalyzeResult(BaseModel):
+    bytes: int = Field(ge=0, description="Size of the text in UTF-8 bytes.")
+    tokens: int = Field(ge=0, description="Words counted (after the filters).")
+    unique: int = Field(ge=0, description="Distinct words.")
+    top: list[WordFrequency]
+    elapsed_ms: float = Field(ge=0)
+
+
+class TokenizeResult(BaseModel):
+    bytes: int = Field(ge=0)
+    total: int = Field(ge=0, description="All words in the text.")
+    tokens: list[str] = Field(description="The first `limit` words, in order.")
+    truncated: bool = Field(description="True when the text had more words than returned.")
+    elapsed_ms: float = Field(ge=0)
+
+
+class WordcountResult(BaseModel):
+    bytes: int = Field(ge=0)
+    tokens: int = Field(ge=0)
+    unique: int = Field(ge=0)
+    counts: list[WordFrequency] = Field(description="Most frequent first, ties alphabetical.")
+    truncated: bool = Field(description="True when there were more distinct words than `limit`.")
+    elapsed_ms: float = Field(ge=0)
+
+
+class ProblemDetail(BaseModel):
+    """RFC 9457 problem details."""
+
+    model_config = ConfigDict(extra="allow")
+    type: str = "about:blank"
+    title: str
+    status: int = Field(ge=400, le=599)
+    detail: str
+    code: str = Field(description="Stable machine-readable reason.")
+    instance: str | None = None
+
+
+class Health(BaseModel):
+    status: Literal["ok", "starting", "draining", "disabled"]
+    reason: str | None = None
+
+
+class Version(BaseModel):
+    version: str
+    commit: str
+    build_date: str
+
+
+class Info(BaseModel):
+    hostname: str
+    pod: str
+    namespace: str | None
+    node: str | None
+    python: str
+    workers: int
+    threads: int
+    pid: int
+    uptime_seconds: float
+
+
+def problem_responses(*statuses: int) -> dict[int, dict[str, Any]]:
+    """OpenAPI response entries for error statuses, all answered as problem+json."""
+    schema = ProblemDetail.model_json_schema()
+    return {
+        status: {"description": "Problem details (RFC 9457)", "content": {"application/problem+json": {"schema": schema}}}
+        for status in statuses
+    }

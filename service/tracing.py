@@ -1,0 +1,136 @@
+"""OpenTelemetry tracing, configured only by the standard ``OTEL_*`` variables.
+
+Off unless an OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) or
+``OTEL_TRACES_EXPORTER`` names an exporter (``console`` for local work). The provider, the batch processor and the
+exporter are created in each worker after fork (``post_fork``): their threads and sockets would not survive a fork.
+Spans are exported from the processor's thread through a bounded queue, so a slow or absent collector never slows a
+request; what is lost is counted in ``flask_svc_otel_spans_dropped_total``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+from service.metrics import instruments
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+log = logging.getLogger(__name__)
+
+# Matched by the Flask instrumentation against the full URL with re.search, so each is anchored on both ends.
+EXCLUDED_URLS = r"^https?://[^/]+/(livez|healthz|readyz|startupz)/?(\?.*)?$"
+_FLUSH_TIMEOUT_MS = 2000  # a worker's last flush must fit in the drain budget
+
+_provider: TracerProvider | None = None
+
+
+def exporter_name(environ: os._Environ[str] | dict[str, str] | None = None) -> str | None:
+    """Which exporter the standard variables ask for, or None when tracing is off."""
+    env = os.environ if environ is None else environ
+    chosen = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if chosen == "none":
+        return None
+    if chosen:
+        return chosen.split(",")[0].strip()
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return "otlp"
+    return None
+
+
+class CountingExporter(SpanExporter):
+    """Counts spans whose export failed (collector down, refused, timed out)."""
+
+    def __init__(self, inner: SpanExporter) -> None:
+        self.inner = inner
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self.inner.export(spans)
+        except Exception:
+            result = SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            instruments().spans_dropped.labels("export_failed").inc(len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        self.inner.shutdown()
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return self.inner.force_flush(timeout_millis)
+
+
+class CountingBatchSpanProcessor(BatchSpanProcessor):
+    """Counts spans refused because the export queue is full (the SDK only logs a warning)."""
+
+    def __init__(self, exporter: SpanExporter) -> None:
+        super().__init__(exporter)
+        self._max_queue = int(os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE", "2048"))
+
+    def on_end(self, span: ReadableSpan) -> None:
+        queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
+        if queue is not None and len(queue) >= self._max_queue and span.context and span.context.trace_flags.sampled:
+            instruments().spans_dropped.labels("queue_full").inc()
+        super().on_end(span)
+
+
+def _make_exporter(name: str) -> SpanExporter:
+    if name == "otlp":
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        return OTLPSpanExporter()
+    if name == "console":
+        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
+
+        return ConsoleSpanExporter()
+    raise ValueError(name)
+
+
+def start() -> bool:
+    """Create this process's provider from the environment; returns whether tracing is on."""
+    global _provider
+    name = exporter_name()
+    if name is None:
+        return False
+    # Server spans with the stable HTTP semantic conventions (http.request.method, url.path, …).
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": "flask-svc"}))
+    provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER / _ARG
+    provider.add_span_processor(CountingBatchSpanProcessor(CountingExporter(_make_exporter(name))))
+    trace.set_tracer_provider(provider)
+    _provider = provider
+    log.info("tracing on", extra={"exporter": name})
+    return True
+
+
+def stop() -> None:
+    """Flush what is queued, briefly, then shut the exporter down (``worker_exit``)."""
+    global _provider
+    if _provider is not None:
+        _provider.force_flush(_FLUSH_TIMEOUT_MS)
+        _provider.shutdown()
+        _provider = None
+
+
+def enabled() -> bool:
+    return _provider is not None
+
+
+def instrument(app: Flask) -> None:
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)
+
+
+def tracer() -> trace.Tracer:
+    return trace.get_tracer("service")
