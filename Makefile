@@ -42,6 +42,7 @@ lint: venv-dev ## ruff lint and format check
 typecheck: venv-dev ## mypy (strict) on service/
 	$(BIN)/mypy
 
+PYTEST_ARGS ?= -m "not e2e"
 pytest: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 

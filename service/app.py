@@ -32,7 +32,9 @@ def build_app(settings: Settings | None = None) -> Flask:
         validation_error_status=422,
         validation_error_callback=problems.validation_problem,
     )
-    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes
+    # Werkzeug refuses the read that follows reaching its limit, even at end of body: one byte of headroom makes
+    # a body of exactly the configured size pass and one byte more fail, for every body form.
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1
     app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in model order read better
     app.extensions["flask_svc.settings"] = settings
     app.extensions["flask_svc.lifecycle"] = state

@@ -32,7 +32,7 @@ from service.models import (
 )
 from service.problems import Problem
 
-CHUNK_BYTES = 64 * 1024
+CHUNK_BYTES = 16 * 1024
 TEXT_MEDIA_TYPES = ("text/plain", "application/json", "multipart/form-data")
 _TEXT_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 _ERRORS = problem_responses(400, 413, 415, 422)

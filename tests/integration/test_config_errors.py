@@ -1,0 +1,40 @@
+"""Bad configuration stops the process before it binds, with one line naming the variable."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.support.server import ROOT, free_port
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("PORT", "eighty", "an integer port from 1 to 65535"),
+        ("PORT", "70000", "an integer port from 1 to 65535"),
+        ("METRICS_PORT", "0", "an integer port from 1 to 65535"),
+        ("WEB_CONCURRENCY", "0", "an integer from 1 to 64"),
+        ("GUNICORN_THREADS", "many", "an integer from 1 to 256"),
+        ("GUNICORN_GRACEFUL_TIMEOUT", "1.5", "an integer number of seconds"),
+        ("LOG_LEVEL", "verbose", "one of debug, info, warning, error, critical"),
+        ("LOG_FORMAT", "xml", "one of json, console"),
+        ("FLASK_SVC_MAX_UPLOAD_BYTES", "10MB", "an integer number of bytes"),
+        ("FLASK_SVC_DEBUG_ENDPOINTS", "sure", "true or false"),
+        ("FLASK_SVC_DELAY_MAX_SECONDS", "nan", "a number of seconds"),
+    ],
+)
+def test_bad_variable_exits_before_binding(variable: str, value: str, expected: str) -> None:
+    port = free_port()
+    env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), "METRICS_PORT": str(free_port()), variable: value}
+    result = subprocess.run(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode != 0
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1, lines  # one line, no traceback
+    assert variable in lines[0] and expected in lines[0]
+    assert "Traceback" not in result.stderr

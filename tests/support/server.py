@@ -1,0 +1,118 @@
+"""Start the real service — gunicorn via `python -m service` — on free loopback ports, for tests and the bench."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[str]
+    port: int
+    metrics_port: int
+    lines: list[str] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def metrics_url(self) -> str:
+        return f"http://127.0.0.1:{self.metrics_port}/metrics"
+
+    def json_logs(self) -> list[dict[str, object]]:
+        records = []
+        for line in list(self.lines):
+            try:
+                records.append(json.loads(line))
+            except ValueError:
+                continue
+        return records
+
+    def stop(self, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout)
+
+
+def _pump(stream: object, sink: list[str]) -> None:
+    for line in stream:  # type: ignore[attr-defined]
+        sink.append(line.rstrip("\n"))
+
+
+def wait_ready(url: str, process: subprocess.Popen[str] | None = None, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
+        try:
+            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
+                return
+        except requests.ConnectionError:
+            pass
+        time.sleep(0.05)
+    raise TimeoutError(f"{url}/readyz not 200 within {timeout}s")
+
+
+@contextmanager
+def running_server(env: Mapping[str, str] | None = None, ready: bool = True) -> Iterator[Server]:
+    """The service as a child process with its own temp metrics dir; stopped (SIGTERM, then kill) afterwards."""
+    port, metrics_port = free_port(), free_port()
+    with tempfile.TemporaryDirectory(prefix="flask-svc-test-") as tmp:
+        full_env = {
+            k: v for k, v in os.environ.items() if not k.startswith(("OTEL_", "FLASK_SVC_", "PROMETHEUS_", "GUNICORN_"))
+        }
+        full_env.update(
+            HOST="127.0.0.1",
+            PORT=str(port),
+            METRICS_PORT=str(metrics_port),
+            PROMETHEUS_MULTIPROC_DIR=os.path.join(tmp, "metrics"),
+            LOG_FORMAT="json",
+            LOG_LEVEL="debug",
+            PYTHONUNBUFFERED="1",
+        )
+        full_env.update(env or {})
+        process = subprocess.Popen(
+            [sys.executable, "-m", "service"],
+            cwd=ROOT,
+            env=full_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+        server = Server(process, port, metrics_port)
+        threading.Thread(target=_pump, args=(process.stdout, server.lines), daemon=True).start()
+        try:
+            if ready:
+                wait_ready(server.url, process)
+            yield server
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
+                try:
+                    process.wait(30)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
