@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import logging
 from typing import Any
 
@@ -13,6 +14,7 @@ from service.analysis import AnalysisOptions, analyze_chunks
 from service.config import Settings, load_settings
 from service.handlers import analysis, debug, health, ops
 from service.lifecycle import Lifecycle
+from service.models import problem_responses
 
 log = logging.getLogger(__name__)
 _TEXT_ENDPOINTS = ("/api/v1/analyze", "/api/v1/tokenize", "/api/v1/wordcount")
@@ -29,12 +31,14 @@ def build_app(settings: Settings | None = None) -> Flask:
             description="Text analysis on a production-grade Flask service",
         ),
         doc_ui=False,
-        validation_error_status=422,
+        security_schemes={},
+        validation_error_status="422",
         validation_error_callback=problems.validation_problem,
     )
     # Werkzeug refuses the read that follows reaching its limit, even at end of body: one byte of headroom makes
     # a body of exactly the configured size pass and one byte more fail, for every body form.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1
+    app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes + 1  # a filename-less "file" part is a field
     app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in model order read better
     app.extensions["flask_svc.settings"] = settings
     app.extensions["flask_svc.lifecycle"] = state
@@ -58,9 +62,20 @@ def build_app(settings: Settings | None = None) -> Flask:
 
 def openapi_document(app: OpenAPI) -> Response:
     """The generated OpenAPI 3.1 document, with the text endpoints' three request-body forms spelled out."""
-    document: dict[str, Any] = app.api_doc
+    document: dict[str, Any] = copy.deepcopy(app.api_doc)
     for path in _TEXT_ENDPOINTS:
         document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
+    # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only
+    # operations that take parameters or a body can produce one.
+    unprocessable = problem_responses(422)[422]
+    for operations in document["paths"].values():
+        for operation in operations.values():
+            responses = operation.setdefault("responses", {})
+            responses.pop(422, None)
+            if operation.get("parameters") or operation.get("requestBody"):
+                responses["422"] = unprocessable
+            else:
+                responses.pop("422", None)
     return jsonify(document)
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -105,7 +106,9 @@ def start() -> bool:
     resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": "flask-svc"}))
-    provider = TracerProvider(resource=resource)  # sampler from OTEL_TRACES_SAMPLER / _ARG
+    # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
+    # would wait out a hung export instead.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     provider.add_span_processor(CountingBatchSpanProcessor(CountingExporter(_make_exporter(name))))
     trace.set_tracer_provider(provider)
     _provider = provider
@@ -114,12 +117,23 @@ def start() -> bool:
 
 
 def stop() -> None:
-    """Flush what is queued, briefly, then shut the exporter down (``worker_exit``)."""
+    """Flush what is queued, within a bound, then let the exporter go (``worker_exit``).
+
+    The SDK's shutdown waits for an export in progress, up to the OTLP timeout (10 s by default) when the collector
+    hangs: run it on a daemon thread and wait only as long as the drain budget allows.
+    """
     global _provider
-    if _provider is not None:
-        _provider.force_flush(_FLUSH_TIMEOUT_MS)
-        _provider.shutdown()
-        _provider = None
+    if _provider is None:
+        return
+    provider, _provider = _provider, None
+    closer = threading.Thread(target=_flush_and_shutdown, args=(provider,), name="otel-shutdown", daemon=True)
+    closer.start()
+    closer.join(_FLUSH_TIMEOUT_MS / 1000)
+
+
+def _flush_and_shutdown(provider: TracerProvider) -> None:
+    provider.force_flush(_FLUSH_TIMEOUT_MS)
+    provider.shutdown()
 
 
 def enabled() -> bool:

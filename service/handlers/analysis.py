@@ -51,9 +51,10 @@ def request_body_spec() -> dict[str, Any]:
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "format": "binary"}},
+                    "properties": {"file": {"type": "string", "contentMediaType": "text/plain"}},
                     "required": ["file"],
-                }
+                },
+                "encoding": {"file": {"contentType": "text/plain"}},
             },
         },
     }
@@ -71,7 +72,10 @@ def _json_text_chunks() -> Iterator[bytes]:
         if any(item["type"] == "json_invalid" for item in error.errors()):
             raise Problem(400, "malformed_json", "the body is not valid JSON") from None
         raise Problem(422, "unprocessable", 'a JSON body must be an object with a string field "text"') from None
-    text = body.text
+    yield from _encoded(body.text)
+
+
+def _encoded(text: str) -> Iterator[bytes]:
     for start in range(0, len(text), CHUNK_BYTES):
         try:
             yield text[start : start + CHUNK_BYTES].encode("utf-8")
@@ -91,9 +95,12 @@ def body_chunks() -> Iterator[bytes]:
         return _json_text_chunks()
     if mimetype == "multipart/form-data":
         upload = request.files.get("file")
-        if upload is None:
-            raise Problem(400, "malformed_multipart", 'the multipart body has no "file" part')
-        return _read(upload.stream)
+        if upload is not None:
+            return _read(upload.stream)
+        field = request.form.get("file")  # a part without a filename arrives as a form field
+        if field is not None:
+            return _encoded(field)
+        raise Problem(400, "malformed_multipart", 'the multipart body has no "file" part')
     raise Problem(
         415,
         "unsupported_media_type",

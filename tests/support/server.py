@@ -70,7 +70,7 @@ def wait_ready(url: str, process: subprocess.Popen[str] | None = None, timeout: 
         try:
             if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy to answer within a second
             pass
         time.sleep(0.05)
     raise TimeoutError(f"{url}/readyz not 200 within {timeout}s")
