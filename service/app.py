@@ -7,7 +7,8 @@ import logging
 from typing import Any
 
 from flask import Flask, Response, jsonify
-from flask_openapi3 import Info, OpenAPI
+from flask_openapi3.models.info import Info
+from flask_openapi3.openapi import OpenAPI
 
 from service import metrics, problems, requestctx, tracing
 from service.analysis import AnalysisOptions, analyze_chunks

@@ -7,8 +7,10 @@ the variable and what it accepts, so the process can stop before it binds a port
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from typing import Any
@@ -104,6 +106,28 @@ def _text(raw: str) -> str:
     return raw.strip()
 
 
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
+
+
+def _host(raw: str) -> str:
+    value = raw.strip()
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.fullmatch(value):
+            raise
+    return value
+
+
+def _absolute_path(raw: str) -> str:
+    value = raw.strip()
+    if not value.startswith("/") or "\x00" in value:
+        raise ValueError(raw)
+    return value
+
+
 def _nonempty(raw: str) -> str:
     if not raw.strip():
         raise ValueError(raw)
@@ -114,15 +138,15 @@ _PORT = _integer(1, 65535)
 _PORT_ACCEPTS = "an integer port from 1 to 65535"
 
 VARIABLES: tuple[Variable, ...] = (
-    Variable("HOST", "host", "0.0.0.0", "an address to bind", _nonempty, "Bind address (`make run` uses 127.0.0.1)."),
+    Variable(
+        "HOST", "host", "0.0.0.0", "an IP address or host name", _host, "Bind address (`make run` uses 127.0.0.1)."
+    ),
     Variable("PORT", "port", "8080", _PORT_ACCEPTS, _PORT, "Application port."),
     Variable("METRICS_PORT", "metrics_port", "9797", _PORT_ACCEPTS, _PORT, "Prometheus `/metrics` port (master)."),
     Variable(
         "WEB_CONCURRENCY", "workers", "1", "an integer from 1 to 64", _integer(1, 64), "gunicorn worker processes."
     ),
-    Variable(
-        "GUNICORN_THREADS", "threads", "4", "an integer from 1 to 256", _integer(1, 256), "Threads per worker."
-    ),
+    Variable("GUNICORN_THREADS", "threads", "4", "an integer from 1 to 256", _integer(1, 256), "Threads per worker."),
     Variable(
         "GUNICORN_TIMEOUT",
         "timeout",
@@ -160,8 +184,8 @@ VARIABLES: tuple[Variable, ...] = (
         "PROMETHEUS_MULTIPROC_DIR",
         "multiproc_dir",
         "/tmp/flask-svc-metrics",  # noqa: S108 — the chart mounts an emptyDir here; wiped at start
-        "a directory path",
-        _nonempty,
+        "an absolute directory path",
+        _absolute_path,
         "Where workers write metric files; wiped at start.",
     ),
     Variable(
@@ -180,9 +204,7 @@ VARIABLES: tuple[Variable, ...] = (
         _boolean,
         "Serve the debug endpoints (`/delay`, `/status`, `/fault`, `/burn`, …).",
     ),
-    Variable(
-        "FLASK_SVC_RELOAD", "reload", "false", "true or false", _boolean, "gunicorn code reload (dev loop only)."
-    ),
+    Variable("FLASK_SVC_RELOAD", "reload", "false", "true or false", _boolean, "gunicorn code reload (dev loop only)."),
     Variable(
         "FLASK_SVC_DELAY_MAX_SECONDS",
         "delay_max_seconds",

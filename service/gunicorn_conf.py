@@ -30,7 +30,8 @@ timeout = _settings.timeout
 graceful_timeout = _settings.graceful_timeout
 keepalive = _settings.keepalive
 # Heartbeat files on tmpfs: a disk-backed /tmp can stall workers into the timeout under I/O pressure.
-worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+_SHM = "/dev/shm"  # noqa: S108 — a tmpfs, which is the point
+worker_tmp_dir = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
 # gunicorn ≥ 25 opens a control socket by default: it fails on a read-only root and exposes kill commands.
 control_socket_disable = True
 preload_app = False  # tracing (threads, sockets) must start after fork

@@ -109,6 +109,14 @@ def init_app(app: Flask, settings: Settings) -> None:
         buckets=REQUEST_BUCKETS,
     )
     metrics = instruments()
+    # Every labelled series exists from the start at 0: a panel shows 0 rather than "No data", and rate() sees the
+    # first increase instead of a series that appears already at its first value.
+    for reason in REJECT_REASONS.values():
+        metrics.rejected.labels(reason)
+    for reason in ("export_failed", "queue_full"):
+        metrics.spans_dropped.labels(reason)
+    for endpoint in ("analyze", "wordcount", "tokenize"):
+        metrics.analysis_duration.labels(endpoint)
     metrics.worker_threads.set(settings.threads)
     metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version()).set(1)
 
@@ -131,7 +139,7 @@ def serve(host: str, port: int) -> None:
     from prometheus_client.multiprocess import MultiProcessCollector
 
     registry = CollectorRegistry()
-    MultiProcessCollector(registry)
+    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     start_http_server(port, addr=host, registry=registry)
 
 
@@ -139,4 +147,4 @@ def mark_worker_dead(pid: int) -> None:
     """Drop a dead worker's live gauges; its counters stay in the files so totals never go backwards."""
     from prometheus_client.multiprocess import mark_process_dead
 
-    mark_process_dead(pid)
+    mark_process_dead(pid)  # type: ignore[no-untyped-call]

@@ -100,10 +100,13 @@ class Info(BaseModel):
     uptime_seconds: float
 
 
-def problem_responses(*statuses: int) -> dict[int, dict[str, Any]]:
+def problem_responses(*statuses: int) -> dict[str | int, Any]:
     """OpenAPI response entries for error statuses, all answered as problem+json."""
     schema = ProblemDetail.model_json_schema()
     return {
-        status: {"description": "Problem details (RFC 9457)", "content": {"application/problem+json": {"schema": schema}}}
+        status: {
+            "description": "Problem details (RFC 9457)",
+            "content": {"application/problem+json": {"schema": schema}},
+        }
         for status in statuses
     }

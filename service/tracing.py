@@ -143,7 +143,7 @@ def enabled() -> bool:
 def instrument(app: Flask) -> None:
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-    FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)
+    FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)  # type: ignore[no-untyped-call]
 
 
 def tracer() -> trace.Tracer:

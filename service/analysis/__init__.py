@@ -7,4 +7,14 @@ from service.analysis.pipeline import Analysis, AnalysisOptions, FirstWords, Str
 from service.analysis.tokenizer import Tokenizer, tokenize
 from service.analysis.wordcount import WordCount
 
-__all__ = ["Analysis", "AnalysisOptions", "FirstWords", "StreamStats", "first_words", "Tokenizer", "WordCount", "analyze_chunks", "tokenize"]
+__all__ = [
+    "Analysis",
+    "AnalysisOptions",
+    "FirstWords",
+    "StreamStats",
+    "Tokenizer",
+    "WordCount",
+    "analyze_chunks",
+    "first_words",
+    "tokenize",
+]

@@ -19,7 +19,7 @@ import regex
 
 # The ASCII pattern is the Unicode one restricted to ASCII; the stdlib engine runs it about twice as fast.
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-][A-Za-z0-9]+)*")
-_UNICODE_WORD = regex.compile(r"[\p{L}\p{N}][\p{L}\p{N}\p{M}]*(?:['’\-][\p{L}\p{N}][\p{L}\p{N}\p{M}]*)*")
+_UNICODE_WORD = regex.compile(r"[\p{L}\p{N}][\p{L}\p{N}\p{M}]*(?:['’\-][\p{L}\p{N}][\p{L}\p{N}\p{M}]*)*")  # noqa: RUF001
 _WHITESPACE = regex.compile(r"\s", flags=regex.REVERSE)
 # Where a run without whitespace outgrows the carry, cut after ASCII punctuation that cannot join a word or start
 # a canonical composition ('<', '=', '>' combine with U+0338; apostrophe and hyphen can sit inside a word).

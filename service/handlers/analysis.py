@@ -11,7 +11,8 @@ from collections.abc import Callable, Iterator
 from typing import Any, TypeVar
 
 from flask import Response, jsonify, request
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
 from pydantic import ValidationError
 
 from service import tracing

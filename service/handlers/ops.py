@@ -7,7 +7,8 @@ import platform
 import socket
 
 from flask import Response, current_app, jsonify
-from flask_openapi3 import APIBlueprint, Tag
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
 
 from service.config import Settings
 from service.lifecycle import Lifecycle

@@ -90,7 +90,9 @@ def test_invalid_utf8_reports_offset(server: Server) -> None:
     assert body["offset"] == 4
 
 
-@pytest.mark.parametrize("query", ["?top=-1", "?top=1001", "?top=x", "?min_length=0", "?stopwords=fr", "?lowercase=maybe"])
+@pytest.mark.parametrize(
+    "query", ["?top=-1", "?top=1001", "?top=x", "?min_length=0", "?stopwords=fr", "?lowercase=maybe"]
+)
 def test_bad_query_parameters(server: Server, query: str) -> None:
     body = _assert_problem(_analyze(server, query, json={"text": "a"}), 422, "unprocessable")
     assert body["errors"]
@@ -108,7 +110,9 @@ def test_upload_limit() -> None:
         url = srv.url + "/api/v1/analyze"
         ok = requests.post(url, data=b"a " * 500, headers={"Content-Type": "text/plain"}, timeout=10)
         assert ok.status_code == 200
-        _assert_problem(requests.post(url, data=b"a " * 500 + b"b", headers={"Content-Type": "text/plain"}, timeout=10), 413)
+        _assert_problem(
+            requests.post(url, data=b"a " * 500 + b"b", headers={"Content-Type": "text/plain"}, timeout=10), 413
+        )
         exact_json = '{"text": "' + "a" * 988 + '"}'
         assert requests.post(url, data=exact_json, headers={"Content-Type": "application/json"}, timeout=10).ok
 

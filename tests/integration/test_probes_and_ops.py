@@ -58,7 +58,9 @@ def test_request_id_is_echoed_or_generated(server: Server) -> None:
 
 def test_access_log_is_json_with_request_fields(server: Server) -> None:
     requests.get(server.url + "/version", headers={"X-Request-ID": "log-check-1"}, timeout=5)
-    access = [r for r in server.json_logs() if r.get("logger") == "gunicorn.access" and r.get("request_id") == "log-check-1"]
+    access = [
+        r for r in server.json_logs() if r.get("logger") == "gunicorn.access" and r.get("request_id") == "log-check-1"
+    ]
     assert len(access) == 1
     line = access[0]
     assert line["method"] == "GET" and line["path"] == "/version" and line["route"] == "/version"

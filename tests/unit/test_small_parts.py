@@ -1,0 +1,67 @@
+"""Small pure pieces: secret redaction, exporter selection, log formatting, problem documents."""
+
+from __future__ import annotations
+
+import json
+import logging
+
+import pytest
+
+from service.config import load_settings
+from service.handlers.debug import REDACTED, redact
+from service.logs import make_handler, rfc3339
+from service.tracing import EXCLUDED_URLS, exporter_name
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "expected"),
+    [
+        ("AWS_SECRET_ACCESS_KEY", "abc", REDACTED),
+        ("GITHUB_TOKEN", "abc", REDACTED),
+        ("DB_PASSWORD", "abc", REDACTED),
+        ("DATABASE_URL", "postgres://u:pw@h/db", f"postgres://u:{REDACTED}@h/db"),
+        ("HOME", "/root", "/root"),
+    ],
+)
+def test_redact(name: str, value: str, expected: str) -> None:
+    assert redact(name, value) == expected
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, "otlp"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, "otlp"),
+        ({"OTEL_TRACES_EXPORTER": "console"}, "console"),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, None),
+    ],
+)
+def test_exporter_selection(env: dict[str, str], expected: str | None) -> None:
+    assert exporter_name(env) == expected
+
+
+def test_probe_exclusion_is_anchored() -> None:
+    import re
+
+    pattern = re.compile(EXCLUDED_URLS)
+    assert pattern.search("http://10.0.0.1:8080/livez")
+    assert pattern.search("http://svc/readyz?verbose=1")
+    assert not pattern.search("http://svc/api/v1/analyze?next=/livez")
+    assert not pattern.search("http://svc/api/livez-report")
+
+
+def test_json_log_line_shape(capsys: pytest.CaptureFixture[str]) -> None:
+    handler = make_handler(load_settings({}))
+    logger = logging.getLogger("flask-svc-test-json")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.warning("hello %s", "there", extra={"route": "/x"})
+    line = json.loads(capsys.readouterr().out)
+    assert line["message"] == "hello there" and line["level"] == "warning" and line["route"] == "/x"
+    assert line["logger"] == "flask-svc-test-json" and line["timestamp"].endswith("Z")
+    assert "trace_id" not in line  # absent outside a span, rather than null
+
+
+def test_rfc3339() -> None:
+    assert rfc3339(0) == "1970-01-01T00:00:00.000Z"
