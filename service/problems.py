@@ -11,6 +11,17 @@ from pydantic import ValidationError
 from werkzeug.exceptions import HTTPException
 
 PROBLEM_JSON = "application/problem+json"
+# Stable codes for the statuses clients meet; HTTP reason phrases change between Python versions (413).
+STATUS_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+    422: "unprocessable",
+    500: "internal_error",
+    503: "service_unavailable",
+}
 log = logging.getLogger(__name__)
 
 
@@ -32,7 +43,7 @@ def problem_response(status: int, detail: str, code: str | None = None, **extra:
         "title": phrase,
         "status": status,
         "detail": detail,
-        "code": code or phrase.lower().replace(" ", "_").replace("-", "_"),
+        "code": code or STATUS_CODES.get(status) or phrase.lower().replace(" ", "_").replace("-", "_"),
         "instance": request.path if request else None,
         **extra,
     }

@@ -52,6 +52,7 @@ def test_tokenize_and_wordcount(server: Server) -> None:
 
 
 def _assert_problem(response: requests.Response, status: int, code: str | None = None) -> dict[str, object]:
+    code = code or {413: "payload_too_large", 404: "not_found", 405: "method_not_allowed"}.get(status)
     assert response.status_code == status, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
     body = response.json()
