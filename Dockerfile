@@ -1,0 +1,90 @@
+# flask-svc image: a builder stage makes the virtualenv from the hashed lock; the runtime stage gets only the
+# virtualenv and service/. Build with BuildKit (DOCKER_BUILDKIT=1 or buildx); see `make image`.
+#
+# BASE_IMAGE: any image with the interface of python:3.12-slim (python, python -m venv, CA certificates, sh,
+# groupadd/useradd), e.g. a digest pin (python:3.12-slim@sha256:...) or the same image from a private mirror.
+ARG BASE_IMAGE=python:3.12-slim
+
+FROM ${BASE_IMAGE} AS builder
+
+# Pip's own variables, for a private index or mirror. They exist only in this stage, so they never reach the
+# final image's history. Credentials and CA bundles go in as BuildKit secrets instead (see below).
+ARG PIP_INDEX_URL
+ARG PIP_EXTRA_INDEX_URL
+ARG PIP_TRUSTED_HOST
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+RUN python -m venv /opt/venv
+
+# Dependencies before the source, so a code change reuses this layer. No .pyc here: the runtime stage compiles
+# what start-up needs (see there), which keeps rarely used modules from doubling their size in the image.
+# Optional secrets: pip_conf (a pip.conf: index, credentials, find-links) and pip_ca (a CA bundle, e.g. for a
+# TLS-intercepting proxy). They are mounted for this one command and leave no trace in any layer.
+COPY requirements.lock /tmp/requirements.lock
+RUN --mount=type=secret,id=pip_conf \
+    --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip_conf; fi; \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi; \
+    /opt/venv/bin/pip install --require-hashes --no-deps --only-binary=:all: --no-compile \
+        -r /tmp/requirements.lock \
+    && /opt/venv/bin/pip uninstall --yes pip setuptools wheel \
+    && rm /tmp/requirements.lock
+
+# The app code: owned by root, readable (not writable) by everyone else, whatever the umask of the checkout.
+COPY service/ /app/service/
+RUN chmod -R u=rwX,go=rX /app
+
+FROM ${BASE_IMAGE}
+
+# A fixed numeric UID/GID, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+RUN groupadd --system --gid 10001 app \
+    && useradd --system --no-log-init --uid 10001 --gid 10001 --home-dir /nonexistent --no-create-home \
+        --shell /usr/sbin/nologin app
+
+# APP_CODE_OWNER stays root (the app cannot modify its own code) except in skaffold's dev builds, where file
+# sync has to write into /app/service; the ci profile and releases keep the default.
+ARG APP_CODE_OWNER=0:0
+COPY --from=builder /opt/venv /opt/venv
+COPY --from=builder --chown=${APP_CODE_OWNER} /app /app
+
+ENV PATH=/opt/venv/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+WORKDIR /app
+# The app user cannot write .pyc files (and the root filesystem may be read-only), and the official python
+# images ship the standard library without them, so every worker would compile its imports at each start.
+# Compile here, as root, the modules start-up imports (standard library, venv, app) plus all of service/:
+# importing the app also proves the image can load it.
+RUN python -c "import compileall, sys; \
+import gunicorn.app.wsgiapp, gunicorn.arbiter, gunicorn.workers.gthread, service.app, service.logs; \
+loaded = sorted({m.__file__ for m in list(sys.modules.values()) if (getattr(m, '__file__', None) or '').endswith('.py')}); \
+ok = all([compileall.compile_file(f, quiet=2) for f in loaded]) and compileall.compile_dir('/app/service', quiet=2); \
+sys.exit(not ok)"
+
+USER 10001:10001
+EXPOSE 8080 9797
+
+# Last, so a new commit or build time changes only metadata, not layers.
+ARG BASE_IMAGE
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG CREATED=unknown
+ARG SOURCE=
+LABEL org.opencontainers.image.title="flask-svc" \
+      org.opencontainers.image.description="Flask on gunicorn, packaged for Kubernetes" \
+      org.opencontainers.image.licenses="Apache-2.0" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      org.opencontainers.image.source="${SOURCE}" \
+      org.opencontainers.image.base.name="${BASE_IMAGE}"
+ENV FLASK_SVC_VERSION=${VERSION} \
+    FLASK_SVC_GIT_COMMIT=${REVISION} \
+    FLASK_SVC_BUILD_DATE=${CREATED}
+
+# gunicorn is PID 1: it handles SIGTERM as a graceful drain and reaps its own workers.
+STOPSIGNAL SIGTERM
+CMD ["gunicorn", "--config", "python:service.gunicorn_conf", "service:create_app()"]
