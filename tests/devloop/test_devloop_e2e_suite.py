@@ -1,0 +1,57 @@
+"""The e2e suite as `make test` sees it: collected, all marked e2e, skipped with its reason without a cluster,
+and failing instead of skipping when FLASK_SVC_E2E_REQUIRED=true (the e2e workflow)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.devloop.conftest import ROOT
+
+E2E = "tests/e2e"
+
+
+def pytest_run(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess[str]:
+    # No cluster: an empty kubeconfig. CI and outer pytest options are dropped so that only this suite decides.
+    dropped = ("CI", "PYTEST_ADDOPTS")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(("FLASK_SVC_E2E_", "KUBE")) and k not in dropped}
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text("")
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
+        env={**base, "KUBECONFIG": str(kubeconfig), **env},
+    )
+
+
+def test_the_suite_is_collected_and_entirely_marked_e2e(tmp_path: Path) -> None:
+    marked = pytest_run("--collect-only", "-q", "-m", "e2e", E2E, tmp_path=tmp_path)
+    assert marked.returncode == 0, marked.stdout + marked.stderr
+    ids = [line for line in marked.stdout.splitlines() if "::" in line]
+    assert len(ids) >= 10, marked.stdout
+    for needle in ("rolling_restart", "scales_out", "helm_test", "readyz", "analyze", "metrics", "security"):
+        assert any(needle in i for i in ids), f"no e2e test about {needle}"
+    unmarked = pytest_run("--collect-only", "-q", "-m", "not e2e", E2E, tmp_path=tmp_path)
+    assert "no tests collected" in unmarked.stdout or "deselected" in unmarked.stdout, unmarked.stdout
+    assert not [line for line in unmarked.stdout.splitlines() if "::" in line]
+
+
+def test_without_a_cluster_every_test_skips_with_the_reason(tmp_path: Path) -> None:
+    out = pytest_run("-m", "e2e", E2E, "-rs", tmp_path=tmp_path)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert " passed" not in out.stdout and "failed" not in out.stdout and "error" not in out.stdout
+    assert "skipped" in out.stdout
+    assert "no Kubernetes cluster reachable" in out.stdout and "FLASK_SVC_E2E_REQUIRED=true" in out.stdout
+
+
+def test_required_turns_no_cluster_into_a_failure(tmp_path: Path) -> None:
+    out = pytest_run("-m", "e2e", E2E, "-x", tmp_path=tmp_path, FLASK_SVC_E2E_REQUIRED="true")
+    assert out.returncode == 1, out.stdout + out.stderr
+    assert "no Kubernetes cluster reachable" in out.stdout
+    assert "skipped" not in out.stdout

@@ -1,0 +1,128 @@
+"""Fixtures for the e2e suite: the cluster from the current kubeconfig, and the flask-svc release in it.
+
+Without a reachable cluster every e2e test is skipped with one reason, unless FLASK_SVC_E2E_REQUIRED=true
+(set by .github/workflows/e2e.yaml), which turns that into a failure: the workflow must never pass by skipping.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.e2e.kube_support import (
+    REQUIRED_ENV,
+    Settings,
+    connect_cluster,
+    env_flag,
+    pod_is_ready,
+    selector_string,
+    wait_for_rollout,
+)
+
+
+@pytest.fixture(scope="session")
+def settings() -> Settings:
+    return Settings.from_env()
+
+
+@pytest.fixture(scope="session")
+def kube_api() -> Iterator[Any]:
+    api, detail = connect_cluster()
+    if api is None:
+        reason = (
+            f"no Kubernetes cluster reachable: {detail}. The e2e suite runs on kind in "
+            f".github/workflows/e2e.yaml; {REQUIRED_ENV}=true turns this skip into a failure."
+        )
+        if env_flag(REQUIRED_ENV):
+            pytest.fail(reason, pytrace=False)
+        pytest.skip(reason)
+    yield api
+    api.close()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _cluster(kube_api: Any) -> Any:
+    """Every e2e module needs the cluster: one skip (or failure) reason for all of them."""
+    return kube_api
+
+
+@pytest.fixture(scope="session")
+def core(kube_api: Any) -> Any:
+    from kubernetes import client
+
+    return client.CoreV1Api(kube_api)
+
+
+@pytest.fixture(scope="session")
+def apps(kube_api: Any) -> Any:
+    from kubernetes import client
+
+    return client.AppsV1Api(kube_api)
+
+
+@pytest.fixture(scope="session")
+def batch(kube_api: Any) -> Any:
+    from kubernetes import client
+
+    return client.BatchV1Api(kube_api)
+
+
+@pytest.fixture(scope="session")
+def autoscaling(kube_api: Any) -> Any:
+    from kubernetes import client
+
+    return client.AutoscalingV2Api(kube_api)
+
+
+@pytest.fixture(scope="session")
+def custom(kube_api: Any) -> Any:
+    from kubernetes import client
+
+    return client.CustomObjectsApi(kube_api)
+
+
+@pytest.fixture(scope="session")
+def release_selector(settings: Settings) -> str:
+    return f"app.kubernetes.io/instance={settings.release}"
+
+
+@pytest.fixture(scope="session")
+def deployment_name(apps: Any, settings: Settings, release_selector: str) -> str:
+    found = apps.list_namespaced_deployment(settings.namespace, label_selector=release_selector).items
+    names = [d.metadata.name for d in found]
+    assert len(names) == 1, f"expected one Deployment with {release_selector} in {settings.namespace}, got {names}"
+    return str(names[0])
+
+
+@pytest.fixture
+def deployment(apps: Any, settings: Settings, deployment_name: str) -> Any:
+    """The Deployment once its rollout is complete (re-read for every test: other tests change it)."""
+    wait_for_rollout(apps, settings.namespace, deployment_name, settings.rollout_timeout)
+    return apps.read_namespaced_deployment(deployment_name, settings.namespace)
+
+
+@pytest.fixture
+def pods(core: Any, settings: Settings, deployment: Any) -> list[Any]:
+    selector = selector_string(deployment.spec.selector.match_labels)
+    items = core.list_namespaced_pod(settings.namespace, label_selector=selector).items
+    return [p for p in items if p.metadata.deletion_timestamp is None]
+
+
+@pytest.fixture
+def ready_pod(pods: list[Any]) -> Any:
+    ready = [p for p in pods if pod_is_ready(p)]
+    assert ready, "no Ready pod of the release"
+    return ready[0]
+
+
+@pytest.fixture
+def app_container(deployment: Any) -> Any:
+    containers = deployment.spec.template.spec.containers
+    by_name = {c.name: c for c in containers}
+    # The app container is the one serving the app port; the chart may add sidecars.
+    for c in containers:
+        if any(p.container_port == 8080 for p in c.ports or []):
+            return c
+    raise AssertionError(f"no container exposes port 8080 in {sorted(by_name)}")
