@@ -41,6 +41,7 @@ class Settings:
     log_format: str
     multiproc_dir: str
     max_upload_bytes: int
+    metrics_enabled: bool
     debug_endpoints: bool
     reload: bool
     delay_max_seconds: float
@@ -195,6 +196,14 @@ VARIABLES: tuple[Variable, ...] = (
         "an integer number of bytes from 1 to 1073741824",
         _integer(1, 1 << 30),
         "Largest request body; larger ones get 413.",
+    ),
+    Variable(
+        "FLASK_SVC_METRICS",
+        "metrics_enabled",
+        "true",
+        "true or false",
+        _boolean,
+        "Collect and serve Prometheus metrics; `false` only to measure their cost.",
     ),
     Variable(
         "FLASK_SVC_DEBUG_ENDPOINTS",

@@ -51,6 +51,9 @@ def on_starting(server: Any) -> None:
 
 
 def when_ready(server: Any) -> None:
+    if not _settings.metrics_enabled:
+        server.log.info("metrics off (FLASK_SVC_METRICS=false)")
+        return
     from service.metrics import serve
 
     serve(_settings.host, _settings.metrics_port)

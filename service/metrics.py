@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import platform
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from functools import cache
 from typing import TYPE_CHECKING
 
@@ -42,9 +42,38 @@ class Instruments:
     spans_dropped: Counter
 
 
-@cache
+class _Off:
+    """Stands in for every metric when FLASK_SVC_METRICS=false: each call does nothing."""
+
+    def labels(self, *_values: object) -> _Off:
+        return self
+
+    def inc(self, _amount: float = 1) -> None:
+        pass
+
+    def dec(self, _amount: float = 1) -> None:
+        pass
+
+    def set(self, _value: float) -> None:
+        pass
+
+    def observe(self, _value: float) -> None:
+        pass
+
+
+_OFF = _Off()
+OFF = Instruments(*([_OFF] * len(fields(Instruments))))  # type: ignore[arg-type]
+_enabled = True
+
+
 def instruments() -> Instruments:
-    """The service's own metrics, created once per process on first use (after fork, after the env is set)."""
+    """The service's own metrics (or no-ops when metrics are off for this process)."""
+    return _created() if _enabled else OFF
+
+
+@cache
+def _created() -> Instruments:
+    """Created once per process on first use (after fork, after the env is set)."""
     registry = None  # multiprocess mode: samples go to files; the master's collector reads them
     return Instruments(
         in_flight=Gauge(
@@ -93,6 +122,10 @@ def url_rule(request: Request) -> str:
 
 
 def init_app(app: Flask, settings: Settings) -> None:
+    global _enabled
+    _enabled = settings.metrics_enabled
+    if not _enabled:
+        return
     from prometheus_flask_exporter import PrometheusMetrics
     from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 

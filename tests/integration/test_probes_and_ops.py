@@ -88,3 +88,14 @@ def test_debug_endpoints_absent_by_default(server: Server) -> None:
         assert response.status_code in (404, 405), path
         assert response.headers["Content-Type"] == "application/problem+json"
     assert requests.get(server.url + "/readyz", timeout=5).status_code == 200
+
+
+def test_metrics_can_be_switched_off() -> None:
+    import pytest
+
+    from tests.support.server import running_server
+
+    with running_server({"FLASK_SVC_METRICS": "false"}) as srv:
+        assert requests.post(srv.url + "/api/v1/analyze", json={"text": "a b"}, timeout=5).ok
+        with pytest.raises(requests.ConnectionError):
+            requests.get(srv.metrics_url, timeout=2)
