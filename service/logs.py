@@ -99,11 +99,12 @@ class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        handler = configure(load_settings())
+        settings = load_settings()
+        handler = configure(settings)
         for logger in (self.error_log, self.access_log):
             logger.handlers[:] = [handler]
             logger.propagate = False
-        self.access_log.setLevel(logging.DEBUG)
+        self.access_log.setLevel(settings.log_level.upper())  # probe lines are debug: hidden at the default
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         fields: dict[str, Any] = dict(environ.get(ACCESS_ENVIRON_KEY) or {})

@@ -99,3 +99,14 @@ def test_metrics_can_be_switched_off() -> None:
         assert requests.post(srv.url + "/api/v1/analyze", json={"text": "a b"}, timeout=5).ok
         with pytest.raises(requests.ConnectionError):
             requests.get(srv.metrics_url, timeout=2)
+
+
+def test_probe_access_lines_are_hidden_at_info_level() -> None:
+    from tests.support.server import running_server
+
+    with running_server({"LOG_LEVEL": "info"}) as srv:
+        requests.get(srv.url + "/livez", headers={"X-Request-ID": "probe-1"}, timeout=5)
+        requests.get(srv.url + "/version", headers={"X-Request-ID": "plain-1"}, timeout=5)
+        srv.stop()
+        ids = {r.get("request_id") for r in srv.json_logs() if r.get("logger") == "gunicorn.access"}
+    assert "plain-1" in ids and "probe-1" not in ids
