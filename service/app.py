@@ -46,7 +46,7 @@ def build_app(settings: Settings | None = None) -> Flask:
 
     problems.register_error_handlers(app)
     metrics.init_app(app, settings)
-    requestctx.init_app(app, state)
+    requestctx.init_app(app, settings, state)
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)

@@ -41,6 +41,8 @@ class Settings:
     log_format: str
     multiproc_dir: str
     max_upload_bytes: int
+    max_vocabulary: int
+    read_timeout: float
     metrics_enabled: bool
     debug_endpoints: bool
     reload: bool
@@ -198,6 +200,22 @@ VARIABLES: tuple[Variable, ...] = (
         "Largest request body; larger ones get 413.",
     ),
     Variable(
+        "FLASK_SVC_MAX_VOCABULARY",
+        "max_vocabulary",
+        "100000",
+        "an integer from 1 to 10000000",
+        _integer(1, 10_000_000),
+        "Most distinct words one request may hold; more get 413 (bounds memory: ~200 B per word).",
+    ),
+    Variable(
+        "FLASK_SVC_READ_TIMEOUT_SECONDS",
+        "read_timeout",
+        "10",
+        "a number of seconds from 0.1 to 600",
+        _number(0.1, 600),
+        "Longest wait for the next bytes of a request body; a stalled upload gets 408 and frees its thread.",
+    ),
+    Variable(
         "FLASK_SVC_METRICS",
         "metrics_enabled",
         "true",
@@ -238,6 +256,21 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("NODE_NAME", "node_name", "", "text", _text, "Node name (Downward API)."),
 )
 
+TRACES_EXPORTERS = ("otlp", "console")
+
+
+def traces_exporter(env: Mapping[str, str]) -> str | None:
+    """The span exporter the standard OpenTelemetry variables ask for; None when tracing is off."""
+    chosen = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
+    if chosen == "none":
+        return None
+    if chosen:
+        return chosen.split(",")[0].strip()
+    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
+        return "otlp"
+    return None
+
+
 # A field without a variable, or a variable without a field, is a bug caught at import.
 assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}
 
@@ -254,4 +287,8 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             values[var.field] = var.parse(raw)
         except ValueError:
             raise ConfigError(f"{var.env}={raw!r} is invalid: expected {var.accepts}") from None
+    exporter = traces_exporter(env)
+    if exporter is not None and exporter not in TRACES_EXPORTERS:
+        raw = env.get("OTEL_TRACES_EXPORTER", "")
+        raise ConfigError(f"OTEL_TRACES_EXPORTER={raw!r} is invalid: expected one of otlp, console, none")
     return Settings(**values)

@@ -6,6 +6,7 @@ the process here, before any port is bound, with one line naming it.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sys
 from typing import Any
@@ -18,12 +19,24 @@ except ConfigError as error:
     print(f"flask-svc: configuration error: {error}", file=sys.stderr)
     sys.exit(2)
 
-# Must be in the environment before anything imports prometheus_client (workers inherit it).
+# Must be in the environment before anything imports prometheus_client (workers inherit it): nothing imported
+# above this line may import it.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
 wsgi_app = "service:create_app()"
-bind = [f"{_settings.host}:{_settings.port}"]
-worker_class = "gthread"
+
+
+def _address(host: str, port: int) -> str:
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass  # a host name
+    return f"{host}:{port}"
+
+
+bind = [_address(_settings.host, _settings.port)]
+worker_class = "service.worker.ProblemThreadWorker"  # gthread, with problem+json for gunicorn's own errors
 workers = _settings.workers
 threads = _settings.threads
 timeout = _settings.timeout

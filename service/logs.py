@@ -17,10 +17,10 @@ from gunicorn.glogging import Logger as GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
 from service.config import Settings, load_settings
+from service.lifecycle import PROBE_PATHS
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 ACCESS_ENVIRON_KEY = "flask_svc.access"
-PROBE_PATHS = frozenset({"/livez", "/healthz", "/readyz", "/startupz"})
 _CONTEXT_FIELDS = ("request_id", "trace_id", "span_id")
 
 

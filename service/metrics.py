@@ -17,13 +17,15 @@ from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from service.lifecycle import PROBE_PATHS
+
 if TYPE_CHECKING:
     from flask import Flask, Request
 
     from service.config import Settings
 
 # Probes are excluded from the RED metrics: matched against the path, anchored both ends.
-EXCLUDED_PATHS = [r"^/(livez|healthz|readyz|startupz)$"]
+EXCLUDED_PATHS = [f"^({'|'.join(PROBE_PATHS)})$"]
 # Latency buckets for a web API: 5 ms to 10 s.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ANALYSIS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from http import HTTPStatus
 from typing import Any
 
@@ -14,6 +13,7 @@ PROBLEM_JSON = "application/problem+json"
 # Stable codes for the statuses clients meet; HTTP reason phrases change between Python versions (413).
 STATUS_CODES = {
     400: "bad_request",
+    408: "request_timeout",
     404: "not_found",
     405: "method_not_allowed",
     413: "payload_too_large",
@@ -22,22 +22,31 @@ STATUS_CODES = {
     500: "internal_error",
     503: "service_unavailable",
 }
-log = logging.getLogger(__name__)
 
 
 class Problem(Exception):
     """Raise to answer with a problem document; ``code`` is a stable machine-readable slug."""
 
-    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+    def __init__(
+        self, status: int, code: str, detail: str, *, headers: dict[str, str] | None = None, **extra: Any
+    ) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.headers = headers or {}
         self.extra = extra
 
 
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a valid but unregistered code, e.g. 450
+        return "Client Error" if status < 500 else "Server Error"
+
+
 def problem_response(status: int, detail: str, code: str | None = None, **extra: Any) -> Response:
-    phrase = HTTPStatus(status).phrase
+    phrase = _phrase(status)
     body = {
         "type": "about:blank",
         "title": phrase,
@@ -62,20 +71,21 @@ def validation_problem(error: ValidationError) -> Response:
 def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(Problem)
     def _problem(error: Problem) -> Response:
-        return problem_response(error.status, error.detail, error.code, **error.extra)
+        response = problem_response(error.status, error.detail, error.code, **error.extra)
+        response.headers.update(error.headers)
+        return response
 
+    # An unhandled exception reaches this handler as InternalServerError, after Flask has logged its traceback and
+    # with the request's teardown still seeing the exception, so the exceptions counter counts it. The client gets
+    # a problem document, never the traceback.
     @app.errorhandler(HTTPException)
     def _http(error: HTTPException) -> Response:
         status = error.code or 500
-        response = problem_response(status, error.description or HTTPStatus(status).phrase)
+        if status == 500:
+            return problem_response(500, "the server failed to complete the request", "internal_error")
+        response = problem_response(status, error.description or _phrase(status))
         if status == 405 and error.response is None:
             allowed = getattr(error, "valid_methods", None)
             if allowed:
                 response.headers["Allow"] = ", ".join(allowed)
         return response
-
-    @app.errorhandler(Exception)
-    def _unexpected(error: Exception) -> Response:
-        # The traceback goes to the log, never to the client.
-        log.exception("unhandled error", extra={"path": request.path})
-        return problem_response(500, "the server failed to complete the request", "internal_error")

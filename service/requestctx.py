@@ -7,8 +7,9 @@ import uuid
 
 from flask import Flask, Response, g, request
 
-from service.lifecycle import Lifecycle
-from service.logs import ACCESS_ENVIRON_KEY, PROBE_PATHS, REQUEST_ID, current_trace_ids
+from service.config import Settings
+from service.lifecycle import PROBE_PATHS, Lifecycle
+from service.logs import ACCESS_ENVIRON_KEY, REQUEST_ID, current_trace_ids
 from service.metrics import REJECT_REASONS, instruments, url_rule
 from service.problems import problem_response
 
@@ -17,11 +18,16 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
 
 
-def init_app(app: Flask, state: Lifecycle) -> None:
+def init_app(app: Flask, settings: Settings, state: Lifecycle) -> None:
     metrics = instruments()
 
     @app.before_request
     def _begin() -> Response | None:
+        # A client that stops sending its body must not hold a request thread forever: past this wait, reading
+        # the body raises TimeoutError (answered 408). gunicorn resets the socket when the connection goes idle.
+        sock = request.environ.get("gunicorn.socket")
+        if sock is not None:
+            sock.settimeout(settings.read_timeout)
         supplied = request.headers.get(REQUEST_ID_HEADER, "")
         g.request_id = supplied if _VALID_REQUEST_ID.fullmatch(supplied) else uuid.uuid4().hex
         g.request_id_token = REQUEST_ID.set(g.request_id)

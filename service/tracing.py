@@ -20,6 +20,8 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
+from service.config import traces_exporter
+from service.lifecycle import PROBE_PATHS
 from service.metrics import instruments
 
 if TYPE_CHECKING:
@@ -28,23 +30,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 # Matched by the Flask instrumentation against the full URL with re.search, so each is anchored on both ends.
-EXCLUDED_URLS = r"^https?://[^/]+/(livez|healthz|readyz|startupz)/?(\?.*)?$"
+EXCLUDED_URLS = rf"^https?://[^/]+({'|'.join(PROBE_PATHS)})/?(\?.*)?$"
 _FLUSH_TIMEOUT_MS = 2000  # a worker's last flush must fit in the drain budget
 
 _provider: TracerProvider | None = None
-
-
-def exporter_name(environ: os._Environ[str] | dict[str, str] | None = None) -> str | None:
-    """Which exporter the standard variables ask for, or None when tracing is off."""
-    env = os.environ if environ is None else environ
-    chosen = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if chosen == "none":
-        return None
-    if chosen:
-        return chosen.split(",")[0].strip()
-    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        return "otlp"
-    return None
 
 
 class CountingExporter(SpanExporter):
@@ -72,13 +61,15 @@ class CountingExporter(SpanExporter):
 class CountingBatchSpanProcessor(BatchSpanProcessor):
     """Counts spans refused because the export queue is full (the SDK only logs a warning)."""
 
-    def __init__(self, exporter: SpanExporter) -> None:
-        super().__init__(exporter)
-        self._max_queue = int(os.environ.get("OTEL_BSP_MAX_QUEUE_SIZE", "2048"))
-
     def on_end(self, span: ReadableSpan) -> None:
+        # The SDK keeps its queue private; without it, queue-full drops simply go uncounted.
         queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
-        if queue is not None and len(queue) >= self._max_queue and span.context and span.context.trace_flags.sampled:
+        if (
+            queue is not None
+            and queue.maxlen is not None
+            and len(queue) >= queue.maxlen
+            and span.context.trace_flags.sampled
+        ):
             instruments().spans_dropped.labels("queue_full").inc()
         super().on_end(span)
 
@@ -98,7 +89,7 @@ def _make_exporter(name: str) -> SpanExporter:
 def start() -> bool:
     """Create this process's provider from the environment; returns whether tracing is on."""
     global _provider
-    name = exporter_name()
+    name = traces_exporter(os.environ)
     if name is None:
         return False
     # Server spans with the stable HTTP semantic conventions (http.request.method, url.path, …).

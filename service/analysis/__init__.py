@@ -5,7 +5,7 @@ Plain Python with no web framework in sight, so it can be tested, profiled and r
 
 from service.analysis.pipeline import Analysis, AnalysisOptions, FirstWords, StreamStats, analyze_chunks, first_words
 from service.analysis.tokenizer import Tokenizer, tokenize
-from service.analysis.wordcount import WordCount
+from service.analysis.wordcount import VocabularyTooLarge, WordCount
 
 __all__ = [
     "Analysis",
@@ -13,6 +13,7 @@ __all__ = [
     "FirstWords",
     "StreamStats",
     "Tokenizer",
+    "VocabularyTooLarge",
     "WordCount",
     "analyze_chunks",
     "first_words",

@@ -91,8 +91,9 @@ def stream_words(chunks: Iterable[bytes], tokenizer: Tokenizer, consume: Callabl
     return stats
 
 
-def analyze_chunks(chunks: Iterable[bytes], options: AnalysisOptions) -> Analysis:
-    counts = WordCount()
+def analyze_chunks(chunks: Iterable[bytes], options: AnalysisOptions, max_unique: int | None = None) -> Analysis:
+    """Word frequencies of a UTF-8 byte stream; raises ``InvalidText`` or ``VocabularyTooLarge``."""
+    counts = WordCount(max_unique)
     return Analysis(stream_words(chunks, options.tokenizer(), counts.add), counts)
 
 

@@ -6,7 +6,9 @@ A word is a run of letters and digits (with their combining marks) that may hold
 Text arrives in chunks of any size. Only the part up to the last whitespace of what has arrived is processed; the
 rest is carried into the next chunk. Whitespace never starts a canonical composition and always ends a word, so
 normalising and tokenising the pieces gives exactly what the whole text would. Memory is bounded by the carry (at
-most ``max_carry`` characters) and the caller's vocabulary, never by the size of the upload.
+most ``max_carry`` characters) and the caller's vocabulary, never by the size of the upload. The one exception: a
+run of more than ``max_carry`` (64 Ki) characters without whitespace is cut, after punctuation when it has some,
+else between two characters that cannot combine, so a "word" that long is counted in pieces.
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ import regex
 
 # The ASCII pattern is the Unicode one restricted to ASCII; the stdlib engine runs it about twice as fast.
 _ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-][A-Za-z0-9]+)*")
-_UNICODE_WORD = regex.compile(r"[\p{L}\p{N}][\p{L}\p{N}\p{M}]*(?:['’\-][\p{L}\p{N}][\p{L}\p{N}\p{M}]*)*")  # noqa: RUF001
+# Join controls (ZWNJ, ZWJ) belong inside words in Persian, Indic scripts and emoji sequences.
+_UNICODE_WORD = regex.compile(
+    r"[\p{L}\p{N}][\p{L}\p{N}\p{M}\p{Join_Control}]*(?:['’\-][\p{L}\p{N}][\p{L}\p{N}\p{M}\p{Join_Control}]*)*"  # noqa: RUF001
+)
 _WHITESPACE = regex.compile(r"\s", flags=regex.REVERSE)
 # Where a run without whitespace outgrows the carry, cut after ASCII punctuation that cannot join a word or start
 # a canonical composition ('<', '=', '>' combine with U+0338; apostrophe and hyphen can sit inside a word).
@@ -81,10 +86,26 @@ def _last_boundary(text: str, max_carry: int) -> int:
             return cut
     elif len(text) <= max_carry:
         return 0
-    # A run longer than the carry allows: cut it rather than let memory follow the upload.
+    # A run longer than the carry allows: cut it rather than let memory follow the upload. Such a run is one
+    # "word" of over max_carry characters, which is then counted in pieces; a letter keeps its marks.
     tail_start = len(text) - max_carry
     forced = _FORCED_CUT.search(text, tail_start)
-    return forced.end() if forced else len(text)
+    if forced:
+        return forced.end()
+    for index in range(len(text) - 1, tail_start, -1):
+        if _starts_cluster(text[index]):
+            return index
+    return len(text)
+
+
+def _starts_cluster(char: str) -> bool:
+    """True when nothing before ``char`` can combine with it: not a mark, join control or Hangul vowel/final."""
+    return (
+        unicodedata.combining(char) == 0
+        and unicodedata.category(char)[0] != "M"
+        and not "\u1160" <= char <= "\u11ff"
+        and char not in "\u200c\u200d"
+    )
 
 
 def tokenize(chunks: Iterable[str], **options: object) -> Iterator[str]:

@@ -6,14 +6,25 @@ import heapq
 from collections import Counter
 
 
+class VocabularyTooLarge(ValueError):
+    """More distinct words than the counter may hold: memory is bounded by the vocabulary, so the vocabulary is."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the text has more than {limit} distinct words")
+        self.limit = limit
+
+
 class WordCount:
-    def __init__(self) -> None:
+    def __init__(self, max_unique: int | None = None) -> None:
         self._counts: Counter[str] = Counter()
         self.total = 0
+        self.max_unique = max_unique
 
     def add(self, words: list[str]) -> None:
         self._counts.update(words)  # C-accelerated counting loop
         self.total += len(words)
+        if self.max_unique is not None and len(self._counts) > self.max_unique:
+            raise VocabularyTooLarge(self.max_unique)
 
     @property
     def unique(self) -> int:

@@ -1,23 +1,19 @@
-"""The text-analysis API: upload → tokenize → word count → result, streamed in fixed-size chunks.
-
-``text/plain`` bodies are read from the socket chunk by chunk; ``multipart/form-data`` files are spooled to disk by
-Werkzeug and read back the same way; ``application/json`` is parsed whole (bounded by the upload limit).
-"""
+"""The text-analysis API: upload → tokenize → word count → result, one chunk at a time (see ``service.uploads``)."""
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any, TypeVar
 
-from flask import Response, jsonify, request
+from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from pydantic import ValidationError
 
-from service import tracing
-from service.analysis import AnalysisOptions, StreamStats, WordCount, analyze_chunks, first_words
+from service import tracing, uploads
+from service.analysis import AnalysisOptions, StreamStats, VocabularyTooLarge, WordCount, analyze_chunks, first_words
 from service.analysis.pipeline import InvalidText
+from service.handlers import current_settings
 from service.metrics import instruments
 from service.models import (
     AnalyzeQuery,
@@ -28,15 +24,11 @@ from service.models import (
     TokenizeResult,
     WordcountQuery,
     WordcountResult,
-    WordFrequency,
     problem_responses,
 )
 from service.problems import Problem
 
-CHUNK_BYTES = 16 * 1024
-TEXT_MEDIA_TYPES = ("text/plain", "application/json", "multipart/form-data")
-_TEXT_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
-_ERRORS = problem_responses(400, 413, 415, 422)
+_ERRORS = problem_responses(400, 408, 413, 415, 422)
 T = TypeVar("T")
 
 bp = APIBlueprint("analysis", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="analysis")])
@@ -52,64 +44,22 @@ def request_body_spec() -> dict[str, Any]:
             "multipart/form-data": {
                 "schema": {
                     "type": "object",
-                    "properties": {"file": {"type": "string", "contentMediaType": "text/plain"}},
-                    "required": ["file"],
+                    "properties": {uploads.FILE_PART: {"type": "string", "contentMediaType": "text/plain"}},
+                    "required": [uploads.FILE_PART],
                 },
-                "encoding": {"file": {"contentType": "text/plain"}},
+                "encoding": {uploads.FILE_PART: {"contentType": "text/plain"}},
             },
         },
     }
 
 
-def _read(stream: Any) -> Iterator[bytes]:
-    while chunk := stream.read(CHUNK_BYTES):
-        yield chunk
+def _options(options: TextOptions) -> AnalysisOptions:
+    return AnalysisOptions(lowercase=options.lowercase, min_length=options.min_length, stopwords=options.stopwords)
 
 
-def _json_text_chunks() -> Iterator[bytes]:
-    try:
-        body = TextBody.model_validate_json(request.get_data(cache=False))
-    except ValidationError as error:
-        if any(item["type"] == "json_invalid" for item in error.errors()):
-            raise Problem(400, "malformed_json", "the body is not valid JSON") from None
-        raise Problem(422, "unprocessable", 'a JSON body must be an object with a string field "text"') from None
-    yield from _encoded(body.text)
-
-
-def _encoded(text: str) -> Iterator[bytes]:
-    for start in range(0, len(text), CHUNK_BYTES):
-        try:
-            yield text[start : start + CHUNK_BYTES].encode("utf-8")
-        except UnicodeEncodeError:
-            raise Problem(400, "invalid_text", "the text holds an unpaired surrogate") from None
-
-
-def body_chunks() -> Iterator[bytes]:
-    """The uploaded text as UTF-8 byte chunks, whatever form it came in; 4xx problems for anything else."""
-    mimetype = request.mimetype
-    if mimetype == "text/plain":
-        charset = request.mimetype_params.get("charset", "utf-8").lower()
-        if charset not in _TEXT_CHARSETS:
-            raise Problem(415, "unsupported_charset", f"charset {charset!r} is not supported; send UTF-8")
-        return _read(request.stream)
-    if mimetype == "application/json":
-        return _json_text_chunks()
-    if mimetype == "multipart/form-data":
-        upload = request.files.get("file")
-        if upload is not None:
-            return _read(upload.stream)
-        field = request.form.get("file")  # a part without a filename arrives as a form field
-        if field is not None:
-            return _encoded(field)
-        raise Problem(400, "malformed_multipart", 'the multipart body has no "file" part')
-    raise Problem(
-        415,
-        "unsupported_media_type",
-        f"send the text as {', '.join(TEXT_MEDIA_TYPES)}; got {mimetype or 'no content type'}",
-    )
-
-
-def _measured(endpoint: str, work: Callable[[], tuple[T, StreamStats]]) -> tuple[T, StreamStats, float]:
+def _measured(
+    endpoint: str, work: Callable[[], tuple[T, StreamStats]], attributes: Callable[[T], dict[str, int]]
+) -> tuple[T, StreamStats, float]:
     """Run a pipeline over the body; record its metrics and, when tracing, a span per stage."""
     started_wall = time.time_ns()
     started = time.perf_counter()
@@ -117,60 +67,68 @@ def _measured(endpoint: str, work: Callable[[], tuple[T, StreamStats]]) -> tuple
         result, stats = work()
     except InvalidText as error:
         raise Problem(400, "invalid_utf8", str(error), offset=error.offset) from None
+    except VocabularyTooLarge as error:
+        raise Problem(413, "vocabulary_too_large", str(error), limit=error.limit) from None
     elapsed = time.perf_counter() - started
     metrics = instruments()
     metrics.analyzed_bytes.inc(stats.bytes)
     metrics.analysis_duration.labels(endpoint).observe(elapsed)
     if tracing.enabled():
-        _stage_spans(stats, started_wall)
+        _stage_spans(stats, started_wall, attributes(result))
     return result, stats, round(elapsed * 1000, 3)
 
 
-def _options(options: TextOptions) -> AnalysisOptions:
-    return AnalysisOptions(lowercase=options.lowercase, min_length=options.min_length, stopwords=options.stopwords)
+def _stage_spans(stats: StreamStats, started_ns: int, sizes: dict[str, int]) -> None:
+    """Tokenize and count run interleaved chunk by chunk; each span shows a stage's total busy time."""
+    tracer = tracing.tracer()
+    tokenized = started_ns + stats.tokenize_ns
+    span = tracer.start_span(
+        "analysis.tokenize",
+        start_time=started_ns,
+        attributes={"analysis.bytes": stats.bytes, "analysis.tokens": sizes["analysis.tokens"]},
+    )
+    span.end(end_time=tokenized)
+    span = tracer.start_span("analysis.count", start_time=tokenized, attributes=sizes)
+    span.end(end_time=tokenized + stats.consume_ns)
 
 
-def _analysis(endpoint: str, options: TextOptions) -> tuple[WordCount, StreamStats, float]:
+def _counted(endpoint: str, options: TextOptions) -> tuple[WordCount, StreamStats, float]:
+    settings = current_settings()
+
     def work() -> tuple[WordCount, StreamStats]:
-        analysis = analyze_chunks(body_chunks(), _options(options))
+        chunks = uploads.text_chunks(settings.max_upload_bytes)
+        analysis = analyze_chunks(chunks, _options(options), settings.max_vocabulary)
         return analysis.counts, analysis.stats
 
-    counts, stats, elapsed_ms = _measured(endpoint, work)
+    def sizes(counts: WordCount) -> dict[str, int]:
+        return {"analysis.tokens": counts.total, "analysis.unique": counts.unique}
+
+    counts, stats, elapsed_ms = _measured(endpoint, work, sizes)
     instruments().tokens.inc(counts.total)
     return counts, stats, elapsed_ms
 
 
-def _stage_spans(stats: StreamStats, started_ns: int) -> None:
-    """Tokenize and consume run interleaved chunk by chunk; each span shows a stage's total busy time."""
-    tracer = tracing.tracer()
-    tokenized = started_ns + stats.tokenize_ns
-    span = tracer.start_span("analysis.tokenize", start_time=started_ns, attributes={"analysis.bytes": stats.bytes})
-    span.end(end_time=tokenized)
-    span = tracer.start_span("analysis.count", start_time=tokenized)
-    span.end(end_time=tokenized + stats.consume_ns)
-
-
-def _frequencies(pairs: list[tuple[str, int]]) -> list[WordFrequency]:
-    return [WordFrequency(word=word, count=count) for word, count in pairs]
+def _frequencies(pairs: list[tuple[str, int]]) -> list[dict[str, Any]]:
+    # Plain dicts: up to 100,000 entries, where a model object per entry would cost more than the counting.
+    return [{"word": word, "count": count} for word, count in pairs]
 
 
 @bp.post("/analyze", responses={200: AnalyzeResult, **_ERRORS}, summary="Word statistics and the top words")
 def analyze(query: AnalyzeQuery) -> Response:
-    counts, stats, elapsed_ms = _analysis("analyze", query)
-    result = AnalyzeResult(
+    counts, stats, elapsed_ms = _counted("analyze", query)
+    return jsonify(
         bytes=stats.bytes,
         tokens=counts.total,
         unique=counts.unique,
         top=_frequencies(counts.most_common(query.top)),
         elapsed_ms=elapsed_ms,
     )
-    return jsonify(result.model_dump())
 
 
 @bp.post("/wordcount", responses={200: WordcountResult, **_ERRORS}, summary="Every word's count, most frequent first")
 def wordcount(query: WordcountQuery) -> Response:
-    counts, stats, elapsed_ms = _analysis("wordcount", query)
-    result = WordcountResult(
+    counts, stats, elapsed_ms = _counted("wordcount", query)
+    return jsonify(
         bytes=stats.bytes,
         tokens=counts.total,
         unique=counts.unique,
@@ -178,18 +136,21 @@ def wordcount(query: WordcountQuery) -> Response:
         truncated=counts.unique > query.limit,
         elapsed_ms=elapsed_ms,
     )
-    return jsonify(result.model_dump())
 
 
 @bp.post("/tokenize", responses={200: TokenizeResult, **_ERRORS}, summary="The text's first words, in order")
 def tokenize(query: TokenizeQuery) -> Response:
-    sample, stats, elapsed_ms = _measured("tokenize", lambda: first_words(body_chunks(), _options(query), query.limit))
+    max_bytes = current_settings().max_upload_bytes
+    sample, stats, elapsed_ms = _measured(
+        "tokenize",
+        lambda: first_words(uploads.text_chunks(max_bytes), _options(query), query.limit),
+        lambda sample: {"analysis.tokens": sample.total},
+    )
     instruments().tokens.inc(sample.total)
-    result = TokenizeResult(
+    return jsonify(
         bytes=stats.bytes,
         total=sample.total,
         tokens=sample.words,
         truncated=sample.total > len(sample.words),
         elapsed_ms=elapsed_ms,
     )
-    return jsonify(result.model_dump())

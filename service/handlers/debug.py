@@ -11,27 +11,20 @@ import re
 import time
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 
-from service.config import Settings
-from service.lifecycle import Lifecycle
+from service.handlers import current_lifecycle, current_settings
 from service.problems import Problem, problem_response
 
 bp = Blueprint("debug", __name__)
 ALL_METHODS = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-_SECRET_NAME = re.compile(r"secret|token|passw|key|credential|auth|cookie|session|private|cert|dsn", re.IGNORECASE)
-_URL_PASSWORD = re.compile(r"(://[^/:@]+:)[^@/]+@")
+_SECRET_NAME = re.compile(
+    r"secret|token|pass|pwd|key|credential|auth|cookie|session|private|cert|dsn|headers", re.IGNORECASE
+)
+# user:password@ in URLs (the user may be empty, the password may hold '/'), and password=… query parameters.
+_URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^@]*@")
+_QUERY_SECRET = re.compile(r"((?:password|passwd|pwd|secret|token|key)=)[^&\s]+", re.IGNORECASE)
 REDACTED = "[redacted]"
-
-
-def _state() -> Lifecycle:
-    state: Lifecycle = current_app.extensions["flask_svc.lifecycle"]
-    return state
-
-
-def _settings() -> Settings:
-    settings: Settings = current_app.extensions["flask_svc.settings"]
-    return settings
 
 
 def _number(raw: str, name: str) -> float:
@@ -46,13 +39,13 @@ def _number(raw: str, name: str) -> float:
 
 @bp.post("/readyz/disable")
 def readyz_disable() -> Response:
-    _state().manually_unready = True
+    current_lifecycle().manually_unready = True
     return jsonify(ready=False)
 
 
 @bp.post("/readyz/enable")
 def readyz_enable() -> Response:
-    _state().manually_unready = False
+    current_lifecycle().manually_unready = False
     return jsonify(ready=True)
 
 
@@ -68,20 +61,20 @@ def status(code: int) -> Response | tuple[Response, int]:
 @bp.get("/delay/<seconds>")
 def delay(seconds: str) -> Response:
     wanted = _number(seconds, "seconds")
-    slept = min(wanted, _settings().delay_max_seconds)
+    slept = min(wanted, current_settings().delay_max_seconds)
     time.sleep(slept)
     return jsonify(delayed_seconds=slept, capped=slept < wanted)
 
 
 @bp.post("/fault/enable")
 def fault_enable() -> Response:
-    _state().fault = True
+    current_lifecycle().fault = True
     return jsonify(fault=True)
 
 
 @bp.post("/fault/disable")
 def fault_disable() -> Response:
-    _state().fault = False
+    current_lifecycle().fault = False
     return jsonify(fault=False)
 
 
@@ -89,7 +82,7 @@ def fault_disable() -> Response:
 def burn() -> Response:
     """Spin the CPU for ``ms`` milliseconds (capped): load for HPA demos."""
     wanted = _number(request.args.get("ms", "100"), "ms")
-    budget_ms = min(wanted, _settings().burn_max_ms)
+    budget_ms = min(wanted, current_settings().burn_max_ms)
     deadline = time.perf_counter() + budget_ms / 1000
     spins = 0
     while time.perf_counter() < deadline:
@@ -101,7 +94,17 @@ def burn() -> Response:
 def echo() -> Response:
     """The request body back with its content type (HEAD and bodiless requests get an empty 200)."""
     body = request.get_data(cache=False)
-    return Response(body, status=200, content_type=request.content_type or "application/octet-stream")
+    response = Response(body, status=200, content_type=request.content_type or "application/octet-stream")
+    # A reflected body must never run as a page in a browser.
+    response.headers["Content-Security-Policy"] = "default-src 'none'; sandbox"
+    response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+@bp.get("/panic")
+def panic() -> Response:
+    """Raise an unhandled exception: the 500 path (problem+json, logged traceback, exceptions counter)."""
+    raise RuntimeError("panic requested through /panic")
 
 
 @bp.get("/headers")
@@ -112,7 +115,8 @@ def headers() -> Response:
 def redact(name: str, value: str) -> str:
     if _SECRET_NAME.search(name):
         return REDACTED
-    return _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
+    value = _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
+    return _QUERY_SECRET.sub(rf"\1{REDACTED}", value)
 
 
 @bp.get("/env")

@@ -2,19 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from service.lifecycle import Lifecycle
+from service.handlers import current_lifecycle
 from service.models import Health
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health", description="Kubernetes probes")])
-
-
-def _state() -> Lifecycle:
-    state: Lifecycle = current_app.extensions["flask_svc.lifecycle"]
-    return state
 
 
 def _answer(ready: bool, status: str, reason: str | None) -> tuple[Response, int]:
@@ -34,10 +29,10 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/readyz", responses={200: Health, 503: Health}, summary="Readiness: warmed up and not draining")
 def readyz() -> tuple[Response, int]:
-    return _answer(*_state().readiness())
+    return _answer(*current_lifecycle().readiness())
 
 
 @bp.get("/startupz", responses={200: Health, 503: Health}, summary="Startup: warm-up finished")
 def startupz() -> tuple[Response, int]:
-    started = _state().started
+    started = current_lifecycle().started
     return _answer(started, "ok" if started else "starting", None if started else "warm-up has not finished")

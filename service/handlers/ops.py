@@ -6,12 +6,11 @@ import os
 import platform
 import socket
 
-from flask import Response, current_app, jsonify
+from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from service.config import Settings
-from service.lifecycle import Lifecycle
+from service.handlers import current_lifecycle, current_settings
 from service.models import Info, Version
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="ops", description="Build and runtime information")])
@@ -19,7 +18,7 @@ bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="ops", description="Build 
 
 @bp.get("/version", responses={200: Version}, summary="Version, commit and build date of the running build")
 def version() -> Response:
-    settings: Settings = current_app.extensions["flask_svc.settings"]
+    settings = current_settings()
     return jsonify(
         Version(version=settings.version, commit=settings.git_commit, build_date=settings.build_date).model_dump()
     )
@@ -27,8 +26,8 @@ def version() -> Response:
 
 @bp.get("/api/v1/info", responses={200: Info}, summary="Pod, node, runtime and process model")
 def info() -> Response:
-    settings: Settings = current_app.extensions["flask_svc.settings"]
-    state: Lifecycle = current_app.extensions["flask_svc.lifecycle"]
+    settings = current_settings()
+    state = current_lifecycle()
     hostname = socket.gethostname()
     body = Info(
         hostname=hostname,

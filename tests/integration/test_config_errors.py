@@ -25,6 +25,9 @@ from tests.support.server import ROOT, free_port
         ("FLASK_SVC_MAX_UPLOAD_BYTES", "10MB", "an integer number of bytes"),
         ("FLASK_SVC_DEBUG_ENDPOINTS", "sure", "true or false"),
         ("FLASK_SVC_DELAY_MAX_SECONDS", "nan", "a number of seconds"),
+        ("FLASK_SVC_READ_TIMEOUT_SECONDS", "0", "a number of seconds"),
+        ("HOST", "not a host!", "an IP address or host name"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "one of otlp, console, none"),
     ],
 )
 def test_bad_variable_exits_before_binding(variable: str, value: str, expected: str) -> None:
@@ -38,3 +41,14 @@ def test_bad_variable_exits_before_binding(variable: str, value: str, expected: 
     assert len(lines) == 1, lines  # one line, no traceback
     assert variable in lines[0] and expected in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_ipv6_loopback_binds() -> None:
+    import requests
+
+    from tests.support.server import running_server, wait_ready
+
+    with running_server({"HOST": "::1"}, ready=False) as server:
+        url = f"http://[::1]:{server.port}"
+        wait_ready(url, server.process)
+        assert requests.get(url + "/livez", timeout=5).ok

@@ -58,11 +58,7 @@ def test_request_id_is_echoed_or_generated(server: Server) -> None:
 
 def test_access_log_is_json_with_request_fields(server: Server) -> None:
     requests.get(server.url + "/version", headers={"X-Request-ID": "log-check-1"}, timeout=5)
-    access = [
-        r for r in server.json_logs() if r.get("logger") == "gunicorn.access" and r.get("request_id") == "log-check-1"
-    ]
-    assert len(access) == 1
-    line = access[0]
+    line = server.wait_for_log(lambda r: r.get("logger") == "gunicorn.access" and r.get("request_id") == "log-check-1")
     assert line["method"] == "GET" and line["path"] == "/version" and line["route"] == "/version"
     assert line["status"] == 200 and isinstance(line["duration_ms"], float)
     assert line["level"] == "info" and str(line["timestamp"]).endswith("Z")

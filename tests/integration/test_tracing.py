@@ -52,6 +52,7 @@ def test_spans_reach_the_collector_with_links_attributes_and_log_correlation() -
             server_span = _wait_for(receiver.spans, lambda s: s.kind == SERVER_KIND and s.trace_id == INCOMING_TRACE)[0]
             children = _wait_for(receiver.spans, lambda s: s.parent_span_id == server_span.span_id)
             time.sleep(0.5)  # let any (wrong) probe spans arrive too
+            server.wait_for_log(lambda r: r.get("logger") == "gunicorn.access" and r.get("request_id") == "traced-1")
             logs = server.json_logs()
 
     # The incoming traceparent is continued: same trace, the caller's span is the parent.

@@ -11,7 +11,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +50,16 @@ class Server:
             except ValueError:
                 continue
         return records
+
+    def wait_for_log(self, predicate: Callable[[dict[str, object]], bool], timeout: float = 5) -> dict[str, object]:
+        """The first JSON log record matching ``predicate``; gunicorn logs access after the response is sent."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for record in self.json_logs():
+                if predicate(record):
+                    return record
+            time.sleep(0.02)
+        raise AssertionError("no matching log line")
 
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:

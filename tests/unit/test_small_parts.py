@@ -8,9 +8,10 @@ import logging
 import pytest
 
 from service.config import load_settings
+from service.config import traces_exporter as exporter_name
 from service.handlers.debug import REDACTED, redact
 from service.logs import make_handler, rfc3339
-from service.tracing import EXCLUDED_URLS, exporter_name
+from service.tracing import EXCLUDED_URLS
 
 
 @pytest.mark.parametrize(

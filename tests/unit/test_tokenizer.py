@@ -61,8 +61,20 @@ def test_carry_is_bounded_for_a_run_without_whitespace() -> None:
     assert produced == ["abc"] * 500  # cut after punctuation: no word was split
 
 
-def test_forced_cut_without_any_separator() -> None:
-    assert _last_boundary("x" * 50, max_carry=10) == 50  # flush everything rather than grow
+def test_forced_cut_without_any_separator_keeps_letters_with_their_marks() -> None:
+    cut = _last_boundary("x" * 50, max_carry=10)
+    assert 40 <= cut <= 50  # flush rather than grow
+    accented = "e\u0301" * 40
+    cut = _last_boundary(accented, max_carry=10)
+    assert len(accented) - cut <= 10 and accented[cut] == "e"  # never between a letter and its accent
+    tokenizer = Tokenizer(max_carry=10)
+    pieces = tokenizer.feed(accented) + tokenizer.finish()
+    assert pieces and all(not unicodedata.combining(piece[0]) for piece in pieces)
+    assert "".join(pieces) == unicodedata.normalize("NFC", accented)  # cut into pieces, nothing lost
+
+
+def test_join_controls_stay_inside_words() -> None:
+    assert words("می\u200cخواهم") == ["می\u200cخواهم"]  # Persian, with a zero-width non-joiner
 
 
 def test_wordcount_ranking_is_stable() -> None:

@@ -1,0 +1,143 @@
+"""The uploaded text as UTF-8 byte chunks, whatever form it came in, read as it arrives.
+
+- ``text/plain``: the body, straight from the socket.
+- ``multipart/form-data``: the ``file`` part, parsed on the fly by Werkzeug's sans-I/O decoder — nothing is spooled
+  to disk and the part's bytes are never decoded behind our back.
+- ``application/json``: ``{"text": ...}``, parsed whole; bounded by the upload limit.
+
+Every way a body can be wrong becomes a 4xx problem: too large (413), stalled (408), cut short or malformed (400),
+in another charset (415).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import IO
+
+from flask import request
+from gunicorn.http.errors import NoMoreData, ParseException
+from pydantic import ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
+
+from service.models import TextBody
+from service.problems import Problem
+
+CHUNK_BYTES = 16 * 1024
+MEDIA_TYPES = ("text/plain", "application/json", "multipart/form-data")
+FILE_PART = "file"
+_UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
+
+
+def text_chunks(max_bytes: int) -> Iterator[bytes]:
+    """The text of this request's body; raises ``Problem`` for a body that cannot be read as text."""
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit")
+    mimetype = request.mimetype
+    if mimetype == "text/plain":
+        _check_charset(request.mimetype_params.get("charset"))
+        return _read(max_bytes)
+    if mimetype == "multipart/form-data":
+        return _multipart_file(request.mimetype_params.get("boundary"), max_bytes)
+    if mimetype == "application/json":
+        return _json_text(max_bytes)
+    raise Problem(
+        415,
+        "unsupported_media_type",
+        f"send the text as {', '.join(MEDIA_TYPES)}; got {mimetype or 'no content type'}",
+    )
+
+
+def _check_charset(charset: str | None) -> None:
+    if charset is not None and charset.strip().lower() not in _UTF8_CHARSETS:
+        raise Problem(415, "unsupported_charset", f"charset {charset!r} is not supported; send UTF-8")
+
+
+def _read(max_bytes: int) -> Iterator[bytes]:
+    """Chunks of the raw body; a body shorter than its Content-Length is an error, not a short text.
+
+    It reads the server's own input stream (gunicorn ends it at Content-Length or the last chunk): Werkzeug's
+    wrapper would turn a read timeout into a generic 400 on a connection left open. So the size limit is counted
+    here, which also covers chunked bodies.
+    """
+    stream: IO[bytes] = request.environ["wsgi.input"]
+    expected = request.content_length
+    received = 0
+    while chunk := _next_chunk(stream):
+        received += len(chunk)
+        if received > max_bytes:
+            raise Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit")
+        yield chunk
+    if expected is not None and received < expected:
+        raise Problem(400, "truncated_body", f"the body ended after {received} of {expected} announced bytes")
+
+
+def _next_chunk(stream: IO[bytes]) -> bytes:
+    try:
+        return stream.read(CHUNK_BYTES)
+    except TimeoutError:
+        detail = "the body stopped arriving; send it without long pauses"
+        raise Problem(408, "request_timeout", detail, headers={"Connection": "close"}) from None
+    except (ParseException, NoMoreData) as error:  # broken chunked encoding, connection gone mid-body
+        raise Problem(400, "malformed_body", f"the body could not be read: {error}") from None
+
+
+def _multipart_file(boundary: str | None, max_bytes: int) -> Iterator[bytes]:
+    if not boundary:
+        raise Problem(400, "malformed_multipart", "the multipart content type has no boundary")
+    decoder = MultipartDecoder(boundary.encode("latin-1", "replace"))
+    in_file = found = ended = False
+    chunks = _read(max_bytes)
+    while True:
+        try:
+            event = decoder.next_event()
+        except ValueError as error:
+            raise Problem(400, "malformed_multipart", f"the multipart body is malformed: {error}") from None
+        if isinstance(event, NeedData):
+            if ended:
+                raise Problem(400, "malformed_multipart", "the multipart body ended before its closing boundary")
+            chunk = next(chunks, None)
+            ended = chunk is None
+            decoder.receive_data(chunk)
+        elif isinstance(event, (Field, File)):
+            in_file = event.name == FILE_PART and not found
+            if in_file:
+                found = True
+                _check_charset(_part_charset(event.headers.get("Content-Type", "")))
+        elif isinstance(event, Data):
+            if in_file and event.data:
+                yield event.data
+        elif isinstance(event, Epilogue):
+            break
+    for _ in chunks:  # drain the rest so gunicorn sees a fully read body
+        pass
+    if not found:
+        raise Problem(400, "malformed_multipart", f'the multipart body has no "{FILE_PART}" part')
+
+
+def _part_charset(content_type: str) -> str | None:
+    for parameter in content_type.split(";")[1:]:
+        name, _, value = parameter.partition("=")
+        if name.strip().lower() == "charset":
+            return value.strip().strip('"')
+    return None
+
+
+def _json_text(max_bytes: int) -> Iterator[bytes]:
+    try:
+        data = request.get_data(cache=False)
+    except RequestEntityTooLarge:
+        raise Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit") from None
+    if len(data) > max_bytes:
+        raise Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit")
+    if request.content_length is not None and len(data) < request.content_length:
+        raise Problem(400, "truncated_body", f"the body ended after {len(data)} of {request.content_length} bytes")
+    try:
+        body = TextBody.model_validate_json(data)
+    except ValidationError as error:
+        if any(item["type"] == "json_invalid" for item in error.errors()):
+            raise Problem(400, "malformed_json", "the body is not valid JSON") from None
+        raise Problem(422, "unprocessable", 'a JSON body must be an object with a string field "text"') from None
+    text = body.text
+    for start in range(0, len(text), CHUNK_BYTES):
+        yield text[start : start + CHUNK_BYTES].encode("utf-8")
