@@ -55,6 +55,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.add_url_rule("/openapi.json", "openapi", lambda: openapi_document(app))
     if tracing.enabled():
         tracing.instrument(app)
+    app.wsgi_app = health.LivenessShortcut(app.wsgi_app)  # type: ignore[method-assign]  # outermost
 
     warm_up()
     state.mark_started()
@@ -64,6 +65,7 @@ def build_app(settings: Settings | None = None) -> Flask:
 def openapi_document(app: OpenAPI) -> Response:
     """The generated OpenAPI 3.1 document, with the text endpoints' three request-body forms spelled out."""
     document: dict[str, Any] = copy.deepcopy(app.api_doc)
+    document["paths"].update(health.liveness_openapi())
     for path in _TEXT_ENDPOINTS:
         document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
     # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only

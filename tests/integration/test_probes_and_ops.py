@@ -14,6 +14,10 @@ def test_liveness_and_alias(server: Server) -> None:
         response = requests.get(server.url + path, timeout=5)
         assert response.status_code == 200
         assert response.json() == {"status": "ok"}
+        assert requests.head(server.url + path, timeout=5).status_code == 200
+        refused = requests.post(server.url + path, timeout=5)
+        assert refused.status_code == 405 and refused.headers["Allow"] == "GET, HEAD"
+        assert refused.headers["Content-Type"] == "application/problem+json"
 
 
 def test_ready_and_started(server: Server) -> None:
