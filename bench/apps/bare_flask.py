@@ -1,0 +1,46 @@
+"""The floor of the stack: plain Flask on the same gunicorn settings, with no hooks, validation or instrumentation.
+
+    gunicorn -k gthread --threads 4 -w N 'bench.apps.bare_flask:app'
+
+The analyze route runs the service's own pipeline on the body, read in the same 16 KiB chunks, so against
+flask-svc only the plumbing differs (validation, request ids, problem documents, metrics, logs, tracing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import IO
+
+from flask import Flask, Response, jsonify, request
+
+from service.analysis import AnalysisOptions, analyze_chunks
+
+CHUNK_BYTES = 16 * 1024
+
+app = Flask(__name__)
+
+
+@app.get("/livez")
+@app.get("/readyz")
+def livez() -> Response:
+    return jsonify(status="ok")
+
+
+def _read(stream: IO[bytes]) -> Iterator[bytes]:
+    while chunk := stream.read(CHUNK_BYTES):
+        yield chunk
+
+
+@app.post("/api/v1/analyze")
+def analyze() -> Response:
+    started = time.perf_counter()
+    analysis = analyze_chunks(_read(request.stream), AnalysisOptions())
+    top = [{"word": word, "count": count} for word, count in analysis.counts.most_common(10)]
+    return jsonify(
+        bytes=analysis.stats.bytes,
+        tokens=analysis.counts.total,
+        unique=analysis.counts.unique,
+        top=top,
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+    )

@@ -1,0 +1,44 @@
+"""What users pick instead: FastAPI on uvicorn, written the way its documentation suggests.
+
+    uvicorn bench.apps.fastapi_app:app --workers N
+
+Same endpoint shapes as flask-svc, the same pydantic models from ``service.models`` for the query and the answer,
+and the same analysis pipeline on the body in 16 KiB slices: only the web framework differs. Runs in the bench
+virtualenv (.tools/bench-venv), never in the project's.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+from fastapi import FastAPI, Query, Request
+
+from service.analysis import AnalysisOptions, analyze_chunks
+from service.models import AnalyzeQuery, AnalyzeResult, Health, WordFrequency
+
+CHUNK_BYTES = 16 * 1024
+
+app = FastAPI(title="flask-svc bench: FastAPI", docs_url=None, redoc_url=None)
+
+
+@app.get("/livez")
+@app.get("/readyz")
+async def livez() -> Health:
+    return Health(status="ok")
+
+
+@app.post("/api/v1/analyze")
+async def analyze(request: Request, query: Annotated[AnalyzeQuery, Query()]) -> AnalyzeResult:
+    started = time.perf_counter()
+    body = await request.body()
+    chunks = (body[start : start + CHUNK_BYTES] for start in range(0, len(body), CHUNK_BYTES))
+    options = AnalysisOptions(lowercase=query.lowercase, min_length=query.min_length, stopwords=query.stopwords)
+    analysis = analyze_chunks(chunks, options)
+    return AnalyzeResult(
+        bytes=analysis.stats.bytes,
+        tokens=analysis.counts.total,
+        unique=analysis.counts.unique,
+        top=[WordFrequency(word=w, count=c) for w, c in analysis.counts.most_common(query.top)],
+        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+    )

@@ -1,0 +1,95 @@
+"""The results PNG: req/s per server and scenario, one panel per scenario, 1 and 2 workers side by side.
+
+    .tools/bench-venv/bin/python -m bench.plot bench/results/<date>.json bench/results/<date>.png
+
+Runs in the bench virtualenv (matplotlib); imports nothing from the service.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+from matplotlib.ticker import FuncFormatter
+
+from bench.report import ENDPOINT_LABELS, TARGET_LABELS, best_round
+
+COLOURS = {
+    "svc-on": "#c0392b",
+    "svc-default": "#e67e22",
+    "svc-off": "#f5b041",
+    "bare": "#2980b9",
+    "fastapi": "#27ae60",
+    "nginx": "#7f8c8d",
+}
+
+
+def plot(results: dict[str, Any], out: Path) -> None:
+    runs = results["runs"]
+    endpoints = [e for e in ENDPOINT_LABELS if any(r["endpoint"] == e for r in runs)]
+    workers = sorted({r["workers"] for r in runs})
+    fig, axes = plt.subplots(1, len(endpoints), figsize=(5 * len(endpoints), 4.6), squeeze=False)
+    for ax, endpoint in zip(axes[0], endpoints, strict=True):
+        keys = [k for k in TARGET_LABELS if any(r["endpoint"] == endpoint and r["target"] == k for r in runs)]
+        width = 0.8 / max(1, len(keys))
+        for index, key in enumerate(keys):
+            values, errors_low, errors_high = [], [], []
+            for count in workers:
+                run = next(
+                    (r for r in runs if (r["workers"], r["target"], r["endpoint"]) == (count, key, endpoint)), None
+                )
+                best = best_round(run["rounds"]) if run else None
+                all_rps = [r["rps"] for r in run["rounds"]] if run else [0]
+                value = best["rps"] if best else 0
+                values.append(value)
+                errors_low.append(value - min(all_rps))
+                errors_high.append(0)
+            positions = [w + index * width - 0.4 + width / 2 for w in range(len(workers))]
+            bars = ax.bar(
+                positions,
+                values,
+                width,
+                yerr=[errors_low, errors_high],
+                capsize=2,
+                color=COLOURS.get(key, "#999"),
+                label=TARGET_LABELS[key],
+            )
+            ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=7, rotation=90, padding=3)
+        ax.set_title(ENDPOINT_LABELS[endpoint])
+        ax.set_xticks(range(len(workers)), [f"{w} worker{'s' if w > 1 else ''}" for w in workers])
+        if endpoint == "livez":  # nginx is tens of times faster than any Python server: only a log scale shows both
+            ax.set_yscale("log")
+            ax.set_ylabel("requests/s (best round, log scale)")
+            ax.margins(y=0.3)
+        else:
+            ax.set_ylabel("requests/s (best round)")
+            ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.15)
+        ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
+        ax.yaxis.set_minor_formatter(FuncFormatter(lambda _value, _pos: ""))
+        ax.grid(axis="y", which="major", alpha=0.3)
+    handles, labels = axes[0][0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
+    machine = results.get("machine", {})
+    fig.suptitle(
+        f"flask-svc bench {results.get('date', '')} — {machine.get('nproc', '?')} CPUs, {machine.get('cpu', '?')}; "
+        "error bars reach down to the slowest round",
+        fontsize=10,
+    )
+    fig.tight_layout(rect=(0, 0.07, 1, 0.95))
+    fig.savefig(out, dpi=110)
+
+
+def main(argv: list[str]) -> int:
+    source, out = Path(argv[0]), Path(argv[1])
+    plot(json.loads(source.read_text()), out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,186 @@
+"""Where the CPU goes: py-spy samples (collapsed stacks) summarised by component and by source line, and
+``python -X importtime`` output summarised for start-up.
+
+py-spy records with ``--gil --full-filenames --format raw``: only samples whose thread holds the GIL, i.e. Python
+CPU time, one line per distinct stack ``frame;frame;… count`` with frames ``function (path:line)``.
+"""
+
+from __future__ import annotations
+
+import linecache
+import re
+import shutil
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from bench.targets import BENCH_VENV
+from tests.support.server import ROOT
+
+PY_SPY = BENCH_VENV / "bin" / "py-spy"
+_FRAME = re.compile(r"^(?P<function>.*) \((?P<path>.*):(?P<line>\d+)\)$")
+
+
+@dataclass(frozen=True)
+class Frame:
+    function: str
+    path: str
+    line: int
+
+    @property
+    def component(self) -> str | None:
+        """The package or project module this frame belongs to; None for the standard library."""
+        path = self.path
+        if "site-packages/" in path:
+            top = path.split("site-packages/", 1)[1].split("/", 1)[0]
+            return top.removesuffix(".py")
+        root = f"{ROOT}/"
+        if path.startswith(root):
+            relative = path[len(root) :]
+            parts = relative.split("/")
+            # service/analysis/tokenizer.py → service.analysis; service/logs.py → service.logs
+            return ".".join(parts[:2]).removesuffix(".py") if len(parts) > 1 else relative
+        return None
+
+    @property
+    def short(self) -> str:
+        path = self.path.split("site-packages/", 1)[-1]
+        root = f"{ROOT}/"
+        if path.startswith(root):
+            path = path[len(root) :]
+        elif "/lib/python3" in path:
+            path = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
+        return f"{self.function} ({path}:{self.line})"
+
+
+def parse_frame(text: str) -> Frame:
+    match = _FRAME.match(text.strip())
+    # A sample read while the process ran on (py-spy --nonblocking) can hold garbage instead of a frame.
+    if match is None or not match["path"].startswith(("/", "<")):
+        return Frame(text.strip() if match is None else match["function"], "", 0)
+    return Frame(match["function"], match["path"], int(match["line"]))
+
+
+def parse_collapsed(text: str) -> list[tuple[tuple[Frame, ...], int]]:
+    """``a;b;c 12`` lines → (frames root-first, sample count)."""
+    stacks = []
+    for line in text.splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not stack or not count.isdigit():
+            continue
+        stacks.append((tuple(parse_frame(part) for part in stack.split(";")), int(count)))
+    return stacks
+
+
+# Costs worth naming in every profile, counted inclusively (a sample counts when any frame of its stack matches), so
+# the numbers say at a glance whether a known cost is still there. Only for code that does not wrap the whole
+# request: OpenTelemetry's WSGI middleware sits under everything, so its own cost is read from the component table.
+WATCH: tuple[tuple[str, Callable[[Frame], bool]], ...] = (
+    ("access log line (service.logs GunicornLogger.access)", lambda f: f.function == "GunicornLogger.access"),
+    ("request validation (flask-openapi3 _validate_request)", lambda f: f.function == "_validate_request"),
+    ("pydantic JSON-schema generation (model_json_schema)", lambda f: f.function.endswith("model_json_schema")),
+    ("request id and hooks (service.requestctx)", lambda f: f.component == "service.requestctx"),
+    ("the analysis pipeline (service.analysis)", lambda f: f.component == "service.analysis"),
+    ("response building (jsonify)", lambda f: f.function == "jsonify"),
+)
+
+
+@dataclass
+class Profile:
+    title: str
+    samples: int = 0
+    components: list[tuple[str, float]] = field(default_factory=list)  # share of samples, largest first
+    lines: list[tuple[str, float, str]] = field(default_factory=list)  # (frame, share, source line)
+    watched: list[tuple[str, float]] = field(default_factory=list)  # inclusive shares of the WATCH list
+    note: str = ""
+
+
+def owner(frames: tuple[Frame, ...]) -> str:
+    """The innermost non-stdlib frame's component: time spent in ``logging`` for an access line belongs to whoever
+    logged; all-stdlib stacks are reported under their leaf module."""
+    for frame in reversed(frames):
+        component = frame.component
+        if component is not None:
+            return component
+    leaf = frames[-1] if frames else Frame("?", "", 0)
+    return f"stdlib {Path(leaf.path).stem}" if leaf.path.startswith("/") else "other"
+
+
+def summarise(title: str, stacks: Iterable[tuple[tuple[Frame, ...], int]], top: int = 12, note: str = "") -> Profile:
+    by_component: Counter[str] = Counter()
+    by_line: Counter[Frame] = Counter()
+    watched: Counter[str] = Counter()
+    total = 0
+    for frames, count in stacks:
+        if not frames:
+            continue
+        total += count
+        for label, matches in WATCH:
+            if any(matches(frame) for frame in frames):
+                watched[label] += count
+        by_component[owner(frames)] += count
+        # The innermost frame in project or package code: a C call (findall, Counter.update) shows as its caller.
+        leaf = next((f for f in reversed(frames) if f.component is not None), frames[-1])
+        by_line[leaf] += count
+    profile = Profile(title, total, note=note)
+    if total:
+        profile.components = [(name, count / total) for name, count in by_component.most_common(top)]
+        profile.lines = [
+            (frame.short, count / total, linecache.getline(frame.path, frame.line).strip())
+            for frame, count in by_line.most_common(top)
+        ]
+        profile.watched = [(label, watched[label] / total) for label, _ in WATCH if watched[label]]
+    return profile
+
+
+def available() -> bool:
+    return PY_SPY.exists() and shutil.which("wrk") is not None
+
+
+def record_pid(pid: int, seconds: float, out: Path, rate: int = 250) -> subprocess.Popen[bytes]:
+    """Start sampling a running process for ``seconds``; wait on the returned process."""
+    cmd = [str(PY_SPY), "record", f"--pid={pid}", f"--duration={max(1, round(seconds))}", f"--rate={rate}"]
+    cmd += ["--gil", "--nonblocking", "--full-filenames", "--format=raw", f"--output={out}"]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def record_command(command: list[str], out: Path, timeout: float, rate: int = 250) -> None:
+    cmd = [str(PY_SPY), "record", f"--rate={rate}", "--gil", "--full-filenames", "--format=raw", f"--output={out}"]
+    subprocess.run([*cmd, "--", *command], cwd=ROOT, check=True, timeout=timeout, capture_output=True)
+
+
+def profile_under_load(title: str, pid: int, seconds: float, load: Callable[[], object], tmp: Path) -> Profile:
+    """Sample ``pid`` while ``load()`` (a wrk run a little longer than ``seconds``) keeps it busy."""
+    out = tmp / f"{re.sub(r'[^a-z0-9]+', '-', title.lower())}.txt"
+    spy = record_pid(pid, seconds, out)
+    time.sleep(0.2)
+    try:
+        load()
+    finally:
+        spy.wait(timeout=seconds + 30)
+    return summarise(title, parse_collapsed(out.read_text() if out.exists() else ""))
+
+
+_IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
+
+
+def parse_importtime(stderr: str) -> list[tuple[str, int, int, int]]:
+    """``-X importtime`` lines → (module, self µs, cumulative µs, nesting depth)."""
+    rows = []
+    for line in stderr.splitlines():
+        match = _IMPORTTIME.match(line)
+        if match:
+            depth = (len(match[3]) - 1) // 2
+            rows.append((match[4], int(match[1]), int(match[2]), depth))
+    return rows
+
+
+def import_cost_by_package(rows: list[tuple[str, int, int, int]], top: int = 10) -> list[tuple[str, float]]:
+    """Milliseconds spent importing each top-level package's own modules (self time summed), largest first."""
+    by_package: Counter[str] = Counter()
+    for module, self_us, _cumulative_us, _depth in rows:
+        by_package[module.split(".")[0]] += self_us
+    return [(name, us / 1000) for name, us in by_package.most_common(top)]

@@ -1,0 +1,558 @@
+"""From a run's measurements (a JSON-able dict, see bench/run.py) to ratios, goal verdicts and Markdown.
+
+Pure functions over plain data, so they are unit-tested without running a server.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+TARGET_LABELS = {
+    "svc-on": "flask-svc, all on",
+    "svc-default": "flask-svc, defaults",
+    "svc-off": "flask-svc, all off",
+    "bare": "bare Flask",
+    "fastapi": "FastAPI/uvicorn",
+    "nginx": "nginx static",
+}
+ENDPOINT_LABELS = {"livez": "GET /livez", "analyze-1k": "POST analyze 1 KB", "analyze-100k": "POST analyze 100 KB"}
+ANALYZE = ("analyze-1k", "analyze-100k")
+TIMES = "\u00d7"  # the multiplication sign, spelled out so linters do not take it for an x
+DASH = "\u2013"
+
+
+def best_round(rounds: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """The round with the most requests per second. On a shared machine other load only ever slows a run down, so
+    the best of a few interleaved rounds is the least disturbed one."""
+    clean = [r for r in rounds if not r.get("errors")]
+    return max(clean or rounds, key=lambda r: r["rps"], default=None)
+
+
+def ratio(numerator: float | None, denominator: float | None) -> float | None:
+    if numerator is None or not denominator:
+        return None
+    return numerator / denominator
+
+
+def rps(runs: Iterable[Mapping[str, Any]], workers: int, target: str, endpoint: str) -> float | None:
+    for run in runs:
+        if run["workers"] == workers and run["target"] == target and run["endpoint"] == endpoint:
+            best = best_round(run["rounds"])
+            return float(best["rps"]) if best else None
+    return None
+
+
+@dataclass
+class RatioRow:
+    workers: int
+    endpoint: str
+    default_vs_bare: float | None  # flask-svc as shipped / bare Flask
+    off_vs_bare: float | None  # flask-svc with all instrumentation off / bare Flask
+    default_vs_fastapi: float | None
+    off_vs_fastapi: float | None
+    on_vs_off: float | None  # everything on (tracing 100 %) / everything off
+    default_vs_off: float | None  # metrics + access log / nothing
+
+
+def ratios(runs: Sequence[Mapping[str, Any]]) -> list[RatioRow]:
+    rows = []
+    order = list(ENDPOINT_LABELS)
+    for workers, endpoint in sorted(
+        {(r["workers"], r["endpoint"]) for r in runs}, key=lambda k: (k[0], order.index(k[1]))
+    ):
+
+        def get(target: str, workers: int = workers, endpoint: str = endpoint) -> float | None:
+            return rps(runs, workers, target, endpoint)
+
+        rows.append(
+            RatioRow(
+                workers,
+                endpoint,
+                default_vs_bare=ratio(get("svc-default"), get("bare")),
+                off_vs_bare=ratio(get("svc-off"), get("bare")),
+                default_vs_fastapi=ratio(get("svc-default"), get("fastapi")),
+                off_vs_fastapi=ratio(get("svc-off"), get("fastapi")),
+                on_vs_off=ratio(get("svc-on"), get("svc-off")),
+                default_vs_off=ratio(get("svc-default"), get("svc-off")),
+            )
+        )
+    return rows
+
+
+@dataclass
+class Goal:
+    name: str
+    target: str
+    value: str
+    met: bool | None  # None: not measured in this run
+    detail: str = ""
+
+    @property
+    def verdict(self) -> str:
+        return {True: "met", False: "**missed**", None: "not measured"}[self.met]
+
+
+def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
+    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _x(value: float | None) -> str:
+    return _fmt(value, ".2f", TIMES)
+
+
+def goals(results: Mapping[str, Any]) -> list[Goal]:
+    """The issue's goals, judged on flask-svc as shipped (its defaults) except the overhead goal, which compares
+    everything on with everything off. Where a goal spans several scenarios the worst one decides."""
+    runs = results.get("runs", [])
+    table = ratios(runs)
+    found: list[Goal] = []
+
+    overheads = [(row, 1 - row.on_vs_off) for row in table if row.endpoint in ANALYZE and row.on_vs_off is not None]
+    worst = max(overheads, key=lambda item: item[1], default=None)
+    defaults = [
+        f"{r.endpoint} {r.workers}w {(1 - r.default_vs_off) * 100:.0f} %" for r, _ in overheads if r.default_vs_off
+    ]
+    found.append(
+        Goal(
+            "instrumentation overhead: all on vs all off (analyze)",
+            "≤ 10 %",
+            _fmt(worst[1] * 100 if worst else None, ".0f", " %"),
+            None if worst is None else worst[1] <= 0.10,
+            "; ".join(
+                part
+                for part in (
+                    ", ".join(f"{r.endpoint} {r.workers}w {o * 100:.0f} %" for r, o in overheads),
+                    f"metrics + access log alone (defaults vs off): {', '.join(defaults)}" if defaults else "",
+                )
+                if part
+            ),
+        )
+    )
+
+    livez = [row for row in table if row.endpoint == "livez" and row.default_vs_bare is not None]
+    lowest = min(livez, key=lambda r: r.default_vs_bare or 0, default=None)
+    found.append(
+        Goal(
+            "/livez vs bare Flask",
+            f"≥ 0.9{TIMES}",
+            _x(lowest.default_vs_bare if lowest else None),
+            None if lowest is None else (lowest.default_vs_bare or 0) >= 0.9,
+            ", ".join(f"{r.workers}w {_x(r.default_vs_bare)} (all off {_x(r.off_vs_bare)})" for r in livez),
+        )
+    )
+
+    per_core = [row for row in table if row.endpoint in ANALYZE and row.workers == 1 and row.default_vs_fastapi]
+    lowest = min(per_core, key=lambda r: r.default_vs_fastapi or 0, default=None)
+    found.append(
+        Goal(
+            "analyze per core vs FastAPI (1 worker)",
+            f"≥ 1.0{TIMES}",
+            _x(lowest.default_vs_fastapi if lowest else None),
+            None if lowest is None else (lowest.default_vs_fastapi or 0) >= 1.0,
+            ", ".join(f"{r.endpoint} {_x(r.default_vs_fastapi)} (all off {_x(r.off_vs_fastapi)})" for r in per_core),
+        )
+    )
+
+    starts = results.get("startup", {}).get("svc", [])
+    median = statistics.median(starts) if starts else None
+    found.append(
+        Goal(
+            "start → /readyz 200 (median)",
+            "≤ 0.5 s",
+            _fmt(median, ".2f", " s"),
+            None if median is None else median <= 0.5,
+            f"{len(starts)} starts, 1 worker" if starts else "",
+        )
+    )
+
+    idle = next((m for m in results.get("memory", []) if m["target"] == "svc-default" and m["workers"] == 1), None)
+    found.append(
+        Goal(
+            "idle RSS, whole process tree (1 worker)",
+            "≤ 60 MB",
+            _fmt(idle["idle_rss_mb"] if idle else None, ".0f", " MB"),
+            None if idle is None else idle["idle_rss_mb"] <= 60,
+            f"PSS {idle['idle_pss_mb']:.0f} MB" if idle else "",
+        )
+    )
+
+    wc = wordcount_ratio(results.get("wordcount"))
+    found.append(
+        Goal(
+            "word count vs `wc -w`",
+            f"≥ 0.5{TIMES}",
+            _fmt(wc[0] if wc else None, ".2f", TIMES),
+            None if wc is None else wc[0] >= 0.5,
+            f"{wc[1]:.0f} MB/s vs {wc[2]:.0f} MB/s" if wc else "",
+        )
+    )
+    return found
+
+
+def wordcount_ratio(wordcount: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
+    """(pipeline / wc -w in the C locale, pipeline MB/s, wc MB/s) for the ASCII file."""
+    if not wordcount:
+        return None
+    measures = {m["name"]: m for m in wordcount.get("ascii", {}).get("measures", [])}
+    wc = next((m for name, m in measures.items() if name.startswith("wc -w (LC_ALL=C)")), None)
+    ours = next((m for name, m in measures.items() if name.startswith("flask-svc pipeline")), None)
+    if not wc or not ours:
+        return None
+    return ours["mb_per_s"] / wc["mb_per_s"], ours["mb_per_s"], wc["mb_per_s"]
+
+
+# ---- Markdown -----------------------------------------------------------------------------------------------------
+
+
+def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def throughput_rows(runs: Sequence[Mapping[str, Any]], workers: int) -> list[list[str]]:
+    rows = []
+    for run in runs:
+        if run["workers"] != workers:
+            continue
+        best = best_round(run["rounds"])
+        if best is None:
+            continue
+        spread = [r["rps"] for r in run["rounds"]]
+        errors = sum(r.get("errors", 0) for r in run["rounds"])
+        rows.append(
+            [
+                TARGET_LABELS.get(run["target"], run["target"]),
+                ENDPOINT_LABELS.get(run["endpoint"], run["endpoint"]),
+                f"{best['rps']:,.0f}",
+                f"{min(spread):,.0f}{DASH}{max(spread):,.0f}",
+                f"{best['p50_ms']:.2f}",
+                f"{best['p99_ms']:.2f}",
+                str(errors),
+            ]
+        )
+    return rows
+
+
+def _ratio_rows(results: Mapping[str, Any]) -> list[list[str]]:
+    return [
+        [
+            f"{row.workers}",
+            ENDPOINT_LABELS.get(row.endpoint, row.endpoint),
+            _x(row.default_vs_bare),
+            _x(row.off_vs_bare),
+            _x(row.default_vs_fastapi),
+            _x(row.off_vs_fastapi),
+            _x(row.on_vs_off),
+            _x(row.default_vs_off),
+        ]
+        for row in ratios(results.get("runs", []))
+    ]
+
+
+RATIO_HEADER = (
+    "workers",
+    "scenario",
+    "defaults / bare Flask",
+    "all off / bare Flask",
+    "defaults / FastAPI",
+    "all off / FastAPI",
+    "all on / all off",
+    "defaults / all off",
+)
+
+
+def round_spread(runs: Sequence[Mapping[str, Any]]) -> tuple[float, float] | None:
+    """(median, worst) of 1 - slowest/fastest round over all scenarios: how much the machine moved under the run."""
+    spreads = [
+        1 - min(r["rps"] for r in run["rounds"]) / max(r["rps"] for r in run["rounds"])
+        for run in runs
+        if len(run["rounds"]) > 1 and max(r["rps"] for r in run["rounds"]) > 0
+    ]
+    if not spreads:
+        return None
+    return statistics.median(spreads), max(spreads)
+
+
+def goals_table(results: Mapping[str, Any]) -> str:
+    return md_table(
+        ["goal", "target", "measured", "verdict", "detail"],
+        [[g.name, g.target, g.value, g.verdict, g.detail] for g in goals(results)],
+    )
+
+
+def machine_line(results: Mapping[str, Any]) -> str:
+    m = results.get("machine", {})
+    return (
+        f"{m.get('nproc', '?')} CPUs ({m.get('cpu', '?')}), Linux {m.get('kernel', '?')}, "
+        f"{m.get('memory_gib', 0):.0f} GiB RAM; load average {m.get('loadavg_start', '?')} at start, "
+        f"{m.get('loadavg_end', '?')} at end (the machine is shared: read ratios, not absolutes)"
+    )
+
+
+def _profile_section(profile: Mapping[str, Any]) -> str:
+    parts = [f"#### {profile['title']}", ""]
+    if profile.get("note"):
+        parts += [profile["note"], ""]
+    if not profile.get("samples"):
+        return "\n".join([*parts, "no samples (py-spy unavailable or the process was idle)", ""])
+    parts.append(f"{profile['samples']} samples of Python CPU (GIL held).")
+    parts.append("")
+    parts.append(md_table(["component (innermost non-stdlib frame)", "share"], _shares(profile["components"])))
+    parts.append("")
+    if profile.get("watched"):
+        parts.append(md_table(["known cost (inclusive: anywhere in the stack)", "share"], _shares(profile["watched"])))
+        parts.append("")
+    parts.append(
+        md_table(
+            ["hottest lines (C calls count to their caller)", "share", "source"],
+            [[f"`{where}`", f"{share:.1%}", f"`{src}`" if src else ""] for where, share, src in profile["lines"]],
+        )
+    )
+    parts.append("")
+    return "\n".join(parts)
+
+
+def _shares(items: Iterable[Sequence[Any]]) -> list[list[str]]:
+    return [[str(name), f"{share:.1%}"] for name, share, *_ in items]
+
+
+def render_markdown(results: Mapping[str, Any]) -> str:
+    out: list[str] = []
+    add = out.append
+    settings = results.get("settings", {})
+    add(f"# flask-svc benchmark — {results.get('date', '?')}")
+    add("")
+    add(f"Generated by `make bench` in {results.get('elapsed_s', 0):.0f} s. Machine: {machine_line(results)}.")
+    add("")
+    add("## Goals")
+    add("")
+    add(
+        "Reported, never asserted. flask-svc is judged as shipped (its defaults: metrics and access log on, tracing "
+        "off); the overhead goal compares everything on with everything off. See Settings for the three variants."
+    )
+    add("")
+    add(goals_table(results))
+    add("")
+    add("## Machine, versions, settings")
+    add("")
+    machine = results.get("machine", {})
+    versions = results.get("versions", {})
+    add(
+        md_table(
+            ["item", "value"],
+            [
+                ["CPUs (nproc)", machine.get("nproc", "?")],
+                ["CPU model", machine.get("cpu", "?")],
+                ["kernel", machine.get("kernel", "?")],
+                ["Python", machine.get("python", "?")],
+                *[[name, version] for name, version in versions.items()],
+                ["load generator", settings.get("load", "?")],
+                ["rounds", f"{settings.get('rounds', '?')} interleaved rounds per scenario; the best is reported"],
+                ["bodies", settings.get("bodies", "?")],
+                ["flask-svc, all on", settings.get("svc_on", "?")],
+                ["flask-svc, defaults", settings.get("svc_default", "?")],
+                ["flask-svc, all off", settings.get("svc_off", "?")],
+                ["bare Flask", settings.get("bare", "?")],
+                ["FastAPI", settings.get("fastapi", "?")],
+                ["nginx", settings.get("nginx", "?")],
+            ],
+        )
+    )
+    add("")
+    add("## Throughput and latency")
+    add("")
+    for workers in sorted({r["workers"] for r in results.get("runs", [])}):
+        add(f"### {workers} worker process{'es' if workers > 1 else ''}")
+        add("")
+        add(
+            md_table(
+                ["server", "scenario", "req/s (best)", "req/s (all rounds)", "p50 ms", "p99 ms", "errors"],
+                throughput_rows(results.get("runs", []), workers),
+            )
+        )
+        add("")
+    add("### Ratios (req/s)")
+    add("")
+    add(
+        md_table(
+            list(RATIO_HEADER),
+            _ratio_rows(results),
+        )
+    )
+    add("")
+    spread = round_spread(results.get("runs", []))
+    if spread:
+        add(
+            f"Between the rounds of one scenario the rate moved by {spread[0]:.0%} (median over scenarios; worst "
+            f"{spread[1]:.0%}): other work on this shared machine. Ratios closer to each other than that are not "
+            "differences; the several-fold gaps are."
+        )
+        add("")
+    tracing = results.get("tracing", {})
+    if tracing:
+        add(
+            f"Tracing check: {tracing.get('spans_received', 0):,} spans reached the loopback OTLP sink, "
+            f"{tracing.get('spans_dropped', 0):,} counted as dropped by the service; the sink (in the bench "
+            f"process) used {tracing.get('sink_cpu_s', 0):.1f} CPU-seconds, which the instrumented runs share the "
+            "machine with."
+        )
+        add("")
+    sanity = results.get("sanity")
+    if sanity:
+        add(f"Sanity: {sanity}")
+        add("")
+    add("## Start → ready")
+    add("")
+    startup = results.get("startup", {})
+    rows = []
+    for key, label in (("svc", "flask-svc (`python -m service`, 1 worker)"), ("bare", "bare Flask on gunicorn")):
+        values = startup.get(key, [])
+        if values:
+            rows.append(
+                [label, len(values), f"{statistics.median(values):.3f}", f"{min(values):.3f}", f"{max(values):.3f}"]
+            )
+    container = results.get("container", {})
+    if container.get("starts"):
+        values = container["starts"]
+        rows.append(
+            [
+                f"container `{container.get('image')}` (docker run → /readyz)",
+                len(values),
+                f"{statistics.median(values):.3f}",
+                f"{min(values):.3f}",
+                f"{max(values):.3f}",
+            ]
+        )
+    add(md_table(["process", "starts", "median s", "min s", "max s"], rows) if rows else "not measured")
+    add("")
+    add("Time from spawning the process to the first `200` from `/readyz` (polled every 5 ms).")
+    if startup.get("failed"):
+        add(f"{startup['failed']} start(s) failed and were not timed (see Failures).")
+    add("")
+    add("## Memory (whole process tree, MB)")
+    add("")
+    add(
+        md_table(
+            ["server", "workers", "idle RSS", "idle PSS", "loaded RSS (peak)", "loaded PSS (peak)"],
+            [
+                [
+                    TARGET_LABELS.get(m["target"], m["target"]),
+                    m["workers"],
+                    f"{m['idle_rss_mb']:.0f}",
+                    f"{m['idle_pss_mb']:.0f}",
+                    _fmt(m.get("loaded_rss_mb"), ".0f"),
+                    _fmt(m.get("loaded_pss_mb"), ".0f"),
+                ]
+                for m in results.get("memory", [])
+            ],
+        )
+    )
+    add("")
+    add(
+        "RSS counts pages shared between the gunicorn master and its forked workers once per process; PSS divides "
+        "them among the sharers, so the PSS sum is what the tree really occupies."
+    )
+    add("")
+    split = [
+        f"{TARGET_LABELS.get(m['target'], m['target'])}: " + " + ".join(f"{mb:.0f}" for mb in m["processes_rss_mb"])
+        for m in results.get("memory", [])
+        if m["workers"] == 1 and len(m.get("processes_rss_mb", [])) > 1
+    ]
+    if split:
+        add("Idle RSS per process with 1 worker (the parent first): " + "; ".join(split) + " MB.")
+        add("")
+    container_mb = results.get("container", {}).get("idle_memory_mb")
+    if container_mb:
+        add(
+            f"The image's container, idle after start, as its cgroup counts it (`docker stats`, what a Kubernetes "
+            f"memory limit applies to): {container_mb:.0f} MB."
+        )
+        add("")
+    imports = results.get("import_memory", [])
+    if imports:
+        add("Resident memory added by importing each layer (one fresh interpreter, in this order):")
+        add("")
+        add(md_table(["import", "+MB", "total MB"], [[f"`{m}`", f"{d:.1f}", f"{t:.1f}"] for m, d, t in imports]))
+        add("")
+    add("## Image")
+    add("")
+    size = container.get("size_mb")
+    add(f"`{container.get('image', 'flask-svc:test')}`: " + (f"{size:.0f} MB" if size else "n/a") + ".")
+    if container.get("note"):
+        add(f" {container['note']}")
+    add("")
+    add("## Word count")
+    add("")
+    wordcount = results.get("wordcount") or {}
+    for key, title in (("ascii", "ASCII prose"), ("unicode", "prose with 1 % non-ASCII words")):
+        data = wordcount.get(key)
+        if not data:
+            continue
+        measures = data["measures"]
+        base = next((m["mb_per_s"] for m in measures if m["name"].startswith("wc -w (LC_ALL=C)")), None)
+        add(f"{title}, {data['bytes'] / 1e6:.1f} MB, best of {wordcount.get('passes', '?')} passes:")
+        add("")
+        add(
+            md_table(
+                ["counter", "MB/s", f"{TIMES} `wc -w`", "words", "note"],
+                [
+                    [m["name"], f"{m['mb_per_s']:.1f}", _fmt(ratio(m["mb_per_s"], base), ".3f"), m["words"], m["note"]]
+                    for m in measures
+                ],
+            )
+        )
+        add("")
+    add("## Profiles")
+    add("")
+    add(
+        "py-spy samples of the gunicorn worker (or the word-count process) while wrk keeps it busy; each sample is "
+        "charged to the innermost frame outside the standard library, so `logging` time shows under whoever logs."
+    )
+    add("")
+    for profile in results.get("profiles", []):
+        add(_profile_section(profile))
+    import_costs = results.get("import_costs", [])
+    if import_costs:
+        add("#### Start-up: import time by package (`python -X importtime`, self time summed)")
+        add("")
+        add(md_table(["package", "ms"], [[name, f"{ms:.1f}"] for name, ms in import_costs]))
+        add("")
+    failures = results.get("failures", [])
+    if failures:
+        add("## Failures during this run")
+        add("")
+        out.extend(f"- {failure}" for failure in failures)
+        add("")
+    return "\n".join(out).rstrip() + "\n"
+
+
+def render_latest(results: Mapping[str, Any]) -> str:
+    """The short summary the README includes: goals, the 1-worker table, links to the full results and the plot."""
+    date = results.get("date", "?")
+    out = [
+        f"Latest run: {date} — {machine_line(results)}.",
+        "",
+        goals_table(results),
+        "",
+    ]
+    workers = sorted({r["workers"] for r in results.get("runs", [])})
+    if workers:
+        out += [
+            f"Throughput with {workers[0]} worker process (best of {results.get('settings', {}).get('rounds', '?')} "
+            "interleaved rounds):",
+            "",
+            md_table(
+                ["server", "scenario", "req/s", "req/s (all rounds)", "p50 ms", "p99 ms", "errors"],
+                throughput_rows(results["runs"], workers[0]),
+            ),
+            "",
+        ]
+    out += [
+        f"Full results: [`bench/results/{date}.md`]({date}.md) · plot: [`bench/results/{date}.png`]({date}.png)",
+        "",
+    ]
+    return "\n".join(out)

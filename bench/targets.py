@@ -1,0 +1,236 @@
+"""The servers under test, each started on a free loopback port and stopped afterwards.
+
+flask-svc itself is started through ``tests.support.server.running_server`` (the same launcher the integration
+tests use); the comparison servers through ``launched``. Every target serves ``/livez`` and ``/readyz``; the Python
+ones also ``POST /api/v1/analyze``.
+"""
+
+from __future__ import annotations
+
+import http.client
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import psutil
+
+from tests.support.server import ROOT, free_port, running_server
+
+BENCH_VENV = ROOT / ".tools" / "bench-venv"
+BENCH_PYTHON = BENCH_VENV / "bin" / "python"
+THREADS = 4  # gunicorn gthread threads per worker: the service's default, used for bare Flask too
+# gunicorn settings shared by flask-svc (its defaults) and bare Flask.
+GUNICORN_FLAGS = ("--worker-class=gthread", f"--threads={THREADS}", "--keep-alive=5", "--timeout=30")
+
+
+@dataclass
+class Target:
+    key: str  # svc-on, svc-default, svc-off, bare, fastapi, nginx
+    label: str
+    port: int
+    pid: int
+    endpoints: tuple[str, ...]
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+
+def tree(pid: int) -> list[psutil.Process]:
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def tree_memory(pid: int) -> tuple[float, float]:
+    """(RSS, PSS) of a process and all its descendants, in MB. PSS splits pages shared after fork fairly."""
+    rss = pss = 0
+    for proc in tree(pid):
+        try:
+            info = proc.memory_full_info()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            continue
+        rss += info.rss
+        pss += getattr(info, "pss", info.rss)
+    return rss / 1e6, pss / 1e6
+
+
+def process_rss(pid: int) -> list[float]:
+    """RSS of each process of the tree in MB, the root (e.g. the gunicorn master) first."""
+    sizes = []
+    for proc in tree(pid):
+        try:
+            sizes.append(proc.memory_info().rss / 1e6)
+        except psutil.NoSuchProcess:
+            continue
+    return sizes
+
+
+def get_status(port: int, path: str = "/readyz", timeout: float = 1.0) -> int | None:
+    """Status of one GET on the loopback, or None when nothing answers yet."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        return conn.getresponse().status
+    except OSError:
+        return None
+    finally:
+        conn.close()
+
+
+def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, path: str = "/readyz") -> float:
+    """Poll every 5 ms until ``path`` answers 200; returns the monotonic time it did."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if get_status(port, path) == 200:
+            return time.monotonic()
+        if proc.poll() is not None:
+            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before it was ready")
+        time.sleep(0.005)
+    raise TimeoutError(f"127.0.0.1:{port}{path} not 200 within {timeout}s")
+
+
+def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
+    if proc.poll() is None:
+        proc.send_signal(sig)
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            for child in tree(proc.pid)[1:]:
+                child.kill()
+            proc.kill()
+            proc.wait()
+
+
+@contextmanager
+def launched(
+    cmd: Sequence[str], port: int, env: Mapping[str, str] | None = None, stop_signal: int = signal.SIGTERM
+) -> Iterator[subprocess.Popen[str]]:
+    """A server process with its output in a temp log; waits for /readyz, shows the log's tail if it fails."""
+    with tempfile.TemporaryFile("w+") as log:
+        proc = subprocess.Popen(
+            list(cmd), cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True
+        )
+        try:
+            try:
+                poll_ready(port, proc)
+            except (RuntimeError, TimeoutError) as error:
+                log.seek(0)
+                raise RuntimeError(f"{error}\n{log.read()[-3000:]}") from None
+            yield proc
+        finally:
+            stop(proc, stop_signal)
+
+
+SVC_VARIANTS = {
+    # key: (label, tracing, env)
+    "svc-on": ("flask-svc, all on", True, {"LOG_LEVEL": "info"}),
+    "svc-default": ("flask-svc, defaults", False, {"LOG_LEVEL": "info"}),
+    "svc-off": ("flask-svc, all off", False, {"LOG_LEVEL": "warning", "FLASK_SVC_METRICS": "false"}),
+}
+
+
+def svc_env(workers: int, variant: str, tracing_endpoint: str | None = None) -> dict[str, str]:
+    """flask-svc's environment for a variant: all on (metrics, access log, tracing at 100 %), its defaults (metrics
+    and access log, no tracing), or all off (no metrics, no access log, no tracing)."""
+    _label, tracing, extra = SVC_VARIANTS[variant]
+    env = {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(THREADS), "LOG_FORMAT": "json", **extra}
+    if tracing:
+        if not tracing_endpoint:
+            raise ValueError(f"{variant} needs an OTLP endpoint")
+        env.update(
+            OTEL_EXPORTER_OTLP_ENDPOINT=tracing_endpoint,
+            OTEL_TRACES_SAMPLER="always_on",
+            OTEL_SERVICE_NAME="flask-svc-bench",
+        )
+    return env
+
+
+@contextmanager
+def flask_svc(workers: int, variant: str = "svc-default", tracing_endpoint: str | None = None) -> Iterator[Target]:
+    with running_server(svc_env(workers, variant, tracing_endpoint)) as server:
+        label = SVC_VARIANTS[variant][0]
+        target = Target(variant, label, server.port, server.process.pid, ("livez", "analyze-1k", "analyze-100k"))
+        target.extra["log_lines"] = server.lines  # the launcher keeps stdout lines: the harness empties this list
+        target.extra["metrics_port"] = server.metrics_port
+        yield target
+
+
+@contextmanager
+def bare_flask(workers: int) -> Iterator[Target]:
+    port = free_port()
+    cmd = [sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS, f"--workers={workers}", f"--bind=127.0.0.1:{port}"]
+    if os.path.isdir("/dev/shm"):
+        cmd.append("--worker-tmp-dir=/dev/shm")
+    cmd += ["--no-control-socket", "bench.apps.bare_flask:app"]
+    with launched(cmd, port) as proc:
+        yield Target("bare", "bare Flask", port, proc.pid, ("livez", "analyze-1k", "analyze-100k"))
+
+
+def fastapi_available() -> bool:
+    return BENCH_PYTHON.exists()
+
+
+@contextmanager
+def fastapi(workers: int) -> Iterator[Target]:
+    port = free_port()
+    cmd = [str(BENCH_PYTHON), "-m", "uvicorn", "bench.apps.fastapi_app:app", "--host=127.0.0.1", f"--port={port}"]
+    cmd += [f"--workers={workers}", "--no-access-log", "--log-level=warning"]
+    with launched(cmd, port, env={"PYTHONPATH": str(ROOT)}) as proc:
+        yield Target("fastapi", "FastAPI/uvicorn", port, proc.pid, ("livez", "analyze-1k", "analyze-100k"))
+
+
+NGINX_CONF = """\
+daemon off;
+master_process on;
+worker_processes {workers};
+pid {tmp}/nginx.pid;
+error_log {tmp}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log off;
+    keepalive_requests 1000000;
+    client_body_temp_path {tmp}/body;
+    proxy_temp_path {tmp}/proxy;
+    fastcgi_temp_path {tmp}/fastcgi;
+    uwsgi_temp_path {tmp}/uwsgi;
+    scgi_temp_path {tmp}/scgi;
+    server {{
+        listen 127.0.0.1:{port};
+        default_type application/json;
+        location / {{ return 200 '{{"status":"ok"}}'; }}
+    }}
+}}
+"""
+
+
+def nginx_binary() -> str | None:
+    for candidate in ("/usr/sbin/nginx", "/usr/bin/nginx"):
+        if os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+@contextmanager
+def nginx(workers: int) -> Iterator[Target]:
+    binary = nginx_binary()
+    if binary is None:
+        raise RuntimeError("nginx is not installed (make setup-bench-full installs it)")
+    port = free_port()
+    with tempfile.TemporaryDirectory(prefix="flask-svc-nginx-") as tmp:
+        conf = Path(tmp, "nginx.conf")
+        conf.write_text(NGINX_CONF.format(workers=workers, tmp=tmp, port=port))
+        with launched(
+            [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"], port, stop_signal=signal.SIGQUIT
+        ) as proc:
+            yield Target("nginx", "nginx static", port, proc.pid, ("livez",))

@@ -1,0 +1,142 @@
+"""Word-count throughput of the service's pipeline beside `wc -w`, on the same generated file (issue 2).
+
+    .venv/bin/python -m bench.wordcount            # 32 MiB of generated prose, best of 3 passes each
+    .venv/bin/python -m bench.wordcount --mb 8 --json out.json
+
+The pipeline is the one ``POST /api/v1/wordcount`` runs: UTF-8 decode → NFC check → tokenize → ``Counter`` of every
+word (full frequencies), fed in the handler's 16 KiB chunks, file read included. ``wc -w`` only counts
+whitespace-separated runs and keeps no vocabulary; it is the yardstick, not an equivalent. Two Python floors show
+where the time goes: splitting on whitespace into a Counter (no tokenizer at all), and the word regex alone.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from bench.corpus import generate_text
+from service.analysis import AnalysisOptions, analyze_chunks
+
+CHUNK_BYTES = 16 * 1024  # what the service's handlers read per step
+MIB = 1024 * 1024
+
+
+@dataclass
+class Measure:
+    name: str
+    seconds: float  # best of the passes
+    mb_per_s: float
+    words: int
+    note: str = ""
+
+
+def _chunks(path: Path, size: int) -> Iterator[bytes]:
+    with path.open("rb") as stream:
+        while chunk := stream.read(size):
+            yield chunk
+
+
+def best_of(passes: int, work: Callable[[], int]) -> tuple[float, int]:
+    best, words = float("inf"), 0
+    for _ in range(passes):
+        started = time.perf_counter()
+        words = work()
+        best = min(best, time.perf_counter() - started)
+    return best, words
+
+
+def wc_words(path: Path, locale: str) -> int:
+    out = subprocess.run(
+        ["wc", "-w", str(path)], env={**os.environ, "LC_ALL": locale}, capture_output=True, text=True, check=True
+    )
+    return int(out.stdout.split()[0])
+
+
+def pipeline_words(path: Path, chunk: int = CHUNK_BYTES) -> tuple[int, float, float]:
+    """Words counted, plus the pipeline's own split: seconds decoding+tokenizing, seconds counting."""
+    analysis = analyze_chunks(_chunks(path, chunk), AnalysisOptions())
+    analysis.counts.most_common(10)
+    return analysis.counts.total, analysis.stats.tokenize_ns / 1e9, analysis.stats.consume_ns / 1e9
+
+
+_ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-][A-Za-z0-9]+)*")
+
+
+def measure(path: Path, passes: int, python_only: bool = False) -> list[Measure]:
+    size_mb = path.stat().st_size / 1e6
+    results: list[Measure] = []
+
+    def add(name: str, work: Callable[[], int], note: str = "") -> None:
+        seconds, words = best_of(passes, work)
+        results.append(Measure(name, seconds, size_mb / seconds, words, note))
+
+    if not python_only:
+        add("wc -w (LC_ALL=C)", lambda: wc_words(path, "C"), "byte locale: the fast path")
+        add("wc -w (LC_ALL=C.UTF-8)", lambda: wc_words(path, "C.UTF-8"), "multibyte-aware")
+    split: dict[str, float] = {}
+
+    def pipeline() -> int:
+        words, tokenize_s, count_s = pipeline_words(path)
+        split.update(tokenize=tokenize_s, count=count_s)
+        return words
+
+    add("flask-svc pipeline, 16 KiB chunks", pipeline, "full frequencies, as POST /api/v1/wordcount")
+    total = split["tokenize"] + split["count"]
+    results[-1].note += f"; decode+tokenize {split['tokenize'] / total:.0%}, Counter {split['count'] / total:.0%}"
+    if not python_only:
+        add("pipeline, 1 MiB chunks", lambda: pipeline_words(path, MIB)[0], "per-chunk overhead check")
+        add(
+            "floor: Counter(bytes.split())",
+            lambda: sum(Counter(path.read_bytes().split()).values()),
+            "no tokenizer: whitespace runs like wc",
+        )
+        add(
+            "floor: ASCII word regex only",
+            lambda: len(_ASCII_WORD.findall(path.read_bytes().decode().lower())),
+            "lower() + findall, no counting",
+        )
+    return results
+
+
+def render(results: list[Measure], file_mb: float) -> str:
+    baseline = next((m for m in results if m.name.startswith("wc -w (LC_ALL=C)")), None)
+    lines = [f"file: {file_mb:.1f} MB of generated prose", f"{'':38} {'MB/s':>8} {'x wc -w':>8} {'words':>10}"]
+    for m in results:
+        ratio = f"{m.mb_per_s / baseline.mb_per_s:8.3f}" if baseline else f"{'n/a':>8}"
+        lines.append(f"{m.name:38} {m.mb_per_s:8.1f} {ratio} {m.words:10d}  {m.note}")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--mb", type=float, default=32, help="size of the generated file in MiB (default 32)")
+    parser.add_argument("--passes", type=int, default=3, help="passes per measurement; the best is kept")
+    parser.add_argument("--unicode-share", type=float, default=0.0, help="share of non-ASCII words (0..1)")
+    parser.add_argument("--file", type=Path, help="measure this file instead of generating one")
+    parser.add_argument("--python-only", action="store_true", help="only the pipeline (used under the profiler)")
+    parser.add_argument("--json", type=Path, help="also write the measures here")
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="flask-svc-wc-") as tmp:
+        path = args.file or Path(tmp, "words.txt")
+        if args.file is None:
+            path.write_bytes(generate_text(int(args.mb * MIB), unicode_share=args.unicode_share))
+        results = measure(path, args.passes, args.python_only)
+        size = path.stat().st_size
+    print(render(results, size / 1e6))
+    if args.json:
+        args.json.write_text(json.dumps({"bytes": size, "measures": [asdict(m) for m in results]}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Driving wrk: the command line, one bounded run, and the parse of what bench/wrk.lua prints at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+LUA_SCRIPT = Path(__file__).with_name("wrk.lua")
+MARKER = "BENCH-JSON "
+
+
+class WrkError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class LoadSettings:
+    """Fixed for every scenario of a run, so rows are comparable."""
+
+    duration_s: float = 2.0
+    warmup_s: float = 1.0
+    connections: int = 16
+    threads: int = 2
+    timeout_s: float = 5.0
+
+
+@dataclass
+class WrkResult:
+    requests: int
+    duration_s: float
+    bytes: int
+    errors: dict[str, int]
+    latency_ms: dict[str, float]  # mean, p50, p90, p99, max
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.duration_s if self.duration_s > 0 else 0.0
+
+    @property
+    def error_count(self) -> int:
+        return sum(self.errors.values())
+
+
+def parse_output(stdout: str) -> WrkResult:
+    """The BENCH-JSON line bench/wrk.lua writes from wrk's ``done`` hook."""
+    for line in reversed(stdout.splitlines()):
+        if line.startswith(MARKER):
+            data = json.loads(line[len(MARKER) :])
+            return WrkResult(
+                requests=int(data["requests"]),
+                duration_s=data["duration_us"] / 1e6,
+                bytes=int(data["bytes"]),
+                errors={key: int(value) for key, value in data["errors"].items()},
+                latency_ms={key: value / 1000 for key, value in data["latency_us"].items()},
+            )
+    raise WrkError(f"no {MARKER.strip()} line in wrk output:\n{stdout[-2000:]}")
+
+
+def command(url: str, settings: LoadSettings, duration_s: float) -> list[str]:
+    wrk = shutil.which("wrk")
+    if wrk is None:
+        raise WrkError("wrk is not installed (make setup-bench installs it)")
+    return [
+        wrk,
+        f"--threads={settings.threads}",
+        f"--connections={settings.connections}",
+        f"--duration={max(1, round(duration_s))}s",
+        f"--timeout={max(1, round(settings.timeout_s))}s",
+        f"--script={LUA_SCRIPT}",
+        url,
+    ]
+
+
+def run(url: str, settings: LoadSettings, body: Path | None = None, duration_s: float | None = None) -> WrkResult:
+    """One wrk run against a loopback URL; POSTs ``body`` when given. Bounded by wrk's own duration + a margin."""
+    if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
+        raise WrkError(f"loopback only: {url}")
+    duration = settings.duration_s if duration_s is None else duration_s
+    env = {**os.environ, "BENCH_BODY_FILE": str(body) if body else ""}
+    done = subprocess.run(
+        command(url, settings, duration),
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=duration + settings.timeout_s + 15,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise WrkError(f"wrk exited {done.returncode}: {done.stderr.strip() or done.stdout[-500:]}")
+    return parse_output(done.stdout)
