@@ -147,10 +147,22 @@ def test_env_carries_the_values(default: list[dict[str, Any]]) -> None:
         "LOG_LEVEL": config["logLevel"],
         "LOG_FORMAT": config["logFormat"],
         "FLASK_SVC_MAX_UPLOAD_BYTES": str(config["maxUploadBytes"]),
+        "FLASK_SVC_MAX_VOCABULARY": str(config["maxVocabulary"]),
+        "FLASK_SVC_READ_TIMEOUT_SECONDS": str(config["readTimeoutSeconds"]),
         "FLASK_SVC_DEBUG_ENDPOINTS": "false",
         "PROMETHEUS_MULTIPROC_DIR": DEFAULTS["metricsDir"]["path"],
     }
     assert {k: env[k] for k in expected} == expected
+
+
+def test_every_variable_the_chart_sets_is_one_the_service_reads(chart: Helm) -> None:
+    from service.config import VARIABLES
+
+    known = {variable.env for variable in VARIABLES}
+    rendered = chart.render("--set", "otel.endpoint=http://otel-collector.monitoring:4318")
+    names = set(env_of(rendered))
+    unknown = {name for name in names if name not in known and not name.startswith("OTEL_")}
+    assert not unknown, f"the chart sets variables the service does not read: {sorted(unknown)}"
 
 
 def test_config_change_rolls_the_pods(chart: Helm, deployment: dict[str, Any]) -> None:
