@@ -296,7 +296,8 @@ def test_keda_replaces_the_hpa(chart: Helm) -> None:
     assert trigger["metadata"]["threshold"] == "20"
     query = trigger["metadata"]["query"]
     assert "rate(flask_http_request_total" in query
-    assert f'namespace="{NAMESPACE}"' in query and f'job="{RELEASE}-metrics"' in query
+    assert f'namespace="{NAMESPACE}"' in query and f'service="{RELEASE}-metrics"' in query
+    assert trigger["metadata"]["ignoreNullValues"] == "false"
     hpa_config = scaled["spec"]["advanced"]["horizontalPodAutoscalerConfig"]
     assert hpa_config["behavior"] == DEFAULTS["autoscaling"]["behavior"]
 

@@ -52,7 +52,17 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["--set", "tmpDir.medium=Disk"], "tmpDir.medium"),
     (["--set", "networkPolicy.ingress.from[0].podSelecter.app=x"], "podSelecter"),
     (["--set", "keda.prometheus.threshold=0"], "keda.prometheus.threshold"),
+    (["--set", "metricsDir.path=/tmp"], "metricsDir.path"),  # would mount twice on /tmp
+    (["--set", "metrics.port=8080"], "metrics.port"),  # the application port
+    (["--set", "podLabels.app\\.kubernetes\\.io/name=x"], "podLabels"),  # would break the selector
+    (["--set", "commonLabels.app\\.kubernetes\\.io/component=x"], "commonLabels"),
     # Cross-field checks made in the templates.
+    (["--set", "resources.requests=null"], "resources.requests.cpu"),  # the HPA would never scale
+    (
+        ["--set", "resources.requests.memory=null", "--set", "autoscaling.targetMemoryUtilizationPercentage=80"],
+        "resources.requests.memory",
+    ),
+    (["--set", "ingress.enabled=true", "--set-json", "ingress.hosts=[]"], "ingress.hosts"),
     (["--set", "terminationGracePeriodSeconds=29"], "terminationGracePeriodSeconds"),
     (["--set", "gunicorn.gracefulTimeout=60", "--set", "terminationGracePeriodSeconds=60"], "gunicorn.gracefulTimeout"),
     (["--set", "autoscaling.minReplicas=5", "--set", "autoscaling.maxReplicas=3"], "autoscaling.maxReplicas"),
