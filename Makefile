@@ -8,6 +8,18 @@ BIN := $(VENV)/bin
 TOOLS := .tools
 export PATH := $(CURDIR)/$(TOOLS)/bin:$(PATH)
 
+# apt for the setup steps, shared by every fragment: as root or through sudo, installing only the packages that are
+# missing, and refreshing the package lists only when an install cannot find what it needs.
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+APT_GET := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3
+apt_install = missing=""; \
+	for p in $(1); do dpkg-query -W -f='$${Status}' "$$p" 2>/dev/null | grep -q "ok installed" || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "setup: installing$$missing"; \
+		$(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null 2>&1 \
+		|| { $(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends $$missing >/dev/null; }; \
+	fi
+
 # Per-area fragments add their own setup steps to SETUP and their own targets.
 SETUP :=
 include $(sort $(wildcard mk/*.mk))
@@ -17,9 +29,11 @@ include $(sort $(wildcard mk/*.mk))
 help: ## list the targets
 	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sort | awk -F':.*## ' '{printf "  %-16s %s\n", $$1, $$2}'
 
-# The runtime virtualenv, built from the hashed lock; rebuilt when the lock changes.
+# The runtime virtualenv, built from the hashed lock; rebuilt when the lock changes. A half-made one (venv failed,
+# e.g. no ensurepip) is removed, so the next run starts over instead of finding python without pip.
 $(VENV)/.runtime: requirements.lock
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/pip || { rm -rf $(VENV) && $(PYTHON) -m venv $(VENV); } || { rm -rf $(VENV); \
+		echo "make: '$(PYTHON) -m venv' failed: install your Python's venv module (Debian: apt-get install python3-venv)" >&2; exit 1; }
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r requirements.lock
 	touch $@
 

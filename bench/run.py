@@ -40,9 +40,11 @@ from tests.support.server import ROOT, free_port, running_server
 RESULTS = ROOT / "bench" / "results"
 DOCKER = "/usr/bin/docker"
 IMAGE = "flask-svc:test"
-ENDPOINTS = ("livez", "analyze-1k", "analyze-100k")
+# readyz goes through the framework in every Python app (flask-svc answers /livez in front of Flask).
+ENDPOINTS = ("livez", "readyz", "analyze-1k", "analyze-100k")
 BODY_SIZES = {"analyze-1k": 1024, "analyze-100k": 100 * 1024}
-ALL_TARGETS = ("svc-on", "svc-default", "svc-off", "bare", "fastapi", "nginx")
+ALL_TARGETS = ("svc-on", "svc-sampled", "svc-default", "svc-off", "bare", "fastapi", "nginx")
+TRACED = ("svc-on", "svc-sampled")  # variants that export to the loopback OTLP sink
 
 
 @dataclass
@@ -155,7 +157,7 @@ def body_files(tmp: Path) -> dict[str, Path]:
 
 
 def url_for(target: targets.Target, endpoint: str) -> str:
-    return target.url + ("/livez" if endpoint == "livez" else "/api/v1/analyze")
+    return target.url + {"livez": "/livez", "readyz": "/readyz"}.get(endpoint, "/api/v1/analyze")
 
 
 def check_answers(running: list[targets.Target], bodies: dict[str, Path]) -> str:
@@ -187,6 +189,7 @@ def check_answers(running: list[targets.Target], bodies: dict[str, Path]) -> str
 def start_targets(keys: tuple[str, ...], workers: int, sink: str, log: Callable[[str], None]) -> Iterator[list[Any]]:
     factories: dict[str, Callable[[], contextlib.AbstractContextManager[targets.Target]]] = {
         "svc-on": lambda: targets.flask_svc(workers, "svc-on", sink),
+        "svc-sampled": lambda: targets.flask_svc(workers, "svc-sampled", sink),
         "svc-default": lambda: targets.flask_svc(workers, "svc-default"),
         "svc-off": lambda: targets.flask_svc(workers, "svc-off"),
         "bare": lambda: targets.bare_flask(workers),
@@ -258,11 +261,8 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                             results.setdefault("failures", []).append(f"{workers}w {target.key} {endpoint}: {error}")
                             continue
                         peak.rss, peak.pss = max(peak.rss, sampler.rss), max(peak.pss, sampler.pss)
-                        if target.key == "svc-on":
+                        if target.key in TRACED:
                             sink_cpu += sum(own.cpu_times()[:2]) - cpu_before
-                        lines = target.extra.get("log_lines")
-                        if isinstance(lines, list):
-                            lines.clear()  # the launcher keeps stdout lines; the bench has no use for them
                         records[target.key].append(
                             {
                                 "rps": result.rps,
@@ -299,7 +299,7 @@ def spans_dropped(running: list[targets.Target]) -> int:
     total = 0
     for target in running:
         port = target.extra.get("metrics_port")
-        if target.key != "svc-on" or not port:
+        if target.key not in TRACED or not port:
             continue
         text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
         for line in text.splitlines():
@@ -396,6 +396,21 @@ def container(count: int, log: Callable[[str], None]) -> dict[str, Any]:
         found["note"] = f"No image {IMAGE} (build it with the container tests or `make image IMAGE_TAG=test`)."
         return found
     found["size_mb"] = int(inspect.stdout.strip()) / 1e6
+    base = subprocess.run(
+        [
+            DOCKER,
+            "image",
+            "inspect",
+            "--format",
+            '{{ index .Config.Labels "org.opencontainers.image.base.name" }}',
+            IMAGE,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    found["base"] = base.stdout.strip() or None  # the Dockerfile's BASE_IMAGE build arg, as labelled
     for index in range(count):
         port, metrics_port = free_port(), free_port()
         name = f"flask-svc-bench-{os.getpid()}-{index}"

@@ -132,9 +132,18 @@ def launched(
             stop(proc, stop_signal)
 
 
+# What every Python server answers (nginx only answers /livez).
+PYTHON_ENDPOINTS = ("livez", "readyz", "analyze-1k", "analyze-100k")
+
 SVC_VARIANTS = {
     # key: (label, tracing, env)
     "svc-on": ("flask-svc, all on", True, {"LOG_LEVEL": "info"}),
+    # The chart's default: 10 % of new traces, a caller's sampling decision kept.
+    "svc-sampled": (
+        "flask-svc, tracing 10 %",
+        True,
+        {"LOG_LEVEL": "info", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    ),
     "svc-default": ("flask-svc, defaults", False, {"LOG_LEVEL": "info"}),
     "svc-off": ("flask-svc, all off", False, {"LOG_LEVEL": "warning", "FLASK_SVC_METRICS": "false"}),
 }
@@ -148,20 +157,17 @@ def svc_env(workers: int, variant: str, tracing_endpoint: str | None = None) -> 
     if tracing:
         if not tracing_endpoint:
             raise ValueError(f"{variant} needs an OTLP endpoint")
-        env.update(
-            OTEL_EXPORTER_OTLP_ENDPOINT=tracing_endpoint,
-            OTEL_TRACES_SAMPLER="always_on",
-            OTEL_SERVICE_NAME="flask-svc-bench",
-        )
+        env.setdefault("OTEL_TRACES_SAMPLER", "always_on")
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=tracing_endpoint, OTEL_SERVICE_NAME="flask-svc-bench")
     return env
 
 
 @contextmanager
 def flask_svc(workers: int, variant: str = "svc-default", tracing_endpoint: str | None = None) -> Iterator[Target]:
-    with running_server(svc_env(workers, variant, tracing_endpoint)) as server:
+    # Logs go to a file, as for the other servers: piped, the bench process would spend CPU reading them.
+    with running_server(svc_env(workers, variant, tracing_endpoint), log_to_file=True) as server:
         label = SVC_VARIANTS[variant][0]
-        target = Target(variant, label, server.port, server.process.pid, ("livez", "analyze-1k", "analyze-100k"))
-        target.extra["log_lines"] = server.lines  # the launcher keeps stdout lines: the harness empties this list
+        target = Target(variant, label, server.port, server.process.pid, PYTHON_ENDPOINTS)
         target.extra["metrics_port"] = server.metrics_port
         yield target
 
@@ -174,7 +180,7 @@ def bare_flask(workers: int) -> Iterator[Target]:
         cmd.append("--worker-tmp-dir=/dev/shm")
     cmd += ["--no-control-socket", "bench.apps.bare_flask:app"]
     with launched(cmd, port) as proc:
-        yield Target("bare", "bare Flask", port, proc.pid, ("livez", "analyze-1k", "analyze-100k"))
+        yield Target("bare", "bare Flask", port, proc.pid, PYTHON_ENDPOINTS)
 
 
 def fastapi_available() -> bool:
@@ -187,7 +193,7 @@ def fastapi(workers: int) -> Iterator[Target]:
     cmd = [str(BENCH_PYTHON), "-m", "uvicorn", "bench.apps.fastapi_app:app", "--host=127.0.0.1", f"--port={port}"]
     cmd += [f"--workers={workers}", "--no-access-log", "--log-level=warning"]
     with launched(cmd, port, env={"PYTHONPATH": str(ROOT)}) as proc:
-        yield Target("fastapi", "FastAPI/uvicorn", port, proc.pid, ("livez", "analyze-1k", "analyze-100k"))
+        yield Target("fastapi", "FastAPI/uvicorn", port, proc.pid, PYTHON_ENDPOINTS)
 
 
 NGINX_CONF = """\

@@ -1,14 +1,11 @@
 # Benchmarks (issue 7). `make bench` runs every scenario side by side (about 5 minutes on 2 cores) and writes
 # bench/results/<date>.md, .png, .json and latest.md. `make test` only needs wrk, for the smoke test in tests/bench.
-#   wrk, nginx   Debian packages (apt-get update at most once: the marker file is shared with the other fragments)
+#   wrk, nginx   Debian packages (through the Makefile's apt_install)
 #   bench venv   .tools/bench-venv from bench/requirements.lock (hashed): FastAPI, uvicorn, matplotlib, py-spy —
 #                kept out of the project's .venv; flask-svc and bare Flask run on .venv, FastAPI on this one.
 
 BENCH_VENV := $(TOOLS)/bench-venv
 BENCH_STAMP := $(BENCH_VENV)/.installed
-BENCH_APT_MARKER := $(TOOLS)/.apt-updated
-BENCH_APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3
-BENCH_APT_UPDATE := test -f $(BENCH_APT_MARKER) || { $(BENCH_APT_GET) update -qq && mkdir -p $(TOOLS) && touch $(BENCH_APT_MARKER); }
 # Extra flags for bench.run, e.g. `make bench BENCH_ARGS="--workers 1 --rounds 3"`.
 BENCH_ARGS ?=
 
@@ -17,19 +14,14 @@ SETUP += setup-bench
 .PHONY: setup-bench setup-bench-full bench bench-wordcount bench-render bench-lock
 
 setup-bench: ## install wrk (the smoke test's load generator) when missing
-	@command -v wrk >/dev/null 2>&1 || { \
-		echo "setup-bench: installing wrk"; \
-		$(BENCH_APT_UPDATE); \
-		$(BENCH_APT_GET) install -y -qq --no-install-recommends wrk >/dev/null; }
+	@command -v wrk >/dev/null 2>&1 || { $(call apt_install,wrk); }
 
 # nginx's package starts the distribution's server (port 80) where no policy forbids it: stop that one at once,
 # the bench runs its own on a free loopback port.
 setup-bench-full: setup-bench $(BENCH_STAMP) ## everything `make bench` needs: wrk, nginx, the bench venv
 	@test -x /usr/sbin/nginx || { \
-		echo "setup-bench: installing nginx"; \
-		$(BENCH_APT_UPDATE); \
-		$(BENCH_APT_GET) install -y -qq --no-install-recommends nginx >/dev/null; \
-		if test -s /run/nginx.pid && kill -0 "$$(cat /run/nginx.pid)" 2>/dev/null; then /usr/sbin/nginx -s quit; fi; }
+		$(call apt_install,nginx); \
+		if test -s /run/nginx.pid && kill -0 "$$(cat /run/nginx.pid)" 2>/dev/null; then $(SUDO) /usr/sbin/nginx -s quit; fi; }
 
 $(BENCH_STAMP): bench/requirements.lock | $(VENV)/.runtime
 	rm -rf $(BENCH_VENV)

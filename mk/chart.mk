@@ -30,12 +30,9 @@ setup-chart: $(CHART_HELM_DIR)/helm $(CHECKOV_STAMP) $(CHART_NODE_STAMP) ## inst
 	@ln -sfn ../checkov-venv/bin/checkov $(TOOLS)/bin/checkov
 	@ln -sfn ../chart-node/node_modules/.bin/readme-generator $(TOOLS)/bin/readme-generator
 
-# Debian bookworm ships node 18 + npm 9, enough for both npm steps. One apt-get update for all fragments
-# ($(TOOLS)/.apt-updated, as mk/observability.mk does).
+# Debian bookworm ships node 18 + npm 9, enough for both npm steps.
 chart-npm:
-	@command -v npm >/dev/null || { \
-	  if [ ! -e $(TOOLS)/.apt-updated ]; then apt-get update -qq; mkdir -p $(TOOLS); touch $(TOOLS)/.apt-updated; fi; \
-	  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm; }
+	@command -v npm >/dev/null || { $(call apt_install,nodejs npm); }
 
 $(CHART_HELM_DIR)/helm: | chart-npm
 	rm -rf $(CHART_HELM_DIR).partial && mkdir -p $(CHART_HELM_DIR).partial

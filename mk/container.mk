@@ -9,7 +9,6 @@ BASE_IMAGE ?=
 DOCKERD_LOG ?= /var/log/flask-svc-dockerd.log
 DOCKERD_LOCK := /run/flask-svc-dockerd.lock
 CONTAINER_COMMA := ,
-APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -o Acquire::Retries=3
 
 SETUP += setup-container
 
@@ -18,10 +17,9 @@ SETUP += setup-container
 # Installs the engine and debootstrap when missing, then starts dockerd when no engine answers.
 # Other areas may run setup at the same time: apt waits for its lock, and the start is serialised by flock.
 setup-container:
-	@if ! test -x /usr/bin/docker || ! command -v dockerd >/dev/null || ! command -v debootstrap >/dev/null; then \
-		echo "setup-container: installing docker.io and debootstrap"; \
-		$(APT_GET) update -qq && $(APT_GET) install -y -qq --no-install-recommends docker.io debootstrap >/dev/null; \
-	fi
+	@# An engine already installed (e.g. docker-ce) is used as it is: docker.io only where there is none.
+	@if ! test -x /usr/bin/docker || ! command -v dockerd >/dev/null; then $(call apt_install,docker.io); fi
+	@$(call apt_install,debootstrap debian-archive-keyring)
 	@flock -o $(DOCKERD_LOCK) sh -c '\
 		$(DOCKER) info >/dev/null 2>&1 && exit 0; \
 		echo "setup-container: starting dockerd (log: $(DOCKERD_LOG))"; \

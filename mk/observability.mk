@@ -5,16 +5,18 @@
 
 .PHONY: setup-observability test-observability
 
+SETUP += setup-observability
+
 setup-observability: ## install promtool and prometheus (Debian package) when missing
 	@if command -v promtool >/dev/null && command -v prometheus >/dev/null; then exit 0; fi; \
 	set -e; \
 	own_policy=; \
 	if [ ! -e /usr/sbin/policy-rc.d ]; then \
-		printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod 755 /usr/sbin/policy-rc.d; own_policy=1; \
+		printf '#!/bin/sh\nexit 101\n' | $(SUDO) tee /usr/sbin/policy-rc.d >/dev/null; \
+		$(SUDO) chmod 755 /usr/sbin/policy-rc.d; own_policy=1; \
 	fi; \
-	trap '[ -z "$$own_policy" ] || rm -f /usr/sbin/policy-rc.d' EXIT; \
-	if [ ! -e $(TOOLS)/.apt-updated ]; then apt-get update -qq; mkdir -p $(TOOLS); touch $(TOOLS)/.apt-updated; fi; \
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	trap '[ -z "$$own_policy" ] || $(SUDO) rm -f /usr/sbin/policy-rc.d' EXIT; \
+	$(call apt_install,prometheus); \
 	command -v promtool >/dev/null && command -v prometheus >/dev/null
 
 test-observability: setup-observability venv-dev ## rules tests + real-Prometheus test only

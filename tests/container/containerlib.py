@@ -140,6 +140,20 @@ def apt_mirror(suite: str = STANDIN_SUITE) -> str:
     raise RuntimeError(f"no apt source for {suite!r} in /etc/apt; cannot debootstrap the stand-in base")
 
 
+BASE_IMAGE_ENV = "FLASK_SVC_TEST_BASE_IMAGE"
+
+
+def configured_base() -> str | None:
+    """The real base named by FLASK_SVC_TEST_BASE_IMAGE (e.g. python:3.12-slim where a registry is reachable, as
+    in GitHub Actions), pulled when missing; unset here, where the debootstrap stand-in takes its place."""
+    ref = os.environ.get(BASE_IMAGE_ENV, "").strip()
+    if not ref:
+        return None
+    if not image_exists(ref):
+        docker("pull", "--quiet", ref, timeout=600)
+    return ref
+
+
 def standin_tag() -> str:
     digest = hashlib.sha256(f"{STANDIN_RECIPE}:{STANDIN_SUITE}:{','.join(STANDIN_PACKAGES)}".encode()).hexdigest()
     return f"{STANDIN_REPO}:{STANDIN_SUITE}-{digest[:10]}"
@@ -360,7 +374,7 @@ def build_image(
     enter the cache key, so the dependency layer stays cached from run to run.
     pip_via="build-arg": PIP_INDEX_URL/PIP_TRUSTED_HOST build args (the port changes, so that layer rebuilds).
     """
-    base = base_image or ensure_standin_base()
+    base = base_image or configured_base() or ensure_standin_base()
     wheelhouse = ensure_wheelhouse(base)
     # Each build leaves the previous test image untagged; drop old ones (never a concurrent session's).
     docker(

@@ -32,7 +32,8 @@ class Server:
     process: subprocess.Popen[str]
     port: int
     metrics_port: int
-    lines: list[str] = field(default_factory=list)
+    lines: list[str] = field(default_factory=list)  # stdout, unless it goes to log_file
+    log_file: Path | None = None
 
     @property
     def url(self) -> str:
@@ -44,7 +45,8 @@ class Server:
 
     def json_logs(self) -> list[dict[str, object]]:
         records = []
-        for line in list(self.lines):
+        lines = self.log_file.read_text().splitlines() if self.log_file else list(self.lines)
+        for line in lines:
             try:
                 records.append(json.loads(line))
             except ValueError:
@@ -87,8 +89,13 @@ def wait_ready(url: str, process: subprocess.Popen[str] | None = None, timeout: 
 
 
 @contextmanager
-def running_server(env: Mapping[str, str] | None = None, ready: bool = True) -> Iterator[Server]:
-    """The service as a child process with its own temp metrics dir; stopped (SIGTERM, then kill) afterwards."""
+def running_server(
+    env: Mapping[str, str] | None = None, ready: bool = True, log_to_file: bool = False
+) -> Iterator[Server]:
+    """The service as a child process with its own temp metrics dir; stopped (SIGTERM, then kill) afterwards.
+
+    Its output is read line by line into ``Server.lines``, or with ``log_to_file`` written to a file instead (no
+    reader thread in this process: what the benchmarks want)."""
     port, metrics_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="flask-svc-test-") as tmp:
         full_env = {
@@ -104,16 +111,21 @@ def running_server(env: Mapping[str, str] | None = None, ready: bool = True) -> 
             PYTHONUNBUFFERED="1",
         )
         full_env.update(env or {})
+        log_file = Path(tmp, "server.log") if log_to_file else None
+        output = log_file.open("w") if log_file else subprocess.PIPE
         process = subprocess.Popen(
             [sys.executable, "-m", "service"],
             cwd=ROOT,
             env=full_env,
-            stdout=subprocess.PIPE,
+            stdout=output,
             stderr=subprocess.STDOUT,
             text=True,
         )
-        server = Server(process, port, metrics_port)
-        threading.Thread(target=_pump, args=(process.stdout, server.lines), daemon=True).start()
+        server = Server(process, port, metrics_port, log_file=log_file)
+        if log_file is None:
+            threading.Thread(target=_pump, args=(process.stdout, server.lines), daemon=True).start()
+        else:
+            output.close()  # type: ignore[union-attr]  # the child holds its own copy
         try:
             if ready:
                 wait_ready(server.url, process)
