@@ -45,17 +45,21 @@ def _phrase(status: int) -> str:
         return "Client Error" if status < 500 else "Server Error"
 
 
-def problem_response(status: int, detail: str, code: str | None = None, **extra: Any) -> Response:
+def problem_document(status: int, detail: str, code: str | None = None, **extra: Any) -> dict[str, Any]:
+    """The problem document itself; the app, the gunicorn worker and the liveness shortcut all answer with it."""
     phrase = _phrase(status)
-    body = {
+    return {
         "type": "about:blank",
         "title": phrase,
         "status": status,
         "detail": detail,
         "code": code or STATUS_CODES.get(status) or phrase.lower().replace(" ", "_").replace("-", "_"),
-        "instance": request.path if request else None,
         **extra,
     }
+
+
+def problem_response(status: int, detail: str, code: str | None = None, **extra: Any) -> Response:
+    body = problem_document(status, detail, code, instance=request.path if request else None, **extra)
     return Response(json.dumps(body), status=status, mimetype=PROBLEM_JSON)
 
 

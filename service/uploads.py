@@ -18,6 +18,7 @@ from flask import request
 from gunicorn.http.errors import NoMoreData, ParseException
 from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from service.models import TextBody
@@ -32,7 +33,7 @@ _UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 def text_chunks(max_bytes: int) -> Iterator[bytes]:
     """The text of this request's body; raises ``Problem`` for a body that cannot be read as text."""
     if request.content_length is not None and request.content_length > max_bytes:
-        raise Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit")
+        raise _too_large(max_bytes)
     mimetype = request.mimetype
     if mimetype == "text/plain":
         _check_charset(request.mimetype_params.get("charset"))
@@ -46,6 +47,10 @@ def text_chunks(max_bytes: int) -> Iterator[bytes]:
         "unsupported_media_type",
         f"send the text as {', '.join(MEDIA_TYPES)}; got {mimetype or 'no content type'}",
     )
+
+
+def _too_large(max_bytes: int) -> Problem:
+    return Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit")
 
 
 def _check_charset(charset: str | None) -> None:
@@ -66,7 +71,7 @@ def _read(max_bytes: int) -> Iterator[bytes]:
     while chunk := _next_chunk(stream):
         received += len(chunk)
         if received > max_bytes:
-            raise Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit")
+            raise _too_large(max_bytes)
         yield chunk
     if expected is not None and received < expected:
         raise Problem(400, "truncated_body", f"the body ended after {received} of {expected} announced bytes")
@@ -103,7 +108,7 @@ def _multipart_file(boundary: str | None, max_bytes: int) -> Iterator[bytes]:
             in_file = event.name == FILE_PART and not found
             if in_file:
                 found = True
-                _check_charset(_part_charset(event.headers.get("Content-Type", "")))
+                _check_charset(parse_options_header(event.headers.get("Content-Type"))[1].get("charset"))
         elif isinstance(event, Data):
             if in_file and event.data:
                 yield event.data
@@ -115,21 +120,13 @@ def _multipart_file(boundary: str | None, max_bytes: int) -> Iterator[bytes]:
         raise Problem(400, "malformed_multipart", f'the multipart body has no "{FILE_PART}" part')
 
 
-def _part_charset(content_type: str) -> str | None:
-    for parameter in content_type.split(";")[1:]:
-        name, _, value = parameter.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"')
-    return None
-
-
 def _json_text(max_bytes: int) -> Iterator[bytes]:
     try:
         data = request.get_data(cache=False)
     except RequestEntityTooLarge:
-        raise Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit") from None
+        raise _too_large(max_bytes) from None
     if len(data) > max_bytes:
-        raise Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit")
+        raise _too_large(max_bytes)
     if request.content_length is not None and len(data) < request.content_length:
         raise Problem(400, "truncated_body", f"the body ended after {len(data)} of {request.content_length} bytes")
     try:

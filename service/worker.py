@@ -13,19 +13,13 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import ThreadWorker
 
+from service.problems import PROBLEM_JSON, problem_document
+
 
 def write_problem(sock: Any, status: int, reason: str, detail: str) -> None:
-    body = json.dumps(
-        {
-            "type": "about:blank",
-            "title": reason,
-            "status": status,
-            "detail": detail or reason,
-            "code": reason.lower().replace(" ", "_").replace("-", "_") if status != 500 else "internal_error",
-        }
-    ).encode()
+    body = json.dumps(problem_document(status, detail or reason)).encode()
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: application/problem+json\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {PROBLEM_JSON}\r\n"
         f"Content-Length: {len(body)}\r\n\r\n"
     ).encode("latin-1")
     util.write_nonblock(sock, head + body)

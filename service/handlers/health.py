@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -11,6 +12,7 @@ from flask_openapi3.models.tag import Tag
 
 from service.handlers import current_lifecycle
 from service.models import Health
+from service.problems import PROBLEM_JSON, problem_document
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health", description="Kubernetes probes")])
 
@@ -34,12 +36,9 @@ def startupz() -> tuple[Response, int]:
 LIVENESS_PATHS = ("/livez", "/healthz")
 _ALIVE = b'{"status":"ok"}'
 _ALIVE_HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(_ALIVE)))]
-_NOT_ALLOWED = (
-    b'{"type": "about:blank", "title": "Method Not Allowed", "status": 405, '
-    b'"detail": "liveness answers GET and HEAD", "code": "method_not_allowed"}'
-)
+_NOT_ALLOWED = json.dumps(problem_document(405, "liveness answers GET and HEAD")).encode()
 _NOT_ALLOWED_HEADERS = [
-    ("Content-Type", "application/problem+json"),
+    ("Content-Type", PROBLEM_JSON),
     ("Content-Length", str(len(_NOT_ALLOWED))),
     ("Allow", "GET, HEAD"),
 ]
