@@ -148,9 +148,12 @@ contexts:
     context: {cluster: flask-svc-local, user: ${name}}
 current-context: flask-svc-local
 EOF
+  # It names a private key; helm and kubectl warn about group- or world-readable kubeconfigs.
+  chmod 0600 "${file}"
 }
 
 make_pki() {
+  umask 077
   openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "${PKI}/ca.key" -subj "/CN=flask-svc-local-ca" \
     -days 30 -out "${PKI}/ca.crt" 2>/dev/null
   # The aggregation layer (metrics.k8s.io) authenticates the apiserver to metrics-server with its own CA.
