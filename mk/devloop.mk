@@ -16,7 +16,7 @@ SKAFFOLD_BUILD := $(TOOLS)/skaffold-build.json
 # Versions the dev loop is written against (the e2e workflow pins the same ones). Prefixed: chart.mk has its own
 # HELM_VERSION for the helm it installs into .tools for the chart tests.
 DEVLOOP_KIND_VERSION := v0.33.0
-DEVLOOP_SKAFFOLD_VERSION := v2.17.0
+DEVLOOP_SKAFFOLD_VERSION := v2.24.0
 DEVLOOP_HELM_VERSION := v3.20.2
 METRICS_SERVER_CHART_VERSION := 3.13.0
 MONITORING_NAMESPACE ?= monitoring
