@@ -118,6 +118,12 @@ def test_identity_labels_win_over_a_resource_own_labels(chart: Helm) -> None:
     assert one(docs, "ConfigMap", f"{RELEASE}-dashboard")["metadata"]["labels"]["grafana_dashboard"] == "1"
 
 
+def test_pod_annotations_cannot_repeat_the_config_checksum(chart: Helm) -> None:
+    docs = chart.render("--set", "podAnnotations.checksum/config=mine", "--set", "podAnnotations.team=a")
+    annotations = one(docs, "Deployment")["spec"]["template"]["metadata"]["annotations"]
+    assert annotations["team"] == "a" and annotations["checksum/config"] != "mine"
+
+
 # --- resources --------------------------------------------------------------------------------------------------------
 
 
