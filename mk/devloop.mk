@@ -8,6 +8,10 @@ SKAFFOLD ?= skaffold
 KIND_CLUSTER ?= flask-svc
 KUBE_CONTEXT ?= kind-$(KIND_CLUSTER)
 NAMESPACE ?= flask-svc
+# `make kind-install`: the image built here and loaded into kind, installed with plain helm (no registry, no skaffold).
+RELEASE ?= flask-svc
+LOCAL_IMAGE_REPOSITORY ?= flask-svc
+LOCAL_IMAGE_TAG ?= local
 # Comma-separated skaffold profiles, e.g. `make dev PROFILES=observability`.
 PROFILES ?=
 SKAFFOLD_FLAGS = --kube-context $(KUBE_CONTEXT) $(if $(PROFILES),--profile $(PROFILES))
@@ -16,7 +20,7 @@ SKAFFOLD_BUILD := $(TOOLS)/skaffold-build.json
 # Versions the dev loop is written against (the e2e workflow pins the same ones). Prefixed: chart.mk has its own
 # HELM_VERSION for the helm it installs into .tools for the chart tests.
 DEVLOOP_KIND_VERSION := v0.33.0
-DEVLOOP_SKAFFOLD_VERSION := v2.17.0
+DEVLOOP_SKAFFOLD_VERSION := v2.24.0
 DEVLOOP_HELM_VERSION := v3.20.2
 METRICS_SERVER_CHART_VERSION := 3.13.0
 MONITORING_NAMESPACE ?= monitoring
@@ -28,7 +32,7 @@ DEVLOOP_CHECKOV_VERSION := 3.3.30
 
 SETUP += setup-devloop
 
-.PHONY: setup-devloop devloop-tools kind-up metrics-server dev deploy skaffold-verify port-forward \
+.PHONY: setup-devloop devloop-tools kind-up metrics-server kind-install dev deploy skaffold-verify port-forward \
 	port-forward-observability kind-down test-e2e
 
 # The devloop tests need checkov (workflows) and helm (rendering the chart with k8s/values-*.yaml); setup-chart
@@ -64,6 +68,16 @@ metrics-server: ## install metrics-server (pinned chart, --kubelet-insecure-tls 
 	$(HELM) upgrade --install metrics-server metrics-server \
 		--repo https://kubernetes-sigs.github.io/metrics-server/ --version $(METRICS_SERVER_CHART_VERSION) \
 		--kube-context $(KUBE_CONTEXT) --namespace kube-system -f k8s/metrics-server.yaml --wait --timeout 5m
+
+# The README's first install: nothing is pulled. pullPolicy Never makes a missed `kind load` an ErrImageNeverPull
+# naming the image, instead of a pull from a registry that does not have it.
+kind-install: devloop-tools ## build the image, kind-load it and helm install the chart with it (no registry needed)
+	DOCKER_BUILDKIT=1 docker build -t $(LOCAL_IMAGE_REPOSITORY):$(LOCAL_IMAGE_TAG) .
+	$(KIND) load docker-image $(LOCAL_IMAGE_REPOSITORY):$(LOCAL_IMAGE_TAG) --name $(KIND_CLUSTER)
+	$(HELM) upgrade --install $(RELEASE) charts/flask-svc --kube-context $(KUBE_CONTEXT) \
+		--namespace $(NAMESPACE) --create-namespace \
+		--set image.repository=$(LOCAL_IMAGE_REPOSITORY) --set image.tag=$(LOCAL_IMAGE_TAG) --set image.pullPolicy=Never \
+		--wait --timeout 5m
 
 dev: devloop-tools ## skaffold dev: build, deploy, sync service/**/*.py, port-forward 8080/9797, tail logs
 	$(SKAFFOLD) dev $(SKAFFOLD_FLAGS) --port-forward=user

@@ -8,6 +8,7 @@ import functools
 import re
 import shutil
 import subprocess
+import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -98,13 +99,49 @@ class Helm:
         return self.run(*args, *flags)
 
     def render(self, *flags: str, **options: Any) -> list[dict[str, Any]]:
-        """Parsed manifests of a render that must succeed."""
+        """Parsed manifests of a render that must succeed, read strictly: a key written twice fails."""
         result = self.template(*flags, **options)
         assert result.returncode == 0, result.stderr
-        return [doc for doc in yaml.safe_load_all(result.stdout) if doc]
+        return strict_load_all(result.stdout)
+
+    def notes(self, tmp_path: Path, *flags: str) -> str:
+        """NOTES.txt as `helm install` would print it. `helm template` skips NOTES, so a copy of the chart renders it
+        as a ConfigMap instead."""
+        copy = tmp_path / "flask-svc"
+        shutil.copytree(CHART, copy)
+        notes = (copy / "templates" / "NOTES.txt").read_text()
+        preview = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes\ndata:\n  notes: |\n"
+        (copy / "templates" / "notes-preview.yaml").write_text(preview + textwrap.indent(notes, "    "))
+        result = self.run(
+            "template", RELEASE, str(copy), "--namespace", NAMESPACE, "--kube-version", KUBE_NEWEST,
+            "--api-versions", MONITORING_API, "--show-only", "templates/notes-preview.yaml", *flags,
+        )  # fmt: skip
+        assert result.returncode == 0, result.stderr
+        text: str = yaml.safe_load(result.stdout)["data"]["notes"]
+        return text
 
     def scenario(self, name: str, kube_version: str = KUBE_NEWEST) -> list[dict[str, Any]]:
         return self.render("--values", str(values_file(name)), kube_version=kube_version)
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """Refuses a mapping that names a key twice. PyYAML keeps the last one silently; kustomize (Argo CD, Flux
+    post-renderers) and the API server's server-side apply refuse the manifest."""
+
+
+def _no_duplicate_keys(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    keys = [loader.construct_object(key, deep=deep) for key, _ in node.value]
+    duplicates = sorted({str(k) for k in keys if keys.count(k) > 1})
+    if duplicates:
+        raise yaml.constructor.ConstructorError(None, None, f"duplicate keys {duplicates}", node.start_mark)
+    return loader.construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicate_keys)
+
+
+def strict_load_all(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.load_all(text, Loader=_StrictLoader) if doc]
 
 
 def values_file(scenario: str) -> Path:

@@ -15,6 +15,8 @@ from tests.chart.conftest import CHART, SCENARIOS, Helm, iter_leaves, values_fil
 SCHEMA = json.loads((CHART / "values.schema.json").read_text())
 DEFAULTS = yaml.safe_load((CHART / "values.yaml").read_text())
 
+INGRESS_CLASS_ANNOTATION = "ingress.annotations.kubernetes\\.io/ingress\\.class=nginx"
+
 # (values that must be refused, text the error must contain: the offending key)
 BAD_VALUES: list[tuple[list[str], str]] = [
     (["--set", "replicaCount=-1"], "replicaCount"),
@@ -52,8 +54,43 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["--set", "tmpDir.medium=Disk"], "tmpDir.medium"),
     (["--set", "networkPolicy.ingress.from[0].podSelecter.app=x"], "podSelecter"),
     (["--set", "keda.prometheus.threshold=0"], "keda.prometheus.threshold"),
-    (["--set", "metricsDir.path=/tmp"], "metricsDir.path"),  # would mount twice on /tmp
-    (["--set", "metrics.port=8080"], "metrics.port"),  # the application port
+    # Refused in the templates with the reason, not by a schema "not" that says only "'not' failed".
+    (["--set", "metricsDir.path=/tmp"], 'metricsDir.path: "/tmp" is where the tmp emptyDir is mounted'),
+    (["--set", "metricsDir.path=/tmp/"], 'metricsDir.path: "/tmp/" is where the tmp emptyDir is mounted'),
+    (["--set", "metrics.port=8080"], "metrics.port: 8080 is the application's port"),
+    # Quantities, image references and ports people get wrong.
+    (["--set", "resources.limits.memory=512m"], "resources.limits.memory"),  # millibytes
+    (["--set", "resources.requests.memory=-1Gi"], "resources.requests.memory"),
+    (["--set", "tmpDir.sizeLimit=256m"], "tmpDir.sizeLimit"),
+    (["--set", "resources.limits.cpu=500"], "resources.limits.cpu"),  # 500 cores: meant 500m
+    (["--set-string", "resources.limits.cpu=500"], "resources.limits.cpu"),
+    (["--set", "resources.requests.cpu=-1"], "resources.requests.cpu"),
+    (["--set-string", "resources.requests.cpu=-200m"], "resources.requests.cpu"),
+    (["--set", "image.repository=ghcr.io/flask-svc/flask-svc:0.1.0"], "image.repository"),
+    (["--set", "image.repository=flask-svc@sha256:" + "ab" * 32], "image.repository"),
+    (["--set", "service.type=NodePort", "--set", "service.nodePort=8080"], "service.nodePort"),
+    (["--set", "service.type=NodePort", "--set", "service.nodePort=32768"], "service.nodePort"),
+    (["--set-json", "networkPolicy.egress.dnsPorts=[]"], "networkPolicy.egress.dnsPorts"),
+    # Two values compared: the templates check them, naming both keys.
+    (["--set", "resources.requests.memory=1Gi"], "resources.requests.memory (1Gi) is above resources.limits.memory"),
+    (
+        ["--set", "resources.limits.cpu=100m"],  # the request is 200m
+        "resources.requests.cpu (200m) is above resources.limits.cpu (100m)",
+    ),
+    (
+        ["--set", "metrics.serviceMonitor.interval=30s", "--set", "metrics.serviceMonitor.scrapeTimeout=1m"],
+        "metrics.serviceMonitor.scrapeTimeout (1m) is longer than metrics.serviceMonitor.interval (30s)",
+    ),
+    (
+        ["--set", "ingress.enabled=true", "--set", "ingress.className=nginx", "--set", INGRESS_CLASS_ANNOTATION],
+        "ingress.className and the annotation kubernetes.io/ingress.class",
+    ),
+    (["--set-json", 'extraEnv=[{"name":"A","value":"1"},{"name":"A"}]'], 'extraEnv: two entries with name "A"'),
+    (["--set-json", 'volumes=[{"name":"v","emptyDir":{}},{"name":"v"}]'], 'volumes: two entries with name "v"'),
+    (
+        ["--set-json", 'volumeMounts=[{"name":"a","mountPath":"/d"},{"name":"b","mountPath":"/d"}]'],
+        'volumeMounts: two entries with mountPath "/d"',
+    ),
     (["--set", "podLabels.app\\.kubernetes\\.io/name=x"], "podLabels"),  # would break the selector
     (["--set", "commonLabels.app\\.kubernetes\\.io/component=x"], "commonLabels"),
     # Cross-field checks made in the templates.
@@ -82,6 +119,29 @@ def test_grace_period_exactly_the_drain_is_accepted(chart: Helm) -> None:
     drain += DEFAULTS["lifecycle"]["drainMarginSeconds"]
     assert chart.template("--set", f"terminationGracePeriodSeconds={drain}").returncode == 0
     assert chart.template("--set", f"terminationGracePeriodSeconds={drain - 1}").returncode != 0
+
+
+# Values near the edges that must still render.
+GOOD_VALUES: list[list[str]] = [
+    ["--set", "image.repository=localhost:5000/team/flask-svc"],
+    ["--set", "image.repository=flask-svc"],  # what skaffold and the kind install path set
+    ["--set", "resources.limits.cpu=1.5", "--set", "resources.requests.cpu=1500m"],  # equal: allowed
+    ["--set", "resources.limits.cpu=32"],
+    ["--set-string", "resources.limits.cpu=32000m"],
+    ["--set", "resources.limits.memory=1G", "--set", "resources.requests.memory=1G"],
+    ["--set", "resources.limits.memory=536870912"],  # plain bytes
+    ["--set", "service.type=NodePort", "--set", "service.nodePort=30080"],
+    ["--set", "metrics.serviceMonitor.interval=1m", "--set", "metrics.serviceMonitor.scrapeTimeout=1m"],
+    ["--set", "metrics.serviceMonitor.interval=1m30s", "--set", "metrics.serviceMonitor.scrapeTimeout=45s"],
+    ["--set", "ingress.enabled=true", "--set", INGRESS_CLASS_ANNOTATION],
+    ["--set", "metricsDir.path=/tmp/metrics", "--set", "metrics.port=9100"],
+]
+
+
+@pytest.mark.parametrize("flags", GOOD_VALUES, ids=[" ".join(flags) for flags in GOOD_VALUES])
+def test_values_near_the_edges_render(chart: Helm, flags: list[str]) -> None:
+    result = chart.template(*flags)
+    assert result.returncode == 0, result.stderr
 
 
 def test_schema_is_valid_draft7() -> None:

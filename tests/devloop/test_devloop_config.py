@@ -193,6 +193,8 @@ def test_values_files_only_use_keys_the_chart_has(values: Path) -> None:
     for path in _paths(load_yaml(values)):
         node = chart_values
         for key in path:
+            if node == {}:
+                break  # a free-form map of the chart (labels, annotations): its keys are data
             assert isinstance(node, dict) and key in node, f"{values.name}: {'.'.join(path)} is not a chart value"
             node = node[key]
     schema = CHART / "values.schema.json"
@@ -279,9 +281,17 @@ def test_observability_values_wire_traces_metrics_and_dashboard(skaffold: dict[s
     assert dashboards[0]["metadata"]["labels"][sidecar["label"]] == sidecar["labelValue"]
     assert sidecar["folderAnnotation"] in dashboards[0]["metadata"]["annotations"]
 
-    # Prometheus selects every ServiceMonitor, and the chart's NetworkPolicy lets its namespace scrape.
-    assert kps["prometheus"]["prometheusSpec"]["serviceMonitorSelectorNilUsesHelmValues"] is False
-    assert [k for k in objs if k[0] == "ServiceMonitor"], "no ServiceMonitor rendered"
+    # The dev Prometheus keeps kube-prometheus-stack's stock selectors (release=<its release name> on
+    # ServiceMonitors and PrometheusRules, templates/prometheus/prometheus.yaml of the 82.x chart), and flask-svc's
+    # monitors carry that label, as a user's must. The chart's NetworkPolicy lets its namespace scrape.
+    spec = kps["prometheus"]["prometheusSpec"]
+    for kind in ("serviceMonitor", "podMonitor", "rule"):
+        assert f"{kind}Selector" not in spec and f"{kind}SelectorNilUsesHelmValues" not in spec, kind
+    kps_release = releases(with_profiles(skaffold, "observability"))["kube-prometheus-stack"]["name"]
+    for kind in ("ServiceMonitor", "PrometheusRule"):
+        monitors = [doc for (k, _), doc in objs.items() if k == kind]
+        assert monitors, f"no {kind} rendered"
+        assert all(m["metadata"]["labels"].get("release") == kps_release for m in monitors), kind
     policy = objs[("NetworkPolicy", "flask-svc")]["spec"]
     metrics_rule = [r for r in policy["ingress"] if any(p["port"] == "metrics" for p in r["ports"])]
     peers = [peer.get("namespaceSelector", {}).get("matchLabels", {}) for r in metrics_rule for peer in r["from"]]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 
 import pytest
+import yaml
 
 from tests.devloop.conftest import ROOT, load_yaml
 
@@ -58,3 +59,44 @@ def test_setup_is_part_of_make_setup() -> None:
             ["make", "-pn", "setup"], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
         ).stdout
     )
+
+
+def _kind_install_commands() -> list[str]:
+    """`make kind-install` as it would run (continuation lines joined), without the devloop-tools check."""
+    text = dry_run("kind-install").replace("\\\n", " ")
+    return [" ".join(line.split()) for line in text.splitlines() if line.split() and line.split()[0] != "missing=;"]
+
+
+def test_kind_install_builds_loads_and_installs_that_image_without_a_registry() -> None:
+    commands = [c for c in _kind_install_commands() if c.split()[0] in ("DOCKER_BUILDKIT=1", "kind", "helm")]
+    build, load, install = commands
+    assert build == "DOCKER_BUILDKIT=1 docker build -t flask-svc:local ."
+    assert load == "kind load docker-image flask-svc:local --name flask-svc"
+    assert install.startswith("helm upgrade --install flask-svc charts/flask-svc --kube-context kind-flask-svc")
+    flags = install.split()
+    sets = dict(flags[i + 1].split("=", 1) for i, flag in enumerate(flags) if flag == "--set")
+    assert sets == {"image.repository": "flask-svc", "image.tag": "local", "image.pullPolicy": "Never"}
+
+    # The chart accepts exactly those values and runs the loaded image, never pulling it.
+    helm = ROOT / ".tools" / "bin" / "helm"
+    if not helm.exists():
+        pytest.skip("helm is not installed (make setup-chart installs it into .tools)")
+    args = [str(helm), "template", "flask-svc", str(ROOT / "charts" / "flask-svc"), "--kube-version", "1.37.0"]
+    for key, value in sets.items():
+        args += ["--set", f"{key}={value}"]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+    assert out.returncode == 0, out.stderr
+    (deployment,) = [d for d in yaml.safe_load_all(out.stdout) if d and d["kind"] == "Deployment"]
+    (app,) = [c for c in deployment["spec"]["template"]["spec"]["containers"] if c["name"] == "flask-svc"]
+    assert (app["image"], app["imagePullPolicy"]) == ("flask-svc:local", "Never")
+
+
+def test_readme_install_commands_are_the_make_target() -> None:
+    """The README's by-hand install is what `make kind-install` runs, so both work from a clean clone."""
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").replace("\\\n", " ").split())
+    for command in _kind_install_commands():
+        if command.startswith("DOCKER_BUILDKIT=1 "):
+            command = command.removeprefix("DOCKER_BUILDKIT=1 ")
+        if command.split()[0] in ("docker", "kind", "helm"):
+            assert command in readme, f"README does not show {command!r}"
+    assert "make kind-install" in readme and "oci://ghcr.io/<owner>/charts/flask-svc" in readme

@@ -441,6 +441,17 @@ def test_dashboard_numbers_match_the_traffic(prometheus: Prometheus, traffic: Se
     assert prometheus.scalar(capacity) == WORKERS * THREADS
 
 
+def test_route_error_ratio_is_zero_for_routes_that_never_failed(prometheus: Prometheus, traffic: Sent) -> None:
+    """Every route with traffic has a 5xx ratio: 0 where nothing failed (not "No data"), above 0 where it did."""
+    queries = {(title, ref): expr for title, ref, expr in panel_queries()}
+    expr = substitute(queries["5xx error ratio by route", "B"], SELECTIONS["selected"])
+    ratios = {s["metric"]["url_rule"]: float(s["value"][1]) for s in prometheus.query(expr.replace("[1m]", "[10m]"))}
+    failed = {route for route, _, status in traffic.by_route if status.startswith("5")}
+    assert set(ratios) == {route for route, _, _ in traffic.by_route}
+    assert failed and all(ratios[route] > 0 for route in failed), ratios
+    assert all(ratios[route] == 0 for route in set(ratios) - failed), ratios
+
+
 # ---- the rules
 
 

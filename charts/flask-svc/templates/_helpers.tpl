@@ -38,27 +38,34 @@ app.kubernetes.io/name: {{ include "flask-svc.name" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end }}
 
-{{- define "flask-svc.labels" -}}
-helm.sh/chart: {{ include "flask-svc.chart" . }}
-{{ include "flask-svc.selectorLabels" . }}
-app.kubernetes.io/version: {{ include "flask-svc.imageTag" . | trunc 63 | trimSuffix "-" | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: flask-svc
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
+{{/*
+A resource's labels, each key written once (a duplicate key breaks kustomize post-renderers and server-side apply).
+Precedence, lowest first: the chart's descriptive labels, commonLabels, the resource's own (.own), and last the
+labels that identify it (selector labels and .fixed, e.g. the component), which nothing overrides.
+Call with (dict "ctx" $ "own" .Values.x.labels "fixed" (dict ...)); "flask-svc.labels" is the plain form.
+*/}}
+{{- define "flask-svc.labelsWith" -}}
+{{- $ctx := .ctx }}
+{{- $labels := dict
+  "helm.sh/chart" (include "flask-svc.chart" $ctx)
+  "app.kubernetes.io/version" (include "flask-svc.imageTag" $ctx | trunc 63 | trimSuffix "-")
+  "app.kubernetes.io/managed-by" $ctx.Release.Service
+  "app.kubernetes.io/part-of" "flask-svc" }}
+{{- $identity := include "flask-svc.selectorLabels" $ctx | fromYaml }}
+{{- if .test }}
+{{- /* Test pods must not carry the selector labels, or the Service, PDB and NetworkPolicy would select them. */}}
+{{- $identity = dict "app.kubernetes.io/instance" $ctx.Release.Name "app.kubernetes.io/component" "helm-test" }}
 {{- end }}
+{{- $merged := merge (merge (deepCopy (default dict .fixed)) $identity) (deepCopy (default dict .own)) (deepCopy $ctx.Values.commonLabels) $labels }}
+{{- toYaml $merged }}
 {{- end }}
 
-{{/* Test pods must not carry the selector labels, or the Service, PDB and NetworkPolicy would select them. */}}
-{{- define "flask-svc.testLabels" -}}
-helm.sh/chart: {{ include "flask-svc.chart" . }}
-app.kubernetes.io/instance: {{ .Release.Name }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
-app.kubernetes.io/part-of: flask-svc
-app.kubernetes.io/component: helm-test
-{{- with .Values.commonLabels }}
-{{ toYaml . }}
+{{- define "flask-svc.labels" -}}
+{{- include "flask-svc.labelsWith" (dict "ctx" .) }}
 {{- end }}
+
+{{- define "flask-svc.testLabels" -}}
+{{- include "flask-svc.labelsWith" (dict "ctx" . "test" true) }}
 {{- end }}
 
 {{/* commonAnnotations merged with a resource's own; renders the whole `annotations:` key or nothing. */}}
@@ -151,4 +158,103 @@ exec:
 {{/* Label a pod carries to reach the app port when networkPolicy.allowExternal is false. */}}
 {{- define "flask-svc.clientLabel" -}}
 {{- include "flask-svc.suffixed" (dict "ctx" . "suffix" "client") }}
+{{- end }}
+
+{{/* Egress to the DNS peers on each DNS port, UDP and TCP (the app's and the test pods' policies share it). */}}
+{{- define "flask-svc.dnsEgressRule" -}}
+- to:
+    {{- toYaml .Values.networkPolicy.egress.dns | nindent 4 }}
+  ports:
+    {{- range .Values.networkPolicy.egress.dnsPorts }}
+    - port: {{ . }}
+      protocol: UDP
+    - port: {{ . }}
+      protocol: TCP
+    {{- end }}
+{{- end }}
+
+{{/*
+Lists of objects merged by one key (env by name, volumes by name, mounts by path): an entry of .extra whose key
+matches one of .base replaces it in place, the others follow. Two .extra entries with the same key fail, naming the
+value (.what): the API server, and Helm 4's server-side apply, reject duplicate keys in these lists.
+*/}}
+{{- define "flask-svc.mergeByKey" -}}
+{{- $key := .key }}
+{{- $what := .what }}
+{{- $extra := dict }}
+{{- range .extra }}
+{{- $k := toString (get . $key) }}
+{{- if hasKey $extra $k }}
+{{- fail (printf "%s: two entries with %s %q; each %s must be unique" $what $key $k $key) }}
+{{- end }}
+{{- $_ := set $extra $k . }}
+{{- end }}
+{{- $out := list }}
+{{- $chart := dict }}
+{{- range .base }}
+{{- $k := toString (get . $key) }}
+{{- $_ := set $chart $k true }}
+{{- $out = append $out (ternary (get $extra $k) . (hasKey $extra $k)) }}
+{{- end }}
+{{- range .extra }}
+{{- if not (hasKey $chart (toString (get . $key))) }}
+{{- $out = append $out . }}
+{{- end }}
+{{- end }}
+{{- toYaml $out }}
+{{- end }}
+
+{{/* A Kubernetes quantity (`500m`, `1.5`, `512Mi`, `1G`, or a number) as a float, for comparisons only. */}}
+{{- define "flask-svc.quantity" -}}
+{{- if or (kindIs "float64" .) (kindIs "int64" .) (kindIs "int" .) }}
+{{- float64 . }}
+{{- else }}
+{{- $number := regexFind "^[0-9]*\\.?[0-9]*" . }}
+{{- $factor := get (dict "" 1.0 "m" 0.001 "k" 1e3 "M" 1e6 "G" 1e9 "T" 1e12 "P" 1e15 "E" 1e18
+  "Ki" 1024.0 "Mi" 1048576.0 "Gi" 1073741824.0 "Ti" 1099511627776.0 "Pi" 1125899906842624.0 "Ei" 1152921504606846976.0)
+  (trimPrefix $number .) }}
+{{- mulf (float64 $number) $factor }}
+{{- end }}
+{{- end }}
+
+{{/* A Prometheus duration (`1m30s`) in milliseconds. */}}
+{{- define "flask-svc.durationMs" -}}
+{{- $units := dict "ms" 1 "s" 1000 "m" 60000 "h" 3600000 "d" 86400000 "w" 604800000 "y" 31536000000 }}
+{{- $total := 0 }}
+{{- range regexFindAll "[0-9]+(ms|s|m|h|d|w|y)" . -1 }}
+{{- $unit := regexFind "[a-z]+$" . }}
+{{- $total = add $total (mul (trimSuffix $unit . | int64) (get $units $unit)) }}
+{{- end }}
+{{- $total }}
+{{- end }}
+
+{{/*
+Checks the schema cannot express (it compares no two values, and its own "not" messages name no reason). Each
+failure names the key and says why, at `helm install` / `helm template`. Included by the Deployment, which every
+install renders.
+*/}}
+{{- define "flask-svc.validateValues" -}}
+{{- if eq (int .Values.metrics.port) 8080 }}
+{{- fail "metrics.port: 8080 is the application's port (the container listens there); pick another, e.g. the default 9797" }}
+{{- end }}
+{{- if has (trimSuffix "/" .Values.metricsDir.path) (list "/tmp" "") }}
+{{- fail (printf "metricsDir.path: %q is where the tmp emptyDir is mounted; use a directory of its own, e.g. /tmp/flask-svc-metrics" .Values.metricsDir.path) }}
+{{- end }}
+{{- $resources := .Values.resources | default dict }}
+{{- $limits := $resources.limits | default dict }}
+{{- range $name, $request := ($resources.requests | default dict) }}
+{{- $limit := get $limits $name }}
+{{- if and (not (kindIs "invalid" $request)) (not (kindIs "invalid" $limit)) (ne (toString $limit) "") }}
+{{- if gt (include "flask-svc.quantity" $request | float64) (include "flask-svc.quantity" $limit | float64) }}
+{{- fail (printf "resources.requests.%s (%v) is above resources.limits.%s (%v); Kubernetes refuses such a pod" $name $request $name $limit) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- $sm := .Values.metrics.serviceMonitor }}
+{{- if and $sm.enabled (gt (include "flask-svc.durationMs" $sm.scrapeTimeout | int64) (include "flask-svc.durationMs" $sm.interval | int64)) }}
+{{- fail (printf "metrics.serviceMonitor.scrapeTimeout (%s) is longer than metrics.serviceMonitor.interval (%s); Prometheus refuses the scrape config" $sm.scrapeTimeout $sm.interval) }}
+{{- end }}
+{{- if and .Values.ingress.enabled .Values.ingress.className (hasKey .Values.ingress.annotations "kubernetes.io/ingress.class") }}
+{{- fail "ingress.className and the annotation kubernetes.io/ingress.class in ingress.annotations are both set; keep ingress.className (the API server refuses an Ingress with both)" }}
+{{- end }}
 {{- end }}
