@@ -462,7 +462,9 @@ def helm_test(release: str, namespace: str, *, timeout: str = "5m") -> subproces
     helm = helm_binary()
     if helm is None:
         raise FileNotFoundError("helm is not on PATH")
-    cmd = [helm, "test", release, "--namespace", namespace, "--logs", "--timeout", timeout]
+    # No --logs: the chart deletes a test pod once it succeeds (hook-succeeded), before helm could read its logs, and
+    # a failed one stays behind for `kubectl logs`.
+    cmd = [helm, "test", release, "--namespace", namespace, "--timeout", timeout]
     context = os.environ.get(CONTEXT_ENV)
     if context:
         cmd += ["--kube-context", context]
