@@ -18,6 +18,7 @@ Requests gunicorn cannot parse are answered as RFC 9457 problem documents instea
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import heapq
 import itertools
@@ -190,10 +191,8 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
 
     def stop_waiting(self, waiting: _Waiting) -> None:
         self.waiting.pop(waiting.conn, None)
-        try:
+        with contextlib.suppress(KeyError, ValueError, OSError):  # never registered, or already closed
             self.poller.unregister(waiting.conn.sock)
-        except (KeyError, ValueError, OSError):
-            pass  # never registered, or already closed
 
     def close_waiting(self, waiting: _Waiting) -> None:
         self.stop_waiting(waiting)
