@@ -39,7 +39,7 @@ bench-slow-clients: venv-dev $(BENCH_STAMP) ## idle and slow-header clients: fla
 	$(BIN)/python -m bench.slowclients
 
 liveness-soak: venv-dev ## issue 11's full 90 s saturation: /livez must answer within the probe timeout throughout
-	FLASK_SVC_TEST_SATURATION_SECONDS=90 $(BIN)/python -m pytest -q tests/integration/test_connections.py -k saturat
+	FLASK_SVC_TEST_SATURATION_SECONDS=90 $(BIN)/python -m pytest -q -s tests/integration/test_connections.py -k every_thread_is_busy
 
 bench-render: venv-dev $(BENCH_STAMP) ## re-render bench/results/<date>.md, .png and latest.md from BENCH_JSON
 	$(BIN)/python -m bench.run --render $(BENCH_JSON)

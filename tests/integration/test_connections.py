@@ -81,6 +81,7 @@ def test_liveness_answers_while_every_thread_is_busy(conn_server: Server) -> Non
             time.sleep(0.5)
         assert sum(f.result() for f in busy) >= THREADS  # the threads kept finishing requests meanwhile
     assert len(probes) >= SATURATION_SECONDS  # a probe every ~0.5 s: none of them hung
+    print(f"\n{len(probes)} probes in {SATURATION_SECONDS:.0f} s of saturation, slowest {max(probes) * 1000:.0f} ms")
 
 
 def test_idle_and_slow_header_clients_cost_no_thread(conn_server: Server) -> None:
