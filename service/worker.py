@@ -136,7 +136,12 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
 
     def advance(self, waiting: _Waiting) -> None:
         while (head := read_head(waiting.buffer)) is not None and head.is_liveness:
-            keep_alive = head.keep_alive and self.alive
+            keep_alive = (
+                head.keep_alive
+                and self.alive
+                and self.cfg.keepalive > 0
+                and len(self.keepalived_conns) < self.max_keepalived
+            )
             if not self.send(waiting, self.liveness_response(head, keep_alive)) or not keep_alive:
                 self.close_waiting(waiting)
                 return

@@ -47,10 +47,11 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
 class LivenessShortcut:
-    """Answers GET and HEAD on the liveness paths in front of Flask.
+    """Answers the liveness paths in front of Flask.
 
-    Liveness only has to show that the worker process answers, and every kubelet asks every few seconds: skipping
-    the framework's dispatch, hooks and middleware makes a probe about four times cheaper.
+    Under gunicorn the worker's loop answers plain probes itself (``service.worker``); what reaches this is the rest:
+    other methods (405), a probe with a body, and the app run outside gunicorn. Skipping the framework keeps those
+    cheap too.
     """
 
     def __init__(self, app: WSGIApp) -> None:

@@ -155,3 +155,18 @@ def test_liveness_fails_when_every_thread_is_stuck() -> None:
         assert statuses[0] == 200 and statuses[-1] == 503, statuses
         assert all(f.result().ok for f in stuck)
         assert requests.get(server.url + "/livez", timeout=PROBE_TIMEOUT).status_code == 200  # progress again
+
+
+def test_sigterm_does_not_wait_for_idle_clients() -> None:
+    """Silent connections close at once on SIGTERM: the drain is not held to the graceful timeout by them."""
+    with running_server({"GUNICORN_GRACEFUL_TIMEOUT": "30"}) as server:
+        idle = [socket.create_connection(("127.0.0.1", server.port), timeout=10) for _ in range(50)]
+        try:
+            time.sleep(0.3)
+            started = time.monotonic()
+            assert server.stop(timeout=30) == 0
+            assert time.monotonic() - started < 10
+            assert all(sock.recv(1) == b"" for sock in idle)
+        finally:
+            for sock in idle:
+                sock.close()
