@@ -11,6 +11,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.slowclients import render as render_slow_clients
+
 TARGET_LABELS = {
     "svc-on": "flask-svc, all on",
     "svc-default": "flask-svc, defaults",
@@ -571,6 +573,11 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         add("#### Start-up: import time by package (`python -X importtime`, self time summed)")
         add("")
         add(md_table(["package", "ms"], [[name, f"{ms:.1f}"] for name, ms in import_costs]))
+        add("")
+    if "slow_clients" in results:
+        add("## Idle and slow clients")
+        add("")
+        add(render_slow_clients(results["slow_clients"]))
         add("")
     failures = results.get("failures", [])
     if failures:

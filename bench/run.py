@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from bench import profiling, report, targets, wrk
+from bench import profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
 from tests.support.otlp import otlp_receiver
 from tests.support.server import ROOT, free_port, running_server
@@ -40,7 +40,7 @@ from tests.support.server import ROOT, free_port, running_server
 RESULTS = ROOT / "bench" / "results"
 DOCKER = "/usr/bin/docker"
 IMAGE = "flask-svc:test"
-# readyz goes through the framework in every Python app (flask-svc answers /livez in front of Flask).
+# readyz goes through the framework in every Python app (flask-svc answers /livez in its worker loop).
 ENDPOINTS = ("livez", "readyz", "analyze-1k", "analyze-100k")
 BODY_SIZES = {"analyze-1k": 1024, "analyze-100k": 100 * 1024}
 ALL_TARGETS = ("svc-on", "svc-sampled", "svc-default", "svc-off", "bare", "fastapi", "nginx")
@@ -579,6 +579,7 @@ def execute(plan: Plan, tmp: Path, wordcount_too: bool = True, container_too: bo
         ("container", container_too, lambda: results.update(container=container(plan.container_starts, plan.log))),
         ("wordcount", wordcount_too, lambda: _wordcount_phase(plan, results, tmp)),
         ("imports", plan.profiles, lambda: _imports_phase(results)),
+        ("slow-clients", True, lambda: results.update(slow_clients=slowclients.run(plan.log))),
     ]
     for name, wanted, phase in phases:
         if not wanted:

@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 
 SETUP += setup-bench
 
-.PHONY: setup-bench setup-bench-full bench bench-wordcount bench-render bench-lock
+.PHONY: setup-bench setup-bench-full bench bench-wordcount bench-render bench-lock bench-slow-clients liveness-soak
 
 setup-bench: ## install wrk (the smoke test's load generator) when missing
 	@command -v wrk >/dev/null 2>&1 || { $(call apt_install,wrk); }
@@ -34,6 +34,12 @@ bench: venv-dev setup-bench-full ## run every benchmark (~5 min) → bench/resul
 
 bench-wordcount: venv ## word-count MB/s of the service's pipeline beside `wc -w` (issue 2)
 	$(BIN)/python -m bench.wordcount
+
+bench-slow-clients: venv-dev $(BENCH_STAMP) ## idle and slow-header clients: flask-svc, stock gthread and uvicorn (~2 min)
+	$(BIN)/python -m bench.slowclients
+
+liveness-soak: venv-dev ## issue 11's full 90 s saturation: /livez must answer within the probe timeout throughout
+	FLASK_SVC_TEST_SATURATION_SECONDS=90 $(BIN)/python -m pytest -q -s tests/integration/test_connections.py -k every_thread_is_busy
 
 bench-render: venv-dev $(BENCH_STAMP) ## re-render bench/results/<date>.md, .png and latest.md from BENCH_JSON
 	$(BIN)/python -m bench.run --render $(BENCH_JSON)

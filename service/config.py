@@ -43,6 +43,8 @@ class Settings:
     max_upload_bytes: int
     max_vocabulary: int
     read_timeout: float
+    header_timeout: float
+    liveness_stall: float
     metrics_enabled: bool
     debug_endpoints: bool
     reload: bool
@@ -214,6 +216,23 @@ VARIABLES: tuple[Variable, ...] = (
         "a number of seconds from 0.1 to 600",
         _number(0.1, 600),
         "Longest wait for the next bytes of a request body; a stalled upload gets 408 and frees its thread.",
+    ),
+    Variable(
+        "FLASK_SVC_HEADER_TIMEOUT_SECONDS",
+        "header_timeout",
+        "5",
+        "a number of seconds from 0.1 to 600",
+        _number(0.1, 600),
+        "Longest a new connection may take to send a whole request head; idle or slow clients are then closed "
+        "(no request thread waits for them).",
+    ),
+    Variable(
+        "FLASK_SVC_LIVENESS_STALL_SECONDS",
+        "liveness_stall",
+        "60",
+        "a number of seconds from 1 to 3600",
+        _number(1, 3600),
+        "`/livez` answers 503 once every request thread has been busy this long without finishing a request.",
     ),
     Variable(
         "FLASK_SVC_METRICS",

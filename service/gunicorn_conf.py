@@ -36,7 +36,7 @@ def _address(host: str, port: int) -> str:
 
 
 bind = [_address(_settings.host, _settings.port)]
-worker_class = "service.worker.ProblemThreadWorker"  # gthread, with problem+json for gunicorn's own errors
+worker_class = "service.worker.ServiceWorker"  # gthread that reads request heads in its loop (see the module)
 workers = _settings.workers
 threads = _settings.threads
 timeout = _settings.timeout

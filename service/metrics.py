@@ -29,6 +29,7 @@ EXCLUDED_PATHS = [f"^({'|'.join(PROBE_PATHS)})$"]
 # Latency buckets for a web API: 5 ms to 10 s.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ANALYSIS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+SLOW_CLIENT_REASONS = ("idle", "incomplete_head")
 REJECT_REASONS = {400: "bad_request", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable"}
 
 
@@ -42,6 +43,7 @@ class Instruments:
     rejected: Counter
     build_info: Gauge
     spans_dropped: Counter
+    slow_clients: Counter
 
 
 class _Off:
@@ -115,6 +117,13 @@ def _created() -> Instruments:
             ["reason"],
             registry=registry,
         ),
+        slow_clients=Counter(
+            "flask_svc_slow_clients_closed",
+            "Connections closed by the worker for not sending a whole request head in time: "
+            "idle (nothing sent) or incomplete_head",
+            ["reason"],
+            registry=registry,
+        ),
     )
 
 
@@ -150,6 +159,8 @@ def init_app(app: Flask, settings: Settings) -> None:
         metrics.rejected.labels(reason)
     for reason in ("export_failed", "queue_full"):
         metrics.spans_dropped.labels(reason)
+    for reason in SLOW_CLIENT_REASONS:
+        metrics.slow_clients.labels(reason)
     for endpoint in ("analyze", "wordcount", "tokenize"):
         metrics.analysis_duration.labels(endpoint)
     metrics.worker_threads.set(settings.threads)

@@ -1,32 +1,232 @@
-"""gunicorn's gthread worker, with its own error answers in the service's format.
+"""gunicorn's gthread worker, changed so that no request thread ever waits for a client to send its request head.
 
-gunicorn answers requests it cannot parse (a bad request line, oversized headers, broken chunked encoding) itself,
-before the application sees them, with an HTML page. This worker sends the same status as an RFC 9457 problem
-document instead, so clients meet one error format whatever rejected them.
+Stock gthread hands every new connection to a request thread, which then blocks (up to 5 s for the first byte, with
+no limit at all for the rest of the head) until the request has arrived: a few idle or slow clients occupy every
+thread and the replica stops answering, liveness probe included. Here the worker's main loop — the one that
+accepts connections and beats gunicorn's heartbeat — reads request heads itself, without blocking:
+
+- a connection joins the thread pool only once its whole head has arrived; the thread's parser then finds the head
+  already buffered, and reads only the body (under ``FLASK_SVC_READ_TIMEOUT_SECONDS``);
+- a connection whose head is not complete ``FLASK_SVC_HEADER_TIMEOUT_SECONDS`` after it started is closed (with a
+  408 if it had sent part of one) and counted in ``flask_svc_slow_clients_closed_total``;
+- the loop answers ``GET /livez`` itself, so liveness never queues behind busy request threads. It answers 503 only
+  when every thread has been busy for ``FLASK_SVC_LIVENESS_STALL_SECONDS`` without one request finishing: wedged
+  threads, which gunicorn's heartbeat cannot see because the loop that beats it is still running.
+
+Requests gunicorn cannot parse are answered as RFC 9457 problem documents instead of its HTML pages.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import heapq
+import itertools
 import json
+import selectors
+import time
+from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from gunicorn import util
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
+from service.config import load_settings
+from service.handlers.health import ALIVE
+from service.httphead import MAX_HEAD_BYTES, Head, read_head
+from service.metrics import instruments
 from service.problems import PROBLEM_JSON, problem_document
+
+_RECV_BYTES = 64 * 1024
+
+
+def response_bytes(status: int, reason: str, content_type: str, body: bytes, keep_alive: bool, head: bool) -> bytes:
+    """A complete HTTP/1.1 response with a fixed-length body."""
+    connection = "keep-alive" if keep_alive else "close"
+    start = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: {connection}\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    ).encode("latin-1")
+    return start if head else start + body
+
+
+def _problem_bytes(status: int, reason: str, detail: str) -> bytes:
+    body = json.dumps(problem_document(status, detail or reason)).encode()
+    return response_bytes(status, reason, PROBLEM_JSON, body, keep_alive=False, head=False)
 
 
 def write_problem(sock: Any, status: int, reason: str, detail: str) -> None:
-    body = json.dumps(problem_document(status, detail or reason)).encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\nContent-Type: {PROBLEM_JSON}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode("latin-1")
-    util.write_nonblock(sock, head + body)
+    util.write_nonblock(sock, _problem_bytes(status, reason, detail))
 
 
-class ProblemThreadWorker(ThreadWorker):  # type: ignore[misc]
+@dataclass(eq=False)
+class _Waiting:
+    """A connection whose request head is still arriving, read by the main loop."""
+
+    conn: Any
+    deadline: float
+    buffer: bytearray = field(default_factory=bytearray)
+
+
+class ServiceWorker(ThreadWorker):  # type: ignore[misc]
     def init_process(self) -> None:
+        if self.cfg.is_ssl:  # the loop reads raw bytes; TLS belongs to the ingress or mesh in front
+            raise RuntimeError("ServiceWorker does not terminate TLS")
         # gunicorn writes its error pages through util.write_error; this process answers them as problem+json.
         util.write_error = write_problem
+        settings = load_settings()
+        self.header_timeout = settings.header_timeout
+        self.liveness_stall = settings.liveness_stall
+        self.waiting: dict[Any, _Waiting] = {}
+        self.deadlines: list[tuple[float, int, _Waiting]] = []  # a heap; stale entries are skipped when popped
+        self.sequence = itertools.count()
+        self.busy = 0  # connections handed to the thread pool and not finished
+        self.progress = time.monotonic()  # last moment a thread was free or finished a request
+        self.draining = False
         super().init_process()
+
+    # --- connections enter head reading ---
+
+    def accept(self, listener: Any) -> None:
+        try:
+            sock, client = listener.accept()
+        except OSError as error:
+            if error.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, sock, client, listener.getsockname())
+        conn.init()  # creates the HTTP/1 parser; reads nothing
+        self.wait_for_head(conn, b"")
+
+    def on_client_socket_readable(self, conn: Any, client: Any) -> None:
+        """A kept-alive connection's next request is arriving."""
+        self.poller.unregister(client)
+        self.keepalived_conns.remove(conn)
+        self.wait_for_head(conn, b"")
+
+    def enqueue_req(self, conn: Any) -> None:
+        """gunicorn calls this for a request pipelined behind the one just served: its bytes are in the parser."""
+        self.wait_for_head(conn, conn.parser.unreader.take_buffered())
+
+    def wait_for_head(self, conn: Any, data: bytes) -> None:
+        conn.sock.setblocking(False)
+        waiting = _Waiting(conn, time.monotonic() + self.header_timeout, bytearray(data))
+        self.waiting[conn] = waiting
+        heapq.heappush(self.deadlines, (waiting.deadline, next(self.sequence), waiting))
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_head_bytes, waiting))
+        if data:
+            self.advance(waiting)
+
+    def on_head_bytes(self, waiting: _Waiting, _sock: Any) -> None:
+        try:
+            chunk = waiting.conn.sock.recv(_RECV_BYTES)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            chunk = b""
+        if not chunk:  # the client closed or reset the connection
+            self.close_waiting(waiting)
+            return
+        waiting.buffer += chunk
+        self.advance(waiting)
+
+    # --- a complete head: answer liveness here, or hand the request to a thread ---
+
+    def advance(self, waiting: _Waiting) -> None:
+        while (head := read_head(waiting.buffer)) is not None and head.is_liveness:
+            keep_alive = (
+                head.keep_alive
+                and self.alive
+                and self.cfg.keepalive > 0
+                and len(self.keepalived_conns) < self.max_keepalived
+            )
+            if not self.send(waiting, self.liveness_response(head, keep_alive)) or not keep_alive:
+                self.close_waiting(waiting)
+                return
+            del waiting.buffer[: head.size]
+            if not waiting.buffer:
+                self.park(waiting)
+                return
+        if head is None:
+            if len(waiting.buffer) > MAX_HEAD_BYTES:
+                self.send(waiting, _problem_bytes(431, "Request Header Fields Too Large", "request head too large"))
+                self.close_waiting(waiting)
+            return
+        self.stop_waiting(waiting)
+        conn = waiting.conn
+        conn.parser.unreader.unread(bytes(waiting.buffer))
+        conn.data_ready = True
+        if self.busy < self.cfg.threads:
+            self.progress = time.monotonic()  # a free thread takes it: nothing is stalled
+        self.busy += 1
+        super().enqueue_req(conn)
+
+    def finish_request(self, conn: Any, fs: Any) -> None:
+        self.busy -= 1
+        self.progress = time.monotonic()
+        super().finish_request(conn, fs)
+
+    def liveness_response(self, head: Head, keep_alive: bool) -> bytes:
+        """200 while the loop runs and the threads make progress; 503 once they have all been stuck too long."""
+        stalled_for = time.monotonic() - self.progress
+        if self.busy >= self.cfg.threads and stalled_for > self.liveness_stall:
+            detail = f"every request thread has been busy for {stalled_for:.0f} s without finishing a request"
+            body = json.dumps(problem_document(503, detail)).encode()
+            return response_bytes(503, "Service Unavailable", PROBLEM_JSON, body, keep_alive, head.method == "HEAD")
+        return response_bytes(200, "OK", "application/json", ALIVE, keep_alive, head.method == "HEAD")
+
+    def send(self, waiting: _Waiting, data: bytes) -> bool:
+        """Write a small answer without blocking; False when the socket would not take all of it."""
+        try:
+            return bool(waiting.conn.sock.send(data) == len(data))
+        except OSError:
+            return False
+
+    def park(self, waiting: _Waiting) -> None:
+        """Back to gunicorn's idle keep-alive list, as after any request a thread served."""
+        self.stop_waiting(waiting)
+        conn = waiting.conn
+        conn.set_timeout()
+        self.keepalived_conns.append(conn)
+        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_client_socket_readable, conn))
+
+    # --- leaving head reading ---
+
+    def stop_waiting(self, waiting: _Waiting) -> None:
+        self.waiting.pop(waiting.conn, None)
+        with contextlib.suppress(KeyError, ValueError, OSError):  # never registered, or already closed
+            self.poller.unregister(waiting.conn.sock)
+
+    def close_waiting(self, waiting: _Waiting) -> None:
+        self.stop_waiting(waiting)
+        self.nr_conns -= 1
+        waiting.conn.close()
+
+    def murder_pending(self) -> None:
+        """Called by gunicorn's loop at least once a second, and while draining: close clients past their deadline."""
+        super().murder_pending()
+        now = time.monotonic()
+        if not self.alive and not self.draining:
+            self.draining = True
+            self.cap_deadlines(now + STOP_KEEPALIVE_LINGER)
+        while self.deadlines and self.deadlines[0][0] <= now:
+            deadline, _, waiting = heapq.heappop(self.deadlines)
+            if self.waiting.get(waiting.conn) is not waiting or waiting.deadline != deadline:
+                continue  # served, closed, or given a new deadline since
+            partial_head = bool(waiting.buffer.strip(b"\r\n"))
+            if partial_head:
+                self.send(waiting, _problem_bytes(408, "Request Timeout", "request head not received in time"))
+            if not self.draining:
+                instruments().slow_clients.labels("incomplete_head" if partial_head else "idle").inc()
+            self.close_waiting(waiting)
+
+    def cap_deadlines(self, deadline: float) -> None:
+        """On SIGTERM: idle connections close now; a head already arriving gets a short while to complete."""
+        for waiting in list(self.waiting.values()):
+            if not waiting.buffer.strip(b"\r\n"):
+                self.close_waiting(waiting)
+            elif waiting.deadline > deadline:
+                waiting.deadline = deadline
+                heapq.heappush(self.deadlines, (deadline, next(self.sequence), waiting))

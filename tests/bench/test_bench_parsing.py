@@ -188,6 +188,36 @@ def test_markdown_report_has_every_section_and_survives_missing_parts() -> None:
     assert "(2030-01-02.png)" in latest
 
 
+def test_slow_client_results_render_as_their_own_section() -> None:
+    rows = [
+        {
+            "label": "flask-svc",
+            "requests": 20,
+            "within_1s": 20,
+            "within_2s": 20,
+            "median_ms": 1.2,
+            "max_ms": 8.0,
+            "slow_closed": 8,
+            "slow_closed_after_s": 5.64,
+        },
+        {
+            "label": "stock",
+            "requests": 20,
+            "within_1s": 0,
+            "within_2s": 0,
+            "median_ms": None,
+            "max_ms": None,
+            "slow_closed": 0,
+            "slow_closed_after_s": None,
+        },
+    ]
+    text = report.render_markdown({"slow_clients": {"idle": 300, "slow": 8, "watch_s": 20.0, "rows": rows}})
+    assert "## Idle and slow clients" in text
+    assert "| flask-svc | 20/20 | 20/20 | 1 ms | 8 ms | 5.6 s (8 of 8) |" in text
+    assert "| stock | 0/20 | 0/20 | none | none | never within 20 s |" in text
+    assert "## Idle and slow clients" not in report.render_markdown({})
+
+
 # ---- profiles -----------------------------------------------------------------------------------------------------
 
 SITE = "/venv/lib/python3.11/site-packages"

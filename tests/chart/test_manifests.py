@@ -148,6 +148,8 @@ def test_env_carries_the_values(default: list[dict[str, Any]]) -> None:
         "FLASK_SVC_MAX_UPLOAD_BYTES": str(config["maxUploadBytes"]),
         "FLASK_SVC_MAX_VOCABULARY": str(config["maxVocabulary"]),
         "FLASK_SVC_READ_TIMEOUT_SECONDS": str(config["readTimeoutSeconds"]),
+        "FLASK_SVC_HEADER_TIMEOUT_SECONDS": str(config["headerTimeoutSeconds"]),
+        "FLASK_SVC_LIVENESS_STALL_SECONDS": str(config["livenessStallSeconds"]),
         "FLASK_SVC_DEBUG_ENDPOINTS": "false",
         "PROMETHEUS_MULTIPROC_DIR": DEFAULTS["metricsDir"]["path"],
     }

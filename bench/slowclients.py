@@ -1,0 +1,155 @@
+"""Idle and slow clients (issue 11): does a replica keep answering while they hold connections open?
+
+Each server gets hundreds of connections that send nothing and a handful that send a request line and one header,
+then nothing. Meanwhile a prober asks for ``/livez`` and a small ``POST /api/v1/analyze`` on fresh connections, as a
+kubelet and a client would, each with a 2 s timeout. Then the slow connections are watched: when (if ever) does the
+server close them? flask-svc, gunicorn's stock gthread worker (bare Flask, the same 4 threads) and FastAPI on uvicorn
+run one after another in the same run.
+
+    python -m bench.slowclients      # or: make bench-slow-clients; also a phase of `make bench`
+"""
+
+from __future__ import annotations
+
+import contextlib
+import http.client
+import json
+import selectors
+import socket
+import statistics
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
+
+from bench import targets
+
+IDLE = 300
+SLOW = 8
+ROUNDS = 10  # probe + analyze pairs
+ANSWER_TIMEOUT = 2.0  # the client gives up here (the chart's probe timeout)
+WITHIN = 1.0  # what issue 11 asks of every answer
+WATCH_SECONDS = 20.0  # how long the slow connections are watched for the server closing them
+SLOW_HEAD = b"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\n"
+BODY = b"one two two three three three"
+
+
+def timed_request(port: int, method: str, path: str, body: bytes | None) -> float | None:
+    """Seconds until a 2xx arrived on a fresh connection; None on a timeout, an error or another status."""
+    started = time.monotonic()
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=ANSWER_TIMEOUT)
+    try:
+        conn.request(method, path, body=body, headers={"Content-Type": "text/plain"} if body else {})
+        response = conn.getresponse()
+        response.read()
+        return time.monotonic() - started if 200 <= response.status < 300 else None
+    except (OSError, http.client.HTTPException):
+        return None
+    finally:
+        conn.close()
+
+
+def seconds_until_closed(sockets: Sequence[socket.socket], opened: float, limit: float) -> list[float | None]:
+    """For each socket, when the server sent something or closed it (seconds after ``opened``); None past ``limit``."""
+    closed: list[float | None] = [None] * len(sockets)
+    with selectors.DefaultSelector() as selector:
+        for index, sock in enumerate(sockets):
+            selector.register(sock, selectors.EVENT_READ, index)
+        while selector.get_map() and time.monotonic() - opened < limit:
+            for key, _ in selector.select(timeout=0.2):
+                closed[key.data] = time.monotonic() - opened
+                selector.unregister(key.fileobj)
+    return closed
+
+
+@contextlib.contextmanager
+def held_connections(port: int) -> Iterator[tuple[list[socket.socket], float]]:
+    """IDLE silent connections and SLOW half-sent heads; yields the slow ones and when they were opened."""
+    opened = time.monotonic()
+    with contextlib.ExitStack() as stack:
+        for _ in range(IDLE):
+            stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
+        slow = [stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5)) for _ in range(SLOW)]
+        for sock in slow:
+            sock.sendall(SLOW_HEAD)
+        yield slow, opened
+
+
+def measure(target: targets.Target) -> dict[str, Any]:
+    with held_connections(target.port) as (slow, opened):
+        time.sleep(0.5)  # every held connection has reached the server
+        answers = []
+        for _ in range(ROUNDS):
+            answers.append(timed_request(target.port, "GET", "/livez", None))
+            answers.append(timed_request(target.port, "POST", "/api/v1/analyze", BODY))
+        closed = seconds_until_closed(slow, opened, WATCH_SECONDS)
+    times = [a for a in answers if a is not None]
+    cut = [c for c in closed if c is not None]
+    return {
+        "key": target.key,
+        "label": target.label,
+        "requests": len(answers),
+        "within_1s": sum(t <= WITHIN for t in times),
+        "within_2s": len(times),
+        "median_ms": statistics.median(times) * 1000 if times else None,
+        "max_ms": max(times) * 1000 if times else None,
+        "slow_closed": len(cut),
+        "slow_closed_after_s": statistics.median(cut) if cut else None,
+    }
+
+
+TARGETS: Mapping[str, Callable[[], contextlib.AbstractContextManager[targets.Target]]] = {
+    "svc-default": lambda: targets.flask_svc(1, "svc-default"),
+    "bare": lambda: targets.bare_flask(1),
+    "fastapi": lambda: targets.fastapi(1),
+}
+
+
+LABELS = {"bare": "gunicorn gthread, stock (bare Flask)"}
+
+
+def run(log: Callable[[str], None]) -> dict[str, Any]:
+    rows = []
+    for key, factory in TARGETS.items():
+        if key == "fastapi" and not targets.fastapi_available():
+            raise RuntimeError("the bench venv is missing: run `make setup-bench-full`")
+        with factory() as target:
+            log(f"slow clients: {target.label}")
+            rows.append({**measure(target), "label": LABELS.get(key, target.label)})
+    return {"idle": IDLE, "slow": SLOW, "watch_s": WATCH_SECONDS, "rows": rows}
+
+
+def render(result: Mapping[str, Any]) -> str:
+    header = (
+        f"{result['idle']} idle + {result['slow']} slow-header connections held open; {ROUNDS} times `GET /livez` "
+        f"and a small `POST /api/v1/analyze` on fresh connections, {ANSWER_TIMEOUT:.0f} s client timeout; "
+        "one worker process."
+    )
+    lines = [
+        header,
+        "",
+        "| server | answered ≤ 1 s | answered ≤ 2 s | median | slowest | slow clients closed after |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        median, slowest = (f"{ms:.0f} ms" if ms is not None else "none" for ms in (row["median_ms"], row["max_ms"]))
+        if row["slow_closed"]:
+            cut = f"{row['slow_closed_after_s']:.1f} s ({row['slow_closed']} of {result['slow']})"
+        else:
+            cut = f"never within {result['watch_s']:.0f} s"
+        lines.append(
+            f"| {row['label']} | {row['within_1s']}/{row['requests']} | {row['within_2s']}/{row['requests']} "
+            f"| {median} | {slowest} | {cut} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    result = run(lambda message: print(message, file=sys.stderr))
+    print(json.dumps(result))
+    print(render(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
