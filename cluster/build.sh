@@ -2,8 +2,9 @@
 # Builds the local cluster's programs from their Go modules (versions: cluster/versions.env) into a cache outside the
 # repository, keyed by version and by the hash of the wrapper module, so a warm run builds nothing.
 #
-#   cluster/build.sh [all|kubernetes|etcd|coredns|metrics-server]   build what is missing (default: all)
+#   cluster/build.sh [all|kubernetes|etcd|coredns|metrics-server|skaffold]   build what is missing (default: all)
 #   cluster/build.sh path COMPONENT                                  print the directory holding COMPONENT's binaries
+#   cluster/build.sh crds                                            print the upstream CRD files the e2e suite applies
 #   cluster/build.sh regen                                           rewrite the wrapper modules after a version change
 #
 # Module downloads are checked against each wrapper's go.sum (-mod=readonly): a changed upstream zip fails the build.
@@ -25,6 +26,7 @@ version_of() {
     etcd) echo "${ETCD_VERSION}" ;;
     coredns) echo "${COREDNS_VERSION}" ;;
     metrics-server) echo "${METRICS_SERVER_VERSION}" ;;
+    skaffold) echo "${SKAFFOLD_VERSION}" ;;
     *) log "unknown component: $1"; exit 2 ;;
   esac
 }
@@ -69,11 +71,27 @@ build_one() {
       etcd) go build -ldflags "-s -w" -o "${tmp}/etcd" go.etcd.io/etcd/server/v3 ;;
       coredns) go build -ldflags "-s -w" -o "${tmp}/coredns" . ;;
       metrics-server) go build -ldflags "-s -w" -o "${tmp}/metrics-server" sigs.k8s.io/metrics-server/cmd/metrics-server ;;
+      skaffold)
+        go build -ldflags "-s -w -X github.com/GoogleContainerTools/skaffold/v2/pkg/skaffold/version.version=${SKAFFOLD_VERSION}" \
+          -o "${tmp}/skaffold" github.com/GoogleContainerTools/skaffold/v2/cmd/skaffold ;;
     esac
   )
   touch "${tmp}/.complete"
   rm -rf "${out}" && mv "${tmp}" "${out}"
   log "${name}: built in $((SECONDS - start)) s"
+}
+
+# The upstream CRD manifests the e2e suite installs, one path a line, downloaded and checked against
+# cluster/modules/crds/go.sum.
+crd_files() {
+  local keda operator
+  cd "${MODULES}/crds"
+  keda="$(go mod download -json github.com/kedacore/keda/v2 | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  operator="$(go mod download -json github.com/prometheus-operator/prometheus-operator | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')"
+  [[ -n "${keda}" && -n "${operator}" ]] || { log "could not download the CRD modules"; exit 1; }
+  printf '%s\n' "${operator}/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+    "${operator}/example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml" \
+    "${keda}/config/crd/bases/keda.sh_scaledobjects.yaml"
 }
 
 # Rewrites each wrapper module for the versions in versions.env. Kubernetes' own go.mod replaces its staging
@@ -93,7 +111,15 @@ regen() {
   (cd "${MODULES}/etcd" && go mod edit -require "go.etcd.io/etcd/server/v3@${ETCD_VERSION}")
   (cd "${MODULES}/coredns" && go mod edit -require "github.com/coredns/coredns@${COREDNS_VERSION}")
   (cd "${MODULES}/metrics-server" && go mod edit -require "sigs.k8s.io/metrics-server@${METRICS_SERVER_VERSION}")
-  for name in kubernetes etcd coredns metrics-server; do
+  # skaffold's own replace directives apply only in a main module: copy them into the wrapper.
+  go mod download -json "github.com/GoogleContainerTools/skaffold/v2@${SKAFFOLD_VERSION}" >/dev/null
+  (
+    cd "${MODULES}/skaffold"
+    sed -i '/^replace /d' go.mod
+    go mod edit -require "github.com/GoogleContainerTools/skaffold/v2@${SKAFFOLD_VERSION}"
+    grep '^replace ' "$(go env GOMODCACHE)/cache/download/github.com/!google!container!tools/skaffold/v2/@v/${SKAFFOLD_VERSION}.mod" >>go.mod
+  )
+  for name in kubernetes etcd coredns metrics-server skaffold; do
     (cd "${MODULES}/${name}" && GOFLAGS=-mod=mod go mod tidy)
   done
   log "modules rewritten; review and commit cluster/modules/*/go.mod and go.sum"
@@ -101,9 +127,10 @@ regen() {
 
 command -v go >/dev/null || { log "Go is needed to build the local cluster (go.dev/dl; Go >= 1.24)"; exit 1; }
 case "${1:-all}" in
-  all) for name in kubernetes etcd coredns metrics-server; do build_one "$name"; done ;;
-  kubernetes | etcd | coredns | metrics-server) build_one "$1" ;;
+  all) for name in kubernetes etcd coredns metrics-server skaffold; do build_one "$name"; done ;;
+  kubernetes | etcd | coredns | metrics-server | skaffold) build_one "$1" ;;
   path) path_of "${2:?component}" ;;
+  crds) crd_files ;;
   regen) regen ;;
-  *) log "usage: $0 [all|kubernetes|etcd|coredns|metrics-server|path COMPONENT|regen]"; exit 2 ;;
+  *) log "usage: $0 [all|kubernetes|etcd|coredns|metrics-server|skaffold|path COMPONENT|regen]"; exit 2 ;;
 esac

@@ -6,7 +6,9 @@ Without a reachable cluster every e2e test is skipped with one reason, unless FL
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,9 +19,12 @@ from tests.e2e.kube_support import (
     connect_cluster,
     env_flag,
     pod_is_ready,
+    run_tool,
     selector_string,
     wait_for_rollout,
 )
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -126,3 +131,22 @@ def app_container(deployment: Any) -> Any:
         if any(p.container_port == 8080 for p in c.ports or []):
             return c
     raise AssertionError(f"no container exposes port 8080 in {sorted(by_name)}")
+
+
+@pytest.fixture(scope="session")
+def upstream_crds(kube_api: Any) -> list[str]:
+    """The upstream CRDs of ServiceMonitor, PrometheusRule (prometheus-operator) and ScaledObject (KEDA), applied to
+    the cluster; the files come from the operators' Go modules, pinned by cluster/modules/crds/go.sum."""
+    listed = subprocess.run(
+        [str(REPO_ROOT / "cluster" / "build.sh"), "crds"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert listed.returncode == 0, f"cluster/build.sh crds failed (it needs Go):\n{listed.stderr}"
+    files = listed.stdout.split()
+    argv = ["kubectl", "apply", "--server-side", "--force-conflicts"]
+    for path in files:
+        argv += ["-f", path]
+    applied = run_tool(argv)
+    assert applied.returncode == 0, f"applying the upstream CRDs failed:\n{applied.stderr}"
+    waited = run_tool(["kubectl", "wait", "--for=condition=Established", "--timeout=60s", *[f"-f={p}" for p in files]])
+    assert waited.returncode == 0, waited.stderr
+    return files

@@ -469,3 +469,48 @@ def helm_test(release: str, namespace: str, *, timeout: str = "5m") -> subproces
     if context:
         cmd += ["--kube-context", context]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=600, check=False)
+
+
+def helm4_binary() -> str | None:
+    """Helm 4 (server-side apply by default), installed as `helm4` by `make setup-e2e`."""
+    return shutil.which(os.environ.get("HELM4", "helm4"))
+
+
+def run_tool(argv: list[str], *, timeout: float = 600) -> subprocess.CompletedProcess[str]:
+    """helm or kubectl against the suite's context; output captured for the assertion message."""
+    context = os.environ.get(CONTEXT_ENV)
+    if context:
+        argv = [*argv, "--kube-context" if Path(argv[0]).name.startswith("helm") else "--context", context]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
+
+
+def api_warnings(stderr: str) -> list[str]:
+    """Lines in which the API server (through helm or kubectl) warned: Pod Security, deprecations, …"""
+    return [line for line in stderr.splitlines() if "warning" in line.lower() or "would violate" in line.lower()]
+
+
+def restricted_namespace(core: Any, name: str) -> None:
+    """A namespace that enforces (and warns and audits at) the restricted Pod Security Standard."""
+    from kubernetes import client
+
+    labels = {f"pod-security.kubernetes.io/{mode}": "restricted" for mode in ("enforce", "warn", "audit")}
+    core.create_namespace(client.V1Namespace(metadata=client.V1ObjectMeta(name=name, labels=labels)))
+
+
+def delete_namespace(core: Any, name: str, timeout: float = 180) -> None:
+    from kubernetes.client.rest import ApiException
+
+    try:
+        core.delete_namespace(name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise
+
+    def gone() -> tuple[bool, str]:
+        try:
+            ns = core.read_namespace(name)
+        except ApiException as exc:
+            return exc.status == 404, f"HTTP {exc.status}"
+        return False, f"phase={ns.status.phase}"
+
+    wait_until(gone, timeout=timeout, what=f"namespace {name} to be deleted")

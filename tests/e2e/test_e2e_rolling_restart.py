@@ -70,7 +70,8 @@ def test_rolling_restart_under_load_has_zero_failures(
         f"the rollout took {rollout_seconds:.0f}s but the load only ran {result.elapsed:.0f}s: "
         "raise FLASK_SVC_E2E_LOAD_SECONDS"
     )
-    assert result.sent > 50, f"too little load to judge: {result.to_json()}"
+    print(f"rolling restart under load: {result.sent} sent, {result.failed} failed, rollout {rollout_seconds:.0f} s")
+    assert result.sent >= 3000, f"too little load to judge: {result.to_json()}"
     assert result.failed == 0, f"requests failed during the rolling restart: {result.to_json()}"
 
 

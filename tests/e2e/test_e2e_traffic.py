@@ -49,7 +49,9 @@ def test_analyze(app_relay: TcpRelay) -> None:
 
 def test_metrics_port_counts_the_traffic(app_relay: TcpRelay, metrics_relay: TcpRelay) -> None:
     for _ in range(3):
-        requests.post(f"{app_relay.url}/api/v1/analyze", data=TEXT.encode(), timeout=10).raise_for_status()
+        requests.post(
+            f"{app_relay.url}/api/v1/analyze", data=TEXT.encode(), headers={"Content-Type": "text/plain"}, timeout=10
+        ).raise_for_status()
     response = requests.get(f"{metrics_relay.url}/metrics", timeout=10)
     assert response.status_code == 200
     text = response.text

@@ -1,0 +1,61 @@
+"""A pod whose every request thread is busy for 90 s is busy, not dead: the kubelet's liveness probe keeps passing
+(restartCount stays 0, no failed liveness probe), and the pod serves ordinary requests again afterwards.
+
+Slow requests (`/delay`, a debug endpoint the e2e values turn on) go to one pod through the API server's
+port-forward, twice as many at a time as the pod has threads, renewed as they finish.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import pytest
+import requests
+
+from tests.e2e.kube_support import APP_PORT, Settings, pod_is_ready, pod_port_relay
+
+pytestmark = pytest.mark.e2e
+
+SATURATION_SECONDS = 90.0
+DELAY_SECONDS = 10
+
+
+@pytest.mark.timeout(300)
+def test_saturated_pod_is_not_restarted_and_serves_after(core: Any, settings: Settings, ready_pod: Any) -> None:
+    ns, name = settings.namespace, ready_pod.metadata.name
+    config = core.read_namespaced_config_map(ready_pod.spec.containers[0].env_from[0].config_map_ref.name, ns)
+    threads = int(config.data.get("GUNICORN_THREADS", "4")) * int(config.data.get("WEB_CONCURRENCY", "1"))
+    restarts_before = ready_pod.status.container_statuses[0].restart_count
+    stop = threading.Event()
+    outcomes: list[int | str] = []
+
+    def keep_one_thread_busy(relay_url: str) -> None:
+        while not stop.is_set():
+            try:
+                answer = requests.get(f"{relay_url}/delay/{DELAY_SECONDS}", timeout=DELAY_SECONDS * 6)
+                outcomes.append(answer.status_code)
+            except requests.RequestException as exc:
+                outcomes.append(type(exc).__name__)
+
+    with pod_port_relay(ns, name, APP_PORT) as relay:
+        started = time.monotonic()
+        with ThreadPoolExecutor(max_workers=2 * threads) as pool:
+            for _ in range(2 * threads):
+                pool.submit(keep_one_thread_busy, relay.url)
+            time.sleep(SATURATION_SECONDS)
+            stop.set()
+        saturated_for = time.monotonic() - started
+        after = requests.get(f"{relay.url}/readyz", timeout=10)
+
+    pod = core.read_namespaced_pod(name, ns)
+    events = core.list_namespaced_event(ns, field_selector=f"involvedObject.name={name},reason=Unhealthy").items
+    liveness_failures = [e.message for e in events if "Liveness" in (e.message or "")]
+    print(f"saturation: {2 * threads} slow requests for {threads} threads, {saturated_for:.0f} s, {len(outcomes)} done")
+    assert saturated_for >= SATURATION_SECONDS
+    assert len(outcomes) >= 2 * threads, f"the slow requests did not run: {outcomes}"
+    assert pod.status.container_statuses[0].restart_count == restarts_before, "the kubelet restarted the busy pod"
+    assert not liveness_failures, f"liveness probe failed while busy: {liveness_failures}"
+    assert pod_is_ready(pod) and after.status_code == 200, f"not serving after the load: {after.status_code}"
