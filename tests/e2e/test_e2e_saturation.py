@@ -15,7 +15,14 @@ from typing import Any
 import pytest
 import requests
 
-from tests.e2e.kube_support import APP_PORT, Settings, pod_is_ready, pod_port_relay
+from tests.e2e.kube_support import (
+    APP_PORT,
+    Settings,
+    pod_is_ready,
+    pod_port_relay,
+    selector_string,
+    wait_until,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -24,8 +31,18 @@ DELAY_SECONDS = 10
 
 
 @pytest.mark.timeout(300)
-def test_saturated_pod_is_not_restarted_and_serves_after(core: Any, settings: Settings, ready_pod: Any) -> None:
-    ns, name = settings.namespace, ready_pod.metadata.name
+def test_saturated_pod_is_not_restarted_and_serves_after(
+    core: Any, apps: Any, autoscaling: Any, settings: Settings, deployment: Any
+) -> None:
+    ns = settings.namespace
+    # A scale-in still under way (after the autoscaling test) would delete the busy pod first: it is the one that
+    # reads as not ready while saturated. Start once the replica count has settled.
+    wait_until(lambda: _settled(apps, autoscaling, ns, deployment.metadata.name), timeout=420, what="a settled HPA")
+    selector = selector_string(deployment.spec.selector.match_labels)
+    pods = [p for p in core.list_namespaced_pod(ns, label_selector=selector).items if pod_is_ready(p)]
+    assert pods, "no Ready pod of the release"
+    ready_pod = pods[0]
+    name = ready_pod.metadata.name
     config = core.read_namespaced_config_map(ready_pod.spec.containers[0].env_from[0].config_map_ref.name, ns)
     threads = int(config.data.get("GUNICORN_THREADS", "4")) * int(config.data.get("WEB_CONCURRENCY", "1"))
     restarts_before = ready_pod.status.container_statuses[0].restart_count
@@ -59,3 +76,16 @@ def test_saturated_pod_is_not_restarted_and_serves_after(core: Any, settings: Se
     assert pod.status.container_statuses[0].restart_count == restarts_before, "the kubelet restarted the busy pod"
     assert not liveness_failures, f"liveness probe failed while busy: {liveness_failures}"
     assert pod_is_ready(pod) and after.status_code == 200, f"not serving after the load: {after.status_code}"
+
+
+def _settled(apps: Any, autoscaling: Any, ns: str, name: str) -> tuple[bool, str]:
+    scale = apps.read_namespaced_deployment(name, ns)
+    hpas = [
+        h
+        for h in autoscaling.list_namespaced_horizontal_pod_autoscaler(ns).items
+        if h.spec.scale_target_ref.name == name
+    ]
+    floor = hpas[0].spec.min_replicas if hpas else scale.spec.replicas
+    ready = scale.status.ready_replicas or 0
+    done = scale.spec.replicas == floor and ready == floor and (scale.status.replicas or 0) == floor
+    return done, f"replicas spec={scale.spec.replicas} ready={ready} total={scale.status.replicas} floor={floor}"
