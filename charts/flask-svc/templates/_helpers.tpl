@@ -48,7 +48,7 @@ Call with (dict "ctx" $ "own" .Values.x.labels "fixed" (dict ...)); "flask-svc.l
 {{- $ctx := .ctx }}
 {{- $labels := dict
   "helm.sh/chart" (include "flask-svc.chart" $ctx)
-  "app.kubernetes.io/version" (include "flask-svc.imageTag" $ctx | trunc 63 | trimSuffix "-")
+  "app.kubernetes.io/version" (include "flask-svc.imageTag" $ctx | trunc 63 | trimAll "-_.")
   "app.kubernetes.io/managed-by" $ctx.Release.Service
   "app.kubernetes.io/part-of" "flask-svc" }}
 {{- $identity := include "flask-svc.selectorLabels" $ctx | fromYaml }}
@@ -234,6 +234,16 @@ failure names the key and says why, at `helm install` / `helm template`. Include
 install renders.
 */}}
 {{- define "flask-svc.validateValues" -}}
+{{- $fullname := include "flask-svc.fullname" . }}
+{{- if not (regexMatch "^[a-z]([-a-z0-9]*[a-z0-9])?$" $fullname) }}
+{{- fail (printf "the resource name %q (from the release name, nameOverride or fullnameOverride) is not a DNS-1035 label (a lowercase letter first, then lowercase letters, digits and '-'); the API server would refuse the Service. Set fullnameOverride" $fullname) }}
+{{- end }}
+{{- if eq .Values.strategy.type "RollingUpdate" }}
+{{- $ru := .Values.strategy.rollingUpdate | default dict }}
+{{- if and (has (toString $ru.maxSurge) (list "0" "0%")) (has (toString $ru.maxUnavailable) (list "0" "0%")) }}
+{{- fail "strategy.rollingUpdate.maxSurge and strategy.rollingUpdate.maxUnavailable are both 0: a rollout could never replace a pod, and the API server refuses the Deployment; raise one of them" }}
+{{- end }}
+{{- end }}
 {{- if eq (int .Values.metrics.port) 8080 }}
 {{- fail "metrics.port: 8080 is the application's port (the container listens there); pick another, e.g. the default 9797" }}
 {{- end }}
