@@ -577,7 +577,7 @@ rss() {
 case "${1:-}" in
   up) up ;;
   down) down ;;
-  env) printf 'export KUBECONFIG=%s\nexport PATH=%s:$PATH\n' "${KUBECONFIG_ADMIN}" "${KUBE_BIN}" ;;
+  env) printf 'export KUBECONFIG=%s\nexport PATH=%s:%s:$PATH\n' "${KUBECONFIG_ADMIN}" "${KUBE_BIN}" "$(bin_dir skaffold)" ;;
   load) shift; load_images "$@" ;;
   rss) rss ;;
   *) echo "usage: $0 up|down|env|rss|load IMAGE…" >&2; exit 2 ;;

@@ -532,6 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     build = sub.add_parser("build", help="build the image on the stand-in base (cached)")
     build.add_argument("--image", default=TEST_TAG)
+    build.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="a Dockerfile ARG")
     meas = sub.add_parser("measure", help="print image size and start → /readyz 200 as JSON")
     meas.add_argument("--image", default=TEST_TAG)
     meas.add_argument("--build", action="store_true", help="build the image first")
@@ -542,7 +543,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(problem, file=sys.stderr)
         return 2
     if opts.command == "build" or opts.build:
-        built = build_image(opts.image)
+        extra = dict(arg.split("=", 1) for arg in getattr(opts, "build_arg", []))
+        built = build_image(opts.image, build_args=extra)
         print(f"built {built.tag} ({built.id}) in {built.build_seconds:.1f} s", file=sys.stderr)
     if opts.command == "measure":
         print(json.dumps(measure(opts.image, opts.runs), indent=2))

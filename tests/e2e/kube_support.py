@@ -480,7 +480,9 @@ def run_tool(argv: list[str], *, timeout: float = 600) -> subprocess.CompletedPr
     """helm or kubectl against the suite's context; output captured for the assertion message."""
     context = os.environ.get(CONTEXT_ENV)
     if context:
-        argv = [*argv, "--kube-context" if Path(argv[0]).name.startswith("helm") else "--context", context]
+        # Right after the program: anything after a `--` (kubectl exec) belongs to the command in the container.
+        flag = "--kube-context" if Path(argv[0]).name.startswith("helm") else "--context"
+        argv = [argv[0], flag, context, *argv[1:]]
     return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, check=False)
 
 
