@@ -501,7 +501,7 @@ up() {
 unmount_below() {
   local dir="$1" m
   [[ -d "${dir}" ]] || return 0
-  findmnt -rn -o TARGET | grep -E "^${dir}(/|$)" | sort -r | while read -r m; do
+  { findmnt -rn -o TARGET | grep -E "^${dir}(/|$)" || true; } | sort -r | while read -r m; do
     umount "${m}" 2>/dev/null || umount -l "${m}" 2>/dev/null || true
   done
 }
@@ -510,7 +510,7 @@ unmount_below() {
 remove_chains() {
   local cmd="$1" table chain rule
   for table in filter nat mangle; do
-    "${cmd}" -t "${table}" -S 2>/dev/null | grep -E -- "-j (KUBE-|CNI-|${GUARD_CHAIN})" | while read -r rule; do
+    { "${cmd}" -t "${table}" -S 2>/dev/null | grep -E -- "-j (KUBE-|CNI-|${GUARD_CHAIN})" || true; } | while read -r rule; do
       # "-A CHAIN …" → "-D CHAIN …"
       eval "${cmd} -t ${table} -D ${rule#-A }" 2>/dev/null || true
     done
@@ -553,7 +553,20 @@ down() {
   remove_chains iptables
   remove_chains ip6tables
   rm -rf "${STATE}" "${RUN}"
+  leftovers
   log "down: processes, pods, mounts, network namespaces, ${BRIDGE}, iptables rules and ${STATE} removed"
+}
+
+# After `down`: anything of the cluster still on the machine is an error, named.
+leftovers() {
+  local found=""
+  pgrep -f "${STATE}|${RUN}" >/dev/null && found+=" processes($(pgrep -f "${STATE}|${RUN}" | tr '\n' ' '))"
+  ip link show "${BRIDGE}" >/dev/null 2>&1 && found+=" bridge ${BRIDGE}"
+  findmnt -rn -o TARGET | grep -qE "^(${STATE}|${RUN})(/|$)" && found+=" mounts"
+  ip netns list 2>/dev/null | grep -q '^cni-' && found+=" network namespaces"
+  iptables-save 2>/dev/null | grep -qE "KUBE-|CNI-|${GUARD_CHAIN}" && found+=" iptables rules"
+  ip6tables-save 2>/dev/null | grep -qE "KUBE-|CNI-" && found+=" ip6tables rules"
+  [[ -z "${found}" ]] || die "down left behind:${found}"
 }
 
 # The resident memory of the cluster's own processes (not the pods'), summed; fails above RSS_LIMIT_MIB.
