@@ -437,7 +437,7 @@ start_metrics_server() {
 
 # RBAC for the host add-ons, the Service and EndpointSlice that route metrics.k8s.io to metrics-server on the node.
 apply_addons() {
-  sed -e "s/@NODE_IP@/${NODE_IP}/g" -e "s/@METRICS_SERVER_PORT@/${METRICS_SERVER_PORT}/g" \
+  sed -e "s/@NODE_IP@/${NODE_IP}/g" -e "s/\"@METRICS_SERVER_PORT@\"/${METRICS_SERVER_PORT}/g" \
     -e "s|@CA_BUNDLE@|$(base64 -w0 "${PKI}/ca.crt")|" \
     "${CLUSTER_DIR}/addons.yaml" | kubectl_admin apply -f - >/dev/null
 }
