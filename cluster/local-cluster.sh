@@ -52,7 +52,7 @@ kubectl_admin() { "${KUBE_BIN}/kubectl" --kubeconfig "${KUBECONFIG_ADMIN}" "$@";
 start() {
   local name="$1"
   shift
-  setsid "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null &
+  (umask 022 && exec setsid "$@" >>"${LOGS}/${name}.log" 2>&1 </dev/null) &
   echo $! >"${RUN}/${name}.pid"
 }
 
@@ -153,6 +153,10 @@ EOF
 }
 
 make_pki() {
+  # Keys readable by root only; the umask goes back afterwards, or containerd would unpack image layers that the
+  # containers' users cannot read.
+  local umask_before
+  umask_before="$(umask)"
   umask 077
   openssl req -x509 -new -newkey rsa:2048 -nodes -keyout "${PKI}/ca.key" -subj "/CN=flask-svc-local-ca" \
     -days 30 -out "${PKI}/ca.crt" 2>/dev/null
@@ -184,6 +188,7 @@ make_pki() {
   for name in admin controller-manager scheduler kubelet kube-proxy coredns metrics-server; do
     kubeconfig "${name}"
   done
+  umask "${umask_before}"
 }
 
 # --- network -----------------------------------------------------------------------------------------------------
@@ -559,8 +564,12 @@ down() {
 
 # After `down`: anything of the cluster still on the machine is an error, named.
 leftovers() {
-  local found=""
-  pgrep -f "${STATE}|${RUN}" >/dev/null && found+=" processes($(pgrep -f "${STATE}|${RUN}" | tr '\n' ' '))"
+  local found="" _
+  for _ in $(seq 1 20); do # processes killed a moment ago may still be exiting
+    pgrep -f "${STATE}|${RUN}" >/dev/null || break
+    sleep 0.5
+  done
+  pgrep -f "${STATE}|${RUN}" >/dev/null && found+=" processes($(pgrep -af "${STATE}|${RUN}" | cut -c1-120 | tr '\n' ';'))"
   ip link show "${BRIDGE}" >/dev/null 2>&1 && found+=" bridge ${BRIDGE}"
   findmnt -rn -o TARGET | grep -qE "^(${STATE}|${RUN})(/|$)" && found+=" mounts"
   ip netns list 2>/dev/null | grep -q '^cni-' && found+=" network namespaces"
