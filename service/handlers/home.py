@@ -68,7 +68,8 @@ def analyze_form() -> ResponseReturnValue:
             form["text"] = _text(text)
         result = _analyze(text, parts.get("file", b""), form)
     except Problem as problem:
-        return Response(_page(form=form, error=problem), status=problem.status, mimetype=HTML)
+        page = _page(form=form, error=problem)
+        return Response(page, status=problem.status, headers=problem.headers, mimetype=HTML)
     return Response(_page(form=form, result=result), mimetype=HTML)
 
 
