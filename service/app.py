@@ -13,7 +13,7 @@ from flask_openapi3.openapi import OpenAPI
 from service import metrics, problems, requestctx, tracing
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.config import Settings, load_settings
-from service.handlers import analysis, debug, health, ops
+from service.handlers import analysis, debug, docs, health, home, ops
 from service.lifecycle import Lifecycle
 from service.models import problem_responses
 
@@ -50,8 +50,12 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)
+    app.register_blueprint(home.bp)  # plain blueprints: pages for people, kept out of the OpenAPI document
+    app.register_blueprint(docs.bp)
     if settings.debug_endpoints:
         app.register_blueprint(debug.bp)
+        app.register_blueprint(home.toggles)
+    app.after_request(home.secure_headers)
     app.add_url_rule("/openapi.json", "openapi", lambda: openapi_document(app))
     if tracing.enabled():
         tracing.instrument(app)

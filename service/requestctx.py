@@ -34,7 +34,7 @@ def init_app(app: Flask, settings: Settings, state: Lifecycle) -> None:
         g.counted_in_flight = request.path not in PROBE_PATHS
         if g.counted_in_flight:
             metrics.in_flight.inc()
-        if state.fault and g.counted_in_flight and not request.path.startswith("/fault/"):
+        if state.fault and g.counted_in_flight and not _spared_by_fault(request.path, request.method):
             return problem_response(500, "fault injection is on (POST /fault/disable to stop it)", "fault_injected")
         return None
 
@@ -61,3 +61,8 @@ def init_app(app: Flask, settings: Settings, state: Lifecycle) -> None:
         token = g.pop("request_id_token", None)
         if token is not None:
             REQUEST_ID.reset(token)
+
+
+def _spared_by_fault(path: str, method: str) -> bool:
+    """/fault/* turns it off; the home page (GET /, its assets, its toggles) stays up so a drill can end from it."""
+    return path.startswith(("/fault/", "/ui/")) or (path == "/" and method == "GET")

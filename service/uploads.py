@@ -138,3 +138,46 @@ def _json_text(max_bytes: int) -> Iterator[bytes]:
     text = body.text
     for start in range(0, len(text), CHUNK_BYTES):
         yield text[start : start + CHUNK_BYTES].encode("utf-8")
+
+
+def form_parts(max_bytes: int) -> dict[str, bytes]:
+    """Every part of a ``multipart/form-data`` body by name (the first of each), read whole: the home page's form.
+
+    Held in memory rather than spooled to a temporary file, which a read-only root filesystem would refuse; the body
+    limit bounds it as it bounds every other upload.
+    """
+    if request.content_length is not None and request.content_length > max_bytes:
+        raise _too_large(max_bytes)
+    if request.mimetype != "multipart/form-data":
+        raise Problem(415, "unsupported_media_type", "send the form as multipart/form-data")
+    boundary = request.mimetype_params.get("boundary")
+    if not boundary:
+        raise Problem(400, "malformed_multipart", "the multipart content type has no boundary")
+    decoder = MultipartDecoder(boundary.encode("latin-1", "replace"))
+    parts: dict[str, bytearray] = {}
+    current: bytearray | None = None
+    chunks = _read(max_bytes)
+    ended = False
+    while True:
+        try:
+            event = decoder.next_event()
+        except ValueError as error:
+            raise Problem(400, "malformed_multipart", f"the multipart body is malformed: {error}") from None
+        if isinstance(event, NeedData):
+            if ended:
+                raise Problem(400, "malformed_multipart", "the multipart body ended before its closing boundary")
+            chunk = next(chunks, None)
+            ended = chunk is None
+            decoder.receive_data(chunk)
+        elif isinstance(event, (Field, File)):
+            current = None if event.name in parts else parts.setdefault(event.name, bytearray())
+            if isinstance(event, File) and event.filename:
+                _check_charset(parse_options_header(event.headers.get("Content-Type"))[1].get("charset"))
+        elif isinstance(event, Data):
+            if current is not None:
+                current += event.data
+        elif isinstance(event, Epilogue):
+            break
+    for _ in chunks:  # drain the rest so gunicorn sees a fully read body
+        pass
+    return {name: bytes(data) for name, data in parts.items()}

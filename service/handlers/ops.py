@@ -26,10 +26,15 @@ def version() -> Response:
 
 @bp.get("/api/v1/info", responses={200: Info}, summary="Pod, node, runtime and process model")
 def info() -> Response:
+    return jsonify(info_document().model_dump())
+
+
+def info_document() -> Info:
+    """What /api/v1/info answers; the home page shows the same document."""
     settings = current_settings()
     state = current_lifecycle()
     hostname = socket.gethostname()
-    body = Info(
+    return Info(
         hostname=hostname,
         pod=settings.pod_name or hostname,
         namespace=settings.pod_namespace or None,
@@ -40,4 +45,3 @@ def info() -> Response:
         pid=os.getpid(),
         uptime_seconds=round(state.uptime(), 3),
     )
-    return jsonify(body.model_dump())

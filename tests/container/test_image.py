@@ -79,6 +79,16 @@ def test_large_multipart_upload_under_read_only_root(service: lib.Container) -> 
     assert resp.status_code == 200, resp.text[:500]
 
 
+def test_home_page_and_docs_assets_under_read_only_root(service: lib.Container) -> None:
+    # Issue 16: templates, the page's assets and Swagger UI's (from the installed package) are read, never written.
+    page = requests.get(service.url("/"), headers={"Accept": "text/html"}, timeout=10)
+    assert page.status_code == 200 and "Content-Security-Policy" in page.headers, page.text[:300]
+    form = requests.post(service.url("/"), files={"text": (None, "a b b")}, headers={"Accept": "text/html"}, timeout=10)
+    assert form.status_code == 200 and "<td>b</td><td>2</td>" in form.text
+    for path in ("/docs", "/docs/assets/swagger-ui-bundle.js", "/docs/assets/swagger-ui.css", "/ui/docs.js"):
+        assert requests.get(service.url(path), timeout=10).status_code == 200, path
+
+
 def test_gunicorn_is_pid1_as_numeric_non_root_without_privileges(service: lib.Container) -> None:
     status = lib.docker("exec", service.name, "cat", "/proc/1/status").stdout
     fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)

@@ -1,0 +1,186 @@
+"""The page at ``/`` (issue 16): a server-rendered page for browsers, the info document as JSON for everyone else.
+
+Everything the page shows is rendered on the server, so it works with JavaScript off; the form posts back to ``/``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, redirect, render_template, request
+from flask.typing import ResponseReturnValue
+
+from service import uploads
+from service.analysis import AnalysisOptions, VocabularyTooLarge, analyze_chunks
+from service.analysis.pipeline import InvalidText
+from service.handlers import current_lifecycle, current_settings
+from service.handlers.ops import info_document
+from service.problems import Problem
+
+WEB = Path(__file__).resolve().parent.parent / "web"
+HTML = "text/html"
+TOP_MAX = 100
+# Past this size the submitted text is not echoed back into the textarea: the page stays small.
+REFILL_MAX_BYTES = 64 * 1024
+CONTENT_SECURITY_POLICY = "; ".join(
+    (
+        "default-src 'none'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",  # Swagger UI draws its icons as data: SVGs in its stylesheet
+        "font-src 'self'",
+        "connect-src 'self'",
+        "form-action 'self'",
+        "base-uri 'none'",
+        "frame-ancestors 'none'",
+    )
+)
+# Browser-facing blueprints: every response of theirs gets nosniff, not only the HTML ones.
+PAGE_BLUEPRINTS = ("home", "docs", "toggles")
+
+bp = Blueprint("home", __name__, template_folder=WEB / "templates", static_folder=WEB / "static", static_url_path="/ui")
+# The debug toggles: registered only with FLASK_SVC_DEBUG_ENDPOINTS=true, next to the debug endpoints.
+toggles = Blueprint("toggles", __name__)
+
+
+def wants_html() -> bool:
+    """A browser asks for text/html above JSON; curl's */* and API clients get the JSON document."""
+    return request.accept_mimetypes.best_match(["application/json", HTML]) == HTML
+
+
+@bp.get("/")
+def home() -> ResponseReturnValue:
+    response = Response(_page(), mimetype=HTML) if wants_html() else jsonify(info_document().model_dump())
+    response.vary.add("Accept")
+    return response
+
+
+@bp.post("/")
+def analyze_form() -> ResponseReturnValue:
+    form: dict[str, str] = {}
+    try:
+        parts = uploads.form_parts(current_settings().max_upload_bytes)
+        form = {name: _text(parts.get(name, b"")) for name in ("top", "stopwords")}
+        text = parts.get("text", b"")
+        if len(text) <= REFILL_MAX_BYTES:
+            form["text"] = _text(text)
+        result = _analyze(text, parts.get("file", b""), form)
+    except Problem as problem:
+        page = _page(form=form, error=problem)
+        return Response(page, status=problem.status, headers=problem.headers, mimetype=HTML)
+    return Response(_page(form=form, result=result), mimetype=HTML)
+
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "replace")
+
+
+def _top(raw: str) -> int:
+    try:
+        top = int(raw or "10")
+    except ValueError:
+        top = 0
+    if not 1 <= top <= TOP_MAX:
+        raise Problem(422, "unprocessable", f"“Top words” must be a whole number from 1 to {TOP_MAX}")
+    return top
+
+
+def _analyze(text: bytes, upload: bytes, form: dict[str, str]) -> dict[str, Any]:
+    top = _top(form.get("top", ""))
+    stopwords = form.get("stopwords") or "none"
+    if stopwords not in ("none", "en"):
+        raise Problem(422, "unprocessable", "“Stop words” must be none or en")
+    pieces = [piece for piece in (text, upload) if piece.strip()]
+    if not pieces:
+        raise Problem(400, "empty_text", "Paste some text or choose a file first")
+    # A newline between the pasted text and the file, so their edge words stay apart.
+    chunks = [pieces[0], *(b"\n" + piece for piece in pieces[1:])]
+    started = time.perf_counter()
+    try:
+        analysis = analyze_chunks(chunks, AnalysisOptions(stopwords=stopwords), current_settings().max_vocabulary)
+    except InvalidText as error:
+        raise Problem(400, "invalid_utf8", f"The text is not UTF-8: {error}") from None
+    except VocabularyTooLarge as error:
+        raise Problem(413, "vocabulary_too_large", str(error)) from None
+    counts = analysis.counts
+    return {
+        "bytes": analysis.stats.bytes,
+        "tokens": counts.total,
+        "unique": counts.unique,
+        "top": counts.most_common(top),
+        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+    }
+
+
+def _uptime(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m {secs}s"
+    return f"{minutes}m {secs}s" if minutes else f"{secs}s"
+
+
+def _metrics_url() -> str:
+    settings = current_settings()
+    host = request.host.rsplit(":", 1)[0] if not request.host.endswith("]") else request.host
+    return f"{request.scheme}://{host}:{settings.metrics_port}/metrics"
+
+
+def _page(
+    form: dict[str, str] | None = None, result: dict[str, Any] | None = None, error: Problem | None = None
+) -> str:
+    settings = current_settings()
+    state = current_lifecycle()
+    ready, status, reason = state.readiness()
+    info = info_document()
+    return render_template(
+        "home.html",
+        settings=settings,
+        info=info,
+        uptime=_uptime(info.uptime_seconds),
+        ready=ready,
+        readiness=status,
+        readiness_reason=reason,
+        fault=state.fault,
+        metrics_url=_metrics_url(),
+        form=form or {},
+        top_max=TOP_MAX,
+        result=result,
+        error=error,
+    )
+
+
+def _switch(field: str) -> bool:
+    value = request.form.get(field, "")
+    if value not in ("on", "off"):
+        raise Problem(422, "unprocessable", f'form field "{field}" must be on or off')
+    return value == "on"
+
+
+@toggles.post("/ui/readiness")
+def toggle_readiness() -> ResponseReturnValue:
+    """The page's readiness buttons: the same switch as /readyz/disable and /readyz/enable, then back to the page."""
+    current_lifecycle().manually_unready = not _switch("ready")
+    return redirect("/", 303)
+
+
+@toggles.post("/ui/fault")
+def toggle_fault() -> ResponseReturnValue:
+    current_lifecycle().fault = _switch("fault")
+    return redirect("/", 303)
+
+
+def secure_headers(response: Response) -> Response:
+    """CSP and no framing on every HTML response; nosniff on those and on everything the page blueprints serve."""
+    if response.mimetype == HTML:
+        # setdefault: a stricter policy already set (/echo's sandbox) stays.
+        response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+        response.headers.setdefault("X-Frame-Options", "DENY")
+    if response.mimetype == HTML or request.blueprint in PAGE_BLUEPRINTS:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+    return response

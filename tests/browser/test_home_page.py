@@ -1,0 +1,115 @@
+"""Issue 16 in a real browser: the home page, its form, the drill buttons and /docs, with a strict CSP."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import requests
+from playwright.sync_api import Browser, expect
+
+from tests.browser.conftest import open_page
+from tests.support.server import Server
+
+TEXT = "The cat sat on the mat. The cat saw the dog, and the dog saw the cat."
+
+
+def test_home_page_analyses_pasted_text(browser: Browser, page_server: Server, artifacts: Path) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    response = page.goto(page_server.url + "/")
+    assert response is not None and response.ok
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    expect(page.locator("h1")).to_contain_text("flask-svc")
+    expect(page.locator("#readiness")).to_contain_text("ready: ok")
+    page.get_by_label("Text", exact=True).fill(TEXT)
+    page.get_by_label("Stop words", exact=True).select_option("en")
+    page.get_by_label("Top words", exact=True).fill("3")
+    page.get_by_role("button", name="Analyse").click()
+    expect(page.locator("#result")).to_be_visible()
+    rows = page.locator("#top-words tbody tr")
+    expect(rows).to_have_count(3)
+    expect(rows.first).to_contain_text("cat")
+    expect(rows.first).to_contain_text("3")
+    expect(page.get_by_label("Text", exact=True)).to_have_value(TEXT)  # the text stays for another try
+    page.screenshot(path=str(artifacts / "home.png"), full_page=True)
+    watched.assert_clean()
+
+
+def test_bad_form_input_is_a_clear_4xx(browser: Browser, page_server: Server, artifacts: Path) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    page.goto(page_server.url + "/")
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Analyse").click()
+    response = navigation.value
+    assert response is not None and response.status == 400
+    expect(page.get_by_role("alert")).to_contain_text("Paste some text or choose a file")
+    page.screenshot(path=str(artifacts / "home-empty-form.png"), full_page=True)
+    # Chrome logs the 400 document itself as a failed resource load; nothing else may appear.
+    assert watched.problems == [
+        "console: Failed to load resource: the server responded with a status of 400 (BAD REQUEST)"
+    ]
+    assert not watched.csp_violations()
+
+
+def test_upload_a_file_with_javascript_off(browser: Browser, page_server: Server, tmp_path: Path) -> None:
+    sample = tmp_path / "sample.txt"
+    sample.write_text("alpha beta beta gamma gamma gamma\n", encoding="utf-8")
+    watched = open_page(browser, javascript=False)
+    page = watched.page
+    page.goto(page_server.url + "/")
+    expect(page.locator("#pod")).not_to_be_empty()
+    page.get_by_label("…or a text file (UTF-8)").set_input_files(str(sample))
+    page.get_by_role("button", name="Analyse").click()
+    expect(page.locator("#tokens")).to_have_text("6")
+    expect(page.locator("#top-words tbody tr").first).to_contain_text("gamma")
+    assert not watched.problems, watched.problems
+
+
+def test_readable_at_360_px(browser: Browser, page_server: Server, artifacts: Path) -> None:
+    watched = open_page(browser, width=360, height=740)
+    page = watched.page
+    page.goto(page_server.url + "/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    page.screenshot(path=str(artifacts / "home-360.png"), full_page=True)
+    watched.assert_clean()
+
+
+def test_drill_buttons_switch_readiness_and_faults(browser: Browser, page_server: Server) -> None:
+    watched = open_page(browser)
+    page = watched.page
+    page.goto(page_server.url + "/")
+    try:
+        page.get_by_role("button", name="Readiness off").click()
+        expect(page.locator("#readiness")).to_contain_text("not ready")
+        assert requests.get(page_server.url + "/readyz", timeout=5).status_code == 503
+        page.get_by_role("button", name="Readiness on").click()
+        expect(page.locator("#readiness")).to_contain_text("ready: ok")
+        assert requests.get(page_server.url + "/readyz", timeout=5).status_code == 200
+
+        page.get_by_role("button", name="Fault on").click()
+        expect(page.locator("#fault")).to_be_visible()
+        assert requests.get(page_server.url + "/api/v1/info", timeout=5).status_code == 500
+        page.get_by_role("button", name="Fault off").click()
+        expect(page.locator("#fault")).to_have_count(0)
+        assert requests.get(page_server.url + "/api/v1/info", timeout=5).status_code == 200
+    finally:
+        requests.post(page_server.url + "/readyz/enable", timeout=5)
+        requests.post(page_server.url + "/fault/disable", timeout=5)
+    watched.assert_clean()
+
+
+def test_docs_run_a_call(browser: Browser, page_server: Server, artifacts: Path) -> None:
+    watched = open_page(browser, height=1200)
+    page = watched.page
+    response = page.goto(page_server.url + "/docs")
+    assert response is not None and response.ok
+    operation = page.locator(".opblock", has=page.locator(".opblock-summary-path", has_text="/version"))
+    operation.locator(".opblock-summary").click()
+    operation.get_by_role("button", name="Try it out").click()
+    operation.get_by_role("button", name="Execute").click()
+    live = operation.locator(".live-responses-table tbody .response-col_status").first
+    expect(live).to_have_text("200")
+    expect(operation.locator(".live-responses-table .microlight").first).to_contain_text('"commit"')
+    page.screenshot(path=str(artifacts / "docs.png"), full_page=False)
+    watched.assert_clean()
