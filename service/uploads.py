@@ -87,12 +87,14 @@ def _next_chunk(stream: IO[bytes]) -> bytes:
         raise Problem(400, "malformed_body", f"the body could not be read: {error}") from None
 
 
-def _multipart_file(boundary: str | None, max_bytes: int) -> Iterator[bytes]:
+def _multipart_events(boundary: str | None, max_bytes: int) -> Iterator[Field | File | Data]:
+    """The parts' headers and data of a ``multipart/form-data`` body, decoded as it streams in; the rest of the body
+    (epilogue) is read and dropped so gunicorn sees it fully read."""
     if not boundary:
         raise Problem(400, "malformed_multipart", "the multipart content type has no boundary")
     decoder = MultipartDecoder(boundary.encode("latin-1", "replace"))
-    in_file = found = ended = False
     chunks = _read(max_bytes)
+    ended = False
     while True:
         try:
             event = decoder.next_event()
@@ -104,18 +106,28 @@ def _multipart_file(boundary: str | None, max_bytes: int) -> Iterator[bytes]:
             chunk = next(chunks, None)
             ended = chunk is None
             decoder.receive_data(chunk)
-        elif isinstance(event, (Field, File)):
+        elif isinstance(event, (Field, File, Data)):
+            yield event
+        elif isinstance(event, Epilogue):
+            break
+    for _ in chunks:
+        pass
+
+
+def _part_charset(event: Field | File) -> None:
+    _check_charset(parse_options_header(event.headers.get("Content-Type"))[1].get("charset"))
+
+
+def _multipart_file(boundary: str | None, max_bytes: int) -> Iterator[bytes]:
+    in_file = found = False
+    for event in _multipart_events(boundary, max_bytes):
+        if isinstance(event, (Field, File)):
             in_file = event.name == FILE_PART and not found
             if in_file:
                 found = True
-                _check_charset(parse_options_header(event.headers.get("Content-Type"))[1].get("charset"))
-        elif isinstance(event, Data):
-            if in_file and event.data:
-                yield event.data
-        elif isinstance(event, Epilogue):
-            break
-    for _ in chunks:  # drain the rest so gunicorn sees a fully read body
-        pass
+                _part_charset(event)
+        elif in_file and event.data:
+            yield event.data
     if not found:
         raise Problem(400, "malformed_multipart", f'the multipart body has no "{FILE_PART}" part')
 
@@ -150,34 +162,13 @@ def form_parts(max_bytes: int) -> dict[str, bytes]:
         raise _too_large(max_bytes)
     if request.mimetype != "multipart/form-data":
         raise Problem(415, "unsupported_media_type", "send the form as multipart/form-data")
-    boundary = request.mimetype_params.get("boundary")
-    if not boundary:
-        raise Problem(400, "malformed_multipart", "the multipart content type has no boundary")
-    decoder = MultipartDecoder(boundary.encode("latin-1", "replace"))
     parts: dict[str, bytearray] = {}
     current: bytearray | None = None
-    chunks = _read(max_bytes)
-    ended = False
-    while True:
-        try:
-            event = decoder.next_event()
-        except ValueError as error:
-            raise Problem(400, "malformed_multipart", f"the multipart body is malformed: {error}") from None
-        if isinstance(event, NeedData):
-            if ended:
-                raise Problem(400, "malformed_multipart", "the multipart body ended before its closing boundary")
-            chunk = next(chunks, None)
-            ended = chunk is None
-            decoder.receive_data(chunk)
-        elif isinstance(event, (Field, File)):
+    for event in _multipart_events(request.mimetype_params.get("boundary"), max_bytes):
+        if isinstance(event, (Field, File)):
             current = None if event.name in parts else parts.setdefault(event.name, bytearray())
             if isinstance(event, File) and event.filename:
-                _check_charset(parse_options_header(event.headers.get("Content-Type"))[1].get("charset"))
-        elif isinstance(event, Data):
-            if current is not None:
-                current += event.data
-        elif isinstance(event, Epilogue):
-            break
-    for _ in chunks:  # drain the rest so gunicorn sees a fully read body
-        pass
+                _part_charset(event)
+        elif current is not None:
+            current += event.data
     return {name: bytes(data) for name, data in parts.items()}
