@@ -98,7 +98,8 @@ log "helm install --wait (Helm $(helm version --template '{{.Version}}')): every
 
 t=$SECONDS
 # The skaffold module last and on its own: it redeploys the release and `skaffold dev` removes it when it stops.
-"${PYTHON}" -m pytest -m e2e tests/e2e --ignore=tests/e2e/test_e2e_skaffold.py -v -rs -p no:cacheprovider \
+# -rP: what passing tests print (the rolling restart's request count, the saturation summary) ends up in the log.
+"${PYTHON}" -m pytest -m e2e tests/e2e --ignore=tests/e2e/test_e2e_skaffold.py -v -rsP -p no:cacheprovider \
   ${FLASK_SVC_E2E_PYTEST_ARGS:-}
 if [[ "${LOCAL}" == true ]]; then
   cluster/local-cluster.sh rss

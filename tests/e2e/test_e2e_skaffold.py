@@ -8,6 +8,7 @@ Both deploy the release skaffold.yaml names (flask-svc in namespace flask-svc), 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -135,11 +136,24 @@ def test_skaffold_dev_syncs_an_edit_and_gunicorn_reloads(skaffold: list[str], ed
     assert dev.returncode in (0, 130, -signal.SIGINT), "\n".join(output.lines[-30:])
 
 
+def _forwarded_port(output: Output) -> int | None:
+    """The local port skaffold forwards the app's 8080 to: 8080 when free, the next free one otherwise (a socket in
+    TIME_WAIT from an earlier port-forward is enough to move it)."""
+    for line in output.lines:
+        if match := re.search(r"deployment/flask-svc.*remote port 8080 -> http://127\.0\.0\.1:(\d+)", line):
+            return int(match[1])
+    return None
+
+
 def _readyz_through_port_forward(dev: subprocess.Popen[str], output: Output) -> tuple[bool, str]:
     if dev.poll() is not None:
         raise AssertionError("skaffold dev exited:\n" + "\n".join(output.lines[-40:]))
+    port = _forwarded_port(output)
+    if port is None:
+        time.sleep(1)
+        return False, "no port-forward announced yet; skaffold said:\n" + output.has("")[1]
     try:
-        answer = requests.get("http://127.0.0.1:8080/readyz", timeout=2)
+        answer = requests.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
     except requests.RequestException as exc:
         time.sleep(1)
         return False, f"{type(exc).__name__}; skaffold said:\n" + output.has("")[1]
