@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from flask import Response, jsonify
@@ -93,12 +93,15 @@ def _stage_spans(tracer: Tracer, stats: StreamStats, started_ns: int, sizes: dic
     span.end(end_time=tokenized + stats.consume_ns)
 
 
-def _counted(endpoint: str, options: TextOptions) -> tuple[WordCount, StreamStats, float]:
-    settings = current_settings()
+def count_words(
+    endpoint: str, chunks: Iterable[bytes], options: AnalysisOptions
+) -> tuple[WordCount, StreamStats, float]:
+    """Every word's count, measured and traced under ``endpoint``; bad text becomes a 4xx ``Problem``. The API and
+    the home page's form both count through here."""
+    max_vocabulary = current_settings().max_vocabulary
 
     def work() -> tuple[WordCount, StreamStats]:
-        chunks = uploads.text_chunks(settings.max_upload_bytes)
-        analysis = analyze_chunks(chunks, _options(options), settings.max_vocabulary)
+        analysis = analyze_chunks(chunks, options, max_vocabulary)
         return analysis.counts, analysis.stats
 
     def sizes(counts: WordCount) -> dict[str, int]:
@@ -109,6 +112,10 @@ def _counted(endpoint: str, options: TextOptions) -> tuple[WordCount, StreamStat
     return counts, stats, elapsed_ms
 
 
+def _body() -> Iterator[bytes]:
+    return uploads.text_chunks(current_settings().max_upload_bytes)
+
+
 def _frequencies(pairs: list[tuple[str, int]]) -> list[dict[str, Any]]:
     # Plain dicts: up to 100,000 entries, where a model object per entry would cost more than the counting.
     return [{"word": word, "count": count} for word, count in pairs]
@@ -116,7 +123,7 @@ def _frequencies(pairs: list[tuple[str, int]]) -> list[dict[str, Any]]:
 
 @bp.post(f"/{ANALYZE}", responses={200: AnalyzeResult, **_ERRORS}, summary="Word statistics and the top words")
 def analyze(query: AnalyzeQuery) -> Response:
-    counts, stats, elapsed_ms = _counted(ANALYZE, query)
+    counts, stats, elapsed_ms = count_words(ANALYZE, _body(), _options(query))
     return jsonify(
         bytes=stats.bytes,
         tokens=counts.total,
@@ -130,7 +137,7 @@ def analyze(query: AnalyzeQuery) -> Response:
     f"/{WORDCOUNT}", responses={200: WordcountResult, **_ERRORS}, summary="Every word's count, most frequent first"
 )
 def wordcount(query: WordcountQuery) -> Response:
-    counts, stats, elapsed_ms = _counted(WORDCOUNT, query)
+    counts, stats, elapsed_ms = count_words(WORDCOUNT, _body(), _options(query))
     return jsonify(
         bytes=stats.bytes,
         tokens=counts.total,
@@ -143,10 +150,10 @@ def wordcount(query: WordcountQuery) -> Response:
 
 @bp.post(f"/{TOKENIZE}", responses={200: TokenizeResult, **_ERRORS}, summary="The text's first words, in order")
 def tokenize(query: TokenizeQuery) -> Response:
-    max_bytes = current_settings().max_upload_bytes
+    body = _body()
     sample, stats, elapsed_ms = _measured(
         TOKENIZE,
-        lambda: first_words(uploads.text_chunks(max_bytes), _options(query), query.limit),
+        lambda: first_words(body, _options(query), query.limit),
         lambda sample: {"analysis.tokens": sample.total},
     )
     current_instruments().tokens.inc(sample.total)
