@@ -80,10 +80,15 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
         super().on_end(span)
 
 
-def _make_exporter(name: str) -> SpanExporter:
+def _make_exporter(name: str, settings: Settings) -> SpanExporter:
     if name == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+        # The endpoint as the settings read it; headers, timeout and compression the SDK reads from OTEL_* itself.
+        if settings.otel_traces_endpoint:
+            return OTLPSpanExporter(endpoint=settings.otel_traces_endpoint)
+        if settings.otel_endpoint:
+            return OTLPSpanExporter(endpoint=settings.otel_endpoint.rstrip("/") + "/v1/traces")
         return OTLPSpanExporter()
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -134,7 +139,7 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
     # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
     # would wait out a hung export instead.
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    exporter = CountingExporter(_make_exporter(name), instruments)
+    exporter = CountingExporter(_make_exporter(name, settings), instruments)
     provider.add_span_processor(CountingBatchSpanProcessor(exporter, instruments))
 
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
