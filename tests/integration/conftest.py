@@ -13,9 +13,3 @@ def server() -> Iterator[Server]:
     with running_server() as srv:
         yield srv
 
-
-@pytest.fixture(scope="module")
-def debug_server() -> Iterator[Server]:
-    """One service with the debug endpoints on."""
-    with running_server({"FLASK_SVC_DEBUG_ENDPOINTS": "true"}) as srv:
-        yield srv
