@@ -12,4 +12,3 @@ def server() -> Iterator[Server]:
     """One service with default settings, shared by a module's tests."""
     with running_server() as srv:
         yield srv
-
