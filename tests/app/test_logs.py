@@ -14,9 +14,12 @@ from tests.app.conftest import make_app
 
 
 @pytest.fixture(autouse=True)
-def _restore_root() -> Iterator[None]:
+def _fresh_root() -> Iterator[None]:
+    """Each test starts without the service's handler (an earlier one holds an earlier test's stdout) and leaves
+    the root logger as it found it."""
     root = logging.getLogger()
     handlers, level = list(root.handlers), root.level
+    root.handlers[:] = [h for h in handlers if not isinstance(h, ServiceHandler)]
     yield
     root.handlers[:], root.level = handlers, level
 
