@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Response, current_app
+from flask.json.provider import JSONProvider
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -18,18 +20,26 @@ from service.problems import PROBLEM_JSON, problem_document
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health", description="Kubernetes probes")])
 
 
-def _answer(ready: bool, status: str, reason: str | None) -> tuple[Response, int]:
-    body = Health(status=status, reason=reason).model_dump(exclude_none=True)  # type: ignore[arg-type]
-    return jsonify(body), 200 if ready else 503
+def _answer(ready: bool, status: str, reason: str | None) -> Response:
+    body = _health_body(current_app.json, status, reason)
+    return Response(body, 200 if ready else 503, mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
+
+
+@lru_cache(maxsize=16)  # a handful of (status, reason) pairs per app: each document is built once, not per probe
+def _health_body(json_provider: JSONProvider, status: str, reason: str | None) -> bytes:
+    """The Health document exactly as ``jsonify`` writes it with this app's JSON settings."""
+    document = Health(status=status, reason=reason).model_dump(exclude_none=True)  # type: ignore[arg-type]
+    data: bytes = json_provider.response(document).get_data()  # type: ignore[attr-defined]  # sansio type: a Response
+    return data
 
 
 @bp.get(READYZ, responses={200: Health, 503: Health}, summary="Readiness: warmed up and not draining")
-def readyz() -> tuple[Response, int]:
+def readyz() -> Response:
     return _answer(*current_lifecycle().readiness())
 
 
 @bp.get(STARTUPZ, responses={200: Health, 503: Health}, summary="Startup: warm-up finished")
-def startupz() -> tuple[Response, int]:
+def startupz() -> Response:
     started = current_lifecycle().started
     return _answer(started, "ok" if started else "starting", None if started else "warm-up has not finished")
 
