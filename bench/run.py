@@ -37,7 +37,7 @@ from bench.corpus import generate_text
 from harness.docker import DOCKER, HARDENED_RUN
 from harness.net import free_port, http_status
 from harness.otlp import otlp_receiver
-from harness.server import ROOT, running_server
+from harness.server import ROOT, running_server, workers_of
 from service.names import ANALYZE_PATH, LIVEZ, READYZ
 
 RESULTS = ROOT / "bench" / "results"
@@ -344,7 +344,7 @@ def profile_servers(
         target = by_key.get(key)
         if target is None or endpoint not in target.endpoints:
             continue
-        workers = targets.tree(target.pid)[1:]
+        workers = workers_of(target.pid)  # not flask-svc's metrics server, also a child of its master
         if not workers:
             continue
         log(f"  profiling {title}")
