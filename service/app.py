@@ -13,7 +13,7 @@ from flask_openapi3.openapi import OpenAPI
 from service import metrics, problems, requestctx, tracing
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.config import Settings, load_settings
-from service.handlers import analysis, debug, docs, health, home, ops
+from service.handlers import analysis, batch, debug, docs, health, home, ops
 from service.lifecycle import Lifecycle
 from service.models import problem_responses
 
@@ -50,6 +50,7 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)
+    batch.init_app(app, settings)
     app.register_blueprint(home.bp)  # plain blueprints: pages for people, kept out of the OpenAPI document
     app.register_blueprint(docs.bp)
     if settings.debug_endpoints:
@@ -72,6 +73,10 @@ def openapi_document(app: OpenAPI) -> Response:
     document["paths"].update(health.liveness_openapi())
     for path in _TEXT_ENDPOINTS:
         document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
+    if "/api/v1/jobs" in document["paths"]:
+        document["paths"]["/api/v1/jobs"]["post"]["requestBody"] = analysis.request_body_spec(
+            ("text/plain", "multipart/form-data")
+        )
     # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only
     # operations that take parameters or a body can produce one.
     unprocessable = problem_responses(422)[422]

@@ -8,6 +8,7 @@ the variable and what it accepts, so the process can stop before it binds a port
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import os
 import re
@@ -19,6 +20,7 @@ from service import __version__
 
 LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 LOG_FORMATS = ("json", "console")
+BATCH_RUNNERS = ("local", "kubernetes", "off")
 _TRUE = ("1", "true", "yes", "on")
 _FALSE = ("0", "false", "no", "off")
 
@@ -56,6 +58,13 @@ class Settings:
     pod_name: str
     pod_namespace: str
     node_name: str
+    batch_runner: str
+    batch_data_dir: str
+    batch_max_upload_bytes: int
+    batch_callback_url: str
+    batch_callback_key: str
+    batch_reconcile_seconds: float
+    batch_job_template: str
 
 
 @dataclass(frozen=True)
@@ -135,6 +144,19 @@ def _absolute_path(raw: str) -> str:
 
 def _nonempty(raw: str) -> str:
     if not raw.strip():
+        raise ValueError(raw)
+    return raw.strip()
+
+
+def _base_url(raw: str) -> str:
+    value = raw.strip()
+    if value and not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ValueError(raw)
+    return value.rstrip("/")
+
+
+def _json_object(raw: str) -> str:
+    if raw.strip() and not isinstance(json.loads(raw), dict):  # JSONDecodeError is a ValueError
         raise ValueError(raw)
     return raw.strip()
 
@@ -273,6 +295,63 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("POD_NAME", "pod_name", "", "text", _text, "Pod name (Downward API); hostname when unset."),
     Variable("POD_NAMESPACE", "pod_namespace", "", "text", _text, "Namespace (Downward API)."),
     Variable("NODE_NAME", "node_name", "", "text", _text, "Node name (Downward API)."),
+    Variable(
+        "FLASK_SVC_BATCH_RUNNER",
+        "batch_runner",
+        "local",
+        "one of " + ", ".join(BATCH_RUNNERS),
+        _choice(BATCH_RUNNERS),
+        "Who runs the batch pipeline's stages: subprocesses (`local`), Kubernetes Jobs, or nobody (`off`: no "
+        "`/api/v1/jobs`).",
+    ),
+    Variable(
+        "FLASK_SVC_BATCH_DATA_DIR",
+        "batch_data_dir",
+        "/tmp/flask-svc-batch",  # noqa: S108 — `make run`'s default; the chart mounts the shared volume
+        "an absolute directory path",
+        _absolute_path,
+        "The batch jobs' shared directory: uploads, stage outputs, job records.",
+    ),
+    Variable(
+        "FLASK_SVC_BATCH_MAX_UPLOAD_BYTES",
+        "batch_max_upload_bytes",
+        str(1 << 30),
+        "an integer number of bytes from 1 to 1099511627776",
+        _integer(1, 1 << 40),
+        "Largest batch upload (`POST /api/v1/jobs`); larger ones get 413 and nothing is kept.",
+    ),
+    Variable(
+        "FLASK_SVC_BATCH_CALLBACK_URL",
+        "batch_callback_url",
+        "",
+        "an http(s) base URL, or empty",
+        _base_url,
+        "Where stages report back (the Service's URL); empty: `http://127.0.0.1:PORT`.",
+    ),
+    Variable(
+        "FLASK_SVC_BATCH_CALLBACK_KEY",
+        "batch_callback_key",
+        "",
+        "text",
+        _text,
+        "Key the per-job callback secrets derive from; empty: a key file made in the data directory.",
+    ),
+    Variable(
+        "FLASK_SVC_BATCH_RECONCILE_SECONDS",
+        "batch_reconcile_seconds",
+        "5",
+        "a number of seconds from 0.1 to 3600",
+        _number(0.1, 3600),
+        "How often each worker moves every unfinished job on from what the volume and the runner say.",
+    ),
+    Variable(
+        "FLASK_SVC_BATCH_JOB_TEMPLATE",
+        "batch_job_template",
+        "",
+        "a JSON object, or empty",
+        _json_object,
+        "The stage Jobs' spec (image, security context, resources, volume, limits): set by the chart.",
+    ),
 )
 
 TRACES_EXPORTERS = ("otlp", "console")
@@ -310,4 +389,11 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     if exporter is not None and exporter not in TRACES_EXPORTERS:
         raw = env.get("OTEL_TRACES_EXPORTER", "")
         raise ConfigError(f"OTEL_TRACES_EXPORTER={raw!r} is invalid: expected one of otlp, console, none")
+    if values["batch_runner"] == "kubernetes":
+        for field_name, env_name in (
+            ("batch_job_template", "FLASK_SVC_BATCH_JOB_TEMPLATE"),
+            ("batch_callback_url", "FLASK_SVC_BATCH_CALLBACK_URL"),
+        ):
+            if not values[field_name]:
+                raise ConfigError(f"{env_name} is empty: FLASK_SVC_BATCH_RUNNER=kubernetes needs it")
     return Settings(**values)

@@ -9,10 +9,11 @@ request; what is lost is counted in ``flask_svc_otel_spans_dropped_total``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -139,3 +140,22 @@ def instrument(app: Flask) -> None:
 
 def tracer() -> trace.Tracer:
     return trace.get_tracer("service")
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the active span, to hand to work that runs in another process."""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextlib.contextmanager
+def continued_span(name: str, traceparent: str | None, attributes: dict[str, str]) -> Iterator[None]:
+    """A span continuing the trace ``traceparent`` names (a new trace without one); a no-op when tracing is off."""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent} if traceparent else {})
+    with tracer().start_as_current_span(name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes):
+        yield
