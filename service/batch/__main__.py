@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         callback_url=settings.batch_callback_url,
         secret=os.environ.get(JOB_SECRET_ENV, ""),
     )
+    # SIGTERM (a cancel, a deleted pod) unwinds like an exception, so partial files are removed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     tracing.start()
     try:
         with tracing.continued_span(

@@ -5,7 +5,7 @@
 - ``counts.tsv`` (count → API): ``count<TAB>word`` lines, most frequent first, ties alphabetical — the ranking
   ``/api/v1/wordcount`` reports, so the result endpoint reads only the first ``limit`` lines.
 - ``<stage>.json``: the stage's outcome — ``{"stage", "ok", "reason", "exit_code", "bytes", "tokens", "unique",
-  "started", "finished"}``. Written last: its presence means the stage is over.
+  "started", "finished", "peak_rss_kib"}``. Written last: its presence means the stage is over.
 
 Every file is written to a temporary name in the same directory and renamed into place, so a reader sees either
 nothing or the whole file, whatever killed the writer.
@@ -39,6 +39,7 @@ class Outcome:
     unique: int = 0
     started: float = 0.0
     finished: float = 0.0
+    peak_rss_kib: int = 0  # the stage process's high-water mark: what bounded memory is checked against
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)

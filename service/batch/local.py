@@ -13,6 +13,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -23,6 +24,7 @@ from service.batch.store import JobStore
 
 # Stages write no metric files into the server's directory, whose merged totals are the service's.
 _NOT_INHERITED = ("PROMETHEUS_MULTIPROC_DIR",)
+_STOP_WAIT_SECONDS = 5
 
 
 class LocalRunner:
@@ -59,8 +61,9 @@ class LocalRunner:
     @staticmethod
     def _reap(process: subprocess.Popen[bytes], directory: Path, stage: Stage) -> None:
         code = process.wait()
-        with contextlib.suppress(OSError):  # the job may have been removed meanwhile
-            write_json(directory / f"{stage.value}.exit", {"exit_code": code})
+        if (directory / f"{stage.value}.pid").exists():  # not when the job's files were removed meanwhile
+            with contextlib.suppress(OSError):
+                write_json(directory / f"{stage.value}.exit", {"exit_code": code})
 
     @staticmethod
     def _pid(directory: Path, stage: Stage) -> int | None:
@@ -91,9 +94,19 @@ class LocalRunner:
         return StageStatus(Phase.FAILED, f"the {stage.value} stage ended without reporting an outcome ({detail})")
 
     def cancel(self, job_id: str) -> None:
+        """SIGTERM each live stage's process group and wait (briefly) for it to go, so no file appears later."""
         directory = self.store.path(job_id)
+        stopping = []
         for stage in Stage:
             pid = self._pid(directory, stage)
             if pid is not None and self._alive(pid, job_id, stage):
                 with contextlib.suppress(ProcessLookupError):
                     os.killpg(pid, signal.SIGTERM)
+                    stopping.append((pid, stage))
+        deadline = time.monotonic() + _STOP_WAIT_SECONDS
+        while stopping and time.monotonic() < deadline:
+            stopping = [(pid, stage) for pid, stage in stopping if self._alive(pid, job_id, stage)]
+            time.sleep(0.02)
+        for pid, _stage in stopping:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)

@@ -12,6 +12,7 @@ import enum
 import errno
 import json
 import logging
+import resource
 import time
 import urllib.error
 import urllib.request
@@ -82,6 +83,7 @@ def run(stage: Stage, context: StageContext) -> ExitCode:
         log.exception("stage crashed", extra={"job_id": context.job_id, "stage": stage.value})
         outcome.reason = f"{stage.value} stage crashed: {type(error).__name__}: {error}"
     outcome.finished = time.time()
+    outcome.peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     _record(directory, outcome, context)
     _report(outcome, context)
     return ExitCode(outcome.exit_code)
