@@ -62,7 +62,7 @@ class Settings:
     batch_data_dir: str
     batch_max_upload_bytes: int
     batch_callback_url: str
-    batch_callback_key: str
+    batch_callback_key_file: str
     batch_reconcile_seconds: float
     batch_job_template: str
 
@@ -140,6 +140,10 @@ def _absolute_path(raw: str) -> str:
     if not value.startswith("/") or "\x00" in value:
         raise ValueError(raw)
     return value
+
+
+def _optional_path(raw: str) -> str:
+    return _absolute_path(raw) if raw.strip() else ""
 
 
 def _nonempty(raw: str) -> str:
@@ -329,12 +333,13 @@ VARIABLES: tuple[Variable, ...] = (
         "Where stages report back (the Service's URL); empty: `http://127.0.0.1:PORT`.",
     ),
     Variable(
-        "FLASK_SVC_BATCH_CALLBACK_KEY",
-        "batch_callback_key",
+        "FLASK_SVC_BATCH_CALLBACK_KEY_FILE",
+        "batch_callback_key_file",
         "",
-        "text",
-        _text,
-        "Key the per-job callback secrets derive from; empty: a key file made in the data directory.",
+        "an absolute file path, or empty",
+        _optional_path,
+        "File holding the key each job's callback secret derives from (the chart mounts a Secret); empty: "
+        "`.callback-key` in the data directory, made on first use.",
     ),
     Variable(
         "FLASK_SVC_BATCH_RECONCILE_SECONDS",

@@ -101,11 +101,11 @@ class Coordinator:
 
     @classmethod
     def open(
-        cls, root: Path, runner: Runner, configured_key: str, stage_env: Mapping[str, str], observer: Observer
+        cls, root: Path, runner: Runner, key_file: str, stage_env: Mapping[str, str], observer: Observer
     ) -> Coordinator:
         store = JobStore(root)
         store.ensure()
-        return cls(store, runner, signing.load_key(root, configured_key), stage_env, observer)
+        return cls(store, runner, signing.load_key(root, key_file), stage_env, observer)
 
     # --- creating -------------------------------------------------------------------------------------------------
 

@@ -1,6 +1,7 @@
 """Callback authentication: each job's stages get a secret of their own and sign what they report with it.
 
-The coordinator holds one key (``FLASK_SVC_BATCH_CALLBACK_KEY``, or a key file it creates in the data directory);
+The coordinator holds one key (the file ``FLASK_SVC_BATCH_CALLBACK_KEY_FILE`` names — on Kubernetes a Secret the stage
+pods do not mount — or else a key file it creates in the data directory);
 a job's secret is HMAC(key, job id), so nothing per job is stored and every replica derives the same secret. Only
 the job's stages are handed it (in their environment). A stage signs the exact body it sends:
 ``X-Batch-Signature: sha256=<hex HMAC(secret, body)>``; the body names the job, so a signature made for one job
@@ -22,10 +23,13 @@ _SCHEME = "sha256="
 _KEY_FILE = ".callback-key"
 
 
-def load_key(root: Path, configured: str) -> bytes:
-    """The configured key, else the data directory's key file (created once, readable by this user only)."""
-    if configured:
-        return configured.encode()
+def load_key(root: Path, key_file: str) -> bytes:
+    """The key in ``key_file``, else in the data directory's key file (created once, readable by this user only)."""
+    if key_file:
+        key = Path(key_file).read_text().strip()
+        if not key:
+            raise RuntimeError(f"{key_file} is empty")
+        return key.encode()
     path = root / _KEY_FILE
     root.mkdir(parents=True, exist_ok=True)
     with contextlib.suppress(FileExistsError):

@@ -87,7 +87,7 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
     coordinator = Coordinator.open(
         Path(settings.batch_data_dir),
         make_runner(settings),
-        settings.batch_callback_key,
+        settings.batch_callback_key_file,
         stage_env,
         MetricsObserver(),
     )
