@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -83,6 +84,8 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
         "FLASK_SVC_MAX_VOCABULARY": str(settings.max_vocabulary),
         "LOG_FORMAT": settings.log_format,
         "LOG_LEVEL": settings.log_level,
+        # The stages export their spans where the service does; the resource attributes name this pod, not theirs.
+        **{k: v for k, v in os.environ.items() if k.startswith("OTEL_") and k != "OTEL_RESOURCE_ATTRIBUTES"},
     }
     coordinator = Coordinator.open(
         Path(settings.batch_data_dir),

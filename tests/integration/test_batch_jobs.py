@@ -287,3 +287,33 @@ def test_the_default_app_does_not_import_the_kubernetes_client() -> None:
         [sys.executable, "-c", probe], cwd=ROOT, env=env, capture_output=True, text=True, check=True
     )
     assert output.stdout.strip() == "[]", output.stdout
+
+
+def test_one_trace_spans_the_upload_and_both_stages(tmp_path: Path) -> None:
+    from tests.support.otlp import otlp_receiver
+
+    with otlp_receiver() as receiver:
+        env = {
+            "FLASK_SVC_BATCH_DATA_DIR": str(tmp_path),
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+        }
+        with running_server(env) as server:
+            job = _create(server, b"traced words in a batch job").json()
+            assert _wait(server, job["id"])["state"] == "succeeded"
+            deadline = time.monotonic() + 15
+            while time.monotonic() < deadline:
+                names = {span.name for span in list(receiver.spans)}
+                if {"POST /api/v1/jobs", "batch.tokenize", "batch.count"} <= names:
+                    break
+                time.sleep(0.1)
+            spans = {span.name: span for span in list(receiver.spans)}
+        logs = [r for r in server.json_logs() if r.get("job_id") == job["id"]]
+    upload = spans["POST /api/v1/jobs"]
+    for stage in ("batch.tokenize", "batch.count"):
+        assert spans[stage].trace_id == upload.trace_id, stage
+        assert spans[stage].parent_span_id == upload.span_id, stage
+    # Both stages and the coordinator log the job's id (the stages' lines go to their log files, not the server's).
+    assert any(r.get("message") == "job queued" for r in logs)
+    stage_log = (tmp_path / job["id"] / "tokenize.log").read_text()
+    assert f'"job_id": "{job["id"]}"' in stage_log and '"trace_id": "' + upload.trace_id in stage_log
