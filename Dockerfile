@@ -87,4 +87,4 @@ ENV FLASK_SVC_VERSION=${VERSION} \
 
 # gunicorn is PID 1: it handles SIGTERM as a graceful drain and reaps its own workers.
 STOPSIGNAL SIGTERM
-CMD ["gunicorn", "--config", "python:service.gunicorn_conf", "service:create_app()"]
+CMD ["gunicorn", "--config", "python:service.gunicorn_conf"]

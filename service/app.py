@@ -1,4 +1,9 @@
-"""The application factory: builds the Flask app from the settings, wires every concern, then warms up."""
+"""The application factory: builds the Flask app from the settings, wires every concern, then warms up.
+
+Everything a request needs is set up here, through each concern's ``init_app`` (idempotent, and free of gunicorn):
+logging, metrics, tracing, the per-request plumbing. The app works the same under gunicorn, `flask --app service
+run` and a test's ``test_client()``; what it owns lives on ``app.extensions`` (keys in ``service.names``).
+"""
 
 from __future__ import annotations
 
@@ -10,19 +15,18 @@ from flask import Flask, Response, jsonify
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
-from service import metrics, problems, requestctx, tracing
+from service import logs, metrics, problems, requestctx, tracing
 from service.analysis import AnalysisOptions, analyze_chunks
-from service.config import Settings, load_settings
+from service.config import Settings
 from service.handlers import analysis, batch, debug, docs, health, home, ops
 from service.lifecycle import Lifecycle
 from service.models import problem_responses
+from service.names import ANALYSIS_PATHS, JOBS_PATH, LIFECYCLE_EXTENSION, SETTINGS_EXTENSION
 
 log = logging.getLogger(__name__)
-_TEXT_ENDPOINTS = ("/api/v1/analyze", "/api/v1/tokenize", "/api/v1/wordcount")
 
 
-def build_app(settings: Settings | None = None) -> Flask:
-    settings = settings or load_settings()
+def build_app(settings: Settings) -> Flask:
     state = Lifecycle()
     app = OpenAPI(
         __name__,
@@ -41,16 +45,17 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes + 1  # a filename-less "file" part is a field
     app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in model order read better
-    app.extensions["flask_svc.settings"] = settings
-    app.extensions["flask_svc.lifecycle"] = state
+    app.extensions[SETTINGS_EXTENSION] = settings
+    app.extensions[LIFECYCLE_EXTENSION] = state
 
+    logs.init_app(app, settings)
     problems.register_error_handlers(app)
-    metrics.init_app(app, settings)
-    requestctx.init_app(app, settings, state)
+    instruments = metrics.init_app(app, settings)
+    requestctx.init_app(app, settings, state, instruments)
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)
-    batch.init_app(app, settings)
+    batch.init_app(app, settings, instruments)
     app.register_blueprint(home.bp)  # plain blueprints: pages for people, kept out of the OpenAPI document
     app.register_blueprint(docs.bp)
     if settings.debug_endpoints:
@@ -58,8 +63,7 @@ def build_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(home.toggles)
     app.after_request(home.secure_headers)
     app.add_url_rule("/openapi.json", "openapi", lambda: openapi_document(app))
-    if tracing.enabled():
-        tracing.instrument(app)
+    tracing.init_app(app, settings, instruments)
     app.wsgi_app = health.LivenessShortcut(app.wsgi_app)  # type: ignore[method-assign]  # outermost
 
     warm_up()
@@ -71,10 +75,10 @@ def openapi_document(app: OpenAPI) -> Response:
     """The generated OpenAPI 3.1 document, with the text endpoints' three request-body forms spelled out."""
     document: dict[str, Any] = copy.deepcopy(app.api_doc)
     document["paths"].update(health.liveness_openapi())
-    for path in _TEXT_ENDPOINTS:
+    for path in ANALYSIS_PATHS:
         document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
-    if "/api/v1/jobs" in document["paths"]:
-        document["paths"]["/api/v1/jobs"]["post"]["requestBody"] = analysis.request_body_spec(
+    if JOBS_PATH in document["paths"]:
+        document["paths"][JOBS_PATH]["post"]["requestBody"] = analysis.request_body_spec(
             ("text/plain", "multipart/form-data")
         )
     # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only

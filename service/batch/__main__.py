@@ -47,16 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     )
     # SIGTERM (a cancel, a deleted pod) unwinds like an exception, so partial files are removed on the way out.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    tracing.start()
+    traced = tracing.for_process(settings)
     try:
         with tracing.continued_span(
-            f"batch.{stage.value}", os.environ.get("TRACEPARENT"), {"batch.job_id": context.job_id}
+            traced, f"batch.{stage.value}", os.environ.get("TRACEPARENT"), {"batch.job_id": context.job_id}
         ):
             log.info("stage started", extra={"job_id": context.job_id, "stage": stage.value})
             code = run(stage, context)
             log.info("stage finished", extra={"job_id": context.job_id, "stage": stage.value, "exit_code": int(code)})
     finally:
-        tracing.stop()
+        if traced is not None:
+            traced.stop()
     return int(code)
 
 

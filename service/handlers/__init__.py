@@ -1,4 +1,7 @@
-"""HTTP handlers, one module per family: health, ops, analysis, debug."""
+"""HTTP handlers, one module per family: health, ops, analysis, debug, home, docs.
+
+What a handler needs from the factory it reads from the current app through these accessors.
+"""
 
 from __future__ import annotations
 
@@ -6,13 +9,24 @@ from flask import current_app
 
 from service.config import Settings
 from service.lifecycle import Lifecycle
+from service.metrics import Instruments, instruments_of
+from service.names import LIFECYCLE_EXTENSION, SETTINGS_EXTENSION
+from service.tracing import Tracing, tracing_of
 
 
 def current_settings() -> Settings:
-    settings: Settings = current_app.extensions["flask_svc.settings"]
+    settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
     return settings
 
 
 def current_lifecycle() -> Lifecycle:
-    state: Lifecycle = current_app.extensions["flask_svc.lifecycle"]
+    state: Lifecycle = current_app.extensions[LIFECYCLE_EXTENSION]
     return state
+
+
+def current_instruments() -> Instruments:
+    return instruments_of(current_app)
+
+
+def current_tracing() -> Tracing | None:
+    return tracing_of(current_app)

@@ -29,7 +29,7 @@ from service.batch.runner import RunnerUnavailable, make_runner
 from service.batch.states import JobRecord, State
 from service.config import Settings
 from service.handlers import current_settings
-from service.metrics import instruments
+from service.metrics import Instruments
 from service.models import (
     JobDocument,
     JobEventReceipt,
@@ -41,40 +41,45 @@ from service.models import (
     WordcountResult,
     problem_responses,
 )
+from service.names import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
 from service.problems import Problem
 
 log = logging.getLogger(__name__)
-EXTENSION = "flask_svc.batch"
 _EVENT_MAX_BYTES = 4096
 _RETRY_AFTER_SECONDS = "5"
 
 bp = APIBlueprint(
     "batch",
     __name__,
-    url_prefix="/api/v1/jobs",
+    url_prefix=JOBS_PATH,
     abp_tags=[Tag(name="batch", description="Analysis of large uploads as a pipeline of separate stages")],
 )
 
 
 class MetricsObserver:
+    """The coordinator's facts as the app's metrics (called from request threads and the reconcile thread)."""
+
+    def __init__(self, instruments: Instruments) -> None:
+        self.instruments = instruments
+
     def stage_finished(self, outcome: Outcome) -> None:
-        metrics = instruments()
+        metrics = self.instruments
         result = "ok" if outcome.ok else "failed"
         metrics.batch_stage_duration.labels(outcome.stage, result).observe(max(0.0, outcome.finished - outcome.started))
         if outcome.ok:
             metrics.batch_bytes.labels(outcome.stage).inc(outcome.bytes)
 
     def job_finished(self, record: JobRecord) -> None:
-        instruments().batch_jobs_finished.labels(record.state.value).inc()
+        self.instruments.batch_jobs_finished.labels(record.state.value).inc()
 
     def jobs_by_state(self, counts: Any) -> None:
         for state, count in counts.items():
-            instruments().batch_jobs.labels(state.value).set(count)
+            self.instruments.batch_jobs.labels(state.value).set(count)
 
 
-def init_app(app: OpenAPI, settings: Settings) -> None:
-    """Serve the batch API with the configured runner and start this worker's reconcile loop."""
-    if settings.batch_runner == "off":
+def init_app(app: OpenAPI, settings: Settings, instruments: Instruments) -> None:
+    """Serve the batch API with the configured runner and start this worker's reconcile loop; idempotent."""
+    if settings.batch_runner == "off" or BATCH_EXTENSION in app.extensions:
         return
     host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
     callback = settings.batch_callback_url or f"http://{host}:{settings.port}"
@@ -92,17 +97,17 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
         make_runner(settings),
         settings.batch_callback_key_file,
         stage_env,
-        MetricsObserver(),
+        MetricsObserver(instruments),
     )
     reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds)
     reconciler.start()
-    app.extensions[EXTENSION] = coordinator
-    app.extensions[EXTENSION + ".reconciler"] = reconciler
+    app.extensions[BATCH_EXTENSION] = coordinator
+    app.extensions[BATCH_RECONCILER_EXTENSION] = reconciler
     app.register_api(bp)
 
 
 def _coordinator() -> Coordinator:
-    coordinator: Coordinator = current_app.extensions[EXTENSION]
+    coordinator: Coordinator = current_app.extensions[BATCH_EXTENSION]
     return coordinator
 
 

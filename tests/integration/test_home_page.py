@@ -61,7 +61,7 @@ def test_bad_form_input_gets_a_clear_4xx_page(server: Server) -> None:
         (_post(server, files={"text": (None, "a b"), "top": (None, "1000")}), 422, "from 1 to 100"),
         (_post(server, files={"text": (None, "a b"), "top": (None, "ten")}), 422, "from 1 to 100"),
         (_post(server, files={"text": (None, "a b"), "stopwords": (None, "xx")}), 422, "Stop words"),
-        (_post(server, files={"file": ("a.txt", b"\xff\xfe\x00")}), 400, "not UTF-8"),
+        (_post(server, files={"file": ("a.txt", b"\xff\xfe\x00")}), 400, "not valid UTF-8"),
         (_post(server, data="just text", headers={"Content-Type": "text/plain"}), 415, "multipart/form-data"),
         (_post(server, data=b"--x\r\nno end", headers={"Content-Type": "multipart/form-data; boundary=x"}), 400, ""),
     ]
