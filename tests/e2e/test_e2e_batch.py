@@ -9,6 +9,7 @@ release (batch off), that no token is mounted at all.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import re
@@ -200,7 +201,11 @@ def test_a_100_mib_upload_runs_as_two_jobs_in_turn(service: Service, batch: Any)
     wait_until(both_complete, timeout=60, what="both stage Jobs to be Complete")
     stages = _stage_jobs(batch, job["id"])
     tokenize, count = stages["tokenize"], stages["count"]
-    assert count.metadata.creation_timestamp >= tokenize.status.completion_time, "count started before tokenize ended"
+    # In turn: the count Job is created once tokenize's outcome is on the volume (its Job turns Complete a moment
+    # later, when the pod has exited); creation times have whole seconds.
+    tokenized = json.loads((HOST_DIR / job["id"] / "tokenize.json").read_text())
+    assert tokenized["ok"] and count.metadata.creation_timestamp.timestamp() >= int(tokenized["finished"])
+    assert tokenize.status.start_time <= count.metadata.creation_timestamp
     assert done["stages"]["tokenize"]["job_name"] == tokenize.metadata.name
     result = requests.get(f"{service.url()}/api/v1/jobs/{job['id']}/result?limit=100", timeout=30).json()
     expected = analyze_chunks([text], AnalysisOptions()).counts
