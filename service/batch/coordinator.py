@@ -8,12 +8,13 @@ Stage names are deterministic, so a stage started twice is started once.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import logging
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -173,13 +174,19 @@ class Coordinator:
 
     # --- changing -------------------------------------------------------------------------------------------------
 
-    def advance(self, job_id: str) -> JobRecord:
-        if self.store.load(job_id) is None:
+    @contextlib.contextmanager
+    def _locked(self, job_id: str) -> Iterator[JobRecord]:
+        """The job's record, read under its lock (held for the block); ``UnknownJob`` when there is none."""
+        if self.store.load(job_id) is None:  # before touching its directory: an unknown id creates nothing
             raise UnknownJob(job_id)
         with self.store.locked(job_id):
             record = self.store.load(job_id)
             if record is None:
                 raise UnknownJob(job_id)
+            yield record
+
+    def advance(self, job_id: str) -> JobRecord:
+        with self._locked(job_id) as record:
             if not record.state.terminal:
                 before = record.to_json()
                 try:
@@ -254,10 +261,7 @@ class Coordinator:
                 raise ValueError("the event names another job")
         except (ValueError, KeyError, TypeError) as error:
             raise MalformedEvent(str(error)) from None
-        with self.store.locked(job_id):
-            record = self.store.load(job_id)
-            if record is None:
-                raise UnknownJob(job_id)
+        with self._locked(job_id) as record:
             # A failure the stage could not write down (a full volume) is known only from its report.
             if RUNNING_STAGE.get(record.state) is stage and not ok and self.store.outcome(job_id, stage) is None:
                 self._fail(record, str(reason or f"the {stage.value} stage failed"))
@@ -268,12 +272,7 @@ class Coordinator:
 
     def cancel(self, job_id: str) -> JobRecord:
         """Stop the job's stages, mark it cancelled (if still running) and remove its files but the record."""
-        if self.store.load(job_id) is None:
-            raise UnknownJob(job_id)
-        with self.store.locked(job_id):
-            record = self.store.load(job_id)
-            if record is None:
-                raise UnknownJob(job_id)
+        with self._locked(job_id) as record:
             self.runner.cancel(job_id)
             if not record.state.terminal:
                 record.move_to(State.CANCELLED)
