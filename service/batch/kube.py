@@ -37,12 +37,14 @@ _MAX_PREFIX = 63 - 21 - len("-tokenize") - 1  # Job names become pod labels: 63 
 class KubernetesRunner:
     name = "kubernetes"
 
-    def __init__(self, settings: Settings) -> None:
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException as error:
-            raise ConfigError(f"FLASK_SVC_BATCH_RUNNER=kubernetes needs a pod's service account: {error}") from None
-        configuration = client.Configuration.get_default_copy()
+    def __init__(self, settings: Settings, configuration: client.Configuration | None = None) -> None:
+        """In-cluster credentials unless a ``configuration`` is given (another cluster, a test)."""
+        if configuration is None:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+            except config.ConfigException as error:
+                raise ConfigError(f"FLASK_SVC_BATCH_RUNNER=kubernetes needs a pod's service account: {error}") from None
+            configuration = client.Configuration.get_default_copy()
         configuration.retries = 1  # fail fast when the API is away; reconciling retries later
         self.api = client.BatchV1Api(client.ApiClient(configuration))
         self.namespace = settings.pod_namespace or _NAMESPACE_FILE.read_text().strip()
