@@ -125,3 +125,19 @@ class _Quiet:
 
     def jobs_by_state(self, counts: object) -> None:
         pass
+
+
+def test_the_api_answers_503_problem_json_and_keeps_nothing(tmp_path: Path) -> None:
+    from service import create_app
+    from service.names import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION
+
+    settings = load_settings({"FLASK_SVC_BATCH_DATA_DIR": str(tmp_path), "FLASK_SVC_METRICS": "false"})
+    app = create_app(settings)
+    app.extensions[BATCH_RECONCILER_EXTENSION].stop()
+    app.extensions[BATCH_EXTENSION].runner = _runner(f"http://127.0.0.1:{_closed_port()}")
+    response = app.test_client().post("/api/v1/jobs", data=b"some words", content_type="text/plain")
+    assert response.status_code == 503
+    assert response.mimetype == "application/problem+json"
+    assert response.json is not None and response.json["code"] == "runner_unavailable"
+    assert response.headers["Retry-After"] == "5"
+    assert app.extensions[BATCH_EXTENSION].store.ids() == []
