@@ -228,12 +228,14 @@ def cancel(path: JobPath) -> Response:
 
 @bp.post(
     "/<job_id>/events",
-    responses={200: JobEventReceipt, **problem_responses(400, 401, 403, 404, 413)},
+    responses={200: JobEventReceipt, **problem_responses(400, 401, 403, 404, 411, 413)},
     summary="A stage reports its outcome (signed with its job's secret)",
 )
 def events(path: JobPath) -> Response:
-    if request.content_length is None or request.content_length > _EVENT_MAX_BYTES:
-        raise Problem(413, "payload_too_large", f"an event is at most {_EVENT_MAX_BYTES} bytes, with Content-Length")
+    if request.content_length is None:
+        raise Problem(411, "length_required", "send the event with a Content-Length")
+    if request.content_length > _EVENT_MAX_BYTES:
+        raise Problem(413, "payload_too_large", f"an event is at most {_EVENT_MAX_BYTES} bytes")
     body = request.get_data(cache=False)
     try:
         record = _coordinator().report(path.job_id, body, request.headers.get("X-Batch-Signature"))
