@@ -23,13 +23,9 @@ from service.batch import formats, signing
 from service.batch.formats import Outcome
 from service.batch.runner import Phase, Runner, RunnerUnavailable
 from service.batch.states import RUNNING_STAGE, JobRecord, Stage, State
-from service.batch.store import INPUT, JobStore, new_id
+from service.batch.store import INPUT, JobStore, UnknownJob, new_id
 
 log = logging.getLogger(__name__)
-
-
-class UnknownJob(LookupError):
-    pass
 
 
 class NotFinished(Exception):
@@ -179,7 +175,7 @@ class Coordinator:
         """The job's record, read under its lock (held for the block); ``UnknownJob`` when there is none."""
         if self.store.load(job_id) is None:  # before touching its directory: an unknown id creates nothing
             raise UnknownJob(job_id)
-        with self.store.locked(job_id):
+        with self.store.locked(job_id):  # UnknownJob too when it was deleted between the look and the lock
             record = self.store.load(job_id)
             if record is None:
                 raise UnknownJob(job_id)
@@ -271,15 +267,15 @@ class Coordinator:
         return self.advance(job_id)
 
     def cancel(self, job_id: str) -> JobRecord:
-        """Stop the job's stages, mark it cancelled (if still running) and remove its files but the record."""
+        """Stop the job's stages and remove the job, files and record; returns its last state (``cancelled`` when
+        it was still running). Afterwards the job is unknown, as a deleted resource should be."""
         with self._locked(job_id) as record:
             self.runner.cancel(job_id)
             if not record.state.terminal:
                 record.move_to(State.CANCELLED)
-                self.store.save(record)
                 self.observer.job_finished(record)
-            self.store.purge(job_id)
-            log.info("job cancelled", extra={"job_id": job_id})
+            self.store.remove(job_id)
+            log.info("job deleted", extra={"job_id": job_id, "state": record.state.value})
             return record
 
     # --- reconciling ----------------------------------------------------------------------------------------------

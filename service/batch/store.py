@@ -32,7 +32,10 @@ RECORD = "job.json"
 _LOCK = ".lock"
 _INCOMING = ".incoming"
 _ID = re.compile(r"[0-9a-f]{21}")
-_KEPT = frozenset({RECORD, _LOCK})
+
+
+class UnknownJob(LookupError):
+    """No job has this id (or it was deleted)."""
 
 
 def new_id() -> str:
@@ -53,7 +56,7 @@ class JobStore:
 
     def path(self, job_id: str) -> Path:
         if not valid_id(job_id):
-            raise KeyError(job_id)
+            raise UnknownJob(job_id)
         return self.root / job_id
 
     def incoming(self, job_id: str) -> Path:
@@ -82,7 +85,11 @@ class JobStore:
     @contextlib.contextmanager
     def locked(self, job_id: str) -> Iterator[None]:
         """Exclusive across processes and replicas sharing the volume (flock; NFSv4 and local disks honour it)."""
-        with open(self.path(job_id) / _LOCK, "a") as handle:
+        try:
+            handle = open(self.path(job_id) / _LOCK, "a")  # noqa: SIM115 — closed below; never creates the directory
+        except FileNotFoundError:
+            raise UnknownJob(job_id) from None
+        with handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield
@@ -100,14 +107,6 @@ class JobStore:
     def outcome(self, job_id: str, stage: Stage) -> Outcome | None:
         document = read_json(self.path(job_id) / f"{stage.value}.json")
         return Outcome.from_json(document) if document else None
-
-    def purge(self, job_id: str) -> None:
-        """Remove the job's data (upload, intermediate and final files, logs) and keep its record."""
-        directory = self.path(job_id)
-        with contextlib.suppress(FileNotFoundError):
-            for entry in directory.iterdir():
-                if entry.name not in _KEPT:
-                    shutil.rmtree(entry) if entry.is_dir() else entry.unlink(missing_ok=True)
 
     def remove(self, job_id: str) -> None:
         shutil.rmtree(self.path(job_id), ignore_errors=True)

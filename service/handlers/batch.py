@@ -21,12 +21,12 @@ from service.batch.coordinator import (
     NotFinished,
     Reconciler,
     StorageFull,
-    UnknownJob,
     UnsignedEvent,
 )
 from service.batch.formats import Outcome
 from service.batch.runner import RunnerUnavailable, make_runner
 from service.batch.states import JobRecord, State
+from service.batch.store import UnknownJob
 from service.config import Settings
 from service.handlers import current_settings
 from service.metrics import Instruments
@@ -215,7 +215,7 @@ def result(path: JobPath, query: JobResultQuery) -> Response:
 @bp.delete(
     "/<job_id>",
     responses={200: JobDocument, **problem_responses(404, 503)},
-    summary="Cancel a job's stages and remove its files",
+    summary="Cancel a job's stages and remove it with its files (the answer is its last state)",
 )
 def cancel(path: JobPath) -> Response:
     try:

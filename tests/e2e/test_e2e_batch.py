@@ -256,7 +256,8 @@ def test_delete_removes_the_jobs_and_the_files(service: Service, batch: Any) -> 
         timeout=120,
         what="the stage Jobs to go",
     )
-    assert sorted(p.name for p in (HOST_DIR / job["id"]).iterdir()) == [".lock", "job.json"]
+    assert not (HOST_DIR / job["id"]).exists()
+    assert requests.get(f"{service.url()}/api/v1/jobs/{job['id']}", timeout=30).status_code == 404
 
 
 def test_the_service_account_can_do_nothing_beyond_its_role(namespace: str) -> None:

@@ -10,7 +10,7 @@ import pytest
 from service.batch import formats, signing
 from service.batch.formats import Outcome
 from service.batch.states import JobRecord, Stage, State
-from service.batch.store import JobStore, new_id, valid_id
+from service.batch.store import JobStore, UnknownJob, new_id, valid_id
 
 
 def test_words_survive_the_tokens_file_in_order(tmp_path: Path) -> None:
@@ -71,7 +71,7 @@ def test_ids_sort_newest_first_and_reject_paths(tmp_path: Path) -> None:
     assert store.load("../../etc/passwd") is None
 
 
-def test_an_upload_is_invisible_until_committed_and_purge_keeps_the_record(tmp_path: Path) -> None:
+def test_an_upload_is_invisible_until_committed_and_gone_once_removed(tmp_path: Path) -> None:
     store = JobStore(tmp_path)
     store.ensure()
     job_id = new_id()
@@ -82,8 +82,11 @@ def test_an_upload_is_invisible_until_committed_and_purge_keeps_the_record(tmp_p
     assert store.ids() == [job_id]
     formats.write_json(store.path(job_id) / "tokenize.json", Outcome("tokenize", True, 0).to_json())
     assert store.outcome(job_id, Stage.TOKENIZE) == Outcome("tokenize", True, 0)
-    store.purge(job_id)
-    assert sorted(p.name for p in store.path(job_id).iterdir()) == ["job.json"]
+    store.remove(job_id)
+    assert store.ids() == [] and store.load(job_id) is None
+    with pytest.raises(UnknownJob), store.locked(job_id):  # locking a deleted job must not bring it back
+        pass
+    assert not store.path(job_id).exists()
     other = new_id()
     store.incoming(other)
     store.discard_incoming(other)
