@@ -59,8 +59,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 # The app user cannot write .pyc files (and the root filesystem may be read-only), and the official python
 # images ship the standard library without them, so every worker would compile its imports at each start.
-# Compile here, as root, the modules start-up imports (standard library, venv, app; the Kubernetes client the batch
-# runner loads, 3 MB of .pyc that spare each start with batch.enabled compiling them in memory) plus all of service/:
+# Compile here, as root, the modules start-up imports (standard library, venv, app; and the Kubernetes client the
+# batch runner loads: 3 MB of .pyc a batch-enabled pod would otherwise compile in memory at every start) plus all of
+# service/:
 # importing the app also proves the image can load it.
 RUN python -c "import compileall, sys; \
 import gunicorn.app.wsgiapp, gunicorn.arbiter, gunicorn.workers.gthread, service.app, service.logs, service.batch.kube; \
