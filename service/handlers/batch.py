@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import UTC, datetime
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from service.batch.states import JobRecord, State
 from service.batch.store import UnknownJob
 from service.config import Settings
 from service.handlers import current_settings
+from service.logs import rfc3339
 from service.metrics import Instruments
 from service.models import (
     JobDocument,
@@ -72,7 +73,7 @@ class MetricsObserver:
     def job_finished(self, record: JobRecord) -> None:
         self.instruments.batch_jobs_finished.labels(record.state.value).inc()
 
-    def jobs_by_state(self, counts: Any) -> None:
+    def jobs_by_state(self, counts: Mapping[State, int]) -> None:
         for state, count in counts.items():
             self.instruments.batch_jobs.labels(state.value).set(count)
 
@@ -112,9 +113,7 @@ def _coordinator() -> Coordinator:
 
 
 def _time(moment: float | None) -> str | None:
-    if moment is None:
-        return None
-    return datetime.fromtimestamp(moment, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return None if moment is None else rfc3339(moment)
 
 
 def _document(record: JobRecord) -> dict[str, Any]:
