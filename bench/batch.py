@@ -21,7 +21,7 @@ from typing import Any
 import requests
 
 from bench.corpus import generate_text
-from tests.support.server import running_server
+from harness.server import running_server
 
 MIB = 1024 * 1024
 PASSES = 3

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from service.config import ConfigError, load_settings
@@ -27,6 +29,7 @@ except ConfigError as error:
 # above this line may import it.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
+from service import metrics_server
 from service.logs import gunicorn_logger
 from service.names import LIFECYCLE_EXTENSION
 from service.worker import service_worker
@@ -65,7 +68,7 @@ _SHM = "/dev/shm"  # noqa: S108 — a tmpfs, which is the point
 worker_tmp_dir = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
 # gunicorn ≥ 25 opens a control socket by default: it fails on a read-only root and exposes kill commands.
 control_socket_disable = True
-preload_app = False  # tracing (threads, sockets) must start after fork
+preload_app = False  # the app and its tracing (threads, sockets) are made in each worker, after fork
 reload = _settings.reload
 loglevel = _settings.log_level
 logger_class = gunicorn_logger(_settings)
@@ -75,20 +78,34 @@ proc_name = "flask-svc"
 forwarded_allow_ips = "127.0.0.1,::1"
 
 
-def on_starting(server: Any) -> None:
-    from service.metrics import reset_multiprocess_dir
+# The master runs no thread (see service.metrics_server): its metrics server is a process of its own.
+_metrics_server: subprocess.Popen[str] | None = None
 
-    reset_multiprocess_dir(_settings.multiproc_dir)
+
+def on_starting(server: Any) -> None:
+    metrics_server.reset_multiprocess_dir(_settings.multiproc_dir)
 
 
 def when_ready(server: Any) -> None:
+    global _metrics_server
     if not _settings.metrics_enabled:
         server.log.info("metrics off (FLASK_SVC_METRICS=false)")
         return
-    from service.metrics import serve
+    _metrics_server = metrics_server.start(_settings.host, _settings.metrics_port)
+    server.log.info(
+        "metrics on http://%s:%d/metrics (pid %d)", _settings.host, _settings.metrics_port, _metrics_server.pid
+    )
 
-    serve(_settings.host, _settings.metrics_port)
-    server.log.info("metrics on http://%s:%d/metrics", _settings.host, _settings.metrics_port)
+
+def pre_fork(server: Any, worker: Any) -> None:
+    threads = running_threads()
+    if threads > 1:  # a regression: something started a thread in the master
+        server.log.error("forking a worker with %d threads running in the master: the worker may deadlock", threads)
+
+
+def on_exit(server: Any) -> None:
+    if _metrics_server is not None:
+        metrics_server.stop(_metrics_server)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -106,6 +123,13 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from service.metrics import mark_worker_dead
+    metrics_server.mark_worker_dead(worker.pid)
 
-    mark_worker_dead(worker.pid)
+
+def running_threads() -> int:
+    """This process's threads as the kernel counts them (Python's own and any a library started), which is what
+    Python 3.12 checks before it forks."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # not Linux
+        return threading.active_count()

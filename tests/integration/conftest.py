@@ -4,18 +4,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.server import Server, running_server
+from harness.server import Server, running_server
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[Server]:
     """One service with default settings, shared by a module's tests."""
     with running_server() as srv:
-        yield srv
-
-
-@pytest.fixture(scope="module")
-def debug_server() -> Iterator[Server]:
-    """One service with the debug endpoints on."""
-    with running_server({"FLASK_SVC_DEBUG_ENDPOINTS": "true"}) as srv:
         yield srv

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.server import running_server
+from harness.server import running_server
 
 MIN_CASES = 1000
 

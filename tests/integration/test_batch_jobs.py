@@ -19,9 +19,9 @@ import psutil
 import pytest
 import requests
 
+from harness.server import ROOT, Server, running_server
 from service.batch import signing
 from service.batch.stages import ExitCode
-from tests.support.server import ROOT, Server, running_server
 
 MiB = 1024 * 1024
 SYNC_LIMIT = 10 * MiB
@@ -291,7 +291,7 @@ def test_the_default_app_does_not_import_the_kubernetes_client() -> None:
 
 
 def test_one_trace_spans_the_upload_and_both_stages(tmp_path: Path) -> None:
-    from tests.support.otlp import otlp_receiver
+    from harness.otlp import otlp_receiver
 
     with otlp_receiver() as receiver:
         env = {
