@@ -31,13 +31,13 @@ TEMPLATE = {
 }
 
 
-def _closed_port() -> int:
+def closed_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-def _runner(host: str) -> KubernetesRunner:
+def kubernetes_runner(host: str) -> KubernetesRunner:
     settings = load_settings(
         {
             "FLASK_SVC_BATCH_RUNNER": "kubernetes",
@@ -72,7 +72,7 @@ def refusing_api() -> Iterator[str]:
 
 
 def test_the_manifest_names_labels_and_arguments_each_stage() -> None:
-    runner = _runner("http://127.0.0.1:1")
+    runner = kubernetes_runner("http://127.0.0.1:1")
     job = runner.manifest("a" * 21, Stage.COUNT, {"FLASK_SVC_BATCH_JOB_SECRET": "s", "TRACEPARENT": "t"})
     assert job["metadata"]["name"] == f"rel-flask-svc-{'a' * 21}-count"
     for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
@@ -91,8 +91,8 @@ def test_the_manifest_names_labels_and_arguments_each_stage() -> None:
 def test_an_api_that_cannot_answer_refuses_new_jobs_and_keeps_nothing(
     api: str, refusing_api: str, tmp_path: Path
 ) -> None:
-    host = f"http://127.0.0.1:{_closed_port()}" if api == "unreachable" else refusing_api
-    runner = _runner(host)
+    host = f"http://127.0.0.1:{closed_port()}" if api == "unreachable" else refusing_api
+    runner = kubernetes_runner(host)
     with pytest.raises(RunnerUnavailable, match="Kubernetes API"):
         runner.check()
     coordinator = Coordinator.open(tmp_path, runner, "", {}, observer=_Quiet())
@@ -106,7 +106,7 @@ def test_a_job_accepted_before_the_api_went_away_waits_and_resumes(refusing_api:
     from service.batch.local import LocalRunner
 
     accepting = Coordinator.open(tmp_path, LocalRunner(tmp_path), "", {}, observer=_Quiet())
-    accepting.runner = _runner(refusing_api)  # the API goes away after the upload was checked
+    accepting.runner = kubernetes_runner(refusing_api)  # the API goes away after the upload was checked
     accepting.runner.check = lambda: None  # type: ignore[method-assign]
     record = accepting.create([b"some words"], {}, traceparent=None)
     assert record.state is State.QUEUED  # not failed: the stage could not be started yet
@@ -125,19 +125,3 @@ class _Quiet:
 
     def jobs_by_state(self, counts: object) -> None:
         pass
-
-
-def test_the_api_answers_503_problem_json_and_keeps_nothing(tmp_path: Path) -> None:
-    from service import create_app
-    from service.names import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION
-
-    settings = load_settings({"FLASK_SVC_BATCH_DATA_DIR": str(tmp_path), "FLASK_SVC_METRICS": "false"})
-    app = create_app(settings)
-    app.extensions[BATCH_RECONCILER_EXTENSION].stop()
-    app.extensions[BATCH_EXTENSION].runner = _runner(f"http://127.0.0.1:{_closed_port()}")
-    response = app.test_client().post("/api/v1/jobs", data=b"some words", content_type="text/plain")
-    assert response.status_code == 503
-    assert response.mimetype == "application/problem+json"
-    assert response.json is not None and response.json["code"] == "runner_unavailable"
-    assert response.headers["Retry-After"] == "5"
-    assert app.extensions[BATCH_EXTENSION].store.ids() == []
