@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,7 +18,7 @@ from service.batch.coordinator import Coordinator, ForgedEvent, NotFinished, Uns
 from service.batch.local import LocalRunner
 from service.batch.stages import ExitCode, event_body
 from service.batch.states import JobRecord, Stage, State
-from service.batch.store import UnknownJob
+from service.batch.store import JobStore, UnknownJob, new_id
 
 OPTIONS = {"lowercase": True, "min_length": 1, "stopwords": "none"}
 
@@ -130,3 +134,22 @@ def test_events_need_the_job_secret_and_apply_once(coordinator: Coordinator, tmp
     for _ in range(2):
         again = coordinator.report(record.id, body, signing.sign(secret, body))
         assert (again.state, again.updated, again.reason) == (State.SUCCEEDED, done.updated, None)
+
+
+def test_a_stage_stopped_by_sigterm_leaves_no_partial_file(tmp_path: Path) -> None:
+    store = JobStore(tmp_path)
+    store.ensure()
+    job_id = new_id()
+    (store.incoming(job_id) / "input.txt").write_bytes(b"many words here " * 3_000_000)  # 48 MB: seconds of work
+    store.commit(JobRecord(id=job_id, state=State.TOKENIZING, created=0, options=OPTIONS))
+    env = {**os.environ, "FLASK_SVC_BATCH_DATA_DIR": str(tmp_path)}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    stage = subprocess.Popen([sys.executable, "-m", "service.batch", "tokenize", job_id], env=env)
+    partial = tmp_path / job_id / f".tokens.txt.{stage.pid}.tmp"
+    deadline = time.monotonic() + 30
+    while not partial.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert partial.exists(), "the stage never started writing"
+    stage.send_signal(signal.SIGTERM)
+    assert stage.wait(30) == 128 + signal.SIGTERM
+    assert sorted(p.name for p in (tmp_path / job_id).iterdir()) == ["input.txt", "job.json"]
