@@ -11,7 +11,7 @@ BENCH_ARGS ?=
 
 SETUP += setup-bench
 
-.PHONY: setup-bench setup-bench-full bench bench-wordcount bench-render bench-lock bench-slow-clients liveness-soak
+.PHONY: setup-bench setup-bench-full bench bench-batch bench-wordcount bench-render bench-lock bench-slow-clients liveness-soak
 
 setup-bench: ## install wrk (the smoke test's load generator) when missing
 	@command -v wrk >/dev/null 2>&1 || { $(call apt_install,wrk); }
@@ -34,6 +34,9 @@ bench: venv-dev setup-bench-full ## run every benchmark (~5 min) → bench/resul
 
 bench-wordcount: venv ## word-count MB/s of the service's pipeline beside `wc -w` (issue 2)
 	$(BIN)/python -m bench.wordcount
+
+bench-batch: venv-dev ## batch jobs (upload → succeeded, stage starts included) beside POST /api/v1/wordcount
+	$(BIN)/python -m bench.batch
 
 bench-slow-clients: venv-dev $(BENCH_STAMP) ## idle and slow-header clients: flask-svc, stock gthread and uvicorn (~2 min)
 	$(BIN)/python -m bench.slowclients

@@ -18,10 +18,10 @@ from flask_openapi3.openapi import OpenAPI
 from service import logs, metrics, problems, requestctx, tracing
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.config import Settings
-from service.handlers import analysis, debug, docs, health, home, ops
+from service.handlers import analysis, batch, debug, docs, health, home, ops
 from service.lifecycle import Lifecycle
 from service.models import problem_responses
-from service.names import ANALYSIS_PATHS, LIFECYCLE_EXTENSION, SETTINGS_EXTENSION
+from service.names import ANALYSIS_PATHS, JOBS_PATH, LIFECYCLE_EXTENSION, SETTINGS_EXTENSION
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +55,7 @@ def build_app(settings: Settings) -> Flask:
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)
+    batch.init_app(app, settings, instruments)
     app.register_blueprint(home.bp)  # plain blueprints: pages for people, kept out of the OpenAPI document
     app.register_blueprint(docs.bp)
     if settings.debug_endpoints:
@@ -76,6 +77,10 @@ def openapi_document(app: OpenAPI) -> Response:
     document["paths"].update(health.liveness_openapi())
     for path in ANALYSIS_PATHS:
         document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
+    if JOBS_PATH in document["paths"]:
+        document["paths"][JOBS_PATH]["post"]["requestBody"] = analysis.request_body_spec(
+            ("text/plain", "multipart/form-data")
+        )
     # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only
     # operations that take parameters or a body can produce one.
     unprocessable = problem_responses(422)[422]

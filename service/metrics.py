@@ -29,6 +29,12 @@ REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0
 ANALYSIS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SLOW_CLIENT_REASONS = ("idle", "incomplete_head")
 SPAN_DROP_REASONS = ("export_failed", "queue_full")
+# Batch stages run for seconds to many minutes.
+BATCH_STAGE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+BATCH_STATES = ("queued", "tokenizing", "counting", "succeeded", "failed", "cancelled")
+BATCH_END_STATES = BATCH_STATES[3:]
+BATCH_STAGES = ("tokenize", "count")
+BATCH_OUTCOMES = ("ok", "failed")
 # The rejected-requests reasons are the problem codes of the statuses counted as bad input.
 REJECT_REASONS = {status: STATUS_CODES[status] for status in (400, 413, 415, 422)}
 
@@ -44,6 +50,10 @@ class Instruments:
     build_info: Gauge
     spans_dropped: Counter
     slow_clients: Counter
+    batch_jobs: Gauge
+    batch_jobs_finished: Counter
+    batch_stage_duration: Histogram
+    batch_bytes: Counter
     registry: CollectorRegistry | None = None  # where they can be read in-process; None when metrics are off
 
     @classmethod
@@ -96,6 +106,30 @@ class Instruments:
                 "Connections closed by the worker for not sending a whole request head in time: "
                 "idle (nothing sent) or incomplete_head",
                 ["reason"],
+                registry=registry,
+            ),
+            # Every worker counts the same volume, so the latest count is the count.
+            batch_jobs=Gauge(
+                "flask_svc_batch_jobs",
+                "Batch jobs on the shared volume, by state",
+                ["state"],
+                multiprocess_mode="mostrecent",
+                registry=registry,
+            ),
+            batch_jobs_finished=Counter(
+                "flask_svc_batch_jobs_finished", "Batch jobs that reached an end state", ["state"], registry=registry
+            ),
+            batch_stage_duration=Histogram(
+                "flask_svc_batch_stage_duration_seconds",
+                "Time a batch stage ran, from its process's start to its outcome",
+                ["stage", "outcome"],
+                buckets=BATCH_STAGE_BUCKETS,
+                registry=registry,
+            ),
+            batch_bytes=Counter(
+                "flask_svc_batch_processed_bytes",
+                "Bytes of text that went through a batch stage",
+                ["stage"],
                 registry=registry,
             ),
             registry=registry,
@@ -170,6 +204,15 @@ def init_app(app: Flask, settings: Settings) -> Instruments:
         metrics.slow_clients.labels(reason)
     for endpoint in ANALYSIS_ENDPOINTS:
         metrics.analysis_duration.labels(endpoint)
+    if settings.batch_runner != "off":
+        for state in BATCH_STATES:
+            metrics.batch_jobs.labels(state)
+        for state in BATCH_END_STATES:
+            metrics.batch_jobs_finished.labels(state)
+        for stage in BATCH_STAGES:
+            metrics.batch_bytes.labels(stage)
+            for outcome in BATCH_OUTCOMES:
+                metrics.batch_stage_duration.labels(stage, outcome)
     metrics.worker_threads.set(settings.threads)
     metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version()).set(1)
     app.extensions[METRICS_EXTENSION] = metrics

@@ -216,6 +216,11 @@ BAD_VALUES: list[tuple[list[str], str]] = [
         ["--set-json", 'podSecurityContext.sysctls=[{"name":"net ipv4","value":"1"}]'],
         "podSecurityContext.sysctls.0.name",
     ),
+    (["--set-json", 'batch.persistence.accessModes=["ReadWriteSometimes"]'], "batch.persistence.accessModes.0"),
+    (["--set", "batch.persistence.mountPath=/tmp"], "batch.persistence.mountPath"),
+    (["--set", "batch.backoffLimit=-1"], "batch.backoffLimit"),
+    (["--set", "batch.maxUploadBytes=0"], "batch.maxUploadBytes"),
+    (["--set", "batch.persistence.existingClaim=Bad_Claim"], "batch.persistence.existingClaim"),
     # Cross-field checks made in the templates.
     (["--set", "resources.requests=null"], "resources.requests.cpu"),  # the HPA would never scale
     (
@@ -372,6 +377,8 @@ FREE_FORM = {
     "resources.limits",
     "tests.resources.requests",
     "tests.resources.limits",
+    "batch.resources.requests",
+    "batch.resources.limits",
 }
 
 
