@@ -111,7 +111,7 @@ def on_exit(server: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     from service.lifecycle import install_drain_handler
 
-    install_drain_handler(worker, worker.wsgi.extensions[LIFECYCLE_EXTENSION])
+    install_drain_handler(worker.wsgi.extensions[LIFECYCLE_EXTENSION])
 
 
 def worker_exit(server: Any, worker: Any) -> None:
