@@ -15,9 +15,10 @@ from service.analysis import AnalysisOptions, analyze_chunks
 from service.config import Settings, load_settings
 from service.handlers import analysis, debug, docs, health, home, ops
 from service.lifecycle import Lifecycle
-from service.models import problem_responses
+from service.models import ModelIdentity, problem_responses
 
 log = logging.getLogger(__name__)
+_WORKER_BOOT_ERROR = 3  # gunicorn halts the whole server when a worker exits with this
 _TEXT_ENDPOINTS = ("/api/v1/analyze", "/api/v1/tokenize", "/api/v1/wordcount")
 
 
@@ -45,13 +46,18 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.extensions["flask_svc.lifecycle"] = state
 
     problems.register_error_handlers(app)
-    metrics.init_app(app, settings)
+    identity = _serve_model(app, settings) if settings.model_enabled else None
+    metrics.init_app(app, settings, identity)
     requestctx.init_app(app, settings, state)
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)
     app.register_blueprint(home.bp)  # plain blueprints: pages for people, kept out of the OpenAPI document
     app.register_blueprint(docs.bp)
+    if settings.model_enabled:
+        from service.handlers import inference
+
+        app.register_api(inference.bp)
     if settings.debug_endpoints:
         app.register_blueprint(debug.bp)
         app.register_blueprint(home.toggles)
@@ -83,7 +89,27 @@ def openapi_document(app: OpenAPI) -> Response:
                 responses["422"] = unprocessable
             else:
                 responses.pop("422", None)
+    if "flask_svc.model" in app.extensions:
+        from service.handlers import inference
+
+        inference.document(document)
     return jsonify(document)
+
+
+def _serve_model(app: Flask, settings: Settings) -> ModelIdentity:
+    """Load the model in this worker. The master checked the file before forking, so a refusal here is rare (the
+    file changed); it ends the worker with one line and gunicorn's boot-error status, which stops the server."""
+    from service.handlers import inference
+    from service.inference.loading import ModelRefused
+
+    try:
+        model = inference.load_into(app, settings)
+    except ModelRefused as error:
+        log.critical("model refused: %s", error)
+        raise SystemExit(_WORKER_BOOT_ERROR) from None
+    identity = ModelIdentity(name=model.name, version=model.version, sha256=model.sha256)
+    app.extensions["flask_svc.model_identity"] = identity
+    return identity
 
 
 def warm_up() -> None:

@@ -56,6 +56,16 @@ class Settings:
     pod_name: str
     pod_namespace: str
     node_name: str
+    model_path: str
+    model_name: str
+    model_version: str
+    model_allow_pickle: bool
+    model_trusted_types: tuple[str, ...]
+    model_max_instances: int
+
+    @property
+    def model_enabled(self) -> bool:
+        return bool(self.model_path)
 
 
 @dataclass(frozen=True)
@@ -129,6 +139,28 @@ def _host(raw: str) -> str:
 def _absolute_path(raw: str) -> str:
     value = raw.strip()
     if not value.startswith("/") or "\x00" in value:
+        raise ValueError(raw)
+    return value
+
+
+def _optional_path(raw: str) -> str:
+    return _absolute_path(raw) if raw.strip() else ""
+
+
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+
+
+def _type_names(raw: str) -> tuple[str, ...]:
+    names = tuple(name.strip() for name in raw.split(",") if name.strip())
+    if not all(_DOTTED_NAME.fullmatch(name) for name in names):
+        raise ValueError(raw)
+    return names
+
+
+def _model_word(raw: str) -> str:
+    value = raw.strip()
+    if value and not _MODEL_NAME.fullmatch(value):
         raise ValueError(raw)
     return value
 
@@ -273,6 +305,54 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("POD_NAME", "pod_name", "", "text", _text, "Pod name (Downward API); hostname when unset."),
     Variable("POD_NAMESPACE", "pod_namespace", "", "text", _text, "Namespace (Downward API)."),
     Variable("NODE_NAME", "node_name", "", "text", _text, "Node name (Downward API)."),
+    Variable(
+        "FLASK_SVC_MODEL_PATH",
+        "model_path",
+        "",
+        "an absolute file path, or empty",
+        _optional_path,
+        "The model to serve (a skops file); empty: no model endpoints. The `-ml` image sets its Iris model.",
+    ),
+    Variable(
+        "FLASK_SVC_MODEL_NAME",
+        "model_name",
+        "",
+        "letters, digits, '_', '.', '-' (up to 128), or empty",
+        _model_word,
+        "The model's name in the URLs (`/v2/models/<name>`); empty: the file name without its extension.",
+    ),
+    Variable(
+        "FLASK_SVC_MODEL_VERSION",
+        "model_version",
+        "",
+        "letters, digits, '_', '.', '-' (up to 128), or empty",
+        _model_word,
+        "The model's version; empty: the first 12 hex digits of the file's sha256.",
+    ),
+    Variable(
+        "FLASK_SVC_MODEL_ALLOW_PICKLE",
+        "model_allow_pickle",
+        "false",
+        "true or false",
+        _boolean,
+        "Also load pickle/joblib files, which run any code they contain: only for a file you trust.",
+    ),
+    Variable(
+        "FLASK_SVC_MODEL_TRUSTED_TYPES",
+        "model_trusted_types",
+        "",
+        "comma-separated dotted type names (module.Type)",
+        _type_names,
+        "Types a skops file may hold beyond those skops trusts (numpy, scikit-learn estimators).",
+    ),
+    Variable(
+        "FLASK_SVC_MODEL_MAX_INSTANCES",
+        "model_max_instances",
+        "1024",
+        "an integer from 1 to 100000",
+        _integer(1, 100_000),
+        "Most instances one inference request may carry; more get 413.",
+    ),
 )
 
 TRACES_EXPORTERS = ("otlp", "console")

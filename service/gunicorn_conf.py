@@ -23,6 +23,23 @@ except ConfigError as error:
 # above this line may import it.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
+if _settings.model_enabled:
+    # Check the model file before any worker starts — a pickle is refused unopened, an untrusted type named — so a
+    # bad file stops the server here with one line. Each worker then loads it (after fork, before it is ready).
+    from service.inference.loading import ModelRefused, ModelSource, inspect
+
+    try:
+        inspect(
+            ModelSource(
+                _settings.model_path,
+                allow_pickle=_settings.model_allow_pickle,
+                trusted_types=_settings.model_trusted_types,
+            )
+        )
+    except ModelRefused as error:
+        print(f"flask-svc: model refused: {error}", file=sys.stderr)
+        sys.exit(2)
+
 wsgi_app = "service:create_app()"
 
 

@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     from flask import Flask, Request
 
     from service.config import Settings
+    from service.models import ModelIdentity
 
 # Probes are excluded from the RED metrics: matched against the path, anchored both ends.
 EXCLUDED_PATHS = [f"^({'|'.join(PROBE_PATHS)})$"]
@@ -30,6 +31,10 @@ EXCLUDED_PATHS = [f"^({'|'.join(PROBE_PATHS)})$"]
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ANALYSIS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SLOW_CLIENT_REASONS = ("idle", "incomplete_head")
+INFERENCE_OUTCOMES = ("ok", "invalid", "error")
+# Model latency: 100 µs (one row through a small model) to 5 s (a large batch through a large one).
+INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+INSTANCE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 REJECT_REASONS = {400: "bad_request", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable"}
 
 
@@ -44,6 +49,8 @@ class Instruments:
     build_info: Gauge
     spans_dropped: Counter
     slow_clients: Counter
+    inference_duration: Histogram
+    inference_instances: Histogram
 
 
 class _Off:
@@ -107,7 +114,7 @@ def _created() -> Instruments:
         build_info=Gauge(
             "flask_svc_build_info",
             "Always 1; labels say what is running",
-            ["version", "commit", "python_version"],
+            ["version", "commit", "python_version", "model", "model_version", "model_sha256"],
             multiprocess_mode="max",
             registry=registry,
         ),
@@ -124,6 +131,20 @@ def _created() -> Instruments:
             ["reason"],
             registry=registry,
         ),
+        inference_duration=Histogram(
+            "flask_svc_inference_duration_seconds",
+            "Time to check a request against the model and predict, by model and outcome (ok, invalid, error)",
+            ["model", "outcome"],
+            buckets=INFERENCE_BUCKETS,
+            registry=registry,
+        ),
+        inference_instances=Histogram(
+            "flask_svc_inference_instances",
+            "Instances (rows) per accepted inference request",
+            ["model"],
+            buckets=INSTANCE_BUCKETS,
+            registry=registry,
+        ),
     )
 
 
@@ -132,7 +153,7 @@ def url_rule(request: Request) -> str:
     return request.url_rule.rule if request.url_rule is not None else "unmatched"
 
 
-def init_app(app: Flask, settings: Settings) -> None:
+def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None) -> None:
     global _enabled
     _enabled = settings.metrics_enabled
     if not _enabled:
@@ -164,7 +185,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     for endpoint in ("analyze", "wordcount", "tokenize"):
         metrics.analysis_duration.labels(endpoint)
     metrics.worker_threads.set(settings.threads)
-    metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version()).set(1)
+    served = (model.name, model.version, model.sha256) if model else ("", "", "")
+    metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version(), *served).set(1)
 
 
 def reset_multiprocess_dir(path: str) -> None:
