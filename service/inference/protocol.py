@@ -8,6 +8,7 @@ the tensor against the model — datatype, shape, value count, numbers only, no 
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -20,6 +21,7 @@ from service.inference.model import OUTPUT_NAME, ServedModel
 _FLOATS = ("FP16", "FP32", "FP64")
 _INTEGERS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 NUMERIC_DATATYPES = _FLOATS + _INTEGERS
+_LARGEST = sys.float_info.max
 
 
 class InvalidInput(Exception):
@@ -133,11 +135,9 @@ def _matrix(
             raise InvalidInput(where(index), "NaN and infinite values are refused")
         if integers and kind is float and not value.is_integer():
             raise InvalidInput(where(index), f"{value!r} is not a whole number")
-    matrix = np.array(values, dtype=np.float64).reshape(rows, features)
-    if not np.isfinite(matrix).all():  # a huge integer overflows to infinity
-        index = int(np.flatnonzero(~np.isfinite(matrix))[0])
-        raise InvalidInput(where(index), "the value is out of range for a 64-bit float")
-    return matrix
+        if kind is int and not -_LARGEST <= value <= _LARGEST:  # JSON integers have no size limit
+            raise InvalidInput(where(index), "the value is out of range for a 64-bit float")
+    return np.array(values, dtype=np.float64).reshape(rows, features)
 
 
 def _count(rows: int, max_instances: int, field: str) -> None:
