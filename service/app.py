@@ -76,6 +76,10 @@ def openapi_document(app: OpenAPI) -> Response:
     """The generated OpenAPI 3.1 document, with the text endpoints' three request-body forms spelled out."""
     document: dict[str, Any] = copy.deepcopy(app.api_doc)
     document["paths"].update(health.liveness_openapi())
+    if "flask_svc.model" in app.extensions:
+        from service.handlers import inference
+
+        inference.document(document)
     for path in _TEXT_ENDPOINTS:
         document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
     # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only
@@ -89,10 +93,6 @@ def openapi_document(app: OpenAPI) -> Response:
                 responses["422"] = unprocessable
             else:
                 responses.pop("422", None)
-    if "flask_svc.model" in app.extensions:
-        from service.handlers import inference
-
-        inference.document(document)
     return jsonify(document)
 
 

@@ -106,7 +106,7 @@ class ServerReady(BaseModel):
 class PredictRequest(_Strict):
     """KServe's V1 form: one list of feature values per instance."""
 
-    instances: list[list[Any]]
+    instances: list[list[Any]] = Field(min_length=1)
 
 
 class PredictResponse(BaseModel):
