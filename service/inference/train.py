@@ -68,6 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     from skops.io import dumps
 
     data = reproducible(dumps(train()))
+    output.parent.mkdir(parents=True, exist_ok=True)
     output.write_bytes(data)
     print(f"{output}: {len(data)} bytes, sha256 {hashlib.sha256(data).hexdigest()}")
 

@@ -85,6 +85,10 @@ annotations:
 {{- end }}
 {{- end }}
 
+{{- define "flask-svc.modelDir" -}}
+/models
+{{- end }}
+
 {{- define "flask-svc.imageTag" -}}
 {{- default .Chart.AppVersion .Values.image.tag }}
 {{- end }}
@@ -94,7 +98,8 @@ annotations:
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (include "flask-svc.imageTag" .) }}
+{{- $suffix := ternary .Values.model.imageTagSuffix "" .Values.model.enabled }}
+{{- printf "%s:%s%s" .Values.image.repository (include "flask-svc.imageTag" .) $suffix }}
 {{- end }}
 {{- end }}
 
@@ -263,6 +268,9 @@ install renders.
 {{- $sm := .Values.metrics.serviceMonitor }}
 {{- if and $sm.enabled (gt (include "flask-svc.durationMs" $sm.scrapeTimeout | int64) (include "flask-svc.durationMs" $sm.interval | int64)) }}
 {{- fail (printf "metrics.serviceMonitor.scrapeTimeout (%s) is longer than metrics.serviceMonitor.interval (%s); Prometheus refuses the scrape config" $sm.scrapeTimeout $sm.interval) }}
+{{- end }}
+{{- if and .Values.model.enabled (eq .Values.model.source.type "pvc") (not .Values.model.source.claimName) }}
+{{- fail "model.source.claimName: name the PersistentVolumeClaim that holds the model (model.source.type is pvc)" }}
 {{- end }}
 {{- if and .Values.ingress.enabled .Values.ingress.className (hasKey .Values.ingress.annotations "kubernetes.io/ingress.class") }}
 {{- fail "ingress.className and the annotation kubernetes.io/ingress.class in ingress.annotations are both set; keep ingress.className (the API server refuses an Ingress with both)" }}
