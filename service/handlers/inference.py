@@ -36,7 +36,7 @@ from service.inference.protocol import (
     v2_response,
 )
 from service.metrics import INFERENCE_OUTCOMES, instruments
-from service.models import problem_responses
+from service.models import QueryModel, problem_responses
 from service.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -48,7 +48,7 @@ bp = APIBlueprint(
 )
 
 
-class ModelPath(BaseModel):
+class ModelPath(QueryModel):  # its JSON schema built once: flask-openapi3 asks for it on every request
     name: str = Field(description="The model's name (see GET /v2/models/{name})")
 
 

@@ -7,7 +7,7 @@ the tensor against the model — datatype, shape, value count, numbers only, no 
 
 from __future__ import annotations
 
-import math
+import itertools
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -22,6 +22,7 @@ _FLOATS = ("FP16", "FP32", "FP64")
 _INTEGERS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 NUMERIC_DATATYPES = _FLOATS + _INTEGERS
 _LARGEST = sys.float_info.max
+_NUMBER_TYPES = {int, float}
 
 
 class InvalidInput(Exception):
@@ -115,29 +116,46 @@ class PredictResponse(BaseModel):
 
 def _flatten(data: list[Any]) -> list[Any]:
     """Row-major values whether the client nested them by row or sent them flat."""
-    if not any(isinstance(item, list) for item in data):
+    if not data or not isinstance(data[0], list):
+        if any(isinstance(item, list) for item in data):
+            return _flatten_any(data)
         return data
+    if all(isinstance(row, list) for row in data):
+        flat = list(itertools.chain.from_iterable(data))
+        if not any(isinstance(item, list) for item in flat):
+            return flat
+    return _flatten_any(data)
+
+
+def _flatten_any(data: list[Any]) -> list[Any]:
     flat: list[Any] = []
     for item in data:
-        flat.extend(_flatten(item) if isinstance(item, list) else [item])
+        flat.extend(_flatten_any(item) if isinstance(item, list) else [item])
     return flat
 
 
 def _matrix(
     values: list[Any], rows: int, features: int, integers: bool, where: Callable[[int], str]
 ) -> npt.NDArray[np.float64]:
-    """Numbers only (a bool is not one), whole numbers for an integer datatype, all finite; ``where`` names a value."""
-    for index, value in enumerate(values):
-        kind = type(value)
-        if kind is not float and kind is not int:
-            raise InvalidInput(where(index), f"{value!r} is not a number")
-        if kind is float and not math.isfinite(value):
-            raise InvalidInput(where(index), "NaN and infinite values are refused")
-        if integers and kind is float and not value.is_integer():
-            raise InvalidInput(where(index), f"{value!r} is not a whole number")
-        if kind is int and not -_LARGEST <= value <= _LARGEST:  # JSON integers have no size limit
-            raise InvalidInput(where(index), "the value is out of range for a 64-bit float")
-    return np.array(values, dtype=np.float64).reshape(rows, features)
+    """Numbers only (a bool is not one), whole numbers for an integer datatype, all finite; ``where`` names a value.
+    The checks run over the whole array at once; the slow search for the culprit runs only once one failed."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        index = next(i for i, value in enumerate(values) if type(value) not in _NUMBER_TYPES)
+        raise InvalidInput(where(index), f"{values[index]!r} is not a number")
+    try:
+        matrix = np.array(values, dtype=np.float64)
+    except OverflowError:  # JSON integers have no size limit
+        index = next(i for i, value in enumerate(values) if type(value) is int and not -_LARGEST <= value <= _LARGEST)
+        raise InvalidInput(where(index), "the value is out of range for a 64-bit float") from None
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        raise InvalidInput(where(int(np.argmin(finite))), "NaN and infinite values are refused")
+    if integers:
+        whole = matrix == np.floor(matrix)
+        if not whole.all():
+            index = int(np.argmin(whole))
+            raise InvalidInput(where(index), f"{values[index]!r} is not a whole number")
+    return matrix.reshape(rows, features)
 
 
 def _count(rows: int, max_instances: int, field: str) -> None:
