@@ -129,12 +129,14 @@ def measure(model: Path, settings: wrk.LoadSettings, rounds: int, log: Any = pri
                     "p99_ms": result.latency_ms["p99"],
                 }
             )
-    one = {row["server"]: row["rps"] for row in results["rows"] if row["instances"] == 1}
-    results["goal"] = {
-        "flask-svc ≥ MLServer, 1 instance, 1 worker": one["flask-svc"] >= one["mlserver"],
-        "ratio": round(one["flask-svc"] / one["mlserver"], 2),
-    }
+    results["goal"] = goal(results["rows"])
     return results
+
+
+def goal(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """flask-svc's 1-instance throughput against MLServer's: the issue's goal, reported, not asserted."""
+    one = {row["server"]: row["rps"] for row in rows if row["instances"] == 1}
+    return {"met": one["flask-svc"] >= one["mlserver"], "ratio": round(one["flask-svc"] / one["mlserver"], 2)}
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -154,11 +156,11 @@ def markdown(results: dict[str, Any]) -> str:
             f"| {results['servers'][row['server']]} | {row['instances']} | {row['rps']:.0f} | "
             f"{row['instances_per_s']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |"
         )
-    goal = results["goal"]
-    verdict = "met" if goal["flask-svc ≥ MLServer, 1 instance, 1 worker"] else "not met"
+    outcome = results["goal"]
+    verdict = "met" if outcome["met"] else "not met"
     lines += [
         "",
-        f"Goal, flask-svc at or above MLServer's 1-instance throughput: **{verdict}** (ratio {goal['ratio']}).",
+        f"Goal, flask-svc at or above MLServer's 1-instance throughput: **{verdict}** (ratio {outcome["ratio"]}).",
         "",
     ]
     return "\n".join(lines)
