@@ -160,7 +160,7 @@ def markdown(results: dict[str, Any]) -> str:
     verdict = "met" if outcome["met"] else "not met"
     lines += [
         "",
-        f"Goal, flask-svc at or above MLServer's 1-instance throughput: **{verdict}** (ratio {outcome["ratio"]}).",
+        f"Goal, flask-svc at or above MLServer's 1-instance throughput: **{verdict}** (ratio {outcome['ratio']}).",
         "",
     ]
     return "\n".join(lines)
