@@ -49,9 +49,10 @@ run: venv ## serve on http://127.0.0.1:8080 (metrics on 127.0.0.1:9797)
 
 setup: venv-dev $(SETUP) ## install everything the test suite needs
 
-lint: venv-dev ## ruff lint and format check
+lint: venv-dev ## ruff lint and format check, and the import contracts (pyproject.toml [tool.importlinter])
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports --no-cache
 
 typecheck: venv-dev ## mypy (strict) on service/
 	$(BIN)/mypy

@@ -34,6 +34,7 @@ import psutil
 
 from bench import profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
+from service.names import ANALYZE_PATH, LIVEZ, READYZ
 from tests.support.otlp import otlp_receiver
 from tests.support.server import ROOT, free_port, running_server
 
@@ -157,7 +158,7 @@ def body_files(tmp: Path) -> dict[str, Path]:
 
 
 def url_for(target: targets.Target, endpoint: str) -> str:
-    return target.url + {"livez": "/livez", "readyz": "/readyz"}.get(endpoint, "/api/v1/analyze")
+    return target.url + {"livez": LIVEZ, "readyz": READYZ}.get(endpoint, ANALYZE_PATH)
 
 
 def check_answers(running: list[targets.Target], bodies: dict[str, Path]) -> str:

@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bench import targets
+from service.names import ANALYZE_PATH, LIVEZ
 
 IDLE = 300
 SLOW = 8
@@ -30,7 +31,7 @@ ROUNDS = 10  # probe + analyze pairs
 ANSWER_TIMEOUT = 2.0  # the client gives up here (the chart's probe timeout)
 WITHIN = 1.0  # what issue 11 asks of every answer
 WATCH_SECONDS = 20.0  # how long the slow connections are watched for the server closing them
-SLOW_HEAD = b"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\n"
+SLOW_HEAD = f"POST {ANALYZE_PATH} HTTP/1.1\r\nHost: x\r\n".encode()
 BODY = b"one two two three three three"
 
 
@@ -80,8 +81,8 @@ def measure(target: targets.Target) -> dict[str, Any]:
         time.sleep(0.5)  # every held connection has reached the server
         answers = []
         for _ in range(ROUNDS):
-            answers.append(timed_request(target.port, "GET", "/livez", None))
-            answers.append(timed_request(target.port, "POST", "/api/v1/analyze", BODY))
+            answers.append(timed_request(target.port, "GET", LIVEZ, None))
+            answers.append(timed_request(target.port, "POST", ANALYZE_PATH, BODY))
         closed = seconds_until_closed(slow, opened, WATCH_SECONDS)
     times = [a for a in answers if a is not None]
     cut = [c for c in closed if c is not None]

@@ -21,6 +21,7 @@ from pathlib import Path
 
 import psutil
 
+from service.names import READYZ
 from tests.support.server import ROOT, free_port, running_server
 
 BENCH_VENV = ROOT / ".tools" / "bench-venv"
@@ -76,7 +77,7 @@ def process_rss(pid: int) -> list[float]:
     return sizes
 
 
-def get_status(port: int, path: str = "/readyz", timeout: float = 1.0) -> int | None:
+def get_status(port: int, path: str = READYZ, timeout: float = 1.0) -> int | None:
     """Status of one GET on the loopback, or None when nothing answers yet."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
@@ -88,7 +89,7 @@ def get_status(port: int, path: str = "/readyz", timeout: float = 1.0) -> int | 
         conn.close()
 
 
-def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, path: str = "/readyz") -> float:
+def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, path: str = READYZ) -> float:
     """Poll every 5 ms until ``path`` answers 200; returns the monotonic time it did."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

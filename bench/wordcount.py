@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -26,8 +25,9 @@ from pathlib import Path
 
 from bench.corpus import generate_text
 from service.analysis import AnalysisOptions, analyze_chunks
+from service.analysis.tokenizer import ASCII_WORD
+from service.names import CHUNK_BYTES  # what the service's handlers read per step
 
-CHUNK_BYTES = 16 * 1024  # what the service's handlers read per step
 MIB = 1024 * 1024
 
 
@@ -69,9 +69,6 @@ def pipeline_words(path: Path, chunk: int = CHUNK_BYTES) -> tuple[int, float, fl
     return analysis.counts.total, analysis.stats.tokenize_ns / 1e9, analysis.stats.consume_ns / 1e9
 
 
-_ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-][A-Za-z0-9]+)*")
-
-
 def measure(path: Path, passes: int, python_only: bool = False) -> list[Measure]:
     size_mb = path.stat().st_size / 1e6
     results: list[Measure] = []
@@ -102,7 +99,7 @@ def measure(path: Path, passes: int, python_only: bool = False) -> list[Measure]
         )
         add(
             "floor: ASCII word regex only",
-            lambda: len(_ASCII_WORD.findall(path.read_bytes().decode().lower())),
+            lambda: len(ASCII_WORD.findall(path.read_bytes().decode().lower())),
             "lower() + findall, no counting",
         )
     return results

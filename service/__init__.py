@@ -16,7 +16,9 @@ if TYPE_CHECKING:
 
 
 def create_app(settings: Settings | None = None) -> Flask:
-    """Application factory: ``gunicorn 'service:create_app()'``."""
+    """Application factory. Without ``settings`` (``flask --app service run``) it reads them from the environment;
+    gunicorn passes the ones its configuration read (``service.gunicorn_conf``)."""
     from service.app import build_app
+    from service.config import load_settings
 
-    return build_app(settings)
+    return build_app(settings or load_settings())

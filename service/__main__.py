@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-GUNICORN_ARGS = ["--config", "python:service.gunicorn_conf", "service:create_app()"]
+# The configuration names the app (its ``wsgi_app``); the image runs the same command: ``gunicorn`` + these.
+GUNICORN_ARGS = ["--config", "python:service.gunicorn_conf"]
 
 
 def main() -> None:

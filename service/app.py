@@ -1,4 +1,9 @@
-"""The application factory: builds the Flask app from the settings, wires every concern, then warms up."""
+"""The application factory: builds the Flask app from the settings, wires every concern, then warms up.
+
+Everything a request needs is set up here, through each concern's ``init_app`` (idempotent, and free of gunicorn):
+logging, metrics, tracing, the per-request plumbing. The app works the same under gunicorn, `flask --app service
+run` and a test's ``test_client()``; what it owns lives on ``app.extensions`` (keys in ``service.names``).
+"""
 
 from __future__ import annotations
 
@@ -10,20 +15,25 @@ from flask import Flask, Response, jsonify
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
-from service import metrics, problems, requestctx, tracing
+from service import logs, metrics, problems, requestctx, tracing
 from service.analysis import AnalysisOptions, analyze_chunks
-from service.config import Settings, load_settings
+from service.config import Settings
 from service.handlers import analysis, debug, docs, health, home, ops
 from service.lifecycle import Lifecycle
 from service.models import ModelIdentity, problem_responses
+from service.names import (
+    ANALYSIS_PATHS,
+    LIFECYCLE_EXTENSION,
+    MODEL_EXTENSION,
+    MODEL_IDENTITY_EXTENSION,
+    SETTINGS_EXTENSION,
+)
 
 log = logging.getLogger(__name__)
 _WORKER_BOOT_ERROR = 3  # gunicorn halts the whole server when a worker exits with this
-_TEXT_ENDPOINTS = ("/api/v1/analyze", "/api/v1/tokenize", "/api/v1/wordcount")
 
 
-def build_app(settings: Settings | None = None) -> Flask:
-    settings = settings or load_settings()
+def build_app(settings: Settings) -> Flask:
     state = Lifecycle()
     app = OpenAPI(
         __name__,
@@ -42,13 +52,14 @@ def build_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes + 1  # a filename-less "file" part is a field
     app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in model order read better
-    app.extensions["flask_svc.settings"] = settings
-    app.extensions["flask_svc.lifecycle"] = state
+    app.extensions[SETTINGS_EXTENSION] = settings
+    app.extensions[LIFECYCLE_EXTENSION] = state
 
+    logs.init_app(app, settings)
     problems.register_error_handlers(app)
     identity = _serve_model(app, settings) if settings.model_enabled else None
-    metrics.init_app(app, settings, identity)
-    requestctx.init_app(app, settings, state)
+    instruments = metrics.init_app(app, settings, identity)
+    requestctx.init_app(app, settings, state, instruments)
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)
@@ -63,8 +74,7 @@ def build_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(home.toggles)
     app.after_request(home.secure_headers)
     app.add_url_rule("/openapi.json", "openapi", lambda: openapi_document(app))
-    if tracing.enabled():
-        tracing.instrument(app)
+    tracing.init_app(app, settings, instruments)
     app.wsgi_app = health.LivenessShortcut(app.wsgi_app)  # type: ignore[method-assign]  # outermost
 
     warm_up()
@@ -76,12 +86,12 @@ def openapi_document(app: OpenAPI) -> Response:
     """The generated OpenAPI 3.1 document, with the text endpoints' three request-body forms spelled out."""
     document: dict[str, Any] = copy.deepcopy(app.api_doc)
     document["paths"].update(health.liveness_openapi())
-    if "flask_svc.model" in app.extensions:
+    for path in ANALYSIS_PATHS:
+        document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
+    if MODEL_EXTENSION in app.extensions:
         from service.handlers import inference
 
         inference.document(document)
-    for path in _TEXT_ENDPOINTS:
-        document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
     # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only
     # operations that take parameters or a body can produce one.
     unprocessable = problem_responses(422)[422]
@@ -97,8 +107,9 @@ def openapi_document(app: OpenAPI) -> Response:
 
 
 def _serve_model(app: Flask, settings: Settings) -> ModelIdentity:
-    """Load the model in this worker. The master checked the file before forking, so a refusal here is rare (the
-    file changed); it ends the worker with one line and gunicorn's boot-error status, which stops the server."""
+    """Load the model in this worker, before the app reports started. The master checked the file before forking,
+    so a refusal here is rare (the file changed in between); it ends the worker with one line and gunicorn's
+    boot-error status, which stops the server."""
     from service.handlers import inference
     from service.inference.loading import ModelRefused
 
@@ -108,7 +119,7 @@ def _serve_model(app: Flask, settings: Settings) -> ModelIdentity:
         log.critical("model refused: %s", error)
         raise SystemExit(_WORKER_BOOT_ERROR) from None
     identity = ModelIdentity(name=model.name, version=model.version, sha256=model.sha256)
-    app.extensions["flask_svc.model_identity"] = identity
+    app.extensions[MODEL_IDENTITY_EXTENSION] = identity
     return identity
 
 

@@ -1,133 +1,43 @@
-"""Every setting the service reads, in one table, parsed once into one typed object.
+"""Every setting the service reads, declared once on one typed, frozen object: ``Settings``.
 
-Each variable is declared once in ``VARIABLES`` with its default, its parser and what it accepts; ``load_settings``
-turns the environment into a frozen ``Settings``. A bad value raises ``ConfigError`` whose message is one line naming
-the variable and what it accepts, so the process can stop before it binds a port.
+pydantic-settings reads the environment; each field names its variable (``validation_alias``), its default, its
+bounds and what it means. ``load_settings`` turns a bad value into ``ConfigError``, one line naming the variable and
+what it accepts (derived from the field's type and bounds), so the process can stop before it binds a port. The
+README's configuration table is generated from the same fields (``python -m service.config``).
 """
 
 from __future__ import annotations
 
 import ipaddress
-import math
 import os
 import re
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
-from typing import Any
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Annotated, Any, Literal, get_args, get_origin
+
+from annotated_types import Ge, Le
+from pydantic import AfterValidator, Field, ValidationError, ValidationInfo, field_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service import __version__
 
-LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
-LOG_FORMATS = ("json", "console")
-_TRUE = ("1", "true", "yes", "on")
-_FALSE = ("0", "false", "no", "off")
+LogLevel = Literal["debug", "info", "warning", "error", "critical"]
+LogFormat = Literal["json", "console"]
+TRACES_EXPORTERS = ("otlp", "console")
+_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
+_HOSTNAME = re.compile(
+    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
+)
 
 
 class ConfigError(ValueError):
     """A variable holds a value the service cannot use; the message names it."""
 
 
-@dataclass(frozen=True)
-class Settings:
-    host: str
-    port: int
-    metrics_port: int
-    workers: int
-    threads: int
-    timeout: int
-    graceful_timeout: int
-    keepalive: int
-    log_level: str
-    log_format: str
-    multiproc_dir: str
-    max_upload_bytes: int
-    max_vocabulary: int
-    read_timeout: float
-    header_timeout: float
-    liveness_stall: float
-    metrics_enabled: bool
-    debug_endpoints: bool
-    reload: bool
-    delay_max_seconds: float
-    burn_max_ms: int
-    version: str
-    git_commit: str
-    build_date: str
-    pod_name: str
-    pod_namespace: str
-    node_name: str
-    model_path: str
-    model_name: str
-    model_version: str
-    model_allow_pickle: bool
-    model_trusted_types: tuple[str, ...]
-    model_max_instances: int
-
-    @property
-    def model_enabled(self) -> bool:
-        return bool(self.model_path)
-
-
-@dataclass(frozen=True)
-class Variable:
-    env: str
-    field: str
-    default: str
-    accepts: str
-    parse: Callable[[str], Any]
-    meaning: str
-
-
-def _integer(low: int, high: int) -> Callable[[str], int]:
-    def parse(raw: str) -> int:
-        value = int(raw.strip())  # ValueError → reported with `accepts`
-        if not low <= value <= high:
-            raise ValueError(raw)
-        return value
-
-    return parse
-
-
-def _number(low: float, high: float) -> Callable[[str], float]:
-    def parse(raw: str) -> float:
-        value = float(raw.strip())
-        if not (math.isfinite(value) and low <= value <= high):
-            raise ValueError(raw)
-        return value
-
-    return parse
-
-
-def _choice(options: tuple[str, ...]) -> Callable[[str], str]:
-    def parse(raw: str) -> str:
-        value = raw.strip().lower()
-        if value not in options:
-            raise ValueError(raw)
-        return value
-
-    return parse
-
-
-def _boolean(raw: str) -> bool:
-    value = raw.strip().lower()
-    if value in _TRUE:
-        return True
-    if value in _FALSE:
-        return False
-    raise ValueError(raw)
-
-
-def _text(raw: str) -> str:
-    return raw.strip()
-
-
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
-)
-
-
-def _host(raw: str) -> str:
-    value = raw.strip()
+def _host(value: str) -> str:
     try:
         ipaddress.ip_address(value)
     except ValueError:
@@ -136,258 +46,316 @@ def _host(raw: str) -> str:
     return value
 
 
-def _absolute_path(raw: str) -> str:
-    value = raw.strip()
+def _absolute_path(value: str) -> str:
     if not value.startswith("/") or "\x00" in value:
-        raise ValueError(raw)
+        raise ValueError(value)
     return value
 
 
-def _optional_path(raw: str) -> str:
-    return _absolute_path(raw) if raw.strip() else ""
-
-
+_MODEL_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 _DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
-def _type_names(raw: str) -> tuple[str, ...]:
-    names = tuple(name.strip() for name in raw.split(",") if name.strip())
-    if not all(_DOTTED_NAME.fullmatch(name) for name in names):
-        raise ValueError(raw)
-    return names
-
-
-def _model_word(raw: str) -> str:
-    value = raw.strip()
-    if value and not _MODEL_NAME.fullmatch(value):
-        raise ValueError(raw)
+def _model_word(value: str) -> str:
+    if not _MODEL_WORD.fullmatch(value):
+        raise ValueError(value)
     return value
 
 
-def _nonempty(raw: str) -> str:
-    if not raw.strip():
-        raise ValueError(raw)
-    return raw.strip()
+def _type_names(value: str) -> str:
+    """A comma-separated list of dotted type names, kept as written (``Settings.model_trusted_type_names`` splits it:
+    pydantic-settings would read a list-typed variable as JSON)."""
+    if not all(_DOTTED_NAME.fullmatch(name.strip()) for name in value.split(",") if name.strip()):
+        raise ValueError(value)
+    return value
 
 
-_PORT = _integer(1, 65535)
-_PORT_ACCEPTS = "an integer port from 1 to 65535"
+def _exporter(value: str) -> str:
+    """OTEL_TRACES_EXPORTER lists exporters; the first one is used, ``none`` turns tracing off."""
+    first = value.lower().split(",")[0].strip()
+    if first not in (*TRACES_EXPORTERS, "none", ""):
+        raise ValueError(value)
+    return first
 
-VARIABLES: tuple[Variable, ...] = (
-    Variable(
-        "HOST", "host", "0.0.0.0", "an IP address or host name", _host, "Bind address (`make run` uses 127.0.0.1)."
-    ),
-    Variable("PORT", "port", "8080", _PORT_ACCEPTS, _PORT, "Application port."),
-    Variable("METRICS_PORT", "metrics_port", "9797", _PORT_ACCEPTS, _PORT, "Prometheus `/metrics` port (master)."),
-    Variable(
-        "WEB_CONCURRENCY", "workers", "1", "an integer from 1 to 64", _integer(1, 64), "gunicorn worker processes."
-    ),
-    Variable("GUNICORN_THREADS", "threads", "4", "an integer from 1 to 256", _integer(1, 256), "Threads per worker."),
-    Variable(
-        "GUNICORN_TIMEOUT",
-        "timeout",
-        "30",
-        "an integer number of seconds from 1 to 3600",
-        _integer(1, 3600),
-        "A worker silent for this long is killed and replaced.",
-    ),
-    Variable(
+
+Host = Annotated[str, AfterValidator(_host)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+Exporter = Annotated[str, AfterValidator(_exporter)]
+ModelWord = Annotated[str, AfterValidator(_model_word)]
+TypeNames = Annotated[str, AfterValidator(_type_names)]
+
+
+def setting(
+    env: str,
+    default: Any,
+    meaning: str,
+    *,
+    accepts: str | None = None,
+    unit: str | None = None,
+    table: bool = True,
+    ge: float | None = None,
+    le: float | None = None,
+) -> Any:
+    """A field read from ``env``. ``accepts`` is derived from the type and bounds unless given; ``unit`` names
+    what a number counts (seconds, bytes, …); ``table=False`` keeps a variable out of the README's table."""
+    extra: dict[str, Any] = {"table": table}
+    if accepts is not None:
+        extra["accepts"] = accepts
+    if unit is not None:
+        extra["unit"] = unit
+    return Field(default, validation_alias=env, description=meaning, json_schema_extra=extra, ge=ge, le=le)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        frozen=True, case_sensitive=True, extra="ignore", allow_inf_nan=False, validate_default=False
+    )
+
+    host: Host = setting(
+        "HOST", "0.0.0.0", "Bind address (`make run` uses 127.0.0.1).", accepts="an IP address or host name"
+    )
+    port: int = setting("PORT", 8080, "Application port.", unit="port", ge=1, le=65535)
+    metrics_port: int = setting(
+        "METRICS_PORT", 9797, "Prometheus `/metrics` port (master).", unit="port", ge=1, le=65535
+    )
+    workers: int = setting("WEB_CONCURRENCY", 1, "gunicorn worker processes.", ge=1, le=64)
+    threads: int = setting("GUNICORN_THREADS", 4, "Threads per worker.", ge=1, le=256)
+    timeout: int = setting(
+        "GUNICORN_TIMEOUT", 30, "A worker silent for this long is killed and replaced.", unit="seconds", ge=1, le=3600
+    )
+    graceful_timeout: int = setting(
         "GUNICORN_GRACEFUL_TIMEOUT",
-        "graceful_timeout",
-        "20",
-        "an integer number of seconds from 1 to 3600",
-        _integer(1, 3600),
+        20,
         "Time in-flight requests get to finish after SIGTERM.",
-    ),
-    Variable(
-        "GUNICORN_KEEPALIVE",
-        "keepalive",
-        "5",
-        "an integer number of seconds from 0 to 600",
-        _integer(0, 600),
-        "Idle keep-alive connection timeout.",
-    ),
-    Variable("LOG_LEVEL", "log_level", "info", "one of " + ", ".join(LOG_LEVELS), _choice(LOG_LEVELS), "Log level."),
-    Variable(
-        "LOG_FORMAT",
-        "log_format",
-        "json",
-        "one of " + ", ".join(LOG_FORMATS),
-        _choice(LOG_FORMATS),
-        "`json` lines for machines, `console` for humans.",
-    ),
-    Variable(
+        unit="seconds",
+        ge=1,
+        le=3600,
+    )
+    keepalive: int = setting(
+        "GUNICORN_KEEPALIVE", 5, "Idle keep-alive connection timeout.", unit="seconds", ge=0, le=600
+    )
+    log_level: LogLevel = setting("LOG_LEVEL", "info", "Log level.")
+    log_format: LogFormat = setting("LOG_FORMAT", "json", "`json` lines for machines, `console` for humans.")
+    multiproc_dir: AbsolutePath = setting(
         "PROMETHEUS_MULTIPROC_DIR",
-        "multiproc_dir",
         "/tmp/flask-svc-metrics",  # noqa: S108 — the chart mounts an emptyDir here; wiped at start
-        "an absolute directory path",
-        _absolute_path,
         "Where workers write metric files; wiped at start.",
-    ),
-    Variable(
+        accepts="an absolute directory path",
+    )
+    max_upload_bytes: int = setting(
         "FLASK_SVC_MAX_UPLOAD_BYTES",
-        "max_upload_bytes",
-        str(10 * 1024 * 1024),
-        "an integer number of bytes from 1 to 1073741824",
-        _integer(1, 1 << 30),
+        10 * 1024 * 1024,
         "Largest request body; larger ones get 413.",
-    ),
-    Variable(
+        unit="bytes",
+        ge=1,
+        le=1 << 30,
+    )
+    max_vocabulary: int = setting(
         "FLASK_SVC_MAX_VOCABULARY",
-        "max_vocabulary",
-        "100000",
-        "an integer from 1 to 10000000",
-        _integer(1, 10_000_000),
+        100_000,
         "Most distinct words one request may hold; more get 413 (bounds memory: ~200 B per word).",
-    ),
-    Variable(
+        ge=1,
+        le=10_000_000,
+    )
+    read_timeout: float = setting(
         "FLASK_SVC_READ_TIMEOUT_SECONDS",
-        "read_timeout",
-        "10",
-        "a number of seconds from 0.1 to 600",
-        _number(0.1, 600),
+        10,
         "Longest wait for the next bytes of a request body; a stalled upload gets 408 and frees its thread.",
-    ),
-    Variable(
+        unit="seconds",
+        ge=0.1,
+        le=600,
+    )
+    header_timeout: float = setting(
         "FLASK_SVC_HEADER_TIMEOUT_SECONDS",
-        "header_timeout",
-        "5",
-        "a number of seconds from 0.1 to 600",
-        _number(0.1, 600),
+        5,
         "Longest a new connection may take to send a whole request head; idle or slow clients are then closed "
         "(no request thread waits for them).",
-    ),
-    Variable(
+        unit="seconds",
+        ge=0.1,
+        le=600,
+    )
+    liveness_stall: float = setting(
         "FLASK_SVC_LIVENESS_STALL_SECONDS",
-        "liveness_stall",
-        "60",
-        "a number of seconds from 1 to 3600",
-        _number(1, 3600),
+        60,
         "`/livez` answers 503 once every request thread has been busy this long without finishing a request.",
-    ),
-    Variable(
-        "FLASK_SVC_METRICS",
-        "metrics_enabled",
-        "true",
-        "true or false",
-        _boolean,
-        "Collect and serve Prometheus metrics; `false` only to measure their cost.",
-    ),
-    Variable(
-        "FLASK_SVC_DEBUG_ENDPOINTS",
-        "debug_endpoints",
-        "false",
-        "true or false",
-        _boolean,
-        "Serve the debug endpoints (`/delay`, `/status`, `/fault`, `/burn`, …).",
-    ),
-    Variable("FLASK_SVC_RELOAD", "reload", "false", "true or false", _boolean, "gunicorn code reload (dev loop only)."),
-    Variable(
-        "FLASK_SVC_DELAY_MAX_SECONDS",
-        "delay_max_seconds",
-        "30",
-        "a number of seconds from 0 to 600",
-        _number(0, 600),
-        "Cap for `GET /delay/<seconds>`.",
-    ),
-    Variable(
-        "FLASK_SVC_BURN_MAX_MS",
-        "burn_max_ms",
-        "10000",
-        "an integer number of milliseconds from 0 to 600000",
-        _integer(0, 600_000),
-        "Cap for `GET /burn?ms=N`.",
-    ),
-    Variable("FLASK_SVC_VERSION", "version", __version__, "text", _nonempty, "Reported version (set at build)."),
-    Variable("FLASK_SVC_GIT_COMMIT", "git_commit", "unknown", "text", _nonempty, "Git commit (set at build)."),
-    Variable("FLASK_SVC_BUILD_DATE", "build_date", "unknown", "text", _nonempty, "Build date (set at build)."),
-    Variable("POD_NAME", "pod_name", "", "text", _text, "Pod name (Downward API); hostname when unset."),
-    Variable("POD_NAMESPACE", "pod_namespace", "", "text", _text, "Namespace (Downward API)."),
-    Variable("NODE_NAME", "node_name", "", "text", _text, "Node name (Downward API)."),
-    Variable(
+        unit="seconds",
+        ge=1,
+        le=3600,
+    )
+    metrics_enabled: bool = setting(
+        "FLASK_SVC_METRICS", True, "Collect and serve Prometheus metrics; `false` only to measure their cost."
+    )
+    debug_endpoints: bool = setting(
+        "FLASK_SVC_DEBUG_ENDPOINTS", False, "Serve the debug endpoints (`/delay`, `/status`, `/fault`, `/burn`, …)."
+    )
+    reload: bool = setting("FLASK_SVC_RELOAD", False, "gunicorn code reload (dev loop only).")
+    delay_max_seconds: float = setting(
+        "FLASK_SVC_DELAY_MAX_SECONDS", 30, "Cap for `GET /delay/<seconds>`.", unit="seconds", ge=0, le=600
+    )
+    burn_max_ms: int = setting(
+        "FLASK_SVC_BURN_MAX_MS", 10_000, "Cap for `GET /burn?ms=N`.", unit="milliseconds", ge=0, le=600_000
+    )
+    version: str = setting("FLASK_SVC_VERSION", __version__, "Reported version (set at build).", accepts="text")
+    git_commit: str = setting("FLASK_SVC_GIT_COMMIT", "unknown", "Git commit (set at build).", accepts="text")
+    build_date: str = setting("FLASK_SVC_BUILD_DATE", "unknown", "Build date (set at build).", accepts="text")
+    pod_name: str = setting("POD_NAME", "", "Pod name (Downward API); hostname when unset.", accepts="text")
+    pod_namespace: str = setting("POD_NAMESPACE", "", "Namespace (Downward API).", accepts="text")
+    node_name: str = setting("NODE_NAME", "", "Node name (Downward API).", accepts="text")
+    model_path: AbsolutePath = setting(
         "FLASK_SVC_MODEL_PATH",
-        "model_path",
         "",
-        "an absolute file path, or empty",
-        _optional_path,
-        "The model to serve (a skops file); empty: no model endpoints. The `-ml` image sets its Iris model.",
-    ),
-    Variable(
+        "The model to serve (a skops file); unset: no model endpoints. The `-ml` image sets its Iris model.",
+        accepts="an absolute file path",
+    )
+    model_name: ModelWord = setting(
         "FLASK_SVC_MODEL_NAME",
-        "model_name",
         "",
-        "letters, digits, '_', '.', '-' (up to 128), or empty",
-        _model_word,
-        "The model's name in the URLs (`/v2/models/<name>`); empty: the file name without its extension.",
-    ),
-    Variable(
+        "The model's name in the URLs (`/v2/models/<name>`); unset: the file name without its extension.",
+        accepts="letters, digits, '_', '.', '-' (up to 128)",
+    )
+    model_version: ModelWord = setting(
         "FLASK_SVC_MODEL_VERSION",
-        "model_version",
         "",
-        "letters, digits, '_', '.', '-' (up to 128), or empty",
-        _model_word,
-        "The model's version; empty: the first 12 hex digits of the file's sha256.",
-    ),
-    Variable(
+        "The model's version; unset: the first 12 hex digits of the file's sha256.",
+        accepts="letters, digits, '_', '.', '-' (up to 128)",
+    )
+    model_allow_pickle: bool = setting(
         "FLASK_SVC_MODEL_ALLOW_PICKLE",
-        "model_allow_pickle",
-        "false",
-        "true or false",
-        _boolean,
+        False,
         "Also load pickle/joblib files, which run any code they contain: only for a file you trust.",
-    ),
-    Variable(
+    )
+    model_trusted_types: TypeNames = setting(
         "FLASK_SVC_MODEL_TRUSTED_TYPES",
-        "model_trusted_types",
         "",
-        "comma-separated dotted type names (module.Type)",
-        _type_names,
         "Types a skops file may hold beyond those skops trusts (numpy, scikit-learn estimators).",
-    ),
-    Variable(
+        accepts="comma-separated dotted type names (module.Type)",
+    )
+    model_max_instances: int = setting(
         "FLASK_SVC_MODEL_MAX_INSTANCES",
-        "model_max_instances",
-        "1024",
-        "an integer from 1 to 100000",
-        _integer(1, 100_000),
+        1024,
         "Most instances one inference request may carry; more get 413.",
-    ),
-)
+        ge=1,
+        le=100_000,
+    )
+    # The standard OpenTelemetry variables that decide whether to trace (README "Tracing"; the SDK reads the rest).
+    otel_traces_exporter: Exporter = setting(
+        "OTEL_TRACES_EXPORTER",
+        "",
+        "Span exporter: otlp, console or none.",
+        accepts="one of otlp, console, none",
+        table=False,
+    )
+    otel_endpoint: str = setting("OTEL_EXPORTER_OTLP_ENDPOINT", "", "OTLP endpoint.", accepts="text", table=False)
+    otel_traces_endpoint: str = setting(
+        "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "OTLP traces endpoint.", accepts="text", table=False
+    )
 
-TRACES_EXPORTERS = ("otlp", "console")
+    @field_validator("*", mode="before")
+    @classmethod
+    def _blank_is_default(cls, value: Any, info: ValidationInfo) -> Any:
+        """Values are trimmed; an empty one means the default. Choices and booleans are case-insensitive."""
+        if not isinstance(value, str):
+            return value
+        value = value.strip()
+        if not value:
+            raise PydanticUseDefault()
+        annotation = cls.model_fields[info.field_name or ""].annotation
+        if annotation is bool:
+            if value.lower() not in _BOOLEANS:
+                raise ValueError(value)
+            return _BOOLEANS[value.lower()]
+        if get_origin(annotation) is Literal:
+            return value.lower()
+        return value
+
+    @property
+    def model_enabled(self) -> bool:
+        return bool(self.model_path)
+
+    @property
+    def model_trusted_type_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.model_trusted_types.split(",") if name.strip())
+
+    @property
+    def traces_exporter(self) -> str | None:
+        """The span exporter the OpenTelemetry variables ask for; None when tracing is off."""
+        if self.otel_traces_exporter:
+            return None if self.otel_traces_exporter == "none" else self.otel_traces_exporter
+        return "otlp" if self.otel_endpoint or self.otel_traces_endpoint else None
 
 
-def traces_exporter(env: Mapping[str, str]) -> str | None:
-    """The span exporter the standard OpenTelemetry variables ask for; None when tracing is off."""
-    chosen = env.get("OTEL_TRACES_EXPORTER", "").strip().lower()
-    if chosen == "none":
-        return None
-    if chosen:
-        return chosen.split(",")[0].strip()
-    if env.get("OTEL_EXPORTER_OTLP_ENDPOINT") or env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"):
-        return "otlp"
-    return None
+@dataclass(frozen=True)
+class Variable:
+    """One row of the configuration table."""
+
+    env: str
+    field: str
+    default: str
+    accepts: str
+    meaning: str
+    in_table: bool
 
 
-# A field without a variable, or a variable without a field, is a bug caught at import.
-assert {v.field for v in VARIABLES} == {f.name for f in fields(Settings)}
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+def _accepts(info: FieldInfo) -> str:
+    extra: dict[str, Any] = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    if "accepts" in extra:
+        return str(extra["accepts"])
+    if info.annotation is bool:
+        return "true or false"
+    if get_origin(info.annotation) is Literal:
+        return "one of " + ", ".join(get_args(info.annotation))
+    low = next(m.ge for m in info.metadata if isinstance(m, Ge))
+    high = next(m.le for m in info.metadata if isinstance(m, Le))
+    unit = extra.get("unit")
+    if unit == "port":
+        kind = "an integer port"
+    elif info.annotation is int:
+        kind = f"an integer number of {unit}" if unit else "an integer"
+    else:
+        kind = f"a number of {unit}" if unit else "a number"
+    return f"{kind} from {_number(low)} to {_number(high)}"  # type: ignore[arg-type]
+
+
+def _variables() -> tuple[Variable, ...]:
+    rows = []
+    for name, info in Settings.model_fields.items():
+        extra: dict[str, Any] = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        default = info.default
+        shown = str(default).lower() if isinstance(default, bool) else str(default)
+        rows.append(
+            Variable(str(info.validation_alias), name, shown, _accepts(info), info.description or "", extra["table"])
+        )
+    return tuple(rows)
+
+
+VARIABLES = _variables()
+_ACCEPTS = {variable.env: variable.accepts for variable in VARIABLES}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read every variable once; the first bad one raises ``ConfigError`` naming it."""
-    env = os.environ if environ is None else environ
-    values: dict[str, Any] = {}
-    for var in VARIABLES:
-        raw = env.get(var.env)
-        if raw is None or (raw.strip() == "" and var.parse is not _text):
-            raw = var.default
-        try:
-            values[var.field] = var.parse(raw)
-        except ValueError:
-            raise ConfigError(f"{var.env}={raw!r} is invalid: expected {var.accepts}") from None
-    exporter = traces_exporter(env)
-    if exporter is not None and exporter not in TRACES_EXPORTERS:
-        raw = env.get("OTEL_TRACES_EXPORTER", "")
-        raise ConfigError(f"OTEL_TRACES_EXPORTER={raw!r} is invalid: expected one of otlp, console, none")
-    return Settings(**values)
+    """Read every variable once (the process's environment, or ``environ``); a bad one raises ``ConfigError``."""
+    try:
+        if environ is None:
+            return Settings()
+        return Settings.model_validate({name: environ[name] for name in _ACCEPTS if name in environ})
+    except ValidationError as error:
+        name = str(error.errors()[0]["loc"][0])
+        raw = (os.environ if environ is None else environ).get(name, "")
+        raise ConfigError(f"{name}={raw!r} is invalid: expected {_ACCEPTS[name]}") from None
+
+
+def readme_table() -> str:
+    """The README's configuration table, from the fields above."""
+    lines = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
+    for v in VARIABLES:
+        if v.in_table:
+            lines.append(f"| `{v.env}` | `{v.default or '(unset)'}` | {v.accepts} | {v.meaning} |")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.stdout.write(readme_table() + "\n")

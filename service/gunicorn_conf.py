@@ -1,7 +1,8 @@
 """gunicorn's configuration, read from the environment through the one settings object.
 
 Loaded by ``gunicorn --config python:service.gunicorn_conf`` (and by ``python -m service``). A bad variable stops
-the process here, before any port is bound, with one line naming it.
+the process here, before any port is bound, with one line naming it. The settings read here are the only ones: the
+logger, the worker class and the app (``wsgi_app``, built in each worker) are all given them.
 """
 
 from __future__ import annotations
@@ -9,9 +10,12 @@ from __future__ import annotations
 import ipaddress
 import os
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from service.config import ConfigError, load_settings
+
+if TYPE_CHECKING:
+    from flask import Flask
 
 try:
     _settings = load_settings()
@@ -33,14 +37,28 @@ if _settings.model_enabled:
             ModelSource(
                 _settings.model_path,
                 allow_pickle=_settings.model_allow_pickle,
-                trusted_types=_settings.model_trusted_types,
+                trusted_types=_settings.model_trusted_type_names,
             )
         )
     except ModelRefused as error:
         print(f"flask-svc: model refused: {error}", file=sys.stderr)
         sys.exit(2)
 
-wsgi_app = "service:create_app()"
+from service.logs import gunicorn_logger
+from service.names import LIFECYCLE_EXTENSION
+from service.worker import service_worker
+
+
+def application() -> Flask:
+    """The app gunicorn serves, built in each worker (after fork) with the settings read above."""
+    from service import create_app
+
+    return create_app(_settings)
+
+
+# The one place the app is named: `gunicorn --config python:service.gunicorn_conf` and `python -m service` need
+# nothing more (gunicorn finds this module in sys.modules in the worker: the settings are not read again).
+wsgi_app = "service.gunicorn_conf:application()"
 
 
 def _address(host: str, port: int) -> str:
@@ -53,7 +71,7 @@ def _address(host: str, port: int) -> str:
 
 
 bind = [_address(_settings.host, _settings.port)]
-worker_class = "service.worker.ServiceWorker"  # gthread that reads request heads in its loop (see the module)
+worker_class = service_worker(_settings)  # gthread that reads request heads in its loop (see the module)
 workers = _settings.workers
 threads = _settings.threads
 timeout = _settings.timeout
@@ -67,7 +85,7 @@ control_socket_disable = True
 preload_app = False  # tracing (threads, sockets) must start after fork
 reload = _settings.reload
 loglevel = _settings.log_level
-logger_class = "service.logs.GunicornLogger"
+logger_class = gunicorn_logger(_settings)
 accesslog = "-"
 errorlog = "-"
 proc_name = "flask-svc"
@@ -90,22 +108,18 @@ def when_ready(server: Any) -> None:
     server.log.info("metrics on http://%s:%d/metrics", _settings.host, _settings.metrics_port)
 
 
-def post_fork(server: Any, worker: Any) -> None:
-    from service import tracing
-
-    tracing.start()
-
-
 def post_worker_init(worker: Any) -> None:
     from service.lifecycle import install_drain_handler
 
-    install_drain_handler(worker, worker.wsgi.extensions["flask_svc.lifecycle"])
+    install_drain_handler(worker, worker.wsgi.extensions[LIFECYCLE_EXTENSION])
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    from service import tracing
+    from service.tracing import tracing_of
 
-    tracing.stop()
+    tracing = tracing_of(worker.wsgi) if hasattr(worker.wsgi, "extensions") else None
+    if tracing is not None:
+        tracing.stop()
 
 
 def child_exit(server: Any, worker: Any) -> None:

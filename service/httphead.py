@@ -9,10 +9,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from service.names import LIVENESS_PATHS
+
 HEAD_END = b"\r\n\r\n"
 # A head longer than this is refused (431) before it reaches a thread: bounds each waiting connection's memory.
 MAX_HEAD_BYTES = 64 * 1024
-LIVENESS_PATHS = ("/livez", "/healthz")
 # The loop answers only small, well-formed probes: within gunicorn's default limits (4094-byte request line, 100
 # header fields) by construction, so it never accepts what the parser would refuse.
 _PROBE_HEAD_BYTES = 4094

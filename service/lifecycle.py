@@ -18,9 +18,6 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-# The probe endpoints: kept out of metrics, traces and the default access log.
-PROBE_PATHS = ("/livez", "/healthz", "/readyz", "/startupz")
-
 
 @dataclass
 class Lifecycle:

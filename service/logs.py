@@ -11,16 +11,19 @@ import contextvars
 import logging
 import sys
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gunicorn.glogging import Logger as GunicornBaseLogger
 from pythonjsonlogger.json import JsonFormatter
 
-from service.config import Settings, load_settings
-from service.lifecycle import PROBE_PATHS
+from service.names import ACCESS_ENVIRON_KEY, PROBE_PATHS
+
+if TYPE_CHECKING:
+    from flask import Flask
+
+    from service.config import Settings
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
-ACCESS_ENVIRON_KEY = "flask_svc.access"
 _CONTEXT_FIELDS = ("request_id", "trace_id", "span_id")
 
 
@@ -74,8 +77,12 @@ class ConsoleFormatter(logging.Formatter):
         return line
 
 
+class ServiceHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """The one stdout handler the service installs; its type lets a second setup find and replace it."""
+
+
 def make_handler(settings: Settings) -> logging.Handler:
-    handler = logging.StreamHandler(sys.stdout)
+    handler = ServiceHandler(sys.stdout)
     handler.setFormatter(
         JsonLineFormatter("%(message)s", json_ensure_ascii=False)
         if settings.log_format == "json"
@@ -86,25 +93,49 @@ def make_handler(settings: Settings) -> logging.Handler:
 
 
 def configure(settings: Settings) -> logging.Handler:
-    """Route the root logger (the app's loggers) to one stdout handler; returns it for gunicorn's loggers."""
-    handler = make_handler(settings)
+    """Route the root logger (the app's loggers) to the service's stdout handler; returns it for gunicorn's.
+
+    Idempotent: a handler already installed for the same format is kept, one for another format is replaced, and
+    handlers others installed (a test's log capture) stay.
+    """
     root = logging.getLogger()
-    root.handlers[:] = [handler]
     root.setLevel(settings.log_level.upper())
+    wanted = JsonLineFormatter if settings.log_format == "json" else ConsoleFormatter
+    for handler in root.handlers:
+        if isinstance(handler, ServiceHandler) and type(handler.formatter) is wanted:
+            return handler
+    handler = make_handler(settings)
+    root.handlers[:] = [h for h in root.handlers if not isinstance(h, ServiceHandler)] + [handler]
     return handler
+
+
+def init_app(app: Flask, settings: Settings) -> None:
+    """Logs in the service's format for the app wherever it runs: under gunicorn (whose logger set it up in the
+    master already), `flask run`, or a test."""
+    configure(settings)
+    app.logger.handlers.clear()  # Flask's default stderr handler would print each line twice
+    app.logger.propagate = True
+
+
+def gunicorn_logger(settings: Settings) -> type[GunicornBaseLogger]:
+    """gunicorn's ``logger_class``, bound to the settings the configuration read."""
+
+    bound: type[GunicornBaseLogger] = type("GunicornLogger", (GunicornLogger,), {"bound_settings": settings})
+    return bound
 
 
 class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]
     """gunicorn's error and access logs in the service's format, on the same handler as the app."""
 
+    bound_settings: Settings
+
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
-        settings = load_settings()
-        handler = configure(settings)
+        handler = configure(self.bound_settings)
         for logger in (self.error_log, self.access_log):
             logger.handlers[:] = [handler]
             logger.propagate = False
-        self.access_log.setLevel(settings.log_level.upper())  # probe lines are debug: hidden at the default
+        self.access_log.setLevel(self.bound_settings.log_level.upper())  # probe lines are debug: hidden by default
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         fields: dict[str, Any] = dict(environ.get(ACCESS_ENVIRON_KEY) or {})

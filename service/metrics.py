@@ -12,12 +12,12 @@ import os
 import platform
 import shutil
 from dataclasses import dataclass, fields
-from functools import cache
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
-from service.lifecycle import PROBE_PATHS
+from service.names import ANALYSIS_ENDPOINTS, METRICS_EXTENSION, PROBE_PATHS, UNMATCHED_ROUTE
+from service.problems import STATUS_CODES
 
 if TYPE_CHECKING:
     from flask import Flask, Request
@@ -31,11 +31,13 @@ EXCLUDED_PATHS = [f"^({'|'.join(PROBE_PATHS)})$"]
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ANALYSIS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SLOW_CLIENT_REASONS = ("idle", "incomplete_head")
+SPAN_DROP_REASONS = ("export_failed", "queue_full")
 INFERENCE_OUTCOMES = ("ok", "invalid", "error")
 # Model latency: 100 µs (one row through a small model) to 5 s (a large batch through a large one).
 INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 INSTANCE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
-REJECT_REASONS = {400: "bad_request", 413: "payload_too_large", 415: "unsupported_media_type", 422: "unprocessable"}
+# The rejected-requests reasons are the problem codes of the statuses counted as bad input.
+REJECT_REASONS = {status: STATUS_CODES[status] for status in (400, 413, 415, 422)}
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,76 @@ class Instruments:
     slow_clients: Counter
     inference_duration: Histogram
     inference_instances: Histogram
+    registry: CollectorRegistry | None = None  # where they can be read in-process; None when metrics are off
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Instruments:
+        """One set per app, in the app's registry. Under gunicorn the samples go to the multiprocess files
+        whatever the registry; outside it (tests, `flask run`) the registry is where they can be read."""
+        return cls(
+            in_flight=Gauge(
+                "flask_svc_http_requests_in_flight",
+                "Requests being handled now (probes excluded)",
+                multiprocess_mode="livesum",
+                registry=registry,
+            ),
+            worker_threads=Gauge(
+                "flask_svc_worker_threads",
+                "Request threads available: the in-flight ceiling",
+                multiprocess_mode="livesum",
+                registry=registry,
+            ),
+            analyzed_bytes=Counter("flask_svc_analyzed_bytes", "Bytes of text analysed", registry=registry),
+            tokens=Counter("flask_svc_tokens", "Words counted by the analysis pipeline", registry=registry),
+            analysis_duration=Histogram(
+                "flask_svc_analysis_duration_seconds",
+                "Time spent in the analysis pipeline per request",
+                ["endpoint"],
+                buckets=ANALYSIS_BUCKETS,
+                registry=registry,
+            ),
+            rejected=Counter(
+                "flask_svc_rejected_requests",
+                "Requests refused for bad input, by reason",
+                ["reason"],
+                registry=registry,
+            ),
+            build_info=Gauge(
+                "flask_svc_build_info",
+                "Always 1; labels say what is running",
+                ["version", "commit", "python_version", "model", "model_version", "model_sha256"],
+                multiprocess_mode="max",
+                registry=registry,
+            ),
+            spans_dropped=Counter(
+                "flask_svc_otel_spans_dropped",
+                "Spans that never reached the collector, by reason",
+                ["reason"],
+                registry=registry,
+            ),
+            slow_clients=Counter(
+                "flask_svc_slow_clients_closed",
+                "Connections closed by the worker for not sending a whole request head in time: "
+                "idle (nothing sent) or incomplete_head",
+                ["reason"],
+                registry=registry,
+            ),
+            inference_duration=Histogram(
+                "flask_svc_inference_duration_seconds",
+                "Time to check a request against the model and predict, by model and outcome (ok, invalid, error)",
+                ["model", "outcome"],
+                buckets=INFERENCE_BUCKETS,
+                registry=registry,
+            ),
+            inference_instances=Histogram(
+                "flask_svc_inference_instances",
+                "Instances (rows) per accepted inference request",
+                ["model"],
+                buckets=INSTANCE_BUCKETS,
+                registry=registry,
+            ),
+            registry=registry,
+        )
 
 
 class _Off:
@@ -73,120 +145,64 @@ class _Off:
 
 
 _OFF = _Off()
-OFF = Instruments(*([_OFF] * len(fields(Instruments))))  # type: ignore[arg-type]
-_enabled = True
-
-
-def instruments() -> Instruments:
-    """The service's own metrics (or no-ops when metrics are off for this process)."""
-    return _created() if _enabled else OFF
-
-
-@cache
-def _created() -> Instruments:
-    """Created once per process on first use (after fork, after the env is set)."""
-    registry = None  # multiprocess mode: samples go to files; the master's collector reads them
-    return Instruments(
-        in_flight=Gauge(
-            "flask_svc_http_requests_in_flight",
-            "Requests being handled now (probes excluded)",
-            multiprocess_mode="livesum",
-            registry=registry,
-        ),
-        worker_threads=Gauge(
-            "flask_svc_worker_threads",
-            "Request threads available: the in-flight ceiling",
-            multiprocess_mode="livesum",
-            registry=registry,
-        ),
-        analyzed_bytes=Counter("flask_svc_analyzed_bytes", "Bytes of text analysed", registry=registry),
-        tokens=Counter("flask_svc_tokens", "Words counted by the analysis pipeline", registry=registry),
-        analysis_duration=Histogram(
-            "flask_svc_analysis_duration_seconds",
-            "Time spent in the analysis pipeline per request",
-            ["endpoint"],
-            buckets=ANALYSIS_BUCKETS,
-            registry=registry,
-        ),
-        rejected=Counter(
-            "flask_svc_rejected_requests", "Requests refused for bad input, by reason", ["reason"], registry=registry
-        ),
-        build_info=Gauge(
-            "flask_svc_build_info",
-            "Always 1; labels say what is running",
-            ["version", "commit", "python_version", "model", "model_version", "model_sha256"],
-            multiprocess_mode="max",
-            registry=registry,
-        ),
-        spans_dropped=Counter(
-            "flask_svc_otel_spans_dropped",
-            "Spans that never reached the collector, by reason",
-            ["reason"],
-            registry=registry,
-        ),
-        slow_clients=Counter(
-            "flask_svc_slow_clients_closed",
-            "Connections closed by the worker for not sending a whole request head in time: "
-            "idle (nothing sent) or incomplete_head",
-            ["reason"],
-            registry=registry,
-        ),
-        inference_duration=Histogram(
-            "flask_svc_inference_duration_seconds",
-            "Time to check a request against the model and predict, by model and outcome (ok, invalid, error)",
-            ["model", "outcome"],
-            buckets=INFERENCE_BUCKETS,
-            registry=registry,
-        ),
-        inference_instances=Histogram(
-            "flask_svc_inference_instances",
-            "Instances (rows) per accepted inference request",
-            ["model"],
-            buckets=INSTANCE_BUCKETS,
-            registry=registry,
-        ),
-    )
+OFF = Instruments(*([_OFF] * (len(fields(Instruments)) - 1)))  # type: ignore[arg-type]
 
 
 def url_rule(request: Request) -> str:
     """The route template, never the raw path, so label values stay bounded."""
-    return request.url_rule.rule if request.url_rule is not None else "unmatched"
+    return request.url_rule.rule if request.url_rule is not None else UNMATCHED_ROUTE
 
 
-def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None) -> None:
-    global _enabled
-    _enabled = settings.metrics_enabled
-    if not _enabled:
-        return
+def instruments_of(app: Flask) -> Instruments:
+    """The app's instruments (no-ops when metrics are off, or before ``init_app``)."""
+    found: Instruments = app.extensions.get(METRICS_EXTENSION, OFF)
+    return found
+
+
+def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None) -> Instruments:
+    """Give the app its instruments and the per-route RED metrics; a second call changes nothing. ``model``, the
+    model the app serves, goes into the build info and gets its inference series."""
+    if METRICS_EXTENSION in app.extensions:
+        return instruments_of(app)
+    if not settings.metrics_enabled:
+        app.extensions[METRICS_EXTENSION] = OFF
+        return OFF
     from prometheus_flask_exporter import PrometheusMetrics
     from prometheus_flask_exporter.multiprocess import GunicornPrometheusMetrics
 
     multiprocess = os.path.isdir(os.environ.get("PROMETHEUS_MULTIPROC_DIR", ""))
     exporter_class = GunicornPrometheusMetrics if multiprocess else PrometheusMetrics
-    # The exporter gets a private registry: in multiprocess mode it only needs one to exist, and outside gunicorn
-    # (tests, `flask run`) it keeps several apps in one process from colliding.
+    # A private registry per app: in multiprocess mode it only needs to exist, and outside gunicorn (tests,
+    # `flask run`) it keeps several apps in one process from colliding.
+    registry = CollectorRegistry()
     exporter_class(
         app,
         path=None,
-        registry=CollectorRegistry(),
+        registry=registry,
         group_by=url_rule,
         excluded_paths=EXCLUDED_PATHS,
         buckets=REQUEST_BUCKETS,
     )
-    metrics = instruments()
+    metrics = Instruments.create(registry)
     # Every labelled series exists from the start at 0: a panel shows 0 rather than "No data", and rate() sees the
     # first increase instead of a series that appears already at its first value.
     for reason in REJECT_REASONS.values():
         metrics.rejected.labels(reason)
-    for reason in ("export_failed", "queue_full"):
+    for reason in SPAN_DROP_REASONS:
         metrics.spans_dropped.labels(reason)
     for reason in SLOW_CLIENT_REASONS:
         metrics.slow_clients.labels(reason)
-    for endpoint in ("analyze", "wordcount", "tokenize"):
+    for endpoint in ANALYSIS_ENDPOINTS:
         metrics.analysis_duration.labels(endpoint)
     metrics.worker_threads.set(settings.threads)
+    if model is not None:
+        for outcome in INFERENCE_OUTCOMES:
+            metrics.inference_duration.labels(model.name, outcome)
+        metrics.inference_instances.labels(model.name)
     served = (model.name, model.version, model.sha256) if model else ("", "", "")
     metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version(), *served).set(1)
+    app.extensions[METRICS_EXTENSION] = metrics
+    return metrics
 
 
 def reset_multiprocess_dir(path: str) -> None:

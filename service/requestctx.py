@@ -8,9 +8,10 @@ import uuid
 from flask import Flask, Response, g, request
 
 from service.config import Settings
-from service.lifecycle import PROBE_PATHS, Lifecycle
-from service.logs import ACCESS_ENVIRON_KEY, REQUEST_ID, current_trace_ids
-from service.metrics import REJECT_REASONS, instruments, url_rule
+from service.lifecycle import Lifecycle
+from service.logs import REQUEST_ID, current_trace_ids
+from service.metrics import REJECT_REASONS, Instruments, url_rule
+from service.names import ACCESS_ENVIRON_KEY, PROBE_PATHS
 from service.problems import problem_response
 
 REQUEST_ID_HEADER = "X-Request-ID"
@@ -18,8 +19,7 @@ REQUEST_ID_HEADER = "X-Request-ID"
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:+=/-]{1,128}")
 
 
-def init_app(app: Flask, settings: Settings, state: Lifecycle) -> None:
-    metrics = instruments()
+def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instruments) -> None:
 
     @app.before_request
     def _begin() -> Response | None:

@@ -2,7 +2,8 @@
 
 Off unless an OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``) or
 ``OTEL_TRACES_EXPORTER`` names an exporter (``console`` for local work). The provider, the batch processor and the
-exporter are created in each worker after fork (``post_fork``): their threads and sockets would not survive a fork.
+exporter are created by the app factory, in each worker after fork: their threads and sockets would not survive a
+fork.
 Spans are exported from the processor's thread through a bounded queue, so a slow or absent collector never slows a
 request; what is lost is counted in ``flask_svc_otel_spans_dropped_total``.
 """
@@ -13,6 +14,7 @@ import logging
 import os
 import threading
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
@@ -20,12 +22,13 @@ from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
-from service.config import traces_exporter
-from service.lifecycle import PROBE_PATHS
-from service.metrics import instruments
+from service.metrics import Instruments
+from service.names import PROBE_PATHS, TRACING_EXTENSION
 
 if TYPE_CHECKING:
     from flask import Flask
+
+    from service.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -33,14 +36,13 @@ log = logging.getLogger(__name__)
 EXCLUDED_URLS = rf"^https?://[^/]+({'|'.join(PROBE_PATHS)})/?(\?.*)?$"
 _FLUSH_TIMEOUT_MS = 2000  # a worker's last flush must fit in the drain budget
 
-_provider: TracerProvider | None = None
-
 
 class CountingExporter(SpanExporter):
     """Counts spans whose export failed (collector down, refused, timed out)."""
 
-    def __init__(self, inner: SpanExporter) -> None:
+    def __init__(self, inner: SpanExporter, instruments: Instruments) -> None:
         self.inner = inner
+        self.instruments = instruments
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
@@ -48,7 +50,7 @@ class CountingExporter(SpanExporter):
         except Exception:
             result = SpanExportResult.FAILURE
         if result is not SpanExportResult.SUCCESS:
-            instruments().spans_dropped.labels("export_failed").inc(len(spans))
+            self.instruments.spans_dropped.labels("export_failed").inc(len(spans))
         return result
 
     def shutdown(self) -> None:
@@ -61,6 +63,10 @@ class CountingExporter(SpanExporter):
 class CountingBatchSpanProcessor(BatchSpanProcessor):
     """Counts spans refused because the export queue is full (the SDK only logs a warning)."""
 
+    def __init__(self, exporter: SpanExporter, instruments: Instruments) -> None:
+        super().__init__(exporter)
+        self.instruments = instruments
+
     def on_end(self, span: ReadableSpan) -> None:
         # The SDK keeps its queue private; without it, queue-full drops simply go uncounted.
         queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
@@ -70,14 +76,19 @@ class CountingBatchSpanProcessor(BatchSpanProcessor):
             and len(queue) >= queue.maxlen
             and span.context.trace_flags.sampled
         ):
-            instruments().spans_dropped.labels("queue_full").inc()
+            self.instruments.spans_dropped.labels("queue_full").inc()
         super().on_end(span)
 
 
-def _make_exporter(name: str) -> SpanExporter:
+def _make_exporter(name: str, settings: Settings) -> SpanExporter:
     if name == "otlp":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
+        # The endpoint as the settings read it; headers, timeout and compression the SDK reads from OTEL_* itself.
+        if settings.otel_traces_endpoint:
+            return OTLPSpanExporter(endpoint=settings.otel_traces_endpoint)
+        if settings.otel_endpoint:
+            return OTLPSpanExporter(endpoint=settings.otel_endpoint.rstrip("/") + "/v1/traces")
         return OTLPSpanExporter()
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
@@ -86,12 +97,40 @@ def _make_exporter(name: str) -> SpanExporter:
     raise ValueError(name)
 
 
-def start() -> bool:
-    """Create this process's provider from the environment; returns whether tracing is on."""
-    global _provider
-    name = traces_exporter(os.environ)
+@dataclass(frozen=True)
+class Tracing:
+    """An app's tracer provider (its batch processor's thread and its exporter) and the tracer its handlers use."""
+
+    provider: TracerProvider
+    tracer: trace.Tracer
+
+    def stop(self) -> None:
+        """Flush what is queued, within a bound, then let the exporter go (``worker_exit``).
+
+        The SDK's shutdown waits for an export in progress, up to the OTLP timeout (10 s by default) when the
+        collector hangs: run it on a daemon thread and wait only as long as the drain budget allows.
+        """
+        closer = threading.Thread(target=self._flush_and_shutdown, name="otel-shutdown", daemon=True)
+        closer.start()
+        closer.join(_FLUSH_TIMEOUT_MS / 1000)
+
+    def _flush_and_shutdown(self) -> None:
+        self.provider.force_flush(_FLUSH_TIMEOUT_MS)
+        self.provider.shutdown()
+
+
+def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracing | None:
+    """Trace the app's requests when the OpenTelemetry variables ask for it; a second call changes nothing.
+
+    Call it in the process that serves (under gunicorn: the worker, after fork) — the processor's thread and the
+    exporter's connections would not survive a fork.
+    """
+    if TRACING_EXTENSION in app.extensions:
+        return tracing_of(app)
+    name = settings.traces_exporter
     if name is None:
-        return False
+        app.extensions[TRACING_EXTENSION] = None
+        return None
     # Server spans with the stable HTTP semantic conventions (http.request.method, url.path, …).
     os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
@@ -100,42 +139,21 @@ def start() -> bool:
     # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
     # would wait out a hung export instead.
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    provider.add_span_processor(CountingBatchSpanProcessor(CountingExporter(_make_exporter(name))))
-    trace.set_tracer_provider(provider)
-    _provider = provider
-    log.info("tracing on", extra={"exporter": name})
-    return True
+    exporter = CountingExporter(_make_exporter(name, settings), instruments)
+    provider.add_span_processor(CountingBatchSpanProcessor(exporter, instruments))
 
-
-def stop() -> None:
-    """Flush what is queued, within a bound, then let the exporter go (``worker_exit``).
-
-    The SDK's shutdown waits for an export in progress, up to the OTLP timeout (10 s by default) when the collector
-    hangs: run it on a daemon thread and wait only as long as the drain budget allows.
-    """
-    global _provider
-    if _provider is None:
-        return
-    provider, _provider = _provider, None
-    closer = threading.Thread(target=_flush_and_shutdown, args=(provider,), name="otel-shutdown", daemon=True)
-    closer.start()
-    closer.join(_FLUSH_TIMEOUT_MS / 1000)
-
-
-def _flush_and_shutdown(provider: TracerProvider) -> None:
-    provider.force_flush(_FLUSH_TIMEOUT_MS)
-    provider.shutdown()
-
-
-def enabled() -> bool:
-    return _provider is not None
-
-
-def instrument(app: Flask) -> None:
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
-    FlaskInstrumentor().instrument_app(app, excluded_urls=EXCLUDED_URLS)  # type: ignore[no-untyped-call]
+    FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
+        app, excluded_urls=EXCLUDED_URLS, tracer_provider=provider
+    )
+    tracing = Tracing(provider, provider.get_tracer("service"))
+    app.extensions[TRACING_EXTENSION] = tracing
+    log.info("tracing on", extra={"exporter": name})
+    return tracing
 
 
-def tracer() -> trace.Tracer:
-    return trace.get_tracer("service")
+def tracing_of(app: Flask) -> Tracing | None:
+    """The app's tracing; None when it is off."""
+    found: Tracing | None = app.extensions.get(TRACING_EXTENSION)
+    return found

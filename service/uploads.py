@@ -22,9 +22,9 @@ from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
 from service.models import TextBody
+from service.names import CHUNK_BYTES
 from service.problems import Problem
 
-CHUNK_BYTES = 16 * 1024
 MEDIA_TYPES = ("text/plain", "application/json", "multipart/form-data")
 FILE_PART = "file"
 _UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")

@@ -32,10 +32,11 @@ from typing import Any
 from gunicorn import util
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
-from service.config import load_settings
+from service.config import Settings
 from service.handlers.health import ALIVE
 from service.httphead import MAX_HEAD_BYTES, Head, read_head
-from service.metrics import instruments
+from service.metrics import OFF, Instruments
+from service.names import METRICS_EXTENSION
 from service.problems import PROBLEM_JSON, problem_document
 
 _RECV_BYTES = 64 * 1024
@@ -69,15 +70,24 @@ class _Waiting:
     buffer: bytearray = field(default_factory=bytearray)
 
 
+def service_worker(settings: Settings) -> type[ServiceWorker]:
+    """gunicorn's ``worker_class``, bound to the settings the configuration read."""
+
+    bound: type[ServiceWorker] = type("ServiceWorker", (ServiceWorker,), {"bound_settings": settings})
+    return bound
+
+
 class ServiceWorker(ThreadWorker):  # type: ignore[misc]
+    bound_settings: Settings
+    instruments: Instruments = OFF
+
     def init_process(self) -> None:
         if self.cfg.is_ssl:  # the loop reads raw bytes; TLS belongs to the ingress or mesh in front
             raise RuntimeError("ServiceWorker does not terminate TLS")
         # gunicorn writes its error pages through util.write_error; this process answers them as problem+json.
         util.write_error = write_problem
-        settings = load_settings()
-        self.header_timeout = settings.header_timeout
-        self.liveness_stall = settings.liveness_stall
+        self.header_timeout = self.bound_settings.header_timeout
+        self.liveness_stall = self.bound_settings.liveness_stall
         self.waiting: dict[Any, _Waiting] = {}
         self.deadlines: list[tuple[float, int, _Waiting]] = []  # a heap; stale entries are skipped when popped
         self.sequence = itertools.count()
@@ -85,6 +95,12 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
         self.progress = time.monotonic()  # last moment a thread was free or finished a request
         self.draining = False
         super().init_process()
+
+    def load_wsgi(self) -> None:
+        super().load_wsgi()
+        # The loop counts slow clients with the app's instruments (the dev loop's error app, after a syntax error
+        # under reload, has none).
+        self.instruments = getattr(self.wsgi, "extensions", {}).get(METRICS_EXTENSION, OFF)
 
     # --- connections enter head reading ---
 
@@ -219,7 +235,7 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
             if partial_head:
                 self.send(waiting, _problem_bytes(408, "Request Timeout", "request head not received in time"))
             if not self.draining:
-                instruments().slow_clients.labels("incomplete_head" if partial_head else "idle").inc()
+                self.instruments.slow_clients.labels("incomplete_head" if partial_head else "idle").inc()
             self.close_waiting(waiting)
 
     def cap_deadlines(self, deadline: float) -> None:

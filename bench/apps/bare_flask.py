@@ -15,14 +15,13 @@ from typing import IO
 from flask import Flask, Response, jsonify, request
 
 from service.analysis import AnalysisOptions, analyze_chunks
-
-CHUNK_BYTES = 16 * 1024
+from service.names import ANALYZE_PATH, CHUNK_BYTES, LIVEZ, READYZ
 
 app = Flask(__name__)
 
 
-@app.get("/livez")
-@app.get("/readyz")
+@app.get(LIVEZ)
+@app.get(READYZ)
 def livez() -> Response:
     return jsonify(status="ok")
 
@@ -32,7 +31,7 @@ def _read(stream: IO[bytes]) -> Iterator[bytes]:
         yield chunk
 
 
-@app.post("/api/v1/analyze")
+@app.post(ANALYZE_PATH)
 def analyze() -> Response:
     started = time.perf_counter()
     analysis = analyze_chunks(_read(request.stream), AnalysisOptions())

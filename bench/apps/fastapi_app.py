@@ -16,19 +16,18 @@ from fastapi import FastAPI, Query, Request
 
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.models import AnalyzeQuery, AnalyzeResult, Health, WordFrequency
-
-CHUNK_BYTES = 16 * 1024
+from service.names import ANALYZE_PATH, CHUNK_BYTES, LIVEZ, READYZ
 
 app = FastAPI(title="flask-svc bench: FastAPI", docs_url=None, redoc_url=None)
 
 
-@app.get("/livez")
-@app.get("/readyz")
+@app.get(LIVEZ)
+@app.get(READYZ)
 async def livez() -> Health:
     return Health(status="ok")
 
 
-@app.post("/api/v1/analyze")
+@app.post(ANALYZE_PATH)
 async def analyze(request: Request, query: Annotated[AnalyzeQuery, Query()]) -> AnalyzeResult:
     started = time.perf_counter()
     body = await request.body()

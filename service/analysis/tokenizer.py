@@ -20,7 +20,7 @@ from collections.abc import Iterable, Iterator
 import regex
 
 # The ASCII pattern is the Unicode one restricted to ASCII; the stdlib engine runs it about twice as fast.
-_ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-][A-Za-z0-9]+)*")
+ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-][A-Za-z0-9]+)*")
 # Join controls (ZWNJ, ZWJ) belong inside words in Persian, Indic scripts and emoji sequences.
 _UNICODE_WORD = regex.compile(
     r"[\p{L}\p{N}][\p{L}\p{N}\p{M}\p{Join_Control}]*(?:['’\-][\p{L}\p{N}][\p{L}\p{N}\p{M}\p{Join_Control}]*)*"  # noqa: RUF001
@@ -62,7 +62,7 @@ class Tokenizer:
 
     def _words(self, text: str) -> list[str]:
         if text.isascii():
-            words = _ASCII_WORD.findall(text.lower() if self.lowercase else text)
+            words = ASCII_WORD.findall(text.lower() if self.lowercase else text)
         else:
             if not unicodedata.is_normalized("NFC", text):
                 text = unicodedata.normalize("NFC", text)

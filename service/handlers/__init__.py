@@ -1,4 +1,7 @@
-"""HTTP handlers, one module per family: health, ops, analysis, debug, inference."""
+"""HTTP handlers, one module per family: health, ops, analysis, debug, home, docs, inference.
+
+What a handler needs from the factory it reads from the current app through these accessors.
+"""
 
 from __future__ import annotations
 
@@ -6,20 +9,31 @@ from flask import current_app
 
 from service.config import Settings
 from service.lifecycle import Lifecycle
+from service.metrics import Instruments, instruments_of
 from service.models import ModelIdentity
+from service.names import LIFECYCLE_EXTENSION, MODEL_IDENTITY_EXTENSION, SETTINGS_EXTENSION
+from service.tracing import Tracing, tracing_of
 
 
 def current_settings() -> Settings:
-    settings: Settings = current_app.extensions["flask_svc.settings"]
+    settings: Settings = current_app.extensions[SETTINGS_EXTENSION]
     return settings
 
 
 def current_lifecycle() -> Lifecycle:
-    state: Lifecycle = current_app.extensions["flask_svc.lifecycle"]
+    state: Lifecycle = current_app.extensions[LIFECYCLE_EXTENSION]
     return state
+
+
+def current_instruments() -> Instruments:
+    return instruments_of(current_app)
+
+
+def current_tracing() -> Tracing | None:
+    return tracing_of(current_app)
 
 
 def served_model() -> ModelIdentity | None:
     """Which model this app serves; None without one."""
-    identity: ModelIdentity | None = current_app.extensions.get("flask_svc.model_identity")
+    identity: ModelIdentity | None = current_app.extensions.get(MODEL_IDENTITY_EXTENSION)
     return identity

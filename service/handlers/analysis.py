@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
 from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
+from opentelemetry.trace import Tracer
 
-from service import tracing, uploads
+from service import uploads
 from service.analysis import AnalysisOptions, StreamStats, VocabularyTooLarge, WordCount, analyze_chunks, first_words
 from service.analysis.pipeline import InvalidText
-from service.handlers import current_settings
-from service.metrics import instruments
+from service.handlers import current_instruments, current_settings, current_tracing
 from service.models import (
     AnalyzeQuery,
     AnalyzeResult,
@@ -26,12 +26,13 @@ from service.models import (
     WordcountResult,
     problem_responses,
 )
+from service.names import ANALYZE, API_PREFIX, TOKENIZE, WORDCOUNT
 from service.problems import Problem
 
 _ERRORS = problem_responses(400, 408, 413, 415, 422)
 T = TypeVar("T")
 
-bp = APIBlueprint("analysis", __name__, url_prefix="/api/v1", abp_tags=[Tag(name="analysis")])
+bp = APIBlueprint("analysis", __name__, url_prefix=API_PREFIX, abp_tags=[Tag(name="analysis")])
 
 
 def request_body_spec() -> dict[str, Any]:
@@ -70,17 +71,17 @@ def _measured(
     except VocabularyTooLarge as error:
         raise Problem(413, "vocabulary_too_large", str(error), limit=error.limit) from None
     elapsed = time.perf_counter() - started
-    metrics = instruments()
+    metrics = current_instruments()
     metrics.analyzed_bytes.inc(stats.bytes)
     metrics.analysis_duration.labels(endpoint).observe(elapsed)
-    if tracing.enabled():
-        _stage_spans(stats, started_wall, attributes(result))
+    tracing = current_tracing()
+    if tracing is not None:
+        _stage_spans(tracing.tracer, stats, started_wall, attributes(result))
     return result, stats, round(elapsed * 1000, 3)
 
 
-def _stage_spans(stats: StreamStats, started_ns: int, sizes: dict[str, int]) -> None:
+def _stage_spans(tracer: Tracer, stats: StreamStats, started_ns: int, sizes: dict[str, int]) -> None:
     """Tokenize and count run interleaved chunk by chunk; each span shows a stage's total busy time."""
-    tracer = tracing.tracer()
     tokenized = started_ns + stats.tokenize_ns
     span = tracer.start_span(
         "analysis.tokenize",
@@ -92,20 +93,27 @@ def _stage_spans(stats: StreamStats, started_ns: int, sizes: dict[str, int]) -> 
     span.end(end_time=tokenized + stats.consume_ns)
 
 
-def _counted(endpoint: str, options: TextOptions) -> tuple[WordCount, StreamStats, float]:
-    settings = current_settings()
+def count_words(
+    endpoint: str, chunks: Iterable[bytes], options: AnalysisOptions
+) -> tuple[WordCount, StreamStats, float]:
+    """Every word's count, measured and traced under ``endpoint``; bad text becomes a 4xx ``Problem``. The API and
+    the home page's form both count through here."""
+    max_vocabulary = current_settings().max_vocabulary
 
     def work() -> tuple[WordCount, StreamStats]:
-        chunks = uploads.text_chunks(settings.max_upload_bytes)
-        analysis = analyze_chunks(chunks, _options(options), settings.max_vocabulary)
+        analysis = analyze_chunks(chunks, options, max_vocabulary)
         return analysis.counts, analysis.stats
 
     def sizes(counts: WordCount) -> dict[str, int]:
         return {"analysis.tokens": counts.total, "analysis.unique": counts.unique}
 
     counts, stats, elapsed_ms = _measured(endpoint, work, sizes)
-    instruments().tokens.inc(counts.total)
+    current_instruments().tokens.inc(counts.total)
     return counts, stats, elapsed_ms
+
+
+def _body() -> Iterator[bytes]:
+    return uploads.text_chunks(current_settings().max_upload_bytes)
 
 
 def _frequencies(pairs: list[tuple[str, int]]) -> list[dict[str, Any]]:
@@ -113,9 +121,9 @@ def _frequencies(pairs: list[tuple[str, int]]) -> list[dict[str, Any]]:
     return [{"word": word, "count": count} for word, count in pairs]
 
 
-@bp.post("/analyze", responses={200: AnalyzeResult, **_ERRORS}, summary="Word statistics and the top words")
+@bp.post(f"/{ANALYZE}", responses={200: AnalyzeResult, **_ERRORS}, summary="Word statistics and the top words")
 def analyze(query: AnalyzeQuery) -> Response:
-    counts, stats, elapsed_ms = _counted("analyze", query)
+    counts, stats, elapsed_ms = count_words(ANALYZE, _body(), _options(query))
     return jsonify(
         bytes=stats.bytes,
         tokens=counts.total,
@@ -125,9 +133,11 @@ def analyze(query: AnalyzeQuery) -> Response:
     )
 
 
-@bp.post("/wordcount", responses={200: WordcountResult, **_ERRORS}, summary="Every word's count, most frequent first")
+@bp.post(
+    f"/{WORDCOUNT}", responses={200: WordcountResult, **_ERRORS}, summary="Every word's count, most frequent first"
+)
 def wordcount(query: WordcountQuery) -> Response:
-    counts, stats, elapsed_ms = _counted("wordcount", query)
+    counts, stats, elapsed_ms = count_words(WORDCOUNT, _body(), _options(query))
     return jsonify(
         bytes=stats.bytes,
         tokens=counts.total,
@@ -138,15 +148,15 @@ def wordcount(query: WordcountQuery) -> Response:
     )
 
 
-@bp.post("/tokenize", responses={200: TokenizeResult, **_ERRORS}, summary="The text's first words, in order")
+@bp.post(f"/{TOKENIZE}", responses={200: TokenizeResult, **_ERRORS}, summary="The text's first words, in order")
 def tokenize(query: TokenizeQuery) -> Response:
-    max_bytes = current_settings().max_upload_bytes
+    body = _body()
     sample, stats, elapsed_ms = _measured(
-        "tokenize",
-        lambda: first_words(uploads.text_chunks(max_bytes), _options(query), query.limit),
+        TOKENIZE,
+        lambda: first_words(body, _options(query), query.limit),
         lambda sample: {"analysis.tokens": sample.total},
     )
-    instruments().tokens.inc(sample.total)
+    current_instruments().tokens.inc(sample.total)
     return jsonify(
         bytes=stats.bytes,
         total=sample.total,

@@ -11,8 +11,8 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
 from service.handlers import current_lifecycle, served_model
-from service.httphead import LIVENESS_PATHS
 from service.models import Health
+from service.names import LIVENESS_PATHS, READYZ, STARTUPZ
 from service.problems import PROBLEM_JSON, problem_document
 
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health", description="Kubernetes probes")])
@@ -24,12 +24,12 @@ def _answer(ready: bool, status: str, reason: str | None) -> tuple[Response, int
     return jsonify(body), 200 if ready else 503
 
 
-@bp.get("/readyz", responses={200: Health, 503: Health}, summary="Readiness: warmed up and not draining")
+@bp.get(READYZ, responses={200: Health, 503: Health}, summary="Readiness: warmed up and not draining")
 def readyz() -> tuple[Response, int]:
     return _answer(*current_lifecycle().readiness())
 
 
-@bp.get("/startupz", responses={200: Health, 503: Health}, summary="Startup: warm-up finished")
+@bp.get(STARTUPZ, responses={200: Health, 503: Health}, summary="Startup: warm-up finished")
 def startupz() -> tuple[Response, int]:
     started = current_lifecycle().started
     return _answer(started, "ok" if started else "starting", None if started else "warm-up has not finished")

@@ -5,7 +5,6 @@ Everything the page shows is rendered on the server, so it works with JavaScript
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
@@ -13,10 +12,11 @@ from flask import Blueprint, Response, jsonify, redirect, render_template, reque
 from flask.typing import ResponseReturnValue
 
 from service import uploads
-from service.analysis import AnalysisOptions, VocabularyTooLarge, analyze_chunks
-from service.analysis.pipeline import InvalidText
+from service.analysis import AnalysisOptions
 from service.handlers import current_lifecycle, current_settings
+from service.handlers.analysis import count_words
 from service.handlers.ops import info_document
+from service.names import ANALYZE
 from service.problems import Problem
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -97,20 +97,14 @@ def _analyze(text: bytes, upload: bytes, form: dict[str, str]) -> dict[str, Any]
         raise Problem(400, "empty_text", "Paste some text or choose a file first")
     # A newline between the pasted text and the file, so their edge words stay apart.
     chunks = [pieces[0], *(b"\n" + piece for piece in pieces[1:])]
-    started = time.perf_counter()
-    try:
-        analysis = analyze_chunks(chunks, AnalysisOptions(stopwords=stopwords), current_settings().max_vocabulary)
-    except InvalidText as error:
-        raise Problem(400, "invalid_utf8", f"The text is not UTF-8: {error}") from None
-    except VocabularyTooLarge as error:
-        raise Problem(413, "vocabulary_too_large", str(error)) from None
-    counts = analysis.counts
+    # The same analysis as POST /api/v1/analyze, measured under its label.
+    counts, stats, elapsed_ms = count_words(ANALYZE, chunks, AnalysisOptions(stopwords=stopwords))
     return {
-        "bytes": analysis.stats.bytes,
+        "bytes": stats.bytes,
         "tokens": counts.total,
         "unique": counts.unique,
         "top": counts.most_common(top),
-        "elapsed_ms": round((time.perf_counter() - started) * 1000, 3),
+        "elapsed_ms": elapsed_ms,
     }
 
 

@@ -16,9 +16,8 @@ from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, Field, ValidationError
 
-from service import tracing
 from service.config import Settings
-from service.handlers import current_lifecycle, current_settings
+from service.handlers import current_instruments, current_lifecycle, current_settings, current_tracing
 from service.inference.loading import ModelSource, load
 from service.inference.model import ServedModel
 from service.inference.protocol import (
@@ -35,12 +34,11 @@ from service.inference.protocol import (
     v2_batch,
     v2_response,
 )
-from service.metrics import INFERENCE_OUTCOMES, instruments
 from service.models import QueryModel, problem_responses
+from service.names import MODEL_EXTENSION
 from service.problems import Problem
 
 log = logging.getLogger(__name__)
-MODEL_KEY = "flask_svc.model"
 _ERRORS = problem_responses(400, 404, 413, 415, 422)
 
 bp = APIBlueprint(
@@ -64,20 +62,16 @@ def load_into(app: Flask, settings: Settings) -> ServedModel:
             name=settings.model_name,
             version=settings.model_version,
             allow_pickle=settings.model_allow_pickle,
-            trusted_types=settings.model_trusted_types,
+            trusted_types=settings.model_trusted_type_names,
         )
     )
-    app.extensions[MODEL_KEY] = model
-    metrics = instruments()
-    for outcome in INFERENCE_OUTCOMES:  # series exist at 0 from the start
-        metrics.inference_duration.labels(model.name, outcome)
-    metrics.inference_instances.labels(model.name)
+    app.extensions[MODEL_EXTENSION] = model
     log.info("model %s version %s loaded (sha256 %s)", model.name, model.version, model.sha256)
     return model
 
 
 def current_model(name: str, version: str | None = None) -> ServedModel:
-    model: ServedModel = current_app.extensions[MODEL_KEY]
+    model: ServedModel = current_app.extensions[MODEL_EXTENSION]
     if name != model.name or (version is not None and version != model.version):
         wanted = f"{name} version {version}" if version is not None else name
         raise Problem(404, "model_not_found", f"no model {wanted}; this server serves {model.name}", error="not found")
@@ -104,7 +98,7 @@ def _body(schema: type[InferenceRequest] | type[PredictRequest]) -> Any:
 
 def _predict(model: ServedModel, batch_of: Any) -> list[Any]:
     """Check, predict, and record the outcome: metrics for every request, a span when tracing."""
-    metrics = instruments()
+    metrics = current_instruments()
     started = time.perf_counter()
     try:
         batch = batch_of()
@@ -115,13 +109,14 @@ def _predict(model: ServedModel, batch_of: Any) -> list[Any]:
         ) from None
     metrics.inference_instances.labels(model.name).observe(len(batch))
     try:
-        if tracing.enabled():
+        tracing = current_tracing()
+        if tracing is not None:
             attributes: dict[str, str | int] = {
                 "model.name": model.name,
                 "model.version": model.version,
                 "model.batch_size": len(batch),
             }
-            with tracing.tracer().start_as_current_span("model.predict", attributes=attributes):
+            with tracing.tracer.start_as_current_span("model.predict", attributes=attributes):
                 predictions = model.predict(batch)
         else:
             predictions = model.predict(batch)
@@ -211,7 +206,7 @@ def server_ready() -> tuple[Response, int]:
     summary="Prediction, KServe V1 form: {instances: [[...], ...]} → {predictions: [...]}",
 )
 def predict() -> Response:
-    model: ServedModel = current_app.extensions[MODEL_KEY]
+    model: ServedModel = current_app.extensions[MODEL_EXTENSION]
     settings = current_settings()
     body: PredictRequest = _body(PredictRequest)
     predictions = _predict(model, lambda: v1_batch(body, model, settings.model_max_instances))

@@ -15,12 +15,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
+from service.__main__ import GUNICORN_ARGS
 from tests.container import containerlib as lib
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(900)]
 
 APP_UID = 10001
-CONTRACT_CMD = ["gunicorn", "--config", "python:service.gunicorn_conf", "service:create_app()"]
+CONTRACT_CMD = ["gunicorn", *GUNICORN_ARGS]  # the image runs what `python -m service` runs
 
 
 def test_dockerfile_is_hadolint_clean() -> None:

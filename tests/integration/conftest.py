@@ -12,10 +12,3 @@ def server() -> Iterator[Server]:
     """One service with default settings, shared by a module's tests."""
     with running_server() as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def debug_server() -> Iterator[Server]:
-    """One service with the debug endpoints on."""
-    with running_server({"FLASK_SVC_DEBUG_ENDPOINTS": "true"}) as srv:
-        yield srv

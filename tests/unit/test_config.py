@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.config import VARIABLES, ConfigError, load_settings
+from service.config import VARIABLES, ConfigError, load_settings, readme_table
 
 
 def test_defaults() -> None:
@@ -40,9 +40,35 @@ def test_every_checked_variable_reports_itself(variable: str) -> None:
     assert message.startswith(f"{variable}=") and "expected" in message and "\n" not in message
 
 
-def test_every_variable_is_in_the_readme() -> None:
+def test_readme_table_is_generated_from_the_settings() -> None:
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    missing = [v.env for v in VARIABLES if f"`{v.env}`" not in readme]
-    assert not missing, f"README configuration table lacks {missing}"
+    assert readme_table() in readme, "README's configuration table is stale: paste `python -m service.config`"
+    assert all(f"`{v.env}`" in readme for v in VARIABLES)
+
+
+def test_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GUNICORN_THREADS", " 7 ")
+    monkeypatch.setenv("LOG_FORMAT", "CONSOLE")
+    monkeypatch.setenv("POD_NAME", "pod-1")
+    settings = load_settings()
+    assert (settings.threads, settings.log_format, settings.pod_name) == (7, "console", "pod-1")
+    monkeypatch.setenv("GUNICORN_THREADS", "0")
+    with pytest.raises(ConfigError, match=r"^GUNICORN_THREADS='0' is invalid: expected an integer from 1 to 256$"):
+        load_settings()
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        ({}, None),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, "otlp"),
+        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, "otlp"),
+        ({"OTEL_TRACES_EXPORTER": "console"}, "console"),
+        ({"OTEL_TRACES_EXPORTER": "Console,otlp"}, "console"),
+        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, None),
+    ],
+)
+def test_exporter_selection(env: dict[str, str], expected: str | None) -> None:
+    assert load_settings(env).traces_exporter == expected

@@ -8,7 +8,6 @@ import logging
 import pytest
 
 from service.config import load_settings
-from service.config import traces_exporter as exporter_name
 from service.handlers.debug import REDACTED, redact
 from service.logs import make_handler, rfc3339
 from service.tracing import EXCLUDED_URLS
@@ -26,20 +25,6 @@ from service.tracing import EXCLUDED_URLS
 )
 def test_redact(name: str, value: str, expected: str) -> None:
     assert redact(name, value) == expected
-
-
-@pytest.mark.parametrize(
-    ("env", "expected"),
-    [
-        ({}, None),
-        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, "otlp"),
-        ({"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://127.0.0.1:4318/v1/traces"}, "otlp"),
-        ({"OTEL_TRACES_EXPORTER": "console"}, "console"),
-        ({"OTEL_TRACES_EXPORTER": "none", "OTEL_EXPORTER_OTLP_ENDPOINT": "http://127.0.0.1:4318"}, None),
-    ],
-)
-def test_exporter_selection(env: dict[str, str], expected: str | None) -> None:
-    assert exporter_name(env) == expected
 
 
 def test_probe_exclusion_is_anchored() -> None:

@@ -1,0 +1,58 @@
+"""The in-process tier: the real app from ``create_app(settings)``, driven through Flask's test client.
+
+No gunicorn and no sockets, so a handler change gets its answer in seconds. What needs a real process — the drain,
+read and header timeouts, hostile clients, the worker's own answers and errors, metrics merged across processes —
+stays in tests/integration. Settings come from a mapping, never from this process's environment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+from prometheus_client import CollectorRegistry
+
+from service import create_app
+from service.config import load_settings
+from service.metrics import instruments_of
+from service.names import LIFECYCLE_EXTENSION
+
+BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
+
+
+def make_app(**env: str) -> Flask:
+    """A fresh app with these variables set (the rest at their defaults)."""
+    return create_app(load_settings(env))
+
+
+@pytest.fixture(scope="module")
+def app() -> Flask:
+    return make_app()
+
+
+@pytest.fixture(scope="module")
+def debug_app() -> Flask:
+    return make_app(FLASK_SVC_DEBUG_ENDPOINTS="true")
+
+
+@pytest.fixture
+def client(app: Flask) -> FlaskClient:
+    return app.test_client()
+
+
+@pytest.fixture
+def debug_client(debug_app: Flask) -> Iterator[FlaskClient]:
+    yield debug_app.test_client()
+    # A test that switched a drill on must not leave it on for the next one.
+    state = debug_app.extensions[LIFECYCLE_EXTENSION]
+    state.fault = state.manually_unready = False
+
+
+def sample(app: Flask, name: str, labels: dict[str, str] | None = None) -> float:
+    """The current value of one of the app's metric samples (0 when it has none yet)."""
+    registry: CollectorRegistry | None = instruments_of(app).registry
+    assert registry is not None, "metrics are off for this app"
+    value = registry.get_sample_value(name, labels or {})
+    return 0.0 if value is None else value

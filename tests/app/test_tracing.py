@@ -1,0 +1,65 @@
+"""service.tracing in process, against a real OTLP/HTTP receiver on loopback: the server span and the pipeline's
+stage spans, the incoming trace continued, probes left out, and failed exports counted.
+
+The worker's last flush on exit and a dead collector under load are in tests/integration/test_tracing.py."""
+
+from __future__ import annotations
+
+import pytest
+from flask import request
+
+from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, PROBE_PATHS
+from service.tracing import tracing_of
+from tests.app.conftest import make_app, sample
+from tests.support.otlp import otlp_receiver
+
+SERVER_KIND = 2  # SPAN_KIND_SERVER
+INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
+INCOMING_PARENT = "00f067aa0ba902b7"
+
+
+def test_spans_reach_the_collector_and_continue_the_incoming_trace() -> None:
+    with otlp_receiver() as receiver:
+        app = make_app(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
+        tracing = tracing_of(app)
+        assert tracing is not None
+        with app.test_client() as client:
+            for path in PROBE_PATHS:
+                assert client.get(path).status_code == 200
+            headers = {"traceparent": f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01"}
+            analyzed = client.post(ANALYZE_PATH + "?top=1", json={"text": "one two two"}, headers=headers)
+            assert analyzed.status_code == 200
+            access = request.environ[ACCESS_ENVIRON_KEY]
+        assert tracing.provider.force_flush(5000)
+        tracing.stop()
+        spans = list(receiver.spans)
+    assert all(ct == "application/x-protobuf" for ct in receiver.content_types)
+    (server,) = [s for s in spans if s.kind == SERVER_KIND]  # the probes made none
+    assert (server.trace_id, server.parent_span_id) == (INCOMING_TRACE, INCOMING_PARENT)
+    assert server.name == f"POST {ANALYZE_PATH}" and server.attributes["http.route"] == ANALYZE_PATH
+    assert server.attributes["http.response.status_code"] == 200
+    assert server.resource["service.name"] == "flask-svc"
+    stages = {s.name: s for s in spans if s.parent_span_id == server.span_id}
+    assert set(stages) == {"analysis.tokenize", "analysis.count"}
+    assert stages["analysis.tokenize"].attributes["analysis.bytes"] == len("one two two")
+    assert stages["analysis.count"].attributes == {"analysis.tokens": 3, "analysis.unique": 2}
+    # The access line carries the server span's ids.
+    assert (access["trace_id"], access["span_id"]) == (INCOMING_TRACE, server.span_id)
+
+
+def test_a_refused_export_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
+    from tests.support.server import free_port
+
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "0.5")  # the SDK retries a refused export until then
+    app = make_app(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{free_port()}/v1/traces")
+    tracing = tracing_of(app)
+    assert tracing is not None
+    app.test_client().get("/version")
+    tracing.provider.force_flush(5000)
+    tracing.stop()
+    assert sample(app, "flask_svc_otel_spans_dropped_total", {"reason": "export_failed"}) >= 1
+
+
+def test_off_without_the_variables() -> None:
+    assert tracing_of(make_app()) is None
+    assert tracing_of(make_app(OTEL_TRACES_EXPORTER="none", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1")) is None
