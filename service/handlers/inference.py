@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
+import numpy as np
+import numpy.typing as npt
 from flask import Flask, Response, current_app, jsonify, request
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
@@ -39,6 +42,7 @@ from service.names import MODEL_EXTENSION
 from service.problems import Problem
 
 log = logging.getLogger(__name__)
+Body = TypeVar("Body", InferenceRequest, PredictRequest)
 _ERRORS = problem_responses(400, 404, 413, 415, 422)
 
 bp = APIBlueprint(
@@ -78,7 +82,7 @@ def current_model(name: str, version: str | None = None) -> ServedModel:
     return model
 
 
-def _body(schema: type[InferenceRequest] | type[PredictRequest]) -> Any:
+def _body(schema: type[Body]) -> Body:
     """The JSON body checked against the protocol's structure; each refusal names the field."""
     if not request.is_json:
         raise Problem(415, "unsupported_media_type", "send the request as application/json", error="not JSON")
@@ -96,14 +100,20 @@ def _body(schema: type[InferenceRequest] | type[PredictRequest]) -> Any:
         raise Problem(422, "invalid_inference_request", detail, field=where, error=detail) from None
 
 
-def _predict(model: ServedModel, batch_of: Any) -> list[Any]:
-    """Check, predict, and record the outcome: metrics for every request, a span when tracing."""
+def _predict(
+    model: ServedModel, schema: type[Body], to_batch: Callable[[Body], npt.NDArray[np.float64]]
+) -> tuple[Body, list[Any]]:
+    """Read and check the body, predict, and record the outcome (a refused body counts as invalid): metrics for
+    every request, a span when tracing."""
     metrics = current_instruments()
     started = time.perf_counter()
     try:
-        batch = batch_of()
-    except InvalidInput as error:
+        body = _body(schema)
+        batch = to_batch(body)
+    except (InvalidInput, Problem) as error:
         metrics.inference_duration.labels(model.name, "invalid").observe(time.perf_counter() - started)
+        if isinstance(error, Problem):
+            raise
         raise Problem(
             error.status, "invalid_inference_request", str(error), field=error.field, error=str(error)
         ) from None
@@ -124,13 +134,12 @@ def _predict(model: ServedModel, batch_of: Any) -> list[Any]:
         metrics.inference_duration.labels(model.name, "error").observe(time.perf_counter() - started)
         raise
     metrics.inference_duration.labels(model.name, "ok").observe(time.perf_counter() - started)
-    return predictions
+    return body, predictions
 
 
 def _infer(model: ServedModel) -> Response:
-    settings = current_settings()
-    body: InferenceRequest = _body(InferenceRequest)
-    predictions = _predict(model, lambda: v2_batch(body, model, settings.model_max_instances))
+    limit = current_settings().model_max_instances
+    body, predictions = _predict(model, InferenceRequest, lambda body: v2_batch(body, model, limit))
     return jsonify(v2_response(body, model, predictions))
 
 
@@ -207,9 +216,8 @@ def server_ready() -> tuple[Response, int]:
 )
 def predict() -> Response:
     model: ServedModel = current_app.extensions[MODEL_EXTENSION]
-    settings = current_settings()
-    body: PredictRequest = _body(PredictRequest)
-    predictions = _predict(model, lambda: v1_batch(body, model, settings.model_max_instances))
+    limit = current_settings().model_max_instances
+    _, predictions = _predict(model, PredictRequest, lambda body: v1_batch(body, model, limit))
     return jsonify(predictions=predictions)
 
 

@@ -63,8 +63,10 @@ def test_outcomes_are_counted_by_model(model_app: Flask) -> None:
     assert client.post("/v2/models/iris/infer", json=_infer([ROW] * 3)).status_code == 200
     assert client.post("/v2/models/iris/infer", json=_infer([ROW] * 9)).status_code == 413
     assert client.post("/api/v1/predict", json={"instances": [ROW[:2]]}).status_code == 422
+    assert client.post("/v2/models/iris/infer", json={"id": "no inputs"}).status_code == 422
+    assert client.post("/v2/models/iris/infer", data=b"{", content_type="application/json").status_code == 400
     assert count("ok") == before["ok"] + 1
-    assert count("invalid") == before["invalid"] + 2
+    assert count("invalid") == before["invalid"] + 4
     assert count("error") == before["error"]
     assert sample(model_app, "flask_svc_inference_instances_bucket", {"model": "iris", "le": "4.0"}) >= 1
 
