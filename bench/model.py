@@ -24,7 +24,8 @@ from typing import Any
 import requests
 
 from bench import targets, wrk
-from tests.support.server import ROOT, free_port, running_server
+from harness.net import free_port
+from harness.server import ROOT, running_server
 
 MLSERVER_VENV = ROOT / ".tools" / "mlserver-venv"
 RESULTS = ROOT / "bench" / "results"

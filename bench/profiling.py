@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bench.targets import BENCH_VENV
-from tests.support.server import ROOT
+from harness.server import ROOT
 
 PY_SPY = BENCH_VENV / "bin" / "py-spy"
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<path>.*):(?P<line>\d+)\)$")

@@ -3,7 +3,7 @@
     .venv/bin/python -m bench.run                # the full run (about 5 minutes on 2 cores)
     .venv/bin/python -m bench.run --help
 
-Runs with the project's .venv (gunicorn, flask-svc, the OTLP sink from tests/support); FastAPI runs from
+Runs with the project's .venv (gunicorn, flask-svc, the OTLP sink from harness); FastAPI runs from
 .tools/bench-venv, which also provides py-spy and matplotlib. Everything listens on 127.0.0.1 only, and every load
 loop is bounded by wrk's duration.
 """
@@ -34,12 +34,13 @@ import psutil
 
 from bench import profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
+from harness.docker import DOCKER, HARDENED_RUN
+from harness.net import free_port, http_status
+from harness.otlp import otlp_receiver
+from harness.server import ROOT, running_server
 from service.names import ANALYZE_PATH, LIVEZ, READYZ
-from tests.support.otlp import otlp_receiver
-from tests.support.server import ROOT, free_port, running_server
 
 RESULTS = ROOT / "bench" / "results"
-DOCKER = "/usr/bin/docker"
 IMAGE = "flask-svc:test"
 # readyz goes through the framework in every Python app (flask-svc answers /livez in its worker loop).
 ENDPOINTS = ("livez", "readyz", "analyze-1k", "analyze-100k")
@@ -415,14 +416,14 @@ def container(count: int, log: Callable[[str], None]) -> dict[str, Any]:
     for index in range(count):
         port, metrics_port = free_port(), free_port()
         name = f"flask-svc-bench-{os.getpid()}-{index}"
-        cmd = [DOCKER, "run", "--rm", "--detach", "--name", name, "--network", "host", "--read-only"]
-        cmd += ["--tmpfs", "/tmp", "-e", "HOST=127.0.0.1", "-e", f"PORT={port}", "-e", f"METRICS_PORT={metrics_port}"]
+        cmd = [DOCKER, "run", "--rm", "--detach", "--name", name, *HARDENED_RUN]  # as the tests and the chart run it
+        cmd += ["-e", "HOST=127.0.0.1", "-e", f"PORT={port}", "-e", f"METRICS_PORT={metrics_port}"]
         started = time.monotonic()
         try:
             subprocess.run([*cmd, IMAGE], check=True, capture_output=True, timeout=60)
             deadline = started + 30
             while time.monotonic() < deadline:
-                if targets.get_status(port) == 200:
+                if http_status(port) == 200:
                     found["starts"].append(time.monotonic() - started)
                     if index == count - 1:
                         found["idle_memory_mb"] = container_memory(name)

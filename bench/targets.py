@@ -1,13 +1,12 @@
 """The servers under test, each started on a free loopback port and stopped afterwards.
 
-flask-svc itself is started through ``tests.support.server.running_server`` (the same launcher the integration
+flask-svc itself is started through ``harness.server.running_server`` (the same launcher the integration
 tests use); the comparison servers through ``launched``. Every target serves ``/livez`` and ``/readyz``; the Python
 ones also ``POST /api/v1/analyze``.
 """
 
 from __future__ import annotations
 
-import http.client
 import os
 import signal
 import subprocess
@@ -21,8 +20,9 @@ from pathlib import Path
 
 import psutil
 
+from harness.net import free_port, process_gone, wait_until_ready
+from harness.server import ROOT, running_server
 from service.names import READYZ
-from tests.support.server import ROOT, free_port, running_server
 
 BENCH_VENV = ROOT / ".tools" / "bench-venv"
 BENCH_PYTHON = BENCH_VENV / "bin" / "python"
@@ -77,28 +77,10 @@ def process_rss(pid: int) -> list[float]:
     return sizes
 
 
-def get_status(port: int, path: str = READYZ, timeout: float = 1.0) -> int | None:
-    """Status of one GET on the loopback, or None when nothing answers yet."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request("GET", path)
-        return conn.getresponse().status
-    except OSError:
-        return None
-    finally:
-        conn.close()
-
-
 def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, path: str = READYZ) -> float:
     """Poll every 5 ms until ``path`` answers 200; returns the monotonic time it did."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if get_status(port, path) == 200:
-            return time.monotonic()
-        if proc.poll() is not None:
-            raise RuntimeError(f"{proc.args!r} exited with {proc.returncode} before it was ready")
-        time.sleep(0.005)
-    raise TimeoutError(f"127.0.0.1:{port}{path} not 200 within {timeout}s")
+    wait_until_ready(port, path, gone=process_gone(proc), timeout=timeout, interval=0.005)
+    return time.monotonic()
 
 
 def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 20) -> None:

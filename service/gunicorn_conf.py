@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import subprocess
 import sys
+import threading
 from typing import TYPE_CHECKING, Any
 
 from service.config import ConfigError, load_settings
@@ -29,21 +31,18 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
 if _settings.model_enabled:
     # Check the model file before any worker starts — a pickle is refused unopened, an untrusted type named — so a
-    # bad file stops the server here with one line. Each worker then loads it (after fork, before it is ready).
-    from service.inference.loading import ModelRefused, ModelSource, inspect
-
-    try:
-        inspect(
-            ModelSource(
-                _settings.model_path,
-                allow_pickle=_settings.model_allow_pickle,
-                trusted_types=_settings.model_trusted_type_names,
-            )
-        )
-    except ModelRefused as error:
-        print(f"flask-svc: model refused: {error}", file=sys.stderr)
+    # bad file stops the server here with one line. In a process of its own: importing numpy starts threads, and
+    # the master must have none when it forks. Each worker then loads the model (after fork, before it is ready).
+    _check = [sys.executable, "-m", "service.inference.loading", _settings.model_path]
+    _check += ["--allow-pickle"] if _settings.model_allow_pickle else []
+    _check += [arg for name in _settings.model_trusted_type_names for arg in ("--trusted-type", name)]
+    _checked = subprocess.run(_check, capture_output=True, text=True, check=False)
+    if _checked.returncode != 0:
+        _reason = (_checked.stderr.strip().splitlines() or [f"the check exited {_checked.returncode}"])[-1]
+        print(f"flask-svc: model refused: {_reason}", file=sys.stderr)
         sys.exit(2)
 
+from service import metrics_server
 from service.logs import gunicorn_logger
 from service.names import LIFECYCLE_EXTENSION
 from service.worker import service_worker
@@ -82,7 +81,7 @@ _SHM = "/dev/shm"  # noqa: S108 — a tmpfs, which is the point
 worker_tmp_dir = _SHM if os.path.isdir(_SHM) and os.access(_SHM, os.W_OK) else None
 # gunicorn ≥ 25 opens a control socket by default: it fails on a read-only root and exposes kill commands.
 control_socket_disable = True
-preload_app = False  # tracing (threads, sockets) must start after fork
+preload_app = False  # the app and its tracing (threads, sockets) are made in each worker, after fork
 reload = _settings.reload
 loglevel = _settings.log_level
 logger_class = gunicorn_logger(_settings)
@@ -92,20 +91,34 @@ proc_name = "flask-svc"
 forwarded_allow_ips = "127.0.0.1,::1"
 
 
-def on_starting(server: Any) -> None:
-    from service.metrics import reset_multiprocess_dir
+# The master runs no thread (see service.metrics_server): its metrics server is a process of its own.
+_metrics_server: subprocess.Popen[str] | None = None
 
-    reset_multiprocess_dir(_settings.multiproc_dir)
+
+def on_starting(server: Any) -> None:
+    metrics_server.reset_multiprocess_dir(_settings.multiproc_dir)
 
 
 def when_ready(server: Any) -> None:
+    global _metrics_server
     if not _settings.metrics_enabled:
         server.log.info("metrics off (FLASK_SVC_METRICS=false)")
         return
-    from service.metrics import serve
+    _metrics_server = metrics_server.start(_settings.host, _settings.metrics_port)
+    server.log.info(
+        "metrics on http://%s:%d/metrics (pid %d)", _settings.host, _settings.metrics_port, _metrics_server.pid
+    )
 
-    serve(_settings.host, _settings.metrics_port)
-    server.log.info("metrics on http://%s:%d/metrics", _settings.host, _settings.metrics_port)
+
+def pre_fork(server: Any, worker: Any) -> None:
+    threads = running_threads()
+    if threads > 1:  # a regression: something started a thread in the master
+        server.log.error("forking a worker with %d threads running in the master: the worker may deadlock", threads)
+
+
+def on_exit(server: Any) -> None:
+    if _metrics_server is not None:
+        metrics_server.stop(_metrics_server)
 
 
 def post_worker_init(worker: Any) -> None:
@@ -123,6 +136,13 @@ def worker_exit(server: Any, worker: Any) -> None:
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    from service.metrics import mark_worker_dead
+    metrics_server.mark_worker_dead(worker.pid)
 
-    mark_worker_dead(worker.pid)
+
+def running_threads() -> int:
+    """This process's threads as the kernel counts them (Python's own and any a library started), which is what
+    Python 3.12 checks before it forks."""
+    try:
+        return len(os.listdir("/proc/self/task"))
+    except OSError:  # not Linux
+        return threading.active_count()

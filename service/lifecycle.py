@@ -6,13 +6,14 @@ Read top to bottom, a worker's life is:
    closes the listening socket and passes SIGTERM to each worker.
 3. The worker's SIGTERM handler (installed by ``install_drain_handler``) marks the state draining — /readyz answers
    503 from that moment — then hands over to gunicorn's own handler, which finishes every request in flight within
-   the graceful timeout and exits 0.
+   the graceful timeout and exits 0. Both handlers only set flags: a signal handler runs between two bytecodes of
+   whatever the main thread was doing, possibly inside a lock it holds, so it must take no lock and write nothing
+   (the worker's loop logs the drain once it sees it).
 """
 
 from __future__ import annotations
 
 import signal
-import threading
 import time
 from dataclasses import dataclass, field
 from types import FrameType
@@ -26,14 +27,12 @@ class Lifecycle:
     manually_unready: bool = False
     fault: bool = False
     started_at: float = field(default_factory=time.monotonic)
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def mark_started(self) -> None:
         self.started = True
 
     def begin_drain(self) -> None:
-        with self._lock:
-            self.draining = True
+        self.draining = True  # one assignment: safe from a signal handler
 
     def readiness(self) -> tuple[bool, str, str | None]:
         """(ready, status word, reason) for /readyz."""
@@ -55,8 +54,7 @@ def install_drain_handler(worker: Any, state: Lifecycle) -> None:
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         state.begin_drain()
-        worker.log.info("SIGTERM received: draining, readiness now 503")
         if callable(previous):
-            previous(signum, frame)
+            previous(signum, frame)  # gunicorn's: sets the worker's ``alive`` flag
 
     signal.signal(signal.SIGTERM, on_term)

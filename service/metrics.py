@@ -1,16 +1,14 @@
-"""Prometheus metrics: RED metrics per route, the workload's own metrics, and the server that exposes them.
+"""Prometheus metrics of an app: RED metrics per route and the workload's own instruments.
 
 Under gunicorn every worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn
-config before prometheus_client is first imported). The master process, which outlives any worker, serves
-``/metrics`` on ``METRICS_PORT`` from a thread of its own, merging the files of all workers, live and dead: a scrape
-never queues behind application requests, and counters never go backwards when a worker is replaced.
+config before prometheus_client is first imported); ``service.metrics_server``, a process the master starts, merges
+them and serves ``/metrics`` on ``METRICS_PORT``. Outside gunicorn the samples stay in the app's own registry.
 """
 
 from __future__ import annotations
 
 import os
 import platform
-import shutil
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
@@ -203,32 +201,3 @@ def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None)
     metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version(), *served).set(1)
     app.extensions[METRICS_EXTENSION] = metrics
     return metrics
-
-
-def reset_multiprocess_dir(path: str) -> None:
-    """Start from an empty directory: files left by an earlier run would be summed into this one's counters."""
-    if os.path.isdir(path):
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-    else:
-        os.makedirs(path, exist_ok=True)
-
-
-def serve(host: str, port: int) -> None:
-    """Serve the merged metrics of all workers from the gunicorn master (called in ``when_ready``)."""
-    from prometheus_client import start_http_server
-    from prometheus_client.multiprocess import MultiProcessCollector
-
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    start_http_server(port, addr=host, registry=registry)
-
-
-def mark_worker_dead(pid: int) -> None:
-    """Drop a dead worker's live gauges; its counters stay in the files so totals never go backwards."""
-    from prometheus_client.multiprocess import mark_process_dead
-
-    mark_process_dead(pid)  # type: ignore[no-untyped-call]

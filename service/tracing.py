@@ -18,9 +18,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.metrics import Counter, Meter, NoOpCounter, NoOpMeter, NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.util.types import Attributes
 
 from service.metrics import Instruments
 from service.names import PROBE_PATHS, TRACING_EXTENSION
@@ -60,24 +63,52 @@ class CountingExporter(SpanExporter):
         return self.inner.force_flush(timeout_millis)
 
 
-class CountingBatchSpanProcessor(BatchSpanProcessor):
-    """Counts spans refused because the export queue is full (the SDK only logs a warning)."""
+# The SDK reports what its batch processor does with each span as this counter (OpenTelemetry's semantic
+# conventions), an ``error.type`` of ``queue_full`` for a span it dropped; it reports only to the meter provider it is
+# given, and only with its internal metrics enabled.
+SPAN_PROCESSED_METRIC = "otel.sdk.processor.span.processed"
+_INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
 
-    def __init__(self, exporter: SpanExporter, instruments: Instruments) -> None:
-        super().__init__(exporter)
+
+class _QueueFullCounter(NoOpCounter):
+    def __init__(self, instruments: Instruments) -> None:
+        super().__init__(SPAN_PROCESSED_METRIC)
         self.instruments = instruments
 
-    def on_end(self, span: ReadableSpan) -> None:
-        # The SDK keeps its queue private; without it, queue-full drops simply go uncounted.
-        queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
-        if (
-            queue is not None
-            and queue.maxlen is not None
-            and len(queue) >= queue.maxlen
-            and span.context.trace_flags.sampled
-        ):
-            self.instruments.spans_dropped.labels("queue_full").inc()
-        super().on_end(span)
+    def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
+        if attributes and attributes.get("error.type") == "queue_full":
+            self.instruments.spans_dropped.labels("queue_full").inc(amount)
+
+
+class _DropsMeter(NoOpMeter):
+    def __init__(self, name: str, instruments: Instruments) -> None:
+        super().__init__(name)
+        self.instruments = instruments
+
+    def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
+        if name == SPAN_PROCESSED_METRIC:
+            return _QueueFullCounter(self.instruments)
+        return super().create_counter(name, unit, description)
+
+
+class DropsMeterProvider(NoOpMeterProvider):
+    """Turns the SDK's own count of spans dropped on a full queue into ``flask_svc_otel_spans_dropped_total``; every
+    other SDK metric goes nowhere."""
+
+    def __init__(self, instruments: Instruments) -> None:
+        self.instruments = instruments
+
+    def get_meter(
+        self, name: str, version: str | None = None, schema_url: str | None = None, attributes: Attributes = None
+    ) -> Meter:
+        return _DropsMeter(name, self.instruments)
+
+
+def counting_processor(exporter: SpanExporter, instruments: Instruments, **options: int) -> BatchSpanProcessor:
+    """The SDK's batch processor, reporting the spans it drops to ``instruments`` (``options``: its queue and batch
+    sizes; from ``OTEL_BSP_*`` when not given)."""
+    os.environ.setdefault(_INTERNAL_METRICS, "true")  # read by the processor's constructor
+    return BatchSpanProcessor(exporter, meter_provider=DropsMeterProvider(instruments), **options)
 
 
 def _make_exporter(name: str, settings: Settings) -> SpanExporter:
@@ -140,7 +171,7 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
     # would wait out a hung export instead.
     provider = TracerProvider(resource=resource, shutdown_on_exit=False)
     exporter = CountingExporter(_make_exporter(name, settings), instruments)
-    provider.add_span_processor(CountingBatchSpanProcessor(exporter, instruments))
+    provider.add_span_processor(counting_processor(exporter, instruments))
 
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 

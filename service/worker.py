@@ -226,6 +226,8 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
         now = time.monotonic()
         if not self.alive and not self.draining:
             self.draining = True
+            # Logged here, from the loop: the SIGTERM handler only sets flags.
+            self.log.info("draining: finishing %d open connections within the graceful timeout", self.nr_conns)
             self.cap_deadlines(now + STOP_KEEPALIVE_LINGER)
         while self.deadlines and self.deadlines[0][0] <= now:
             deadline, _, waiting = heapq.heappop(self.deadlines)

@@ -4,7 +4,7 @@ Plain Python with no web framework in sight, so it can be tested, profiled and r
 """
 
 from service.analysis.pipeline import Analysis, AnalysisOptions, FirstWords, StreamStats, analyze_chunks, first_words
-from service.analysis.tokenizer import Tokenizer, tokenize
+from service.analysis.tokenizer import Tokenizer
 from service.analysis.wordcount import VocabularyTooLarge, WordCount
 
 __all__ = [
@@ -17,5 +17,4 @@ __all__ = [
     "WordCount",
     "analyze_chunks",
     "first_words",
-    "tokenize",
 ]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Iterator
 
 import regex
 
@@ -106,11 +105,3 @@ def _starts_cluster(char: str) -> bool:
         and not "\u1160" <= char <= "\u11ff"
         and char not in "\u200c\u200d"
     )
-
-
-def tokenize(chunks: Iterable[str], **options: object) -> Iterator[str]:
-    """All words of a text given as chunks (a convenience over ``Tokenizer``)."""
-    tokenizer = Tokenizer(**options)  # type: ignore[arg-type]
-    for chunk in chunks:
-        yield from tokenizer.feed(chunk)
-    yield from tokenizer.finish()

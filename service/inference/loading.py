@@ -122,3 +122,27 @@ def load(source: ModelSource) -> ServedModel:
         output_datatype=datatype_of(output.dtype),
         estimator=estimator,
     )
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m service.inference.loading PATH [--allow-pickle] [--trusted-type NAME]…``: the start-up check, run
+    by the gunicorn master in a process of its own (numpy starts threads when imported, and the master must have
+    none when it forks). Prints nothing when the file may be served, else one line; exits 2 then."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(description="check a model file the way the service does at start")
+    parser.add_argument("path")
+    parser.add_argument("--allow-pickle", action="store_true")
+    parser.add_argument("--trusted-type", action="append", default=[])
+    options = parser.parse_args(argv)
+    try:
+        inspect(ModelSource(options.path, allow_pickle=options.allow_pickle, trusted_types=tuple(options.trusted_type)))
+    except ModelRefused as error:
+        print(error, file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -12,11 +12,11 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from harness.models import check_protocol, write_iris
+from harness.otlp import otlp_receiver
 from service.names import MODEL_EXTENSION
 from service.tracing import tracing_of
 from tests.app.conftest import make_app, sample
-from tests.support.models import check_protocol, write_iris
-from tests.support.otlp import otlp_receiver
 
 ROW = [5.1, 3.5, 1.4, 0.2]
 

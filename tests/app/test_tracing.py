@@ -8,10 +8,10 @@ from __future__ import annotations
 import pytest
 from flask import request
 
+from harness.otlp import otlp_receiver
 from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, PROBE_PATHS
 from service.tracing import tracing_of
 from tests.app.conftest import make_app, sample
-from tests.support.otlp import otlp_receiver
 
 SERVER_KIND = 2  # SPAN_KIND_SERVER
 INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
@@ -48,7 +48,7 @@ def test_spans_reach_the_collector_and_continue_the_incoming_trace() -> None:
 
 
 def test_a_refused_export_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
-    from tests.support.server import free_port
+    from harness.net import free_port
 
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "0.5")  # the SDK retries a refused export until then
     app = make_app(OTEL_EXPORTER_OTLP_TRACES_ENDPOINT=f"http://127.0.0.1:{free_port()}/v1/traces")

@@ -11,7 +11,7 @@ import pytest
 import requests
 
 from bench import model, wrk
-from tests.support.models import check_protocol, write_iris
+from harness.models import check_protocol, write_iris
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make setup-bench)")
 

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bench import corpus, profiling, report, run, wordcount, wrk
-from tests.support.server import ROOT
+from harness.server import ROOT
 
 WRK_STDOUT = """\
 Running 3s test @ http://127.0.0.1:8080/livez

@@ -1,4 +1,4 @@
-"""Headless Debian chromium driven by playwright, against a real gunicorn (tests/support/server.py).
+"""Headless Debian chromium driven by playwright, against a real gunicorn (harness/server.py).
 
 Playwright's own browser builds are never downloaded: the tests launch /usr/bin/chromium, which `make setup`
 installs (mk/browser.mk). Screenshots land in .e2e-artifacts/browser/ (gitignored) for people and CI to look at.
@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, sync_playwright
 
-from tests.support.server import ROOT, Server, running_server
+from harness.server import ROOT, Server, running_server
 
 CHROMIUM = Path(os.environ.get("FLASK_SVC_CHROMIUM", "/usr/bin/chromium"))
 ARTIFACTS = ROOT / ".e2e-artifacts" / "browser"

@@ -7,8 +7,8 @@ from pathlib import Path
 import requests
 from playwright.sync_api import Browser, expect
 
+from harness.server import Server
 from tests.browser.conftest import open_page
-from tests.support.server import Server
 
 TEXT = "The cat sat on the mat. The cat saw the dog, and the dog saw the cat."
 

@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
+from harness.server import running_server
 from tests.chart.conftest import CHART, RELEASE, Helm, one
-from tests.support.server import running_server
 
 SCRIPT = CHART / "files" / "tests" / "smoke.py"
 # Chart settings that only make sense in a pod; the test server needs loopback, free ports and its own temp dir.

@@ -22,7 +22,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import ssl
 import subprocess
 import sys
@@ -35,12 +34,12 @@ import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+
+from harness.docker import DOCKER, HARDENED_RUN, docker
+from harness.net import free_port, wait_until_ready
 
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO / ".tools" / "container"
-# Debian's client has BuildKit built in; another `docker` first on PATH may lack it.
-DOCKER = "/usr/bin/docker" if Path("/usr/bin/docker").exists() else (shutil.which("docker") or "docker")
 TEST_TAG = "flask-svc:test"
 ML_TEST_TAG = "flask-svc:test-ml"
 
@@ -49,34 +48,6 @@ STANDIN_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
 # Bump when the recipe below changes, so cached stand-ins are rebuilt.
 STANDIN_RECIPE = "2"
 STANDIN_REPO = "flask-svc-standin-base"
-
-# Same hardening the chart applies; --network host because no bridge network exists on these machines.
-HARDENED_RUN = (
-    "--network=host",
-    "--read-only",
-    "--tmpfs=/tmp",
-    "--cap-drop=ALL",
-    "--security-opt=no-new-privileges",
-)
-
-
-def docker(
-    *args: str, check: bool = True, timeout: float = 120, stdin: IO[bytes] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run the docker client, capturing text output; on failure the error names the command and its stderr."""
-    proc = subprocess.run(
-        [DOCKER, *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, "DOCKER_BUILDKIT": "1"},
-        check=False,
-        stdin=stdin,
-    )
-    if check and proc.returncode != 0:
-        output = f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        raise RuntimeError(f"docker {' '.join(args[:3])} … exited {proc.returncode}:\n{output}")
-    return proc
 
 
 def engine_problem() -> str | None:
@@ -102,12 +73,6 @@ def file_lock(name: str) -> Iterator[None]:
             yield
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -479,17 +444,13 @@ def run_container(image: str, env: dict[str, str] | None = None, extra: Sequence
 
 def wait_ready(container: Container, timeout: float = 30, interval: float = 0.01) -> float:
     """Poll /readyz until 200; returns the wall-clock time (time.time()) of the first 200."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            status, _ = http_get(container.url("/readyz"), timeout=1)
-            if status == 200:
-                return time.time()
-        except OSError:
-            pass
-        time.sleep(interval)
-    state = docker("inspect", "--format", "{{.State.Status}} exit={{.State.ExitCode}}", container.name, check=False)
-    raise TimeoutError(f"/readyz not 200 within {timeout} s ({state.stdout.strip()}); logs:\n{container.logs()}")
+    try:
+        wait_until_ready(container.port, timeout=timeout, interval=interval)
+    except TimeoutError:
+        state = docker("inspect", "--format", "{{.State.Status}} exit={{.State.ExitCode}}", container.name, check=False)
+        logs = container.logs()
+        raise TimeoutError(f"/readyz not 200 within {timeout} s ({state.stdout.strip()}); logs:\n{logs}") from None
+    return time.time()
 
 
 def image_size(image: str) -> int:

@@ -8,8 +8,8 @@ import urllib.request
 import pytest
 from sklearn.datasets import load_iris
 
+from harness.models import check_protocol
 from tests.container import containerlib as lib
-from tests.support.models import check_protocol
 
 pytestmark = [pytest.mark.container, pytest.mark.timeout(1500)]
 

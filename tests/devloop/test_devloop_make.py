@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 import yaml
@@ -52,13 +53,44 @@ def test_profiles_pass_through() -> None:
     assert "--profile observability" in dry_run("dev", "PROFILES=observability")
 
 
-def test_setup_is_part_of_make_setup() -> None:
-    assert (
-        "setup-devloop"
-        in subprocess.run(
-            ["make", "-pn", "setup"], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
-        ).stdout
+def _prerequisites(target: str) -> list[str]:
+    """What ``target`` depends on, from make's own database (not from a search of its whole text)."""
+    database = subprocess.run(
+        ["make", "-pn", target], capture_output=True, text=True, timeout=60, check=False, cwd=ROOT
+    ).stdout
+    rules = [line for line in database.splitlines() if line.startswith(f"{target}:") and "=" not in line]
+    assert rules, f"make knows no rule for {target}"
+    return [word for rule in rules for word in rule.split(":", 1)[1].split()]
+
+
+def test_setup_runs_setup_devloop() -> None:
+    assert "setup-devloop" in _prerequisites("setup")
+
+
+def _setup_devloop(*overrides: str) -> subprocess.CompletedProcess[str]:
+    """`make setup-devloop` for real, the chart tooling it follows taken as done (-o setup-chart)."""
+    return subprocess.run(
+        ["make", "--no-print-directory", "-o", "setup-chart", "setup-devloop", *overrides],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=ROOT,
     )
+
+
+def test_setup_devloop_installs_checkov_only_where_it_is_missing(tmp_path: Path) -> None:
+    # Where no checkov is installed, it sets out to install one: here with a Python that cannot make the
+    # virtualenv, so it fails after announcing it rather than downloading anything.
+    missing = _setup_devloop(f"TOOLS={tmp_path}", "PYTHON=false")
+    assert missing.returncode != 0
+    assert f"installing checkov 3.3.30 into {tmp_path}/checkov-venv" in missing.stdout
+    # Where it is installed (the chart's tooling put it there), it does nothing and says nothing.
+    stamp = tmp_path / "checkov-venv" / ".installed-3.3.30"
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.touch()
+    present = _setup_devloop(f"TOOLS={tmp_path}", "PYTHON=false")
+    assert present.returncode == 0 and present.stdout == "", present.stdout + present.stderr
 
 
 def _kind_install_commands() -> list[str]:

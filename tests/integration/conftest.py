@@ -4,7 +4,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.server import Server, running_server
+from harness.server import Server, running_server
 
 
 @pytest.fixture(scope="module")

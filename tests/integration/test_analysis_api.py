@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import requests
 
+from harness.server import running_server
 from service.names import ANALYZE_PATH
-from tests.support.server import running_server
 
 
 def _words(times: int) -> Iterator[bytes]:

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.fuzz import run_schemathesis
-from tests.support.server import running_server
+from harness.fuzz import run_schemathesis
+from harness.server import running_server
 
 MIN_CASES = 1000
 

@@ -8,7 +8,8 @@ import sys
 
 import pytest
 
-from tests.support.server import ROOT, free_port
+from harness.net import free_port
+from harness.server import ROOT
 
 
 @pytest.mark.parametrize(
@@ -54,9 +55,9 @@ def test_bad_variable_exits_before_binding(variable: str, value: str, expected: 
 def test_ipv6_loopback_binds() -> None:
     import requests
 
-    from tests.support.server import running_server, wait_ready
+    from harness.net import process_gone, wait_until_ready
+    from harness.server import running_server
 
     with running_server({"HOST": "::1"}, ready=False) as server:
-        url = f"http://[::1]:{server.port}"
-        wait_ready(url, server.process)
-        assert requests.get(url + "/livez", timeout=5).ok
+        wait_until_ready(server.port, host="::1", gone=process_gone(server.process))
+        assert requests.get(f"http://[::1]:{server.port}/livez", timeout=5).ok

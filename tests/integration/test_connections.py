@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.server import Server, running_server
+from harness.server import Server, running_server
 
 THREADS = 4
 PROBE_TIMEOUT = 2.0  # the chart's livenessProbe.timeoutSeconds

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.server import running_server
+from harness.server import running_server
 
 GRACEFUL = 10
 SLOW_SECONDS = 1.5

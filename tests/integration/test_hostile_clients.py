@@ -8,11 +8,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
-from tests.support.server import Server, running_server
+from harness.server import Server, running_server
 
 
 def _raw(
@@ -149,7 +148,7 @@ def test_distinct_words_cannot_exhaust_memory() -> None:
     """10 MiB of all-distinct words: refused at the vocabulary limit, with memory to match."""
     body = " ".join(f"w{n}" for n in range(1_300_000)).encode()[: 10 * 1024 * 1024]
     with running_server({"FLASK_SVC_MAX_UPLOAD_BYTES": str(11 * 1024 * 1024)}) as server:
-        (worker,) = psutil.Process(server.process.pid).children()
+        (worker,) = server.workers()
         requests.post(server.url + "/api/v1/analyze", data=b"warm up", headers={"Content-Type": "text/plain"})
         Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
         before = _peak_kib(worker.pid)

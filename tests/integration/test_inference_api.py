@@ -15,16 +15,17 @@ import pytest
 import requests
 from sklearn.datasets import load_iris
 
-from service.inference.loading import ModelSource, load
-from tests.support.fuzz import run_schemathesis
-from tests.support.models import (
+from harness.fuzz import run_schemathesis
+from harness.models import (
     UNTRUSTED_TYPE,
     check_protocol,
     write_code_running_pickle,
     write_iris,
     write_untrusted,
 )
-from tests.support.server import ROOT, Server, free_port, running_server
+from harness.net import free_port
+from harness.server import ROOT, Server, running_server, workers_of
+from service.inference.loading import ModelSource, load
 
 FEATURES, LABELS = load_iris(return_X_y=True)
 MAX_INSTANCES = 200
@@ -232,9 +233,7 @@ def test_an_untrusted_type_allowed_by_name_is_served(tmp_path: Path) -> None:
 
 def _worker_maps(server: Server) -> str:
     """The memory maps of the server's workers: a shared library appears there once a worker imported it."""
-    import psutil
-
-    workers = psutil.Process(server.process.pid).children()
+    workers = workers_of(server.process.pid)  # not the master's metrics process
     assert workers
     return "".join(Path(f"/proc/{worker.pid}/maps").read_text() for worker in workers)
 
@@ -244,6 +243,9 @@ def test_without_a_model_no_numeric_library_is_loaded(server: Server, model_serv
     assert requests.get(f"{server.url}/v2/health/ready", timeout=5).status_code == 404
     assert "numpy" not in _worker_maps(server) and "sklearn" not in _worker_maps(server)
     assert "numpy" in _worker_maps(model_server)  # the same check sees them where they are loaded
+    # The master checked the model file in a process of its own: it forks with no numpy, and so no BLAS threads.
+    assert "numpy" not in Path(f"/proc/{model_server.process.pid}/maps").read_text()
+    assert not [r for r in model_server.json_logs() if r.get("level") in ("error", "critical")]
 
 
 @pytest.mark.slow

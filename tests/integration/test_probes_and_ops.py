@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import requests
 
-from tests.support.server import Server
+from harness.server import Server
 
 
 def test_liveness_and_alias(server: Server) -> None:
@@ -20,7 +20,7 @@ def test_liveness_and_alias(server: Server) -> None:
 
 
 def test_version_reports_build_env() -> None:
-    from tests.support.server import running_server
+    from harness.server import running_server
 
     env = {"FLASK_SVC_VERSION": "9.8.7", "FLASK_SVC_GIT_COMMIT": "abc123", "FLASK_SVC_BUILD_DATE": "2026-11-21"}
     with running_server(env) as srv:
@@ -47,7 +47,7 @@ def test_metrics_are_not_on_the_app_port(server: Server) -> None:
 def test_metrics_can_be_switched_off() -> None:
     import pytest
 
-    from tests.support.server import running_server
+    from harness.server import running_server
 
     with running_server({"FLASK_SVC_METRICS": "false"}) as srv:
         assert requests.post(srv.url + "/api/v1/analyze", json={"text": "a b"}, timeout=5).ok
@@ -56,7 +56,7 @@ def test_metrics_can_be_switched_off() -> None:
 
 
 def test_probe_access_lines_are_hidden_at_info_level() -> None:
-    from tests.support.server import running_server
+    from harness.server import running_server
 
     with running_server({"LOG_LEVEL": "info"}) as srv:
         requests.get(srv.url + "/livez", headers={"X-Request-ID": "probe-1"}, timeout=5)

@@ -10,8 +10,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import requests
 
-from tests.support.otlp import ReceivedSpan, blackhole_collector, otlp_receiver
-from tests.support.server import running_server
+from harness.otlp import ReceivedSpan, blackhole_collector, otlp_receiver
+from harness.server import running_server
 
 SERVER_KIND = 2  # SPAN_KIND_SERVER
 INCOMING_TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"

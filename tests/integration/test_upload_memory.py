@@ -9,11 +9,10 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-import psutil
 import pytest
 import requests
 
-from tests.support.server import Server, running_server
+from harness.server import Server, running_server
 
 UPLOAD_BYTES = 10 * 1024 * 1024
 
@@ -45,7 +44,7 @@ def big_server() -> Server:
 
 
 def _worker_pid(server: Server) -> int:
-    (worker,) = psutil.Process(server.process.pid).children()
+    (worker,) = server.workers()
     return worker.pid
 
 

@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -23,13 +22,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import pytest
 import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.models import write_iris
+from harness.models import write_iris
+from harness.net import free_port
+from harness.server import workers_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts/flask-svc/files/dashboards/flask-svc.json"
@@ -42,12 +42,6 @@ THREADS = 4
 MAX_UPLOAD = 16384
 
 pytestmark = pytest.mark.slow
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: float = 0.2) -> Any:
@@ -526,8 +520,7 @@ def counter_samples(scrape: dict[tuple[str, frozenset[tuple[str, str]]], float])
 
 
 def test_worker_kill_never_makes_counters_go_backwards(service: Service, prometheus: Prometheus, traffic: Sent) -> None:
-    master = psutil.Process(service.proc.pid)
-    workers = master.children()
+    workers = workers_of(service.proc.pid)
     assert len(workers) == WORKERS, workers
     before = counter_samples(service.scrape())
     assert before
@@ -536,7 +529,7 @@ def test_worker_kill_never_makes_counters_go_backwards(service: Service, prometh
     os.kill(victim, signal.SIGKILL)
     wait_for(
         "gunicorn to replace the killed worker",
-        lambda: len(pids := {p.pid for p in master.children()}) == WORKERS and victim not in pids,
+        lambda: len(pids := {p.pid for p in workers_of(service.proc.pid)}) == WORKERS and victim not in pids,
         timeout=15,
     )
     wait_for("the replacement to serve", lambda: requests.get(f"{service.url}/readyz", timeout=2).ok, timeout=10)

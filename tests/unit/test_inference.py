@@ -12,16 +12,16 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_iris
 
-from service.inference.loading import ModelRefused, ModelSource, inspect, load
-from service.inference.model import ServedModel
-from service.inference.protocol import InferenceRequest, InvalidInput, PredictRequest, v1_batch, v2_batch
-from tests.support.models import (
+from harness.models import (
     UNTRUSTED_TYPE,
     check_protocol,
     write_code_running_pickle,
     write_iris,
     write_untrusted,
 )
+from service.inference.loading import ModelRefused, ModelSource, inspect, load
+from service.inference.model import ServedModel
+from service.inference.protocol import InferenceRequest, InvalidInput, PredictRequest, v1_batch, v2_batch
 
 
 @pytest.fixture(scope="module")

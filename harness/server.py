@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -16,15 +15,35 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import requests
+import psutil
 
-ROOT = Path(__file__).resolve().parents[2]
+from harness.net import free_port, process_gone, wait_until_ready
+
+METRICS_SERVER_MODULE = "service.metrics_server"
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+def _children(master: int) -> list[tuple[psutil.Process, list[str]]]:
+    """The master's living children with their command lines (an exited one awaiting its reaping is left out)."""
+    found = []
+    for child in psutil.Process(master).children():
+        try:
+            found.append((child, child.cmdline()))
+        except (psutil.ZombieProcess, psutil.NoSuchProcess):
+            continue
+    return found
+
+
+def workers_of(master: int) -> list[psutil.Process]:
+    """gunicorn's workers: the master's children but its metrics server."""
+    return [child for child, cmdline in _children(master) if METRICS_SERVER_MODULE not in cmdline]
+
+
+def metrics_server_of(master: int) -> psutil.Process:
+    """The process the master started to serve /metrics."""
+    (server,) = [child for child, cmdline in _children(master) if METRICS_SERVER_MODULE in cmdline]
+    return server
 
 
 @dataclass
@@ -63,6 +82,12 @@ class Server:
             time.sleep(0.02)
         raise AssertionError("no matching log line")
 
+    def workers(self) -> list[psutil.Process]:
+        return workers_of(self.process.pid)
+
+    def metrics_server(self) -> psutil.Process:
+        return metrics_server_of(self.process.pid)
+
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
@@ -74,18 +99,9 @@ def _pump(stream: object, sink: list[str]) -> None:
         sink.append(line.rstrip("\n"))
 
 
-def wait_ready(url: str, process: subprocess.Popen[str] | None = None, timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"server exited with {process.returncode} before it was ready")
-        try:
-            if requests.get(f"{url}/readyz", timeout=1).status_code == 200:
-                return
-        except requests.RequestException:  # not listening yet, or too busy to answer within a second
-            pass
-        time.sleep(0.05)
-    raise TimeoutError(f"{url}/readyz not 200 within {timeout}s")
+def wait_ready(server: Server, timeout: float = 20) -> None:
+    """Until /readyz answers 200; fails at once if the process exits first."""
+    wait_until_ready(server.port, gone=process_gone(server.process), timeout=timeout)
 
 
 @contextmanager
@@ -128,7 +144,7 @@ def running_server(
             output.close()  # type: ignore[union-attr]  # the child holds its own copy
         try:
             if ready:
-                wait_ready(server.url, process)
+                wait_ready(server)
             yield server
         finally:
             if process.poll() is None:

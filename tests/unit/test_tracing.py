@@ -1,0 +1,69 @@
+"""service.tracing's counters against the real OpenTelemetry SDK: failed exports, and spans the SDK drops because
+its queue is full — counted from the SDK's own report of them (its internal metrics, handed to a meter provider of
+ours), which this test pins: an SDK that stops reporting them fails here instead of the drops going uncounted."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from prometheus_client import CollectorRegistry
+
+from service.metrics import Instruments
+from service.tracing import CountingExporter, counting_processor
+
+QUEUE = 4
+
+
+class HeldExporter(SpanExporter):
+    """Holds the processor's export thread until released, so the queue behind it fills up."""
+
+    def __init__(self, result: SpanExportResult = SpanExportResult.SUCCESS) -> None:
+        self.exporting = threading.Event()
+        self.release = threading.Event()
+        self.result = result
+        self.exported = 0
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        self.exporting.set()
+        self.release.wait(10)
+        self.exported += len(spans)
+        return self.result
+
+
+def _counted(instruments: Instruments, reason: str) -> float:
+    assert instruments.registry is not None
+    value = instruments.registry.get_sample_value("flask_svc_otel_spans_dropped_total", {"reason": reason})
+    return value or 0.0
+
+
+def test_queue_full_drops_are_counted_exactly_as_the_sdk_drops_them() -> None:
+    instruments = Instruments.create(CollectorRegistry())
+    exporter = HeldExporter()
+    processor = counting_processor(exporter, instruments, max_queue_size=QUEUE, max_export_batch_size=1)
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(processor)
+    tracer = provider.get_tracer("test")
+    tracer.start_span("first").end()
+    assert exporter.exporting.wait(10)  # the export thread holds the first span and waits: nothing else leaves
+    for index in range(19):
+        tracer.start_span(f"span-{index}").end()
+    exporter.release.set()
+    provider.shutdown()  # exports what the queue kept
+    assert exporter.exported == 1 + QUEUE
+    assert _counted(instruments, "queue_full") == 20 - 1 - QUEUE
+
+
+def test_failed_exports_are_counted_by_span() -> None:
+    instruments = Instruments.create(CollectorRegistry())
+    inner = HeldExporter(SpanExportResult.FAILURE)
+    inner.release.set()
+    provider = TracerProvider(shutdown_on_exit=False)
+    provider.add_span_processor(counting_processor(CountingExporter(inner, instruments), instruments))
+    tracer = provider.get_tracer("test")
+    for _ in range(3):
+        tracer.start_span("lost").end()
+    provider.shutdown()
+    assert _counted(instruments, "export_failed") == 3
