@@ -538,3 +538,16 @@ def test_model_from_a_pvc_is_mounted_read_only(chart: Helm) -> None:
     config = _configmap(rendered)
     assert config["FLASK_SVC_MODEL_PATH"] == "/models/iris/v2.skops"
     assert config["FLASK_SVC_MODEL_NAME"] == "iris"
+
+
+def test_model_from_an_image_volume(chart: Helm) -> None:
+    rendered = chart.render(
+        "--set", "model.enabled=true", "--set", "model.source.type=imageVolume",
+        "--set", "model.source.reference=registry.example/models/iris:1", "--set", "model.source.file=iris.skops",
+    )  # fmt: skip
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "model")
+    assert volume["image"] == {"reference": "registry.example/models/iris:1", "pullPolicy": "IfNotPresent"}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "model")
+    assert mount == {"name": "model", "mountPath": "/models", "readOnly": True}
+    assert _configmap(rendered)["FLASK_SVC_MODEL_PATH"] == "/models/iris.skops"

@@ -67,6 +67,11 @@ BAD_VALUES: list[tuple[list[str], str]] = [
         ["--set", "model.enabled=true", "--set", "model.source.type=pvc"],
         "model.source.claimName: name the PersistentVolumeClaim",
     ),
+    (
+        ["--set", "model.enabled=true", "--set", "model.source.type=imageVolume"],
+        "model.source.reference: name the OCI image",
+    ),
+    (["--set", "model.source.pullPolicy=Sometimes"], "model.source.pullPolicy"),
     # Refused in the templates with the reason, not by a schema "not" that says only "'not' failed".
     (["--set", "metricsDir.path=/tmp"], 'metricsDir.path: "/tmp" is where the tmp emptyDir is mounted'),
     (["--set", "metricsDir.path=/tmp/"], 'metricsDir.path: "/tmp/" is where the tmp emptyDir is mounted'),
