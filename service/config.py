@@ -65,6 +65,24 @@ def _json_object(value: str) -> str:
     return value
 
 
+_MODEL_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def _model_word(value: str) -> str:
+    if not _MODEL_WORD.fullmatch(value):
+        raise ValueError(value)
+    return value
+
+
+def _type_names(value: str) -> str:
+    """A comma-separated list of dotted type names, kept as written (``Settings.model_trusted_type_names`` splits it:
+    pydantic-settings would read a list-typed variable as JSON)."""
+    if not all(_DOTTED_NAME.fullmatch(name.strip()) for name in value.split(",") if name.strip()):
+        raise ValueError(value)
+    return value
+
+
 def _exporter(value: str) -> str:
     """OTEL_TRACES_EXPORTER lists exporters; the first one is used, ``none`` turns tracing off."""
     first = value.lower().split(",")[0].strip()
@@ -79,6 +97,8 @@ Exporter = Annotated[str, AfterValidator(_exporter)]
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 JsonObject = Annotated[str, AfterValidator(_json_object)]
 BatchRunner = Literal["local", "kubernetes", "off"]
+ModelWord = Annotated[str, AfterValidator(_model_word)]
+TypeNames = Annotated[str, AfterValidator(_type_names)]
 
 
 def setting(
@@ -244,6 +264,42 @@ class Settings(BaseSettings):
         "The stage Jobs' spec (image, security context, resources, volume, limits): set by the chart.",
         accepts="a JSON object, or empty",
     )
+    model_path: AbsolutePath = setting(
+        "FLASK_SVC_MODEL_PATH",
+        "",
+        "The model to serve (a skops file); unset: no model endpoints. The `-ml` image sets its Iris model.",
+        accepts="an absolute file path",
+    )
+    model_name: ModelWord = setting(
+        "FLASK_SVC_MODEL_NAME",
+        "",
+        "The model's name in the URLs (`/v2/models/<name>`); unset: the file name without its extension.",
+        accepts="letters, digits, '_', '.', '-' (up to 128)",
+    )
+    model_version: ModelWord = setting(
+        "FLASK_SVC_MODEL_VERSION",
+        "",
+        "The model's version; unset: the first 12 hex digits of the file's sha256.",
+        accepts="letters, digits, '_', '.', '-' (up to 128)",
+    )
+    model_allow_pickle: bool = setting(
+        "FLASK_SVC_MODEL_ALLOW_PICKLE",
+        False,
+        "Also load pickle/joblib files, which run any code they contain: only for a file you trust.",
+    )
+    model_trusted_types: TypeNames = setting(
+        "FLASK_SVC_MODEL_TRUSTED_TYPES",
+        "",
+        "Types a skops file may hold beyond those skops trusts (numpy, scikit-learn estimators).",
+        accepts="comma-separated dotted type names (module.Type)",
+    )
+    model_max_instances: int = setting(
+        "FLASK_SVC_MODEL_MAX_INSTANCES",
+        1024,
+        "Most instances one inference request may carry; more get 413.",
+        ge=1,
+        le=100_000,
+    )
     # The standard OpenTelemetry variables that decide whether to trace (README "Tracing"; the SDK reads the rest).
     otel_traces_exporter: Exporter = setting(
         "OTEL_TRACES_EXPORTER",
@@ -274,6 +330,14 @@ class Settings(BaseSettings):
         if get_origin(annotation) is Literal:
             return value.lower()
         return value
+
+    @property
+    def model_enabled(self) -> bool:
+        return bool(self.model_path)
+
+    @property
+    def model_trusted_type_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.model_trusted_types.split(",") if name.strip())
 
     @property
     def traces_exporter(self) -> str | None:

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from flask import Flask, Request
 
     from service.config import Settings
+    from service.models import ModelIdentity
 
 # Probes are excluded from the RED metrics: matched against the path, anchored both ends.
 EXCLUDED_PATHS = [f"^({'|'.join(PROBE_PATHS)})$"]
@@ -35,6 +36,10 @@ BATCH_STATES = ("queued", "tokenizing", "counting", "succeeded", "failed", "canc
 BATCH_END_STATES = BATCH_STATES[3:]
 BATCH_STAGES = ("tokenize", "count")
 BATCH_OUTCOMES = ("ok", "failed")
+INFERENCE_OUTCOMES = ("ok", "invalid", "error")
+# Model latency: 100 µs (one row through a small model) to 5 s (a large batch through a large one).
+INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+INSTANCE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 # The rejected-requests reasons are the problem codes of the statuses counted as bad input.
 REJECT_REASONS = {status: STATUS_CODES[status] for status in (400, 413, 415, 422)}
 
@@ -54,6 +59,8 @@ class Instruments:
     batch_jobs_finished: Counter
     batch_stage_duration: Histogram
     batch_bytes: Counter
+    inference_duration: Histogram
+    inference_instances: Histogram
     registry: CollectorRegistry | None = None  # where they can be read in-process; None when metrics are off
 
     @classmethod
@@ -91,7 +98,7 @@ class Instruments:
             build_info=Gauge(
                 "flask_svc_build_info",
                 "Always 1; labels say what is running",
-                ["version", "commit", "python_version"],
+                ["version", "commit", "python_version", "model", "model_version", "model_sha256"],
                 multiprocess_mode="max",
                 registry=registry,
             ),
@@ -132,6 +139,20 @@ class Instruments:
                 ["stage"],
                 registry=registry,
             ),
+            inference_duration=Histogram(
+                "flask_svc_inference_duration_seconds",
+                "Time to check a request against the model and predict, by model and outcome (ok, invalid, error)",
+                ["model", "outcome"],
+                buckets=INFERENCE_BUCKETS,
+                registry=registry,
+            ),
+            inference_instances=Histogram(
+                "flask_svc_inference_instances",
+                "Instances (rows) per accepted inference request",
+                ["model"],
+                buckets=INSTANCE_BUCKETS,
+                registry=registry,
+            ),
             registry=registry,
         )
 
@@ -170,8 +191,9 @@ def instruments_of(app: Flask) -> Instruments:
     return found
 
 
-def init_app(app: Flask, settings: Settings) -> Instruments:
-    """Give the app its instruments and the per-route RED metrics; a second call changes nothing."""
+def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None) -> Instruments:
+    """Give the app its instruments and the per-route RED metrics; a second call changes nothing. ``model``, the
+    model the app serves, goes into the build info and gets its inference series."""
     if METRICS_EXTENSION in app.extensions:
         return instruments_of(app)
     if not settings.metrics_enabled:
@@ -214,6 +236,11 @@ def init_app(app: Flask, settings: Settings) -> Instruments:
             for outcome in BATCH_OUTCOMES:
                 metrics.batch_stage_duration.labels(stage, outcome)
     metrics.worker_threads.set(settings.threads)
-    metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version()).set(1)
+    if model is not None:
+        for outcome in INFERENCE_OUTCOMES:
+            metrics.inference_duration.labels(model.name, outcome)
+        metrics.inference_instances.labels(model.name)
+    served = (model.name, model.version, model.sha256) if model else ("", "", "")
+    metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version(), *served).set(1)
     app.extensions[METRICS_EXTENSION] = metrics
     return metrics

@@ -92,15 +92,25 @@ class ProblemDetail(BaseModel):
     instance: str | None = None
 
 
+class ModelIdentity(BaseModel):
+    """The model a replica serves (FLASK_SVC_MODEL_PATH)."""
+
+    name: str
+    version: str
+    sha256: str
+
+
 class Health(BaseModel):
     status: Literal["ok", "starting", "draining", "disabled"]
     reason: str | None = None
+    model: ModelIdentity | None = Field(None, description="The model loaded, when the service serves one.")
 
 
 class Version(BaseModel):
     version: str
     commit: str
     build_date: str
+    model: ModelIdentity | None = Field(None, description="The model served, when there is one.")
 
 
 class Info(BaseModel):

@@ -10,7 +10,7 @@ from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from service.handlers import current_lifecycle
+from service.handlers import current_lifecycle, served_model
 from service.models import Health
 from service.names import LIVENESS_PATHS, READYZ, STARTUPZ
 from service.problems import PROBLEM_JSON, problem_document
@@ -19,7 +19,8 @@ bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health", description="
 
 
 def _answer(ready: bool, status: str, reason: str | None) -> tuple[Response, int]:
-    body = Health(status=status, reason=reason).model_dump(exclude_none=True)  # type: ignore[arg-type]
+    health = Health(status=status, reason=reason, model=served_model())  # type: ignore[arg-type]
+    body = health.model_dump(exclude_none=True)
     return jsonify(body), 200 if ready else 503
 
 

@@ -21,6 +21,11 @@ from harness.server import ROOT
         ("FLASK_SVC_DEBUG_ENDPOINTS", "sure", "true or false"),
         ("HOST", "not a host!", "an IP address or host name"),
         ("OTEL_TRACES_EXPORTER", "zipkin", "one of otlp, console, none"),
+        ("FLASK_SVC_MODEL_PATH", "models/iris.skops", "an absolute file path"),
+        ("FLASK_SVC_MODEL_NAME", "iris model", "letters, digits"),
+        ("FLASK_SVC_MODEL_ALLOW_PICKLE", "maybe", "true or false"),
+        ("FLASK_SVC_MODEL_TRUSTED_TYPES", "Halver", "comma-separated dotted type names"),
+        ("FLASK_SVC_MODEL_MAX_INSTANCES", "0", "an integer from 1 to 100000"),
     ],
 )
 def test_bad_variable_exits_before_binding(variable: str, value: str, expected: str) -> None:

@@ -107,6 +107,9 @@ def test_the_panels_the_issue_asks_for(dashboard: dict[str, Any]) -> None:
         "flask_svc_rejected_requests_total",
         "flask_svc_build_info",
         "flask_svc_otel_spans_dropped_total",
+        "flask_svc_inference_duration_seconds_count",
+        "flask_svc_inference_duration_seconds_bucket",
+        "flask_svc_inference_instances_bucket",
     ):
         assert metric + "{" in everything, metric
 

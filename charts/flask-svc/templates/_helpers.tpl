@@ -86,6 +86,21 @@ annotations:
 {{- end }}
 {{- end }}
 
+{{- define "flask-svc.modelDir" -}}
+/models
+{{- end }}
+
+{{/* The pod volume that holds the model, when it comes from outside the image; empty otherwise. */}}
+{{- define "flask-svc.modelVolume" -}}
+{{- with .Values.model }}
+{{- if and .enabled (eq .source.type "pvc") }}
+{{- dict "name" "model" "persistentVolumeClaim" (dict "claimName" .source.claimName "readOnly" true) | toJson }}
+{{- else if and .enabled (eq .source.type "imageVolume") }}
+{{- dict "name" "model" "image" (dict "reference" .source.reference "pullPolicy" .source.pullPolicy) | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "flask-svc.imageTag" -}}
 {{- default .Chart.AppVersion .Values.image.tag }}
 {{- end }}
@@ -95,7 +110,8 @@ annotations:
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (include "flask-svc.imageTag" .) }}
+{{- $suffix := ternary .Values.model.imageTagSuffix "" .Values.model.enabled }}
+{{- printf "%s:%s%s" .Values.image.repository (include "flask-svc.imageTag" .) $suffix }}
 {{- end }}
 {{- end }}
 
@@ -264,6 +280,12 @@ install renders.
 {{- $sm := .Values.metrics.serviceMonitor }}
 {{- if and $sm.enabled (gt (include "flask-svc.durationMs" $sm.scrapeTimeout | int64) (include "flask-svc.durationMs" $sm.interval | int64)) }}
 {{- fail (printf "metrics.serviceMonitor.scrapeTimeout (%s) is longer than metrics.serviceMonitor.interval (%s); Prometheus refuses the scrape config" $sm.scrapeTimeout $sm.interval) }}
+{{- end }}
+{{- if and .Values.model.enabled (eq .Values.model.source.type "pvc") (not .Values.model.source.claimName) }}
+{{- fail "model.source.claimName: name the PersistentVolumeClaim that holds the model (model.source.type is pvc)" }}
+{{- end }}
+{{- if and .Values.model.enabled (eq .Values.model.source.type "imageVolume") (not .Values.model.source.reference) }}
+{{- fail "model.source.reference: name the OCI image that holds the model (model.source.type is imageVolume)" }}
 {{- end }}
 {{- if and .Values.ingress.enabled .Values.ingress.className (hasKey .Values.ingress.annotations "kubernetes.io/ingress.class") }}
 {{- fail "ingress.className and the annotation kubernetes.io/ingress.class in ingress.annotations are both set; keep ingress.className (the API server refuses an Ingress with both)" }}
