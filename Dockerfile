@@ -1,6 +1,9 @@
 # flask-svc image: a builder stage makes the virtualenv from the hashed lock; the runtime stage gets only the
 # virtualenv and service/. Build with BuildKit (DOCKER_BUILDKIT=1 or buildx); see `make image`.
 #
+# Two variants: the default (the last stage) has no numpy, scipy or scikit-learn; `--target ml` (tagged `-ml`) adds
+# them, from requirements-ml.lock, and the Iris model trained during the build, served from /app/model.
+#
 # BASE_IMAGE: any image with the interface of python:3.12-slim (python, python -m venv, CA certificates, sh,
 # groupadd/useradd), e.g. a digest pin (python:3.12-slim@sha256:...) or the same image from a private mirror.
 ARG BASE_IMAGE=python:3.12-slim
@@ -22,6 +25,8 @@ RUN python -m venv /opt/venv
 # what start-up needs (see there), which keeps rarely used modules from doubling their size in the image.
 # Optional secrets: pip_conf (a pip.conf: index, credentials, find-links) and pip_ca (a CA bundle, e.g. for a
 # TLS-intercepting proxy). They are mounted for this one command and leave no trace in any layer.
+# The kubernetes client ships an asyncio twin of its API (kubernetes/aio, about 70 MB of generated code): the batch
+# runner uses the synchronous one, so the twin is removed.
 COPY requirements.lock /tmp/requirements.lock
 RUN --mount=type=secret,id=pip_conf \
     --mount=type=secret,id=pip_ca \
@@ -30,13 +35,14 @@ RUN --mount=type=secret,id=pip_conf \
     /opt/venv/bin/pip install --require-hashes --no-deps --only-binary=:all: --no-compile \
         -r /tmp/requirements.lock \
     && /opt/venv/bin/pip uninstall --yes pip setuptools wheel \
+    && rm -rf /opt/venv/lib/python3*/site-packages/kubernetes/aio \
     && rm /tmp/requirements.lock
 
 # The app code: owned by root, readable (not writable) by everyone else, whatever the umask of the checkout.
 COPY service/ /app/service/
 RUN chmod -R u=rwX,go=rX /app
 
-FROM ${BASE_IMAGE}
+FROM ${BASE_IMAGE} AS runtime
 
 # A fixed numeric UID/GID, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
 RUN groupadd --system --gid 10001 app \
@@ -56,10 +62,12 @@ ENV PATH=/opt/venv/bin:$PATH \
 WORKDIR /app
 # The app user cannot write .pyc files (and the root filesystem may be read-only), and the official python
 # images ship the standard library without them, so every worker would compile its imports at each start.
-# Compile here, as root, the modules start-up imports (standard library, venv, app) plus all of service/:
+# Compile here, as root, the modules start-up imports (standard library, venv, app; and the Kubernetes client the
+# batch runner loads: 3 MB of .pyc a batch-enabled pod would otherwise compile in memory at every start) plus all of
+# service/:
 # importing the app also proves the image can load it.
 RUN python -c "import compileall, sys; \
-import gunicorn.app.wsgiapp, gunicorn.arbiter, gunicorn.workers.gthread, service.app, service.logs; \
+import gunicorn.app.wsgiapp, gunicorn.arbiter, gunicorn.workers.gthread, service.app, service.logs, service.batch.kube; \
 loaded = sorted({m.__file__ for m in list(sys.modules.values()) if (getattr(m, '__file__', None) or '').endswith('.py')}); \
 ok = all([compileall.compile_file(f, quiet=2) for f in loaded]) and compileall.compile_dir('/app/service', quiet=2); \
 sys.exit(not ok)"
@@ -88,3 +96,35 @@ ENV FLASK_SVC_VERSION=${VERSION} \
 # gunicorn is PID 1: it handles SIGTERM as a graceful drain and reaps its own workers.
 STOPSIGNAL SIGTERM
 CMD ["gunicorn", "--config", "python:service.gunicorn_conf"]
+
+# The model-serving packages, beyond those already in the virtualenv, installed apart with the base image's pip.
+FROM builder AS ml-deps
+COPY requirements-ml.lock /tmp/requirements-ml.lock
+RUN --mount=type=secret,id=pip_conf \
+    --mount=type=secret,id=pip_ca \
+    if [ -s /run/secrets/pip_conf ]; then export PIP_CONFIG_FILE=/run/secrets/pip_conf; fi; \
+    if [ -s /run/secrets/pip_ca ]; then export PIP_CERT=/run/secrets/pip_ca; fi; \
+    python -m pip install --require-hashes --no-deps --only-binary=:all: --no-compile --break-system-packages \
+        --target /opt/ml -r /tmp/requirements-ml.lock \
+    && for installed in /opt/venv/lib/python3*/site-packages/*; do rm -rf "/opt/ml/${installed##*/}"; done \
+    && rm -rf /opt/ml/bin /tmp/requirements-ml.lock
+
+# The `-ml` variant: the default image plus the model-serving packages (one layer) and the trained model.
+FROM runtime AS ml
+USER 0:0
+COPY --from=ml-deps /opt/ml /opt/ml
+ENV PYTHONPATH=/opt/ml \
+    FLASK_SVC_MODEL_PATH=/app/model/iris.skops
+# Train at build (deterministic, no download: the data ships in scikit-learn), then compile what loading and
+# serving the model import, as the default stage does for start-up.
+RUN python -m service.inference.train /app/model/iris.skops \
+    && chmod -R u=rwX,go=rX /app/model \
+    && python -c "import compileall, sys; \
+import numpy, sklearn, skops.io, service.inference.loading, service.handlers.inference; \
+from service.inference.loading import ModelSource, load; load(ModelSource('/app/model/iris.skops')); \
+loaded = sorted({m.__file__ for m in list(sys.modules.values()) if (getattr(m, '__file__', None) or '').startswith('/opt/ml/')}); \
+sys.exit(not all([compileall.compile_file(f, quiet=2) for f in loaded]))"
+USER 10001:10001
+
+# The default target stays last: `docker build` without --target builds the image without model serving.
+FROM runtime

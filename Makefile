@@ -63,9 +63,10 @@ pytest: setup
 
 test: setup lint typecheck pytest ## set up and run the whole suite (ruff, mypy, pytest)
 
-lock: ## re-resolve both locks with hashes (needs uv)
+lock: ## re-resolve the locks with hashes (needs uv)
 	uv pip compile pyproject.toml --generate-hashes --universal --python-version 3.11 -o requirements.lock -q
-	uv pip compile pyproject.toml --extra dev --generate-hashes --universal --python-version 3.11 -o requirements-dev.lock -q
+	uv pip compile pyproject.toml --extra ml --generate-hashes --universal --python-version 3.11 -o requirements-ml.lock -q
+	uv pip compile pyproject.toml --extra dev --extra ml --generate-hashes --universal --python-version 3.11 -o requirements-dev.lock -q
 
 clean: ## remove the virtualenv, tools and caches
 	rm -rf $(VENV) $(TOOLS) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bench.batch import render as render_batch
 from bench.cputime import per_cpu_second
 
 TARGET_LABELS = {
@@ -673,6 +674,13 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         add("## Idle and slow clients")
         add("")
         add(render_slow_clients(results["slow_clients"]))
+        add("")
+    if "batch" in results:
+        add("## Batch analysis (`/api/v1/jobs`, local runner) beside the synchronous endpoint")
+        add("")
+        add("Upload to `succeeded`, both stage processes' start included; polled every 50 ms.")
+        add("")
+        add(render_batch(results["batch"]))
         add("")
     failures = results.get("failures", [])
     if failures:

@@ -32,7 +32,7 @@ from typing import Any
 
 import psutil
 
-from bench import cputime, profiling, report, slowclients, targets, wrk
+from bench import batch, cputime, profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
 from harness.docker import DOCKER, HARDENED_RUN
 from harness.net import free_port, http_status
@@ -593,6 +593,7 @@ def execute(plan: Plan, tmp: Path, wordcount_too: bool = True, container_too: bo
         ("wordcount", wordcount_too, lambda: _wordcount_phase(plan, results, tmp)),
         ("imports", plan.profiles and plan.extras, lambda: _imports_phase(results)),
         ("slow-clients", plan.extras, lambda: results.update(slow_clients=slowclients.run(plan.log))),
+        ("batch", plan.extras, lambda: results.update(batch=batch.run(plan.log))),
     ]
     for name, wanted, phase in phases:
         if not wanted:

@@ -97,7 +97,11 @@ def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float 
 
 @contextmanager
 def launched(
-    cmd: Sequence[str], port: int, env: Mapping[str, str] | None = None, stop_signal: int = signal.SIGTERM
+    cmd: Sequence[str],
+    port: int,
+    env: Mapping[str, str] | None = None,
+    stop_signal: int = signal.SIGTERM,
+    path: str = "/readyz",
 ) -> Iterator[subprocess.Popen[str]]:
     """A server process with its output in a temp log; waits for /readyz, shows the log's tail if it fails."""
     with tempfile.TemporaryFile("w+") as log:
@@ -106,7 +110,7 @@ def launched(
         )
         try:
             try:
-                poll_ready(port, proc)
+                poll_ready(port, proc, path=path)
             except (RuntimeError, TimeoutError) as error:
                 log.seek(0)
                 raise RuntimeError(f"{error}\n{log.read()[-3000:]}") from None

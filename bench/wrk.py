@@ -75,12 +75,18 @@ def command(url: str, settings: LoadSettings, duration_s: float) -> list[str]:
     ]
 
 
-def run(url: str, settings: LoadSettings, body: Path | None = None, duration_s: float | None = None) -> WrkResult:
+def run(
+    url: str,
+    settings: LoadSettings,
+    body: Path | None = None,
+    duration_s: float | None = None,
+    content_type: str = "text/plain",
+) -> WrkResult:
     """One wrk run against a loopback URL; POSTs ``body`` when given. Bounded by wrk's own duration + a margin."""
     if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
         raise WrkError(f"loopback only: {url}")
     duration = settings.duration_s if duration_s is None else duration_s
-    env = {**os.environ, "BENCH_BODY_FILE": str(body) if body else ""}
+    env = {**os.environ, "BENCH_BODY_FILE": str(body) if body else "", "BENCH_CONTENT_TYPE": content_type}
     done = subprocess.run(
         command(url, settings, duration),
         env=env,

@@ -122,6 +122,7 @@ def running_server(
             PORT=str(port),
             METRICS_PORT=str(metrics_port),
             PROMETHEUS_MULTIPROC_DIR=os.path.join(tmp, "metrics"),
+            FLASK_SVC_BATCH_DATA_DIR=os.path.join(tmp, "batch"),  # never a directory another run shares
             LOG_FORMAT="json",
             LOG_LEVEL="debug",
             PYTHONUNBUFFERED="1",

@@ -12,7 +12,7 @@ CONTAINER_COMMA := ,
 
 SETUP += setup-container
 
-.PHONY: setup-container image
+.PHONY: setup-container image image-ml
 
 # Installs the engine and debootstrap when missing, then starts dockerd when no engine answers.
 # Other areas may run setup at the same time: apt waits for its lock, and the start is serialised by flock.
@@ -35,7 +35,9 @@ PIP_CA ?=
 PIP_CONF ?=
 # Extra `docker build` flags, e.g. --network=host where the engine has no bridge network.
 IMAGE_BUILD_FLAGS ?=
-image: ## build the container image (vars: IMAGE IMAGE_TAG BASE_IMAGE PIP_CA PIP_CONF)
+# A Dockerfile stage other than the default: `ml` is the model-serving variant, tagged with the suffix -ml.
+IMAGE_TARGET ?=
+image: ## build the container image (vars: IMAGE IMAGE_TAG IMAGE_TARGET BASE_IMAGE PIP_CA PIP_CONF)
 	DOCKER_BUILDKIT=1 $(DOCKER) build \
 		$(if $(BASE_IMAGE),--build-arg BASE_IMAGE=$(BASE_IMAGE)) \
 		--build-arg VERSION=$$(sed -n 's/^version = "\(.*\)"/\1/p' pyproject.toml) \
@@ -43,4 +45,8 @@ image: ## build the container image (vars: IMAGE IMAGE_TAG BASE_IMAGE PIP_CA PIP
 		--build-arg CREATED=$$(date -u +%Y-%m-%dT%H:%M:%SZ) \
 		$(if $(PIP_CA),--secret id=pip_ca$(CONTAINER_COMMA)src=$(PIP_CA)) \
 		$(if $(PIP_CONF),--secret id=pip_conf$(CONTAINER_COMMA)src=$(PIP_CONF)) \
-		$(IMAGE_BUILD_FLAGS) -t $(IMAGE):$(IMAGE_TAG) .
+		$(if $(IMAGE_TARGET),--target $(IMAGE_TARGET)) \
+		$(IMAGE_BUILD_FLAGS) -t $(IMAGE):$(IMAGE_TAG)$(if $(IMAGE_TARGET),-$(IMAGE_TARGET)) .
+
+image-ml: ## the model-serving image: numpy, scikit-learn, skops and the Iris model (tag suffix -ml)
+	$(MAKE) image IMAGE_TARGET=ml

@@ -19,12 +19,20 @@ from flask_openapi3.openapi import OpenAPI
 from service import logs, metrics, problems, requestctx, tracing
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.config import Settings
-from service.handlers import analysis, debug, docs, health, home, ops
+from service.handlers import analysis, batch, debug, docs, health, home, ops
 from service.lifecycle import Lifecycle
-from service.models import problem_responses
-from service.names import ANALYSIS_PATHS, LIFECYCLE_EXTENSION, SETTINGS_EXTENSION
+from service.models import ModelIdentity, problem_responses
+from service.names import (
+    ANALYSIS_PATHS,
+    JOBS_PATH,
+    LIFECYCLE_EXTENSION,
+    MODEL_EXTENSION,
+    MODEL_IDENTITY_EXTENSION,
+    SETTINGS_EXTENSION,
+)
 
 log = logging.getLogger(__name__)
+_WORKER_BOOT_ERROR = 3  # gunicorn halts the whole server when a worker exits with this
 
 
 class ServiceApp(OpenAPI):
@@ -70,13 +78,19 @@ def build_app(settings: Settings) -> Flask:
 
     logs.init_app(app, settings)
     problems.register_error_handlers(app)
-    instruments = metrics.init_app(app, settings)
+    identity = _serve_model(app, settings) if settings.model_enabled else None
+    instruments = metrics.init_app(app, settings, identity)
     requestctx.init_app(app, settings, state, instruments)
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)
+    batch.init_app(app, settings, instruments)
     app.register_blueprint(home.bp)  # plain blueprints: pages for people, kept out of the OpenAPI document
     app.register_blueprint(docs.bp)
+    if settings.model_enabled:
+        from service.handlers import inference
+
+        app.register_api(inference.bp)
     if settings.debug_endpoints:
         app.register_blueprint(debug.bp)
         app.register_blueprint(home.toggles)
@@ -96,6 +110,14 @@ def openapi_document(app: OpenAPI) -> Response:
     document["paths"].update(health.liveness_openapi())
     for path in ANALYSIS_PATHS:
         document["paths"][path]["post"]["requestBody"] = analysis.request_body_spec()
+    if JOBS_PATH in document["paths"]:
+        document["paths"][JOBS_PATH]["post"]["requestBody"] = analysis.request_body_spec(
+            ("text/plain", "multipart/form-data")
+        )
+    if MODEL_EXTENSION in app.extensions:
+        from service.handlers import inference
+
+        inference.document(document)
     # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only
     # operations that take parameters or a body can produce one.
     unprocessable = problem_responses(422)[422]
@@ -108,6 +130,23 @@ def openapi_document(app: OpenAPI) -> Response:
             else:
                 responses.pop("422", None)
     return jsonify(document)
+
+
+def _serve_model(app: Flask, settings: Settings) -> ModelIdentity:
+    """Load the model in this worker, before the app reports started. The master checked the file before forking,
+    so a refusal here is rare (the file changed in between); it ends the worker with one line and gunicorn's
+    boot-error status, which stops the server."""
+    from service.handlers import inference
+    from service.inference.loading import ModelRefused
+
+    try:
+        model = inference.load_into(app, settings)
+    except ModelRefused as error:
+        log.critical("model refused: %s", error)
+        raise SystemExit(_WORKER_BOOT_ERROR) from None
+    identity = ModelIdentity(name=model.name, version=model.version, sha256=model.sha256)
+    app.extensions[MODEL_IDENTITY_EXTENSION] = identity
+    return identity
 
 
 def warm_up() -> None:

@@ -9,6 +9,7 @@ README's configuration table is generated from the same fields (``python -m serv
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 import re
 import sys
@@ -52,6 +53,36 @@ def _absolute_path(value: str) -> str:
     return value
 
 
+def _base_url(value: str) -> str:
+    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
+        raise ValueError(value)
+    return value.rstrip("/")
+
+
+def _json_object(value: str) -> str:
+    if not isinstance(json.loads(value), dict):  # JSONDecodeError is a ValueError
+        raise ValueError(value)
+    return value
+
+
+_MODEL_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
+_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
+
+
+def _model_word(value: str) -> str:
+    if not _MODEL_WORD.fullmatch(value):
+        raise ValueError(value)
+    return value
+
+
+def _type_names(value: str) -> str:
+    """A comma-separated list of dotted type names, kept as written (``Settings.model_trusted_type_names`` splits it:
+    pydantic-settings would read a list-typed variable as JSON)."""
+    if not all(_DOTTED_NAME.fullmatch(name.strip()) for name in value.split(",") if name.strip()):
+        raise ValueError(value)
+    return value
+
+
 def _exporter(value: str) -> str:
     """OTEL_TRACES_EXPORTER lists exporters; the first one is used, ``none`` turns tracing off."""
     first = value.lower().split(",")[0].strip()
@@ -63,6 +94,11 @@ def _exporter(value: str) -> str:
 Host = Annotated[str, AfterValidator(_host)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 Exporter = Annotated[str, AfterValidator(_exporter)]
+BaseUrl = Annotated[str, AfterValidator(_base_url)]
+JsonObject = Annotated[str, AfterValidator(_json_object)]
+BatchRunner = Literal["local", "kubernetes", "off"]
+ModelWord = Annotated[str, AfterValidator(_model_word)]
+TypeNames = Annotated[str, AfterValidator(_type_names)]
 
 
 def setting(
@@ -181,6 +217,89 @@ class Settings(BaseSettings):
     pod_name: str = setting("POD_NAME", "", "Pod name (Downward API); hostname when unset.", accepts="text")
     pod_namespace: str = setting("POD_NAMESPACE", "", "Namespace (Downward API).", accepts="text")
     node_name: str = setting("NODE_NAME", "", "Node name (Downward API).", accepts="text")
+    batch_runner: BatchRunner = setting(
+        "FLASK_SVC_BATCH_RUNNER",
+        "local",
+        "Who runs the batch pipeline's stages: subprocesses (`local`), Kubernetes Jobs, or nobody (`off`: no "
+        "`/api/v1/jobs`).",
+    )
+    batch_data_dir: AbsolutePath = setting(
+        "FLASK_SVC_BATCH_DATA_DIR",
+        "/tmp/flask-svc-batch",  # noqa: S108 — `make run`'s default; the chart mounts the shared volume
+        "The batch jobs' shared directory: uploads, stage outputs, job records.",
+        accepts="an absolute directory path",
+    )
+    batch_max_upload_bytes: int = setting(
+        "FLASK_SVC_BATCH_MAX_UPLOAD_BYTES",
+        1 << 30,
+        "Largest batch upload (`POST /api/v1/jobs`); larger ones get 413 and nothing is kept.",
+        unit="bytes",
+        ge=1,
+        le=1 << 40,
+    )
+    batch_callback_url: BaseUrl = setting(
+        "FLASK_SVC_BATCH_CALLBACK_URL",
+        "",
+        "Where stages report back (the Service's URL); empty: `http://127.0.0.1:PORT`.",
+        accepts="an http(s) base URL, or empty",
+    )
+    batch_callback_key_file: AbsolutePath = setting(
+        "FLASK_SVC_BATCH_CALLBACK_KEY_FILE",
+        "",
+        "File holding the key each job's callback secret derives from (the chart mounts a Secret); empty: "
+        "`.callback-key` in the data directory, made on first use.",
+        accepts="an absolute file path, or empty",
+    )
+    batch_reconcile_seconds: float = setting(
+        "FLASK_SVC_BATCH_RECONCILE_SECONDS",
+        5,
+        "How often each worker moves every unfinished job on from what the volume and the runner say.",
+        unit="seconds",
+        ge=0.1,
+        le=3600,
+    )
+    batch_job_template: JsonObject = setting(
+        "FLASK_SVC_BATCH_JOB_TEMPLATE",
+        "",
+        "The stage Jobs' spec (image, security context, resources, volume, limits): set by the chart.",
+        accepts="a JSON object, or empty",
+    )
+    model_path: AbsolutePath = setting(
+        "FLASK_SVC_MODEL_PATH",
+        "",
+        "The model to serve (a skops file); unset: no model endpoints. The `-ml` image sets its Iris model.",
+        accepts="an absolute file path",
+    )
+    model_name: ModelWord = setting(
+        "FLASK_SVC_MODEL_NAME",
+        "",
+        "The model's name in the URLs (`/v2/models/<name>`); unset: the file name without its extension.",
+        accepts="letters, digits, '_', '.', '-' (up to 128)",
+    )
+    model_version: ModelWord = setting(
+        "FLASK_SVC_MODEL_VERSION",
+        "",
+        "The model's version; unset: the first 12 hex digits of the file's sha256.",
+        accepts="letters, digits, '_', '.', '-' (up to 128)",
+    )
+    model_allow_pickle: bool = setting(
+        "FLASK_SVC_MODEL_ALLOW_PICKLE",
+        False,
+        "Also load pickle/joblib files, which run any code they contain: only for a file you trust.",
+    )
+    model_trusted_types: TypeNames = setting(
+        "FLASK_SVC_MODEL_TRUSTED_TYPES",
+        "",
+        "Types a skops file may hold beyond those skops trusts (numpy, scikit-learn estimators).",
+        accepts="comma-separated dotted type names (module.Type)",
+    )
+    model_max_instances: int = setting(
+        "FLASK_SVC_MODEL_MAX_INSTANCES",
+        1024,
+        "Most instances one inference request may carry; more get 413.",
+        ge=1,
+        le=100_000,
+    )
     # The standard OpenTelemetry variables that decide whether to trace (README "Tracing"; the SDK reads the rest).
     otel_traces_exporter: Exporter = setting(
         "OTEL_TRACES_EXPORTER",
@@ -211,6 +330,14 @@ class Settings(BaseSettings):
         if get_origin(annotation) is Literal:
             return value.lower()
         return value
+
+    @property
+    def model_enabled(self) -> bool:
+        return bool(self.model_path)
+
+    @property
+    def model_trusted_type_names(self) -> tuple[str, ...]:
+        return tuple(name.strip() for name in self.model_trusted_types.split(",") if name.strip())
 
     @property
     def traces_exporter(self) -> str | None:
@@ -270,18 +397,25 @@ def _variables() -> tuple[Variable, ...]:
 
 VARIABLES = _variables()
 _ACCEPTS = {variable.env: variable.accepts for variable in VARIABLES}
+_FIELDS = {variable.env: variable.field for variable in VARIABLES}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every variable once (the process's environment, or ``environ``); a bad one raises ``ConfigError``."""
     try:
         if environ is None:
-            return Settings()
-        return Settings.model_validate({name: environ[name] for name in _ACCEPTS if name in environ})
+            settings = Settings()
+        else:
+            settings = Settings.model_validate({name: environ[name] for name in _ACCEPTS if name in environ})
     except ValidationError as error:
         name = str(error.errors()[0]["loc"][0])
         raw = (os.environ if environ is None else environ).get(name, "")
         raise ConfigError(f"{name}={raw!r} is invalid: expected {_ACCEPTS[name]}") from None
+    if settings.batch_runner == "kubernetes":
+        for needed in ("FLASK_SVC_BATCH_JOB_TEMPLATE", "FLASK_SVC_BATCH_CALLBACK_URL"):
+            if not getattr(settings, _FIELDS[needed]):
+                raise ConfigError(f"{needed} is empty: FLASK_SVC_BATCH_RUNNER=kubernetes needs it")
+    return settings
 
 
 def readme_table() -> str:

@@ -29,6 +29,19 @@ except ConfigError as error:
 # above this line may import it.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
+if _settings.model_enabled:
+    # Check the model file before any worker starts — a pickle is refused unopened, an untrusted type named — so a
+    # bad file stops the server here with one line. In a process of its own: importing numpy starts threads, and
+    # the master must have none when it forks. Each worker then loads the model (after fork, before it is ready).
+    _check = [sys.executable, "-m", "service.inference.loading", _settings.model_path]
+    _check += ["--allow-pickle"] if _settings.model_allow_pickle else []
+    _check += [arg for name in _settings.model_trusted_type_names for arg in ("--trusted-type", name)]
+    _checked = subprocess.run(_check, capture_output=True, text=True, check=False)
+    if _checked.returncode != 0:
+        _reason = (_checked.stderr.strip().splitlines() or [f"the check exited {_checked.returncode}"])[-1]
+        print(f"flask-svc: model refused: {_reason}", file=sys.stderr)
+        sys.exit(2)
+
 from service import metrics_server
 from service.logs import gunicorn_logger
 from service.names import LIFECYCLE_EXTENSION
@@ -111,7 +124,7 @@ def on_exit(server: Any) -> None:
 def post_worker_init(worker: Any) -> None:
     from service.lifecycle import install_drain_handler
 
-    install_drain_handler(worker, worker.wsgi.extensions[LIFECYCLE_EXTENSION])
+    install_drain_handler(worker.wsgi.extensions[LIFECYCLE_EXTENSION])
 
 
 def worker_exit(server: Any, worker: Any) -> None:

@@ -6,7 +6,7 @@ Read top to bottom, a worker's life is:
    closes the listening socket and passes SIGTERM to each worker.
 3. The worker's SIGTERM handler (installed by ``install_drain_handler``) marks the state draining — /readyz answers
    503 from that moment — then hands over to gunicorn's own handler, which finishes every request in flight within
-   the graceful timeout and exits 0. Both handlers only set flags: a signal handler runs between two bytecodes of
+   the graceful timeout and exits 0. This handler only sets a flag: a signal handler runs between two bytecodes of
    whatever the main thread was doing, possibly inside a lock it holds, so it must take no lock and write nothing
    (the worker's loop logs the drain once it sees it).
 """
@@ -17,7 +17,6 @@ import signal
 import time
 from dataclasses import dataclass, field
 from types import FrameType
-from typing import Any
 
 
 @dataclass
@@ -48,13 +47,13 @@ class Lifecycle:
         return time.monotonic() - self.started_at
 
 
-def install_drain_handler(worker: Any, state: Lifecycle) -> None:
+def install_drain_handler(state: Lifecycle) -> None:
     """Chain a SIGTERM handler in front of gunicorn's worker handler (called from ``post_worker_init``)."""
     previous = signal.getsignal(signal.SIGTERM)
 
     def on_term(signum: int, frame: FrameType | None) -> None:
         state.begin_drain()
         if callable(previous):
-            previous(signum, frame)  # gunicorn's: sets the worker's ``alive`` flag
+            previous(signum, frame)  # gunicorn's: clears the worker's ``alive`` flag and wakes its loop
 
     signal.signal(signal.SIGTERM, on_term)

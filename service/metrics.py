@@ -23,12 +23,23 @@ if TYPE_CHECKING:
     from flask import Flask, Request, Response
 
     from service.config import Settings
+    from service.models import ModelIdentity
 
 # Latency buckets for a web API: 5 ms to 10 s.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ANALYSIS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SLOW_CLIENT_REASONS = ("idle", "incomplete_head")
 SPAN_DROP_REASONS = ("export_failed", "queue_full")
+# Batch stages run for seconds to many minutes.
+BATCH_STAGE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
+BATCH_STATES = ("queued", "tokenizing", "counting", "succeeded", "failed", "cancelled")
+BATCH_END_STATES = BATCH_STATES[3:]
+BATCH_STAGES = ("tokenize", "count")
+BATCH_OUTCOMES = ("ok", "failed")
+INFERENCE_OUTCOMES = ("ok", "invalid", "error")
+# Model latency: 100 µs (one row through a small model) to 5 s (a large batch through a large one).
+INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+INSTANCE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 # The rejected-requests reasons are the problem codes of the statuses counted as bad input.
 REJECT_REASONS = {status: STATUS_CODES[status] for status in (400, 413, 415, 422)}
 
@@ -44,6 +55,12 @@ class Instruments:
     build_info: Gauge
     spans_dropped: Counter
     slow_clients: Counter
+    batch_jobs: Gauge
+    batch_jobs_finished: Counter
+    batch_stage_duration: Histogram
+    batch_bytes: Counter
+    inference_duration: Histogram
+    inference_instances: Histogram
     registry: CollectorRegistry | None = None  # where they can be read in-process; None when metrics are off
 
     @classmethod
@@ -81,7 +98,7 @@ class Instruments:
             build_info=Gauge(
                 "flask_svc_build_info",
                 "Always 1; labels say what is running",
-                ["version", "commit", "python_version"],
+                ["version", "commit", "python_version", "model", "model_version", "model_sha256"],
                 multiprocess_mode="max",
                 registry=registry,
             ),
@@ -96,6 +113,44 @@ class Instruments:
                 "Connections closed by the worker for not sending a whole request head in time: "
                 "idle (nothing sent) or incomplete_head",
                 ["reason"],
+                registry=registry,
+            ),
+            # Every worker counts the same volume, so the latest count is the count.
+            batch_jobs=Gauge(
+                "flask_svc_batch_jobs",
+                "Batch jobs on the shared volume, by state",
+                ["state"],
+                multiprocess_mode="mostrecent",
+                registry=registry,
+            ),
+            batch_jobs_finished=Counter(
+                "flask_svc_batch_jobs_finished", "Batch jobs that reached an end state", ["state"], registry=registry
+            ),
+            batch_stage_duration=Histogram(
+                "flask_svc_batch_stage_duration_seconds",
+                "Time a batch stage ran, from its process's start to its outcome",
+                ["stage", "outcome"],
+                buckets=BATCH_STAGE_BUCKETS,
+                registry=registry,
+            ),
+            batch_bytes=Counter(
+                "flask_svc_batch_processed_bytes",
+                "Bytes of text that went through a batch stage",
+                ["stage"],
+                registry=registry,
+            ),
+            inference_duration=Histogram(
+                "flask_svc_inference_duration_seconds",
+                "Time to check a request against the model and predict, by model and outcome (ok, invalid, error)",
+                ["model", "outcome"],
+                buckets=INFERENCE_BUCKETS,
+                registry=registry,
+            ),
+            inference_instances=Histogram(
+                "flask_svc_inference_instances",
+                "Instances (rows) per accepted inference request",
+                ["model"],
+                buckets=INSTANCE_BUCKETS,
                 registry=registry,
             ),
             registry=registry,
@@ -205,8 +260,9 @@ class RouteMetrics:
             total.inc()
 
 
-def init_app(app: Flask, settings: Settings) -> Instruments:
-    """Give the app its instruments and the per-route RED metrics; a second call changes nothing."""
+def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None) -> Instruments:
+    """Give the app its instruments and the per-route RED metrics; a second call changes nothing. ``model``, the
+    model the app serves, goes into the build info and gets its inference series."""
     if METRICS_EXTENSION in app.extensions:
         return instruments_of(app)
     if not settings.metrics_enabled:
@@ -235,7 +291,21 @@ def init_app(app: Flask, settings: Settings) -> Instruments:
         metrics.slow_clients.labels(reason)
     for endpoint in ANALYSIS_ENDPOINTS:
         metrics.analysis_duration.labels(endpoint)
+    if settings.batch_runner != "off":
+        for state in BATCH_STATES:
+            metrics.batch_jobs.labels(state)
+        for state in BATCH_END_STATES:
+            metrics.batch_jobs_finished.labels(state)
+        for stage in BATCH_STAGES:
+            metrics.batch_bytes.labels(stage)
+            for outcome in BATCH_OUTCOMES:
+                metrics.batch_stage_duration.labels(stage, outcome)
     metrics.worker_threads.set(settings.threads)
-    metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version()).set(1)
+    if model is not None:
+        for outcome in INFERENCE_OUTCOMES:
+            metrics.inference_duration.labels(model.name, outcome)
+        metrics.inference_instances.labels(model.name)
+    served = (model.name, model.version, model.sha256) if model else ("", "", "")
+    metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version(), *served).set(1)
     app.extensions[METRICS_EXTENSION] = metrics
     return metrics

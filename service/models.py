@@ -92,15 +92,25 @@ class ProblemDetail(BaseModel):
     instance: str | None = None
 
 
+class ModelIdentity(BaseModel):
+    """The model a replica serves (FLASK_SVC_MODEL_PATH)."""
+
+    name: str
+    version: str
+    sha256: str
+
+
 class Health(BaseModel):
     status: Literal["ok", "starting", "draining", "disabled"]
     reason: str | None = None
+    model: ModelIdentity | None = Field(None, description="The model loaded, when the service serves one.")
 
 
 class Version(BaseModel):
     version: str
     commit: str
     build_date: str
+    model: ModelIdentity | None = Field(None, description="The model served, when there is one.")
 
 
 class Info(BaseModel):
@@ -125,3 +135,45 @@ def problem_responses(*statuses: int) -> dict[str | int, Any]:
         }
         for status in statuses
     }
+
+
+class JobPath(BaseModel):
+    job_id: str = Field(max_length=64, description="The job's id, as `POST /api/v1/jobs` returned it.")
+
+
+class JobListQuery(QueryModel):
+    limit: int = Field(20, ge=1, le=100, description="How many jobs to return, newest first.")
+    after: str | None = Field(
+        None, pattern=r"^[0-9a-f]{21}$", description="Continue after this job id (the previous page's `next`)."
+    )
+
+
+class JobResultQuery(QueryModel):
+    limit: int = Field(10000, ge=1, le=100000, description="How many word counts to return, most frequent first.")
+
+
+class JobStage(BaseModel):
+    job_name: str | None = Field(description="The stage's Job (or local process) name, once started.")
+    started: str | None = Field(description="RFC 3339, when the pipeline entered this stage.")
+    finished: str | None = Field(description="RFC 3339, when the pipeline left it.")
+
+
+class JobDocument(BaseModel):
+    id: str
+    state: Literal["queued", "tokenizing", "counting", "succeeded", "failed", "cancelled"]
+    created: str = Field(description="RFC 3339.")
+    updated: str = Field(description="RFC 3339.")
+    bytes: int = Field(ge=0, description="Size of the upload.")
+    options: TextOptions
+    reason: str | None = Field(description="Why the job failed.")
+    stages: dict[str, JobStage] = Field(description="`tokenize` and `count`.")
+    result: str = Field(description="Where the result will be.")
+
+
+class JobList(BaseModel):
+    jobs: list[JobDocument]
+    next: str | None = Field(description="Pass as `after` for the next page; null on the last one.")
+
+
+class JobEventReceipt(BaseModel):
+    state: str

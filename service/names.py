@@ -20,6 +20,7 @@ TOKENIZE = "tokenize"
 ANALYSIS_ENDPOINTS = (ANALYZE, WORDCOUNT, TOKENIZE)
 ANALYSIS_PATHS = tuple(f"{API_PREFIX}/{name}" for name in ANALYSIS_ENDPOINTS)
 ANALYZE_PATH = f"{API_PREFIX}/{ANALYZE}"
+JOBS_PATH = f"{API_PREFIX}/jobs"
 # Request bodies are read, and analysed, in slices of this size.
 CHUNK_BYTES = 16 * 1024
 # The route label of a request no route matched (404, and 405 on an unknown method).
@@ -30,5 +31,9 @@ SETTINGS_EXTENSION = "flask_svc.settings"
 LIFECYCLE_EXTENSION = "flask_svc.lifecycle"
 METRICS_EXTENSION = "flask_svc.metrics"
 TRACING_EXTENSION = "flask_svc.tracing"
+BATCH_EXTENSION = "flask_svc.batch"  # the batch Coordinator (absent when FLASK_SVC_BATCH_RUNNER=off)
+BATCH_RECONCILER_EXTENSION = "flask_svc.batch_reconciler"
+MODEL_EXTENSION = "flask_svc.model"  # the ServedModel, when FLASK_SVC_MODEL_PATH names one
+MODEL_IDENTITY_EXTENSION = "flask_svc.model_identity"  # its name, version and sha256, for /readyz and /version
 # The WSGI environ key where the app leaves the access line's fields (route, request and trace ids) for gunicorn.
 ACCESS_ENVIRON_KEY = "flask_svc.access"

@@ -10,10 +10,11 @@ request; what is lost is counted in ``flask_svc_otel_spans_dropped_total``.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -158,20 +159,10 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
     """
     if TRACING_EXTENSION in app.extensions:
         return tracing_of(app)
-    name = settings.traces_exporter
-    if name is None:
+    provider = _provider(settings, instruments)
+    if provider is None:
         app.extensions[TRACING_EXTENSION] = None
         return None
-    # Server spans with the stable HTTP semantic conventions (http.request.method, url.path, …).
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-    resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
-    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({"service.name": "flask-svc"}))
-    # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
-    # would wait out a hung export instead.
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    exporter = CountingExporter(_make_exporter(name, settings), instruments)
-    provider.add_span_processor(counting_processor(exporter, instruments))
 
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
@@ -187,11 +178,62 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
     )
     tracing = Tracing(provider, provider.get_tracer("service"))
     app.extensions[TRACING_EXTENSION] = tracing
-    log.info("tracing on", extra={"exporter": name})
     return tracing
+
+
+def for_process(settings: Settings) -> Tracing | None:
+    """Tracing for a process without an app (a batch stage), when the OpenTelemetry variables ask for it."""
+    from service.metrics import OFF
+
+    provider = _provider(settings, OFF)
+    return None if provider is None else Tracing(provider, provider.get_tracer("service"))
+
+
+def _provider(settings: Settings, instruments: Instruments) -> TracerProvider | None:
+    name = settings.traces_exporter
+    if name is None:
+        return None
+    # Server spans with the stable HTTP semantic conventions (http.request.method, url.path, …).
+    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
+    resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
+    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({"service.name": "flask-svc"}))
+    # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
+    # would wait out a hung export instead.
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    exporter = CountingExporter(_make_exporter(name, settings), instruments)
+    provider.add_span_processor(counting_processor(exporter, instruments))
+    log.info("tracing on", extra={"exporter": name})
+    return provider
 
 
 def tracing_of(app: Flask) -> Tracing | None:
     """The app's tracing; None when it is off."""
     found: Tracing | None = app.extensions.get(TRACING_EXTENSION)
     return found
+
+
+def current_traceparent() -> str | None:
+    """The W3C ``traceparent`` of the active span, to hand to work that runs in another process."""
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    carrier: dict[str, str] = {}
+    TraceContextTextMapPropagator().inject(carrier)
+    return carrier.get("traceparent")
+
+
+@contextlib.contextmanager
+def continued_span(
+    tracing: Tracing | None, name: str, traceparent: str | None, attributes: dict[str, str]
+) -> Iterator[None]:
+    """A span continuing the trace ``traceparent`` names (a new trace without one); nothing when tracing is off."""
+    if tracing is None:
+        yield
+        return
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = TraceContextTextMapPropagator().extract({"traceparent": traceparent} if traceparent else {})
+    with tracing.tracer.start_as_current_span(
+        name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
+    ):
+        yield

@@ -1,4 +1,4 @@
-"""HTTP handlers, one module per family: health, ops, analysis, debug, home, docs.
+"""HTTP handlers, one module per family: health, ops, analysis, debug, home, docs, inference.
 
 What a handler needs from the factory it reads from the current app through these accessors.
 """
@@ -10,7 +10,8 @@ from flask import current_app
 from service.config import Settings
 from service.lifecycle import Lifecycle
 from service.metrics import Instruments, instruments_of
-from service.names import LIFECYCLE_EXTENSION, SETTINGS_EXTENSION
+from service.models import ModelIdentity
+from service.names import LIFECYCLE_EXTENSION, MODEL_IDENTITY_EXTENSION, SETTINGS_EXTENSION
 from service.tracing import Tracing, tracing_of
 
 
@@ -30,3 +31,9 @@ def current_instruments() -> Instruments:
 
 def current_tracing() -> Tracing | None:
     return tracing_of(current_app)
+
+
+def served_model() -> ModelIdentity | None:
+    """Which model this app serves; None without one."""
+    identity: ModelIdentity | None = current_app.extensions.get(MODEL_IDENTITY_EXTENSION)
+    return identity

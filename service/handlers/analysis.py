@@ -35,23 +35,21 @@ T = TypeVar("T")
 bp = APIBlueprint("analysis", __name__, url_prefix=API_PREFIX, abp_tags=[Tag(name="analysis")])
 
 
-def request_body_spec() -> dict[str, Any]:
-    """The OpenAPI requestBody shared by the three endpoints, from the model that validates JSON bodies."""
-    return {
-        "required": True,
-        "content": {
-            "text/plain": {"schema": {"type": "string"}},
-            "application/json": {"schema": TextBody.model_json_schema()},
-            "multipart/form-data": {
-                "schema": {
-                    "type": "object",
-                    "properties": {uploads.FILE_PART: {"type": "string", "contentMediaType": "text/plain"}},
-                    "required": [uploads.FILE_PART],
-                },
-                "encoding": {uploads.FILE_PART: {"contentType": "text/plain"}},
+def request_body_spec(media_types: tuple[str, ...] = uploads.MEDIA_TYPES) -> dict[str, Any]:
+    """The OpenAPI requestBody shared by the text endpoints, from the model that validates JSON bodies."""
+    content = {
+        "text/plain": {"schema": {"type": "string"}},
+        "application/json": {"schema": TextBody.model_json_schema()},
+        "multipart/form-data": {
+            "schema": {
+                "type": "object",
+                "properties": {uploads.FILE_PART: {"type": "string", "contentMediaType": "text/plain"}},
+                "required": [uploads.FILE_PART],
             },
+            "encoding": {uploads.FILE_PART: {"contentType": "text/plain"}},
         },
     }
+    return {"required": True, "content": {media: spec for media, spec in content.items() if media in media_types}}
 
 
 def _options(options: TextOptions) -> AnalysisOptions:

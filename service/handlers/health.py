@@ -7,12 +7,11 @@ from collections.abc import Callable, Iterable
 from functools import lru_cache
 from typing import Any
 
-from flask import Response, current_app
-from flask.json.provider import JSONProvider
+from flask import Flask, Response, current_app
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from service.handlers import current_lifecycle
+from service.handlers import current_lifecycle, served_model
 from service.models import Health
 from service.names import LIVENESS_PATHS, READYZ, STARTUPZ
 from service.problems import PROBLEM_JSON, problem_document
@@ -21,15 +20,16 @@ bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health", description="
 
 
 def _answer(ready: bool, status: str, reason: str | None) -> Response:
-    body = _health_body(current_app.json, status, reason)
-    return Response(body, 200 if ready else 503, mimetype=current_app.json.mimetype)  # type: ignore[attr-defined]
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    mimetype = app.json.mimetype  # type: ignore[attr-defined]
+    return Response(_health_body(app, status, reason), 200 if ready else 503, mimetype=mimetype)
 
 
 @lru_cache(maxsize=16)  # a handful of (status, reason) pairs per app: each document is built once, not per probe
-def _health_body(json_provider: JSONProvider, status: str, reason: str | None) -> bytes:
-    """The Health document exactly as ``jsonify`` writes it with this app's JSON settings."""
-    document = Health(status=status, reason=reason).model_dump(exclude_none=True)  # type: ignore[arg-type]
-    data: bytes = json_provider.response(document).get_data()  # type: ignore[attr-defined]  # sansio type: a Response
+def _health_body(app: Flask, status: str, reason: str | None) -> bytes:
+    """The Health document exactly as ``jsonify`` writes it; an app's model and JSON settings are fixed once built."""
+    health = Health(status=status, reason=reason, model=served_model())  # type: ignore[arg-type]
+    data: bytes = app.json.response(health.model_dump(exclude_none=True)).get_data()  # type: ignore[attr-defined]
     return data
 
 

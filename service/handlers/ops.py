@@ -10,7 +10,7 @@ from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from service.handlers import current_lifecycle, current_settings
+from service.handlers import current_lifecycle, current_settings, served_model
 from service.models import Info, Version
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="ops", description="Build and runtime information")])
@@ -20,7 +20,9 @@ bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="ops", description="Build 
 def version() -> Response:
     settings = current_settings()
     return jsonify(
-        Version(version=settings.version, commit=settings.git_commit, build_date=settings.build_date).model_dump()
+        Version(
+            version=settings.version, commit=settings.git_commit, build_date=settings.build_date, model=served_model()
+        ).model_dump(exclude_none=True)
     )
 
 

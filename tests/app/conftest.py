@@ -7,6 +7,9 @@ stays in tests/integration. Settings come from a mapping, never from this proces
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Iterator
 
 import pytest
@@ -19,12 +22,15 @@ from service.config import load_settings
 from service.metrics import instruments_of
 from service.names import LIFECYCLE_EXTENSION
 
+# Batch jobs of in-process apps live in a directory of this session's, never in the default /tmp one `make run` uses.
+BATCH_DATA_DIR = tempfile.mkdtemp(prefix="flask-svc-app-batch-")
+atexit.register(shutil.rmtree, BATCH_DATA_DIR, ignore_errors=True)
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
 def make_app(**env: str) -> Flask:
     """A fresh app with these variables set (the rest at their defaults)."""
-    return create_app(load_settings(env))
+    return create_app(load_settings({"FLASK_SVC_BATCH_DATA_DIR": BATCH_DATA_DIR, **env}))
 
 
 @pytest.fixture(scope="module")

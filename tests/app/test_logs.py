@@ -63,6 +63,7 @@ def test_handlers_others_installed_are_kept(caplog: pytest.LogCaptureFixture) ->
 
 def _record(**extra: object) -> logging.LogRecord:
     record = logging.LogRecord("gunicorn.access", logging.INFO, __file__, 1, "%s %s", ("GET", "/x"), None)
+    record.created = 1_764_500_000.123  # the same instant for every record compared
     record.__dict__.update(extra)
     return record
 

@@ -25,6 +25,7 @@ def test_every_labelled_series_exists_at_zero_from_the_start() -> None:
         assert f'flask_svc_analysis_duration_seconds_count{{endpoint="{endpoint}"}} 0.0' in text
     assert sample(app, "flask_svc_worker_threads") == 6
     labels = {"version": "1.2.3", "commit": "abc", "python_version": platform.python_version()}
+    labels |= {"model": "", "model_version": "", "model_sha256": ""}  # no model served
     assert sample(app, "flask_svc_build_info", labels) == 1
 
 

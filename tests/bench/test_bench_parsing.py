@@ -263,6 +263,18 @@ def test_slow_client_results_render_as_their_own_section() -> None:
     assert "## Idle and slow clients" not in report.render_markdown({})
 
 
+def test_batch_results_render_beside_the_synchronous_endpoint() -> None:
+    mib = 1024 * 1024
+    rows = [
+        {"what": "POST /api/v1/wordcount, 8 MiB", "bytes": 8 * mib, "seconds": 0.5, "mib_per_s": 16.0},
+        {"what": "POST /api/v1/jobs → succeeded, 64 MiB", "bytes": 64 * mib, "seconds": 8.0, "mib_per_s": 8.0},
+    ]
+    text = report.render_markdown({"batch": {"passes": 3, "rows": rows}})
+    assert "## Batch analysis" in text
+    assert "| POST /api/v1/jobs → succeeded, 64 MiB | 64 | 8.00 | 8.0 | 0.50× |" in text
+    assert "## Batch analysis" not in report.render_markdown({})
+
+
 # ---- profiles -----------------------------------------------------------------------------------------------------
 
 SITE = "/venv/lib/python3.11/site-packages"

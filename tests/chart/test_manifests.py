@@ -490,3 +490,64 @@ def test_notes_print_the_port_forward_commands(chart: Helm, tmp_path: Path) -> N
     assert f"kubectl -n {NAMESPACE} port-forward service/{RELEASE} 8080:8080" in text
     assert f"kubectl -n {NAMESPACE} port-forward deployment/{RELEASE} 9797:9797" in text
     assert f"helm test {RELEASE} -n {NAMESPACE}" in text
+
+
+def _configmap(rendered: list[dict[str, Any]]) -> dict[str, str]:
+    (config,) = [d for d in by_kind(rendered, "ConfigMap") if "PORT" in d.get("data", {})]
+    return dict(config["data"])
+
+
+def test_model_off_by_default_even_in_an_ml_image(default: list[dict[str, Any]], deployment: dict[str, Any]) -> None:
+    assert _configmap(default)["FLASK_SVC_MODEL_PATH"] == ""  # the -ml image's own path does not switch it on
+    assert not deployment["spec"]["template"]["spec"]["containers"][0]["image"].endswith("-ml")
+    assert "model" not in {v["name"] for v in deployment["spec"]["template"]["spec"]["volumes"]}
+
+
+def test_model_from_the_image_runs_the_ml_variant(chart: Helm) -> None:
+    rendered = chart.render(
+        "--set", "model.enabled=true", "--set", "model.maxInstances=64", "--set", "model.trustedTypes={a.B,c.d.E}"
+    )
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    assert pod["containers"][0]["image"].endswith(":0.1.0-ml")
+    config = _configmap(rendered)
+    assert "FLASK_SVC_MODEL_PATH" not in config  # the image names its model
+    assert config["FLASK_SVC_MODEL_MAX_INSTANCES"] == "64"
+    assert config["FLASK_SVC_MODEL_TRUSTED_TYPES"] == "a.B,c.d.E"
+    assert config["FLASK_SVC_MODEL_ALLOW_PICKLE"] == "false"
+    assert "model" not in {v["name"] for v in pod["volumes"]}
+
+
+def test_model_from_a_pvc_is_mounted_read_only(chart: Helm) -> None:
+    rendered = chart.render(
+        "--set",
+        "model.enabled=true",
+        "--set",
+        "model.source.type=pvc",
+        "--set",
+        "model.source.claimName=models",
+        "--set",
+        "model.source.file=iris/v2.skops",
+        "--set",
+        "model.name=iris",
+    )
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "model")
+    assert volume["persistentVolumeClaim"] == {"claimName": "models", "readOnly": True}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "model")
+    assert mount == {"name": "model", "mountPath": "/models", "readOnly": True}
+    config = _configmap(rendered)
+    assert config["FLASK_SVC_MODEL_PATH"] == "/models/iris/v2.skops"
+    assert config["FLASK_SVC_MODEL_NAME"] == "iris"
+
+
+def test_model_from_an_image_volume(chart: Helm) -> None:
+    rendered = chart.render(
+        "--set", "model.enabled=true", "--set", "model.source.type=imageVolume",
+        "--set", "model.source.reference=registry.example/models/iris:1", "--set", "model.source.file=iris.skops",
+    )  # fmt: skip
+    pod = one(rendered, "Deployment")["spec"]["template"]["spec"]
+    volume = next(v for v in pod["volumes"] if v["name"] == "model")
+    assert volume["image"] == {"reference": "registry.example/models/iris:1", "pullPolicy": "IfNotPresent"}
+    mount = next(m for m in pod["containers"][0]["volumeMounts"] if m["name"] == "model")
+    assert mount == {"name": "model", "mountPath": "/models", "readOnly": True}
+    assert _configmap(rendered)["FLASK_SVC_MODEL_PATH"] == "/models/iris.skops"

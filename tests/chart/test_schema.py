@@ -55,6 +55,23 @@ BAD_VALUES: list[tuple[list[str], str]] = [
     (["--set", "tmpDir.medium=Disk"], "tmpDir.medium"),
     (["--set", "networkPolicy.ingress.from[0].podSelecter.app=x"], "podSelecter"),
     (["--set", "keda.prometheus.threshold=0"], "keda.prometheus.threshold"),
+    (["--set-string", "model.enabled=yes"], "model.enabled"),
+    (["--set", "model.maxInstances=0"], "model.maxInstances"),
+    (["--set", "model.name=my model"], "model.name"),
+    (["--set", "model.trustedTypes[0]=Halver"], "model.trustedTypes.0"),
+    (["--set", "model.source.type=s3"], "model.source.type"),
+    (["--set", "model.source.file=../etc/passwd"], "model.source.file"),
+    (["--set", "model.source.file=/abs/model.skops"], "model.source.file"),
+    (["--set", "model.sorce.type=pvc"], "sorce"),
+    (
+        ["--set", "model.enabled=true", "--set", "model.source.type=pvc"],
+        "model.source.claimName: name the PersistentVolumeClaim",
+    ),
+    (
+        ["--set", "model.enabled=true", "--set", "model.source.type=imageVolume"],
+        "model.source.reference: name the OCI image",
+    ),
+    (["--set", "model.source.pullPolicy=Sometimes"], "model.source.pullPolicy"),
     # Refused in the templates with the reason, not by a schema "not" that says only "'not' failed".
     (["--set", "metricsDir.path=/tmp"], 'metricsDir.path: "/tmp" is where the tmp emptyDir is mounted'),
     (["--set", "metricsDir.path=/tmp/"], 'metricsDir.path: "/tmp/" is where the tmp emptyDir is mounted'),
@@ -216,6 +233,11 @@ BAD_VALUES: list[tuple[list[str], str]] = [
         ["--set-json", 'podSecurityContext.sysctls=[{"name":"net ipv4","value":"1"}]'],
         "podSecurityContext.sysctls.0.name",
     ),
+    (["--set-json", 'batch.persistence.accessModes=["ReadWriteSometimes"]'], "batch.persistence.accessModes.0"),
+    (["--set", "batch.persistence.mountPath=/tmp"], "batch.persistence.mountPath"),
+    (["--set", "batch.backoffLimit=-1"], "batch.backoffLimit"),
+    (["--set", "batch.maxUploadBytes=0"], "batch.maxUploadBytes"),
+    (["--set", "batch.persistence.existingClaim=Bad_Claim"], "batch.persistence.existingClaim"),
     # Cross-field checks made in the templates.
     (["--set", "resources.requests=null"], "resources.requests.cpu"),  # the HPA would never scale
     (
@@ -372,6 +394,8 @@ FREE_FORM = {
     "resources.limits",
     "tests.resources.requests",
     "tests.resources.limits",
+    "batch.resources.requests",
+    "batch.resources.limits",
 }
 
 

@@ -19,7 +19,7 @@ CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule", "HTTPRoute", "ScaledObject"}
 
 
 def test_every_required_scenario_exists() -> None:
-    assert {"default", "minimal", "keda", "monitoring", "ingress"} <= set(SCENARIOS)
+    assert {"default", "minimal", "keda", "monitoring", "ingress", "batch"} <= set(SCENARIOS)
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS)

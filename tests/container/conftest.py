@@ -31,6 +31,14 @@ def image(engine: None) -> lib.BuiltImage:
 
 
 @pytest.fixture(scope="session")
+def ml_image(engine: None) -> lib.BuiltImage:
+    """flask-svc:test-ml, the model-serving variant (`--target ml`), built like the default one."""
+    built = lib.build_image(lib.ML_TEST_TAG, target="ml")
+    _built.append(built)
+    return built
+
+
+@pytest.fixture(scope="session")
 def service(image: lib.BuiltImage) -> Iterator[lib.Container]:
     """One hardened container (read-only root, no capabilities) with the debug endpoints on."""
     container = lib.run_container(image.id, env={"FLASK_SVC_DEBUG_ENDPOINTS": "true"})

@@ -41,6 +41,7 @@ from harness.net import free_port, wait_until_ready
 REPO = Path(__file__).resolve().parents[2]
 CACHE_DIR = REPO / ".tools" / "container"
 TEST_TAG = "flask-svc:test"
+ML_TEST_TAG = "flask-svc:test-ml"
 
 STANDIN_SUITE = "bookworm"
 STANDIN_PACKAGES = ("python3", "python3-venv", "python3-pip", "ca-certificates")
@@ -234,10 +235,12 @@ def _platform_tags(machine: str, glibc: str) -> list[str]:
 
 
 def ensure_wheelhouse(base_image: str) -> Path:
-    """The locked wheels for the base image's Python, downloaded on the host (which trusts its proxy)."""
-    lock = REPO / "requirements.lock"
+    """The locked wheels for the base image's Python, downloaded on the host (which trusts its proxy): both
+    variants', the default image's lock and the `-ml` image's."""
+    locks = [REPO / "requirements.lock", REPO / "requirements-ml.lock"]
     py = base_python(base_image)
-    key = hashlib.sha256(lock.read_bytes() + json.dumps(py, sort_keys=True).encode()).hexdigest()[:12]
+    content = b"".join(lock.read_bytes() for lock in locks)
+    key = hashlib.sha256(content + json.dumps(py, sort_keys=True).encode()).hexdigest()[:12]
     dest = CACHE_DIR / f"wheelhouse-cp{py['major']}{py['minor']}-{py['machine']}-{key}"
     if dest.is_dir():
         return dest
@@ -259,8 +262,7 @@ def ensure_wheelhouse(base_image: str) -> Path:
             "--implementation=cp",
             f"--abi=cp{py['major']}{py['minor']}",
             *(f"--platform={tag}" for tag in _platform_tags(py["machine"], py["glibc"])),
-            "-r",
-            str(lock),
+            *(arg for lock in locks for arg in ("-r", str(lock))),
             "-d",
             str(tmp),
         ]
@@ -331,6 +333,7 @@ def build_image(
     base_image: str | None = None,
     build_args: dict[str, str] | None = None,
     pip_via: str = "secret",
+    target: str | None = None,
     timeout: float = 900,
 ) -> BuiltImage:
     """Build the repository's Dockerfile with BuildKit on the stand-in base, pip fed from a loopback wheelhouse.
@@ -365,6 +368,7 @@ def build_image(
         host = url.split("/")[2]
         iidfile = Path(tmp, "iid")
         cmd = ["build", "--network=host", "--progress=plain", f"--iidfile={iidfile}", "-t", tag]
+        cmd += ["--target", target] if target else []
         if pip_via == "secret":
             marker = f"flask-svc-build-secret-{uuid.uuid4().hex}"
             pip_conf = Path(tmp, "pip.conf")
@@ -494,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     build = sub.add_parser("build", help="build the image on the stand-in base (cached)")
     build.add_argument("--image", default=TEST_TAG)
     build.add_argument("--build-arg", action="append", default=[], metavar="KEY=VALUE", help="a Dockerfile ARG")
+    build.add_argument("--target", help="a Dockerfile stage, e.g. ml for the model-serving variant")
     meas = sub.add_parser("measure", help="print image size and start → /readyz 200 as JSON")
     meas.add_argument("--image", default=TEST_TAG)
     meas.add_argument("--build", action="store_true", help="build the image first")
@@ -505,7 +510,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if opts.command == "build" or opts.build:
         extra = dict(arg.split("=", 1) for arg in getattr(opts, "build_arg", []))
-        built = build_image(opts.image, build_args=extra)
+        built = build_image(opts.image, build_args=extra, target=getattr(opts, "target", None))
         print(f"built {built.tag} ({built.id}) in {built.build_seconds:.1f} s", file=sys.stderr)
     if opts.command == "measure":
         print(json.dumps(measure(opts.image, opts.runs), indent=2))

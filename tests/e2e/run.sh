@@ -65,15 +65,19 @@ export FLASK_SVC_E2E_CONTEXT="${CONTEXT}"
 # --- the image, made visible to the node without a registry --------------------------------------------------------
 
 t=$SECONDS
+# The default image, and its model-serving variant (`--target ml`, tag suffix -ml) for test_e2e_model.py.
 "${PYTHON}" -m tests.container.containerlib build --image "${FLASK_SVC_E2E_IMAGE}"
-if [[ "${LOCAL}" == true ]]; then
-  cluster/local-cluster.sh load "${FLASK_SVC_E2E_IMAGE}"
-elif [[ "${CONTEXT}" == kind-* ]]; then
-  kind load docker-image "${FLASK_SVC_E2E_IMAGE}" --name "${CONTEXT#kind-}"
-else
-  log "context ${CONTEXT} is neither kind nor the local cluster: make ${FLASK_SVC_E2E_IMAGE} available to its nodes first"
-fi
-log "image built and loaded in $(elapsed "$t")"
+"${PYTHON}" -m tests.container.containerlib build --image "${FLASK_SVC_E2E_IMAGE}-ml" --target ml
+for image in "${FLASK_SVC_E2E_IMAGE}" "${FLASK_SVC_E2E_IMAGE}-ml"; do
+  if [[ "${LOCAL}" == true ]]; then
+    cluster/local-cluster.sh load "${image}"
+  elif [[ "${CONTEXT}" == kind-* ]]; then
+    kind load docker-image "${image}" --name "${CONTEXT#kind-}"
+  else
+    log "context ${CONTEXT} is neither kind nor the local cluster: make ${image} available to its nodes first"
+  fi
+done
+log "images built and loaded in $(elapsed "$t")"
 
 # --- the release: restricted Pod Security, the chart's defaults plus what the suite needs ------------------------
 

@@ -107,5 +107,19 @@ def test_the_panels_the_issue_asks_for(dashboard: dict[str, Any]) -> None:
         "flask_svc_rejected_requests_total",
         "flask_svc_build_info",
         "flask_svc_otel_spans_dropped_total",
+        "flask_svc_inference_duration_seconds_count",
+        "flask_svc_inference_duration_seconds_bucket",
+        "flask_svc_inference_instances_bucket",
     ):
         assert metric + "{" in everything, metric
+
+
+def test_the_batch_pipeline_row(dashboard: dict[str, Any]) -> None:
+    exprs = {p["title"]: "\n".join(t["expr"] for t in p["targets"]) for p in panels(dashboard)}
+    assert exprs["Batch jobs by state"].startswith("max by (state) (flask_svc_batch_jobs{")  # one volume, many pods
+    for metric in (
+        "flask_svc_batch_stage_duration_seconds_count",
+        "flask_svc_batch_stage_duration_seconds_sum",
+        "flask_svc_batch_processed_bytes_total",
+    ):
+        assert metric + "{" in "\n".join(exprs.values()), metric

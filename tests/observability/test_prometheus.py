@@ -27,6 +27,7 @@ import requests
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from harness.models import write_iris
 from harness.net import free_port
 from harness.server import workers_of
 
@@ -137,6 +138,7 @@ def service(workdir: Path) -> Iterator[Service]:
         GUNICORN_THREADS=str(THREADS),
         FLASK_SVC_DEBUG_ENDPOINTS="true",
         FLASK_SVC_MAX_UPLOAD_BYTES=str(MAX_UPLOAD),
+        FLASK_SVC_MODEL_PATH=str(write_iris(workdir / "iris.skops")),  # the model-serving row needs data too
         LOG_LEVEL="warning",
         # Tracing on, pointed at a closed loopback port: failed exports feed flask_svc_otel_spans_dropped_total.
         OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{dead_collector}",
@@ -213,6 +215,7 @@ class Sent:
     by_method_status: Counter[tuple[str, str]] = field(default_factory=Counter)
     by_route: Counter[tuple[str, str, str]] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
+    inferences: Counter[str] = field(default_factory=Counter)
     text_bytes: int = 0
     reported_bytes: int = 0
     tokens: int = 0
@@ -287,6 +290,14 @@ def send_batch(svc: Service, sent: Sent) -> None:
         timeout=10,
     )
     record("POST", "/api/v1/analyze", too_big)
+    row = [5.1, 3.5, 1.4, 0.2]
+    for rows, outcome in (([row] * 3, "ok"), ([row[:3]], "invalid")):
+        tensor = {"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}
+        infer = requests.post(f"{svc.url}/v2/models/iris/infer", json={"inputs": [tensor]}, timeout=5)
+        record("POST", "/v2/models/<name>/infer", infer)
+        sent.inferences[outcome] += 1
+    record("POST", "/api/v1/predict", requests.post(f"{svc.url}/api/v1/predict", json={"instances": [row]}, timeout=5))
+    sent.inferences["ok"] += 1
     for code in (500, 500, 503):
         record("GET", "/status/<int:code>", requests.get(f"{svc.url}/status/{code}", timeout=5))
     # No route: the label must be a fixed placeholder, never the raw path.
@@ -312,6 +323,9 @@ def prometheus_view(prom: Prometheus) -> dict[str, Any]:
         "rejected": prom.by(f"sum by (reason) (flask_svc_rejected_requests_total{{{sel}}})", "reason"),
         "bytes": prom.scalar(f"sum(flask_svc_analyzed_bytes_total{{{sel}}})"),
         "tokens": prom.scalar(f"sum(flask_svc_tokens_total{{{sel}}})"),
+        "inferences": prom.by(
+            f'sum by (outcome) (flask_svc_inference_duration_seconds_count{{{sel},outcome!="error"}})', "outcome"
+        ),
     }
 
 
@@ -322,6 +336,7 @@ def expected_view(sent: Sent) -> dict[str, Any]:
         "rejected": {(reason,): float(n) for reason, n in sent.rejected.items()},
         "bytes": float(sent.text_bytes),
         "tokens": float(sent.tokens),
+        "inferences": {(outcome,): float(n) for outcome, n in sent.inferences.items()},
     }
 
 

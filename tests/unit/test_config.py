@@ -40,6 +40,34 @@ def test_every_checked_variable_reports_itself(variable: str) -> None:
     assert message.startswith(f"{variable}=") and "expected" in message and "\n" not in message
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("PORT", "eighty", "an integer port from 1 to 65535"),
+        ("PORT", "70000", "an integer port from 1 to 65535"),
+        ("METRICS_PORT", "0", "an integer port from 1 to 65535"),
+        ("WEB_CONCURRENCY", "0", "an integer from 1 to 64"),
+        ("GUNICORN_THREADS", "many", "an integer from 1 to 256"),
+        ("GUNICORN_GRACEFUL_TIMEOUT", "1.5", "an integer number of seconds from 1 to 3600"),
+        ("LOG_LEVEL", "verbose", "one of debug, info, warning, error, critical"),
+        ("LOG_FORMAT", "xml", "one of json, console"),
+        ("FLASK_SVC_MAX_UPLOAD_BYTES", "10MB", "an integer number of bytes from 1 to 1073741824"),
+        ("FLASK_SVC_DEBUG_ENDPOINTS", "sure", "true or false"),
+        ("FLASK_SVC_DELAY_MAX_SECONDS", "nan", "a number of seconds from 0 to 600"),
+        ("FLASK_SVC_READ_TIMEOUT_SECONDS", "0", "a number of seconds from 0.1 to 600"),
+        ("FLASK_SVC_HEADER_TIMEOUT_SECONDS", "5s", "a number of seconds from 0.1 to 600"),
+        ("FLASK_SVC_LIVENESS_STALL_SECONDS", "inf", "a number of seconds from 1 to 3600"),
+        ("PROMETHEUS_MULTIPROC_DIR", "relative/dir", "an absolute directory path"),
+        ("HOST", "not a host!", "an IP address or host name"),
+        ("OTEL_TRACES_EXPORTER", "zipkin", "one of otlp, console, none"),
+    ],
+)
+def test_the_message_names_the_variable_its_value_and_what_it_accepts(variable: str, value: str, expected: str) -> None:
+    with pytest.raises(ConfigError) as error:
+        load_settings({variable: value})
+    assert str(error.value) == f"{variable}={value!r} is invalid: expected {expected}"
+
+
 def test_readme_table_is_generated_from_the_settings() -> None:
     from pathlib import Path
 

@@ -52,9 +52,10 @@ Call with (dict "ctx" $ "own" .Values.x.labels "fixed" (dict ...)); "flask-svc.l
   "app.kubernetes.io/managed-by" $ctx.Release.Service
   "app.kubernetes.io/part-of" "flask-svc" }}
 {{- $identity := include "flask-svc.selectorLabels" $ctx | fromYaml }}
-{{- if .test }}
-{{- /* Test pods must not carry the selector labels, or the Service, PDB and NetworkPolicy would select them. */}}
-{{- $identity = dict "app.kubernetes.io/instance" $ctx.Release.Name "app.kubernetes.io/component" "helm-test" }}
+{{- if or .test .component }}
+{{- /* Test and batch stage pods must not carry the selector labels, or the Service, PDB and NetworkPolicy would
+       select them. */}}
+{{- $identity = dict "app.kubernetes.io/instance" $ctx.Release.Name "app.kubernetes.io/component" (default "helm-test" .component) }}
 {{- end }}
 {{- $merged := merge (merge (deepCopy (default dict .fixed)) $identity) (deepCopy (default dict .own)) (deepCopy $ctx.Values.commonLabels) $labels }}
 {{- toYaml $merged }}
@@ -85,6 +86,21 @@ annotations:
 {{- end }}
 {{- end }}
 
+{{- define "flask-svc.modelDir" -}}
+/models
+{{- end }}
+
+{{/* The pod volume that holds the model, when it comes from outside the image; empty otherwise. */}}
+{{- define "flask-svc.modelVolume" -}}
+{{- with .Values.model }}
+{{- if and .enabled (eq .source.type "pvc") }}
+{{- dict "name" "model" "persistentVolumeClaim" (dict "claimName" .source.claimName "readOnly" true) | toJson }}
+{{- else if and .enabled (eq .source.type "imageVolume") }}
+{{- dict "name" "model" "image" (dict "reference" .source.reference "pullPolicy" .source.pullPolicy) | toJson }}
+{{- end }}
+{{- end }}
+{{- end }}
+
 {{- define "flask-svc.imageTag" -}}
 {{- default .Chart.AppVersion .Values.image.tag }}
 {{- end }}
@@ -94,7 +110,8 @@ annotations:
 {{- if .Values.image.digest }}
 {{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
 {{- else }}
-{{- printf "%s:%s" .Values.image.repository (include "flask-svc.imageTag" .) }}
+{{- $suffix := ternary .Values.model.imageTagSuffix "" .Values.model.enabled }}
+{{- printf "%s:%s%s" .Values.image.repository (include "flask-svc.imageTag" .) $suffix }}
 {{- end }}
 {{- end }}
 
@@ -264,7 +281,75 @@ install renders.
 {{- if and $sm.enabled (gt (include "flask-svc.durationMs" $sm.scrapeTimeout | int64) (include "flask-svc.durationMs" $sm.interval | int64)) }}
 {{- fail (printf "metrics.serviceMonitor.scrapeTimeout (%s) is longer than metrics.serviceMonitor.interval (%s); Prometheus refuses the scrape config" $sm.scrapeTimeout $sm.interval) }}
 {{- end }}
+{{- if and .Values.model.enabled (eq .Values.model.source.type "pvc") (not .Values.model.source.claimName) }}
+{{- fail "model.source.claimName: name the PersistentVolumeClaim that holds the model (model.source.type is pvc)" }}
+{{- end }}
+{{- if and .Values.model.enabled (eq .Values.model.source.type "imageVolume") (not .Values.model.source.reference) }}
+{{- fail "model.source.reference: name the OCI image that holds the model (model.source.type is imageVolume)" }}
+{{- end }}
 {{- if and .Values.ingress.enabled .Values.ingress.className (hasKey .Values.ingress.annotations "kubernetes.io/ingress.class") }}
 {{- fail "ingress.className and the annotation kubernetes.io/ingress.class in ingress.annotations are both set; keep ingress.className (the API server refuses an Ingress with both)" }}
 {{- end }}
+{{- end }}
+
+{{/* Batch stage pods: identified by instance + component, never by the selector labels. */}}
+{{- define "flask-svc.batchStageSelector" -}}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: batch-stage
+{{- end }}
+
+{{- define "flask-svc.batchClaimName" -}}
+{{- default (include "flask-svc.suffixed" (dict "ctx" . "suffix" "batch")) .Values.batch.persistence.existingClaim }}
+{{- end }}
+
+{{- define "flask-svc.batchSecretName" -}}
+{{- include "flask-svc.suffixed" (dict "ctx" . "suffix" "batch") }}
+{{- end }}
+
+{{/* Where stages call back: the release's own Service. */}}
+{{- define "flask-svc.batchCallbackUrl" -}}
+{{- printf "http://%s.%s.svc:%d" (include "flask-svc.fullname" .) .Release.Namespace (int .Values.service.port) }}
+{{- end }}
+
+{{/*
+The stage Jobs' spec, handed to the service as JSON (FLASK_SVC_BATCH_JOB_TEMPLATE): the pod's own image, the chart's
+restricted security contexts, the stage resources, the shared volume and the Job's limits. The runner adds the
+name, the job-id labels, the stage's arguments and environment. Exit codes 3-5 (bad input, full volume, job gone)
+fail the Job at once; a pod deleted or evicted (DisruptionTarget) is retried without counting against backoffLimit.
+*/}}
+{{- define "flask-svc.batchJobTemplate" -}}
+{{- $b := .Values.batch }}
+{{- $labels := include "flask-svc.labelsWith" (dict "ctx" . "component" "batch-stage") | fromYaml }}
+{{- $container := dict
+  "name" "stage"
+  "image" (include "flask-svc.image" .)
+  "imagePullPolicy" .Values.image.pullPolicy
+  "command" (list "python" "-m" "service.batch")
+  "securityContext" .Values.securityContext
+  "resources" $b.resources
+  "volumeMounts" (list (dict "name" "data" "mountPath" $b.persistence.mountPath) (dict "name" "tmp" "mountPath" "/tmp"))
+}}
+{{- $pod := dict
+  "restartPolicy" "Never"
+  "automountServiceAccountToken" false
+  "enableServiceLinks" false
+  "securityContext" .Values.podSecurityContext
+  "containers" (list $container)
+  "volumes" (list (dict "name" "data" "persistentVolumeClaim" (dict "claimName" (include "flask-svc.batchClaimName" .))) (dict "name" "tmp" "emptyDir" (dict "sizeLimit" .Values.tmpDir.sizeLimit)))
+}}
+{{- with .Values.nodeSelector }}{{ $_ := set $pod "nodeSelector" . }}{{ end }}
+{{- with .Values.tolerations }}{{ $_ := set $pod "tolerations" . }}{{ end }}
+{{- with .Values.imagePullSecrets }}{{ $_ := set $pod "imagePullSecrets" . }}{{ end }}
+{{- $failurePolicy := dict "rules" (list
+  (dict "action" "FailJob" "onExitCodes" (dict "containerName" "stage" "operator" "In" "values" (list 3 4 5)))
+  (dict "action" "Ignore" "onPodConditions" (list (dict "type" "DisruptionTarget")))
+) }}
+{{- $spec := dict
+  "backoffLimit" (int $b.backoffLimit)
+  "activeDeadlineSeconds" (int $b.activeDeadlineSeconds)
+  "ttlSecondsAfterFinished" (int $b.ttlSecondsAfterFinished)
+  "podFailurePolicy" $failurePolicy
+  "template" (dict "metadata" (dict "labels" $labels) "spec" $pod)
+}}
+{{- toJson (dict "metadata" (dict "name" (include "flask-svc.fullname" . | trunc 30 | trimSuffix "-") "labels" $labels) "spec" $spec) }}
 {{- end }}

@@ -1,0 +1,319 @@
+"""The coordinator: accepts uploads, moves jobs along the pipeline, answers what a job has become.
+
+Every decision is made from what the volume and the runner say, under the job's lock, so any replica (or several
+at once) can advance any job and a lost callback or a restarted coordinator changes nothing: the next look — a
+request about the job, a stage's callback, or the periodic reconcile — finds the stage's outcome and moves on.
+Stage names are deterministic, so a stage started twice is started once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from service.batch import formats, signing
+from service.batch.formats import Outcome
+from service.batch.runner import Phase, Runner, RunnerUnavailable
+from service.batch.states import RUNNING_STAGE, JobRecord, Stage, State
+from service.batch.store import INPUT, JobStore, UnknownJob, new_id
+
+log = logging.getLogger(__name__)
+
+
+class NotFinished(Exception):
+    def __init__(self, record: JobRecord) -> None:
+        super().__init__(f"job {record.id} is {record.state.value}, not succeeded")
+        self.record = record
+
+
+class StorageFull(OSError):
+    """The shared volume has no room for the upload."""
+
+
+class UnsignedEvent(Exception):
+    pass
+
+
+class ForgedEvent(Exception):
+    pass
+
+
+class MalformedEvent(ValueError):
+    pass
+
+
+class Observer(Protocol):
+    """What the coordinator reports for metrics; called once per fact (under the job's lock)."""
+
+    def stage_finished(self, outcome: Outcome) -> None: ...
+
+    def job_finished(self, record: JobRecord) -> None: ...
+
+    def jobs_by_state(self, counts: Mapping[State, int]) -> None: ...
+
+
+class _Unobserved:
+    def stage_finished(self, outcome: Outcome) -> None:
+        pass
+
+    def job_finished(self, record: JobRecord) -> None:
+        pass
+
+    def jobs_by_state(self, counts: Mapping[State, int]) -> None:
+        pass
+
+
+@dataclass(frozen=True)
+class Result:
+    record: JobRecord
+    bytes: int
+    tokens: int
+    unique: int
+    counts: list[tuple[str, int]]
+    truncated: bool
+    elapsed_ms: float
+
+
+@dataclass(frozen=True)
+class Page:
+    jobs: list[JobRecord]
+    next_after: str | None
+
+
+@dataclass
+class Coordinator:
+    store: JobStore
+    runner: Runner
+    key: bytes
+    stage_env: Mapping[str, str]  # what every stage needs besides its job's secret and trace
+    observer: Observer = field(default_factory=_Unobserved)
+
+    @classmethod
+    def open(
+        cls, root: Path, runner: Runner, key_file: str, stage_env: Mapping[str, str], observer: Observer
+    ) -> Coordinator:
+        store = JobStore(root)
+        store.ensure()
+        return cls(store, runner, signing.load_key(root, key_file), stage_env, observer)
+
+    # --- creating -------------------------------------------------------------------------------------------------
+
+    def create(self, chunks: Iterable[bytes], options: Mapping[str, Any], traceparent: str | None) -> JobRecord:
+        """Keep the upload and queue its job. Any error while the body arrives (too large, cut short, no room)
+        removes what was written and propagates: nothing of a refused upload is kept."""
+        self.runner.check()  # refuse before reading a byte when no stage could start
+        job_id = new_id()
+        directory = self.store.incoming(job_id)
+        size = 0
+        try:
+            with formats.atomic_writer(directory / INPUT, binary=True) as out:
+                for chunk in chunks:
+                    out.write(chunk)
+                    size += len(chunk)
+            now = time.time()
+            record = JobRecord(
+                id=job_id, state=State.QUEUED, created=now, updated=now, options=dict(options), bytes=size
+            )
+            record.traceparent = traceparent
+            self.store.commit(record)
+        except OSError as error:
+            self.store.discard_incoming(job_id)
+            if error.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise StorageFull(error.errno, "the shared volume is full") from None
+            raise
+        except BaseException:
+            self.store.discard_incoming(job_id)
+            raise
+        log.info("job queued", extra={"job_id": job_id, "bytes": size})
+        return self.advance(job_id)
+
+    # --- reading --------------------------------------------------------------------------------------------------
+
+    def get(self, job_id: str) -> JobRecord:
+        """The job as it is now: advanced first, so a lost callback never leaves a reader waiting."""
+        return self.advance(job_id)
+
+    def page(self, limit: int, after: str | None = None) -> Page:
+        ids = self.store.ids()
+        if after:
+            ids = [job_id for job_id in ids if job_id < after]
+        jobs = [record for job_id in ids[:limit] if (record := self.store.load(job_id)) is not None]
+        return Page(jobs, ids[limit - 1] if len(ids) > limit else None)
+
+    def result(self, job_id: str, limit: int) -> Result:
+        record = self.get(job_id)
+        if record.state is not State.SUCCEEDED:
+            raise NotFinished(record)
+        tokenized = self.store.outcome(job_id, Stage.TOKENIZE)
+        counted = self.store.outcome(job_id, Stage.COUNT)
+        if tokenized is None or counted is None:
+            raise NotFinished(record)
+        busy = sum(outcome.finished - outcome.started for outcome in (tokenized, counted))
+        ranked = formats.read_counts(self.store.path(job_id) / formats.COUNTS, limit)
+        return Result(
+            record=record,
+            bytes=counted.bytes,
+            tokens=counted.tokens,
+            unique=counted.unique,
+            counts=ranked,
+            truncated=counted.unique > limit,
+            elapsed_ms=round(busy * 1000, 3),
+        )
+
+    # --- changing -------------------------------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _locked(self, job_id: str) -> Iterator[JobRecord]:
+        """The job's record, read under its lock (held for the block); ``UnknownJob`` when there is none."""
+        if self.store.load(job_id) is None:  # before touching its directory: an unknown id creates nothing
+            raise UnknownJob(job_id)
+        with self.store.locked(job_id):  # UnknownJob too when it was deleted between the look and the lock
+            record = self.store.load(job_id)
+            if record is None:
+                raise UnknownJob(job_id)
+            yield record
+
+    def advance(self, job_id: str) -> JobRecord:
+        with self._locked(job_id) as record:
+            if not record.state.terminal:
+                before = record.to_json()
+                try:
+                    self._advance(record)
+                except RunnerUnavailable as error:
+                    log.warning("runner unavailable; will retry", extra={"job_id": job_id, "error": str(error)})
+                if record.to_json() != before:
+                    self.store.save(record)
+                    if record.state.terminal:
+                        self.observer.job_finished(record)
+            return record
+
+    def _advance(self, record: JobRecord) -> None:
+        while not record.state.terminal:
+            if record.state is State.QUEUED:
+                self._start(record, Stage.TOKENIZE)
+                record.move_to(State.TOKENIZING)
+                continue
+            stage = RUNNING_STAGE[record.state]
+            outcome = self.store.outcome(record.id, stage)
+            if outcome is None:
+                status = self.runner.status(record.id, stage)
+                if status.phase is Phase.RUNNING:
+                    return
+                if status.phase is Phase.MISSING:  # never created (runner was down) or removed under us
+                    self._start(record, stage)
+                    return
+                outcome = self.store.outcome(record.id, stage)  # it may have landed since the first look
+                if outcome is None:
+                    reason = status.reason or f"the {stage.value} stage finished without writing its outcome"
+                    self._fail(record, reason)
+                    return
+            self.observer.stage_finished(outcome)
+            if not outcome.ok:
+                self._fail(record, outcome.reason or f"the {stage.value} stage failed")
+                return
+            if stage is Stage.TOKENIZE:
+                self._start(record, Stage.COUNT)
+                record.move_to(State.COUNTING)
+            else:
+                record.move_to(State.SUCCEEDED)
+                log.info("job succeeded", extra={"job_id": record.id})
+
+    def _fail(self, record: JobRecord, reason: str) -> None:
+        record.move_to(State.FAILED, reason=reason)
+        log.warning("job failed", extra={"job_id": record.id, "reason": reason})
+
+    def _start(self, record: JobRecord, stage: Stage) -> None:
+        env = dict(self.stage_env)
+        env[signing.JOB_SECRET_ENV] = signing.job_secret(self.key, record.id)
+        if record.traceparent:
+            env["TRACEPARENT"] = record.traceparent
+        try:
+            name = self.runner.start(record.id, stage, env)
+        except OSError as error:  # the local runner could not even spawn it
+            raise RunnerUnavailable(str(error)) from error
+        record.stages[stage.value].job_name = name
+        log.info("stage started", extra={"job_id": record.id, "stage": stage.value, "stage_job": name})
+
+    def report(self, job_id: str, body: bytes, signature: str | None) -> JobRecord:
+        """A stage's callback: authenticated by its job's secret, applied at most once, then the job advanced."""
+        if self.store.load(job_id) is None:
+            raise UnknownJob(job_id)
+        if not signature:
+            raise UnsignedEvent(job_id)
+        if not signing.verify(signing.job_secret(self.key, job_id), body, signature):
+            raise ForgedEvent(job_id)
+        try:
+            event = json.loads(body)
+            stage, ok, reason = Stage(event["stage"]), bool(event["ok"]), event.get("reason")
+            if event["job"] != job_id:
+                raise ValueError("the event names another job")
+        except (ValueError, KeyError, TypeError) as error:
+            raise MalformedEvent(str(error)) from None
+        with self._locked(job_id) as record:
+            # A failure the stage could not write down (a full volume) is known only from its report.
+            if RUNNING_STAGE.get(record.state) is stage and not ok and self.store.outcome(job_id, stage) is None:
+                self._fail(record, str(reason or f"the {stage.value} stage failed"))
+                self.store.save(record)
+                self.observer.job_finished(record)
+                return record
+        return self.advance(job_id)
+
+    def cancel(self, job_id: str) -> JobRecord:
+        """Stop the job's stages and remove the job, files and record; returns its last state (``cancelled`` when
+        it was still running). Afterwards the job is unknown, as a deleted resource should be."""
+        with self._locked(job_id) as record:
+            self.runner.cancel(job_id)
+            if not record.state.terminal:
+                record.move_to(State.CANCELLED)
+                self.observer.job_finished(record)
+            self.store.remove(job_id)
+            log.info("job deleted", extra={"job_id": job_id, "state": record.state.value})
+            return record
+
+    # --- reconciling ----------------------------------------------------------------------------------------------
+
+    def reconcile(self) -> None:
+        """Advance every unfinished job and publish the count by state."""
+        counts = dict.fromkeys(State, 0)
+        for job_id in self.store.ids():
+            record = self.store.load(job_id)
+            if record is None:
+                continue
+            if not record.state.terminal:
+                try:
+                    record = self.advance(job_id)
+                except UnknownJob:
+                    continue
+            counts[record.state] += 1
+        self.observer.jobs_by_state(counts)
+
+
+class Reconciler:
+    """A daemon thread per worker that calls ``reconcile`` every ``interval`` seconds."""
+
+    def __init__(self, coordinator: Coordinator, interval: float) -> None:
+        self.coordinator = coordinator
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="batch-reconcile", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.coordinator.reconcile()
+            except Exception:  # the next round tries again; one bad job must not stop the loop
+                log.exception("batch reconcile failed")

@@ -1,0 +1,118 @@
+"""The Kubernetes runner: one Job per stage, created through the official client with the pod's own credentials.
+
+This module imports the ``kubernetes`` package (about half a second and tens of MB), so it is imported only when
+``FLASK_SVC_BATCH_RUNNER=kubernetes``. The Job spec comes from the chart (``FLASK_SVC_BATCH_JOB_TEMPLATE``: image,
+security context, resources, the shared volume, backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished); the
+runner adds the name, the labels, the stage's arguments and its environment. The name is ``<prefix>-<job id>-<stage>``:
+creating an existing one is a no-op (409), so two replicas racing create one Job.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import urllib3
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from service.batch.runner import Phase, RunnerUnavailable, StageStatus
+from service.batch.states import Stage
+from service.config import ConfigError
+
+if TYPE_CHECKING:
+    from service.config import Settings
+
+JOB_ID_LABEL = "flask-svc.dev/batch-job"
+STAGE_LABEL = "flask-svc.dev/batch-stage"
+_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_TIMEOUT = (3.05, 10)  # connect, read: a request must not hold a request thread for long
+_MAX_PREFIX = 63 - 21 - len("-tokenize") - 1  # Job names become pod labels: 63 characters at most
+
+
+class KubernetesRunner:
+    name = "kubernetes"
+
+    def __init__(self, settings: Settings, configuration: client.Configuration | None = None) -> None:
+        """In-cluster credentials unless a ``configuration`` is given (another cluster, a test)."""
+        if configuration is None:
+            try:
+                config.load_incluster_config()  # type: ignore[no-untyped-call]
+            except config.ConfigException as error:
+                raise ConfigError(f"FLASK_SVC_BATCH_RUNNER=kubernetes needs a pod's service account: {error}") from None
+            configuration = client.Configuration.get_default_copy()
+        configuration.retries = 1  # fail fast when the API is away; reconciling retries later
+        self.api = client.BatchV1Api(client.ApiClient(configuration))
+        self.namespace = settings.pod_namespace or _NAMESPACE_FILE.read_text().strip()
+        self.template: dict[str, Any] = json.loads(settings.batch_job_template)
+        prefix = str(self.template.get("metadata", {}).get("name") or "batch")
+        self.prefix = prefix[:_MAX_PREFIX].rstrip("-")
+
+    def stage_name(self, job_id: str, stage: Stage) -> str:
+        return f"{self.prefix}-{job_id}-{stage.value}"
+
+    def _call(self, what: str, call: Any, *args: Any, **kwargs: Any) -> Any:
+        """One API call; an unreachable or failing API becomes ``RunnerUnavailable``. Returns None on 404."""
+        try:
+            return call(*args, _request_timeout=_TIMEOUT, **kwargs)
+        except ApiException as error:
+            if error.status == 404:
+                return None
+            if error.status == 409:
+                raise
+            raise RunnerUnavailable(f"the Kubernetes API refused to {what}: {error.status} {error.reason}") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise RunnerUnavailable(f"the Kubernetes API is unreachable ({what}): {error}") from None
+
+    def check(self) -> None:
+        self._call("list Jobs", self.api.list_namespaced_job, self.namespace, limit=1)
+
+    def manifest(self, job_id: str, stage: Stage, env: Mapping[str, str]) -> dict[str, Any]:
+        job = copy.deepcopy(self.template)
+        name = self.stage_name(job_id, stage)
+        labels = {JOB_ID_LABEL: job_id, STAGE_LABEL: stage.value}
+        metadata = job.setdefault("metadata", {})
+        metadata["name"] = name
+        metadata.setdefault("labels", {}).update(labels)
+        pod = job.setdefault("spec", {}).setdefault("template", {})
+        pod.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
+        container = pod["spec"]["containers"][0]
+        container["args"] = [stage.value, job_id]
+        container["env"] = [*container.get("env", []), *({"name": k, "value": v} for k, v in env.items())]
+        return job
+
+    def start(self, job_id: str, stage: Stage, env: Mapping[str, str]) -> str:
+        name = self.stage_name(job_id, stage)
+        with contextlib.suppress(ApiException):  # 409: it exists already, which is what was wanted
+            self._call(
+                "create a Job", self.api.create_namespaced_job, self.namespace, self.manifest(job_id, stage, env)
+            )
+        return name
+
+    def status(self, job_id: str, stage: Stage) -> StageStatus:
+        job = self._call("read a Job", self.api.read_namespaced_job, self.stage_name(job_id, stage), self.namespace)
+        if job is None:
+            return StageStatus(Phase.MISSING)
+        for condition in (job.status and job.status.conditions) or []:
+            if condition.status != "True":
+                continue
+            if condition.type == "Complete":
+                return StageStatus(Phase.SUCCEEDED)
+            if condition.type in ("Failed", "FailureTarget"):
+                detail = f"{condition.reason}: {condition.message}" if condition.message else condition.reason
+                return StageStatus(Phase.FAILED, f"the {stage.value} Job failed ({detail})")
+        return StageStatus(Phase.RUNNING)
+
+    def cancel(self, job_id: str) -> None:
+        for stage in Stage:
+            self._call(
+                "delete a Job",
+                self.api.delete_namespaced_job,
+                self.stage_name(job_id, stage),
+                self.namespace,
+                propagation_policy="Background",  # its pods go too
+            )

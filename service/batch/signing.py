@@ -1,0 +1,54 @@
+"""Callback authentication: each job's stages get a secret of their own and sign what they report with it.
+
+The coordinator holds one key (the file ``FLASK_SVC_BATCH_CALLBACK_KEY_FILE`` names — on Kubernetes a Secret the stage
+pods do not mount — or else a key file it creates in the data directory);
+a job's secret is HMAC(key, job id), so nothing per job is stored and every replica derives the same secret. Only
+the job's stages are handed it (in their environment). A stage signs the exact body it sends:
+``X-Batch-Signature: sha256=<hex HMAC(secret, body)>``; the body names the job, so a signature made for one job
+is worthless for another.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import hmac
+import os
+import secrets
+from pathlib import Path
+
+SIGNATURE_HEADER = "X-Batch-Signature"
+JOB_SECRET_ENV = "FLASK_SVC_BATCH_JOB_SECRET"  # noqa: S105 — the variable's name, not a secret
+_SCHEME = "sha256="
+_KEY_FILE = ".callback-key"
+
+
+def load_key(root: Path, key_file: str) -> bytes:
+    """The key in ``key_file``, else in the data directory's key file (created once, readable by this user only)."""
+    if key_file:
+        key = Path(key_file).read_text().strip()
+        if not key:
+            raise RuntimeError(f"{key_file} is empty")
+        return key.encode()
+    path = root / _KEY_FILE
+    root.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileExistsError):
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(secrets.token_hex(32))
+    key = path.read_text().strip()
+    if not key:  # another process is between creating and writing it
+        raise RuntimeError(f"{path} is empty")
+    return key.encode()
+
+
+def job_secret(key: bytes, job_id: str) -> str:
+    return hmac.new(key, f"flask-svc-batch-job:{job_id}".encode(), hashlib.sha256).hexdigest()
+
+
+def sign(secret: str, body: bytes) -> str:
+    return _SCHEME + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def verify(secret: str, body: bytes, signature: str) -> bool:
+    return hmac.compare_digest(sign(secret, body), signature.strip())

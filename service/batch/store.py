@@ -1,0 +1,112 @@
+"""Where a job lives on the shared volume: one directory per job, named by its id.
+
+```
+<root>/<id>/job.json        the JobRecord (written by the coordinator, under the job's lock)
+<root>/<id>/input.txt       the upload
+<root>/<id>/tokens.txt …    the stages' outputs and outcomes (see ``formats``)
+<root>/.incoming/<id>/      an upload still arriving: renamed to <root>/<id> once whole, removed otherwise
+```
+
+Ids sort by creation time (milliseconds, then random bits), so a directory listing gives the newest first without
+reading any file. Every replica and every stage sees the same files; an advisory lock per job (``flock``) makes
+each state change happen once even when several replicas try at the same moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from service.batch.formats import Outcome, read_json, write_json
+from service.batch.states import JobRecord, Stage
+
+INPUT = "input.txt"
+RECORD = "job.json"
+_LOCK = ".lock"
+_INCOMING = ".incoming"
+_ID = re.compile(r"[0-9a-f]{21}")
+
+
+class UnknownJob(LookupError):
+    """No job has this id (or it was deleted)."""
+
+
+def new_id() -> str:
+    """11 hex digits of milliseconds since the epoch, then 40 random bits: sortable, unguessable enough to shard."""
+    return f"{int(time.time() * 1000):011x}{secrets.token_hex(5)}"
+
+
+def valid_id(job_id: str) -> bool:
+    return _ID.fullmatch(job_id) is not None
+
+
+class JobStore:
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def ensure(self) -> None:
+        (self.root / _INCOMING).mkdir(parents=True, exist_ok=True)
+
+    def path(self, job_id: str) -> Path:
+        if not valid_id(job_id):
+            raise UnknownJob(job_id)
+        return self.root / job_id
+
+    def incoming(self, job_id: str) -> Path:
+        directory = self.root / _INCOMING / job_id
+        directory.mkdir(parents=True)
+        return directory
+
+    def commit(self, record: JobRecord) -> None:
+        """Publish a whole upload with its record: before this, no listing or lookup can see the job."""
+        staging = self.root / _INCOMING / record.id
+        write_json(staging / RECORD, record.to_json())
+        os.rename(staging, self.path(record.id))
+
+    def discard_incoming(self, job_id: str) -> None:
+        shutil.rmtree(self.root / _INCOMING / job_id, ignore_errors=True)
+
+    def load(self, job_id: str) -> JobRecord | None:
+        if not valid_id(job_id):
+            return None
+        document = read_json(self.root / job_id / RECORD)
+        return JobRecord.from_json(document) if document else None
+
+    def save(self, record: JobRecord) -> None:
+        write_json(self.path(record.id) / RECORD, record.to_json())
+
+    @contextlib.contextmanager
+    def locked(self, job_id: str) -> Iterator[None]:
+        """Exclusive across processes and replicas sharing the volume (flock; NFSv4 and local disks honour it)."""
+        try:
+            handle = open(self.path(job_id) / _LOCK, "a")  # noqa: SIM115 — closed below; never creates the directory
+        except FileNotFoundError:
+            raise UnknownJob(job_id) from None
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def ids(self) -> list[str]:
+        """Every published job, newest first."""
+        try:
+            names = os.listdir(self.root)
+        except FileNotFoundError:
+            return []
+        return sorted((name for name in names if valid_id(name)), reverse=True)
+
+    def outcome(self, job_id: str, stage: Stage) -> Outcome | None:
+        document = read_json(self.path(job_id) / f"{stage.value}.json")
+        return Outcome.from_json(document) if document else None
+
+    def remove(self, job_id: str) -> None:
+        shutil.rmtree(self.path(job_id), ignore_errors=True)

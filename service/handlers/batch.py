@@ -1,0 +1,254 @@
+"""The batch API: uploads become jobs run as separate stages (see ``service.batch``), polled for their result."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from flask import Response, current_app, jsonify, request, url_for
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+from flask_openapi3.openapi import OpenAPI
+
+from service import tracing, uploads
+from service.batch.coordinator import (
+    Coordinator,
+    ForgedEvent,
+    MalformedEvent,
+    NotFinished,
+    Reconciler,
+    StorageFull,
+    UnsignedEvent,
+)
+from service.batch.formats import Outcome
+from service.batch.runner import RunnerUnavailable, make_runner
+from service.batch.states import JobRecord, State
+from service.batch.store import UnknownJob
+from service.config import Settings
+from service.handlers import current_settings
+from service.logs import rfc3339
+from service.metrics import Instruments
+from service.models import (
+    JobDocument,
+    JobEventReceipt,
+    JobList,
+    JobListQuery,
+    JobPath,
+    JobResultQuery,
+    TextOptions,
+    WordcountResult,
+    problem_responses,
+)
+from service.names import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from service.problems import Problem
+
+log = logging.getLogger(__name__)
+_EVENT_MAX_BYTES = 4096
+_RETRY_AFTER_SECONDS = "5"
+
+bp = APIBlueprint(
+    "batch",
+    __name__,
+    url_prefix=JOBS_PATH,
+    abp_tags=[Tag(name="batch", description="Analysis of large uploads as a pipeline of separate stages")],
+)
+
+
+class MetricsObserver:
+    """The coordinator's facts as the app's metrics (called from request threads and the reconcile thread)."""
+
+    def __init__(self, instruments: Instruments) -> None:
+        self.instruments = instruments
+
+    def stage_finished(self, outcome: Outcome) -> None:
+        metrics = self.instruments
+        result = "ok" if outcome.ok else "failed"
+        metrics.batch_stage_duration.labels(outcome.stage, result).observe(max(0.0, outcome.finished - outcome.started))
+        if outcome.ok:
+            metrics.batch_bytes.labels(outcome.stage).inc(outcome.bytes)
+
+    def job_finished(self, record: JobRecord) -> None:
+        self.instruments.batch_jobs_finished.labels(record.state.value).inc()
+
+    def jobs_by_state(self, counts: Mapping[State, int]) -> None:
+        for state, count in counts.items():
+            self.instruments.batch_jobs.labels(state.value).set(count)
+
+
+def init_app(app: OpenAPI, settings: Settings, instruments: Instruments) -> None:
+    """Serve the batch API with the configured runner and start this worker's reconcile loop; idempotent."""
+    if settings.batch_runner == "off" or BATCH_EXTENSION in app.extensions:
+        return
+    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
+    callback = settings.batch_callback_url or f"http://{host}:{settings.port}"
+    stage_env = {
+        "FLASK_SVC_BATCH_DATA_DIR": settings.batch_data_dir,
+        "FLASK_SVC_BATCH_CALLBACK_URL": callback,
+        "FLASK_SVC_MAX_VOCABULARY": str(settings.max_vocabulary),
+        "LOG_FORMAT": settings.log_format,
+        "LOG_LEVEL": settings.log_level,
+        # The stages export their spans where the service does; the resource attributes name this pod, not theirs.
+        **{k: v for k, v in os.environ.items() if k.startswith("OTEL_") and k != "OTEL_RESOURCE_ATTRIBUTES"},
+    }
+    coordinator = Coordinator.open(
+        Path(settings.batch_data_dir),
+        make_runner(settings),
+        settings.batch_callback_key_file,
+        stage_env,
+        MetricsObserver(instruments),
+    )
+    reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds)
+    reconciler.start()
+    app.extensions[BATCH_EXTENSION] = coordinator
+    app.extensions[BATCH_RECONCILER_EXTENSION] = reconciler
+    app.register_api(bp)
+
+
+def _coordinator() -> Coordinator:
+    coordinator: Coordinator = current_app.extensions[BATCH_EXTENSION]
+    return coordinator
+
+
+def _time(moment: float | None) -> str | None:
+    return None if moment is None else rfc3339(moment)
+
+
+def _document(record: JobRecord) -> dict[str, Any]:
+    return {
+        "id": record.id,
+        "state": record.state.value,
+        "created": _time(record.created),
+        "updated": _time(record.updated or record.created),
+        "bytes": record.bytes,
+        "options": record.options,
+        "reason": record.reason,
+        "stages": {
+            name: {"job_name": stage.job_name, "started": _time(stage.started), "finished": _time(stage.finished)}
+            for name, stage in record.stages.items()
+        },
+        "result": url_for("batch.result", job_id=record.id),
+    }
+
+
+def _unknown(job_id: str) -> Problem:
+    return Problem(404, "job_not_found", f"there is no job {job_id}")
+
+
+def _unavailable(error: RunnerUnavailable) -> Problem:
+    return Problem(
+        503,
+        "runner_unavailable",
+        f"batch stages cannot be started now: {error}",
+        headers={"Retry-After": _RETRY_AFTER_SECONDS},
+    )
+
+
+@bp.post(
+    "",
+    responses={202: JobDocument, **problem_responses(400, 408, 413, 415, 422, 503, 507)},
+    summary="Upload a text and analyse it as a batch job",
+)
+def create(query: TextOptions) -> Response:
+    if request.mimetype not in ("text/plain", "multipart/form-data"):
+        raise Problem(
+            415,
+            "unsupported_media_type",
+            f"send the text as text/plain or multipart/form-data; got {request.mimetype or 'no content type'}",
+        )
+    chunks = uploads.text_chunks(current_settings().batch_max_upload_bytes)  # 413 on Content-Length, before a byte
+    try:
+        record = _coordinator().create(chunks, query.model_dump(), tracing.current_traceparent())
+    except RunnerUnavailable as error:
+        raise _unavailable(error) from None
+    except StorageFull:
+        raise Problem(507, "insufficient_storage", "the shared volume has no room for this upload") from None
+    response = jsonify(_document(record))
+    response.status_code = 202
+    response.headers["Location"] = url_for("batch.get", job_id=record.id)
+    return response
+
+
+@bp.get("", responses={200: JobList}, summary="Batch jobs, newest first")
+def index(query: JobListQuery) -> Response:
+    page = _coordinator().page(query.limit, query.after)
+    return jsonify(jobs=[_document(record) for record in page.jobs], next=page.next_after)
+
+
+@bp.get("/<job_id>", responses={200: JobDocument, **problem_responses(404)}, summary="A batch job's state")
+def get(path: JobPath) -> Response:
+    try:
+        return jsonify(_document(_coordinator().get(path.job_id)))
+    except UnknownJob:
+        raise _unknown(path.job_id) from None
+
+
+@bp.get(
+    "/<job_id>/result",
+    responses={200: WordcountResult, **problem_responses(404, 409)},
+    summary="A finished job's word counts (the shape of /api/v1/wordcount)",
+)
+def result(path: JobPath, query: JobResultQuery) -> Response:
+    try:
+        outcome = _coordinator().result(path.job_id, query.limit)
+    except UnknownJob:
+        raise _unknown(path.job_id) from None
+    except NotFinished as error:
+        state = error.record.state
+        detail = f"job {path.job_id} is {state.value}" + (
+            f": {error.record.reason}" if state is State.FAILED else "; ask again when it has succeeded"
+        )
+        raise Problem(409, "job_not_finished", detail, state=state.value) from None
+    return jsonify(
+        bytes=outcome.bytes,
+        tokens=outcome.tokens,
+        unique=outcome.unique,
+        counts=[{"word": word, "count": count} for word, count in outcome.counts],
+        truncated=outcome.truncated,
+        elapsed_ms=outcome.elapsed_ms,
+    )
+
+
+@bp.delete(
+    "/<job_id>",
+    responses={200: JobDocument, **problem_responses(404, 503)},
+    summary="Cancel a job's stages and remove it with its files (the answer is its last state)",
+)
+def cancel(path: JobPath) -> Response:
+    try:
+        return jsonify(_document(_coordinator().cancel(path.job_id)))
+    except UnknownJob:
+        raise _unknown(path.job_id) from None
+    except RunnerUnavailable as error:
+        raise _unavailable(error) from None
+
+
+@bp.post(
+    "/<job_id>/events",
+    responses={200: JobEventReceipt, **problem_responses(400, 401, 403, 404, 411, 413)},
+    summary="A stage reports its outcome (signed with its job's secret)",
+)
+def events(path: JobPath) -> Response:
+    if request.content_length is None:
+        raise Problem(411, "length_required", "send the event with a Content-Length")
+    if request.content_length > _EVENT_MAX_BYTES:
+        raise Problem(413, "payload_too_large", f"an event is at most {_EVENT_MAX_BYTES} bytes")
+    body = request.get_data(cache=False)
+    try:
+        record = _coordinator().report(path.job_id, body, request.headers.get("X-Batch-Signature"))
+    except UnknownJob:
+        raise _unknown(path.job_id) from None
+    except UnsignedEvent:
+        raise Problem(
+            401,
+            "unsigned_event",
+            "sign the event with the job's secret (X-Batch-Signature)",
+            headers={"WWW-Authenticate": "X-Batch-Signature"},
+        ) from None
+    except ForgedEvent:
+        raise Problem(403, "forged_event", "the signature does not match this job's secret") from None
+    except MalformedEvent as error:
+        raise Problem(400, "malformed_event", f"the event is not understood: {error}") from None
+    return jsonify(state=record.state.value)

@@ -1,0 +1,240 @@
+"""Model serving over HTTP: the Open Inference Protocol (V2) endpoints and KServe's V1 ``/api/v1/predict``.
+
+Imported only when ``FLASK_SVC_MODEL_PATH`` is set (it pulls in numpy and scikit-learn). The model is loaded by
+``load_into`` while the app is built, in each worker after fork, so /readyz turns 200 only once it can predict.
+Errors are problem documents that also carry the protocol's ``error`` member.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from flask import Flask, Response, current_app, jsonify, request
+from flask_openapi3.blueprint import APIBlueprint
+from flask_openapi3.models.tag import Tag
+from pydantic import BaseModel, Field, ValidationError
+
+from service.config import Settings
+from service.handlers import current_instruments, current_lifecycle, current_settings, current_tracing
+from service.inference.loading import ModelSource, load
+from service.inference.model import ServedModel
+from service.inference.protocol import (
+    InferenceRequest,
+    InferenceResponse,
+    InvalidInput,
+    ModelMetadata,
+    ModelReady,
+    PredictRequest,
+    PredictResponse,
+    ServerLive,
+    ServerReady,
+    v1_batch,
+    v2_batch,
+    v2_response,
+)
+from service.models import QueryModel, problem_responses
+from service.names import MODEL_EXTENSION
+from service.problems import Problem
+
+log = logging.getLogger(__name__)
+Body = TypeVar("Body", InferenceRequest, PredictRequest)
+_ERRORS = problem_responses(400, 404, 413, 415, 422)
+
+bp = APIBlueprint(
+    "inference", __name__, abp_tags=[Tag(name="inference", description="Open Inference Protocol (V2) and V1")]
+)
+
+
+class ModelPath(QueryModel):  # its JSON schema built once: flask-openapi3 asks for it on every request
+    name: str = Field(description="The model's name (see GET /v2/models/{name})")
+
+
+class VersionPath(ModelPath):
+    version: str
+
+
+def load_into(app: Flask, settings: Settings) -> ServedModel:
+    """Load the configured model and keep it on the app; called by the factory before the app reports started."""
+    model = load(
+        ModelSource(
+            path=settings.model_path,
+            name=settings.model_name,
+            version=settings.model_version,
+            allow_pickle=settings.model_allow_pickle,
+            trusted_types=settings.model_trusted_type_names,
+        )
+    )
+    app.extensions[MODEL_EXTENSION] = model
+    log.info("model %s version %s loaded (sha256 %s)", model.name, model.version, model.sha256)
+    return model
+
+
+def current_model(name: str, version: str | None = None) -> ServedModel:
+    model: ServedModel = current_app.extensions[MODEL_EXTENSION]
+    if name != model.name or (version is not None and version != model.version):
+        wanted = f"{name} version {version}" if version is not None else name
+        raise Problem(404, "model_not_found", f"no model {wanted}; this server serves {model.name}", error="not found")
+    return model
+
+
+def _body(schema: type[Body]) -> Body:
+    """The JSON body checked against the protocol's structure; each refusal names the field."""
+    if not request.is_json:
+        raise Problem(415, "unsupported_media_type", "send the request as application/json", error="not JSON")
+    try:
+        return schema.model_validate_json(request.get_data())
+    except ValidationError as error:
+        first = error.errors()[0]
+        if first["type"] == "json_invalid":
+            raise Problem(
+                400, "invalid_json", f"the body is not valid JSON: {first['msg']}", error="invalid JSON"
+            ) from None
+        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+        where = where or "body"
+        detail = f"{where}: {first['msg']}"
+        raise Problem(422, "invalid_inference_request", detail, field=where, error=detail) from None
+
+
+def _predict(
+    model: ServedModel, schema: type[Body], to_batch: Callable[[Body], npt.NDArray[np.float64]]
+) -> tuple[Body, list[Any]]:
+    """Read and check the body, predict, and record the outcome (a refused body counts as invalid): metrics for
+    every request, a span when tracing."""
+    metrics = current_instruments()
+    started = time.perf_counter()
+    try:
+        body = _body(schema)
+        batch = to_batch(body)
+    except (InvalidInput, Problem) as error:
+        metrics.inference_duration.labels(model.name, "invalid").observe(time.perf_counter() - started)
+        if isinstance(error, Problem):
+            raise
+        raise Problem(
+            error.status, "invalid_inference_request", str(error), field=error.field, error=str(error)
+        ) from None
+    metrics.inference_instances.labels(model.name).observe(len(batch))
+    try:
+        tracing = current_tracing()
+        if tracing is not None:
+            attributes: dict[str, str | int] = {
+                "model.name": model.name,
+                "model.version": model.version,
+                "model.batch_size": len(batch),
+            }
+            with tracing.tracer.start_as_current_span("model.predict", attributes=attributes):
+                predictions = model.predict(batch)
+        else:
+            predictions = model.predict(batch)
+    except Exception:
+        metrics.inference_duration.labels(model.name, "error").observe(time.perf_counter() - started)
+        raise
+    metrics.inference_duration.labels(model.name, "ok").observe(time.perf_counter() - started)
+    return body, predictions
+
+
+def _infer(model: ServedModel) -> Response:
+    limit = current_settings().model_max_instances
+    body, predictions = _predict(model, InferenceRequest, lambda body: v2_batch(body, model, limit))
+    return jsonify(v2_response(body, model, predictions))
+
+
+@bp.post(
+    "/v2/models/<name>/infer",
+    responses={200: InferenceResponse, **_ERRORS},
+    summary="Inference (Open Inference Protocol): [N, features] in, N predictions out",
+)
+def infer(path: ModelPath) -> Response:
+    return _infer(current_model(path.name))
+
+
+@bp.post(
+    "/v2/models/<name>/versions/<version>/infer",
+    responses={200: InferenceResponse, **_ERRORS},
+    summary="Inference on a named version",
+)
+def infer_version(path: VersionPath) -> Response:
+    return _infer(current_model(path.name, path.version))
+
+
+@bp.get("/v2/models/<name>", responses={200: ModelMetadata, 404: _ERRORS[404]}, summary="Model metadata")
+def metadata(path: ModelPath) -> Response:
+    return jsonify(current_model(path.name).metadata())
+
+
+@bp.get(
+    "/v2/models/<name>/versions/<version>",
+    responses={200: ModelMetadata, 404: _ERRORS[404]},
+    summary="Model metadata for a named version",
+)
+def metadata_version(path: VersionPath) -> Response:
+    return jsonify(current_model(path.name, path.version).metadata())
+
+
+def _model_ready(model: ServedModel) -> tuple[Response, int]:
+    ready = current_lifecycle().readiness()[0]
+    return jsonify(ModelReady(name=model.name, ready=ready).model_dump()), 200 if ready else 503
+
+
+@bp.get(
+    "/v2/models/<name>/ready",
+    responses={200: ModelReady, 503: ModelReady, 404: _ERRORS[404]},
+    summary="Model ready: loaded and the server not draining",
+)
+def model_ready(path: ModelPath) -> tuple[Response, int]:
+    return _model_ready(current_model(path.name))
+
+
+@bp.get(
+    "/v2/models/<name>/versions/<version>/ready",
+    responses={200: ModelReady, 503: ModelReady, 404: _ERRORS[404]},
+    summary="Model ready, for a named version",
+)
+def model_version_ready(path: VersionPath) -> tuple[Response, int]:
+    return _model_ready(current_model(path.name, path.version))
+
+
+@bp.get("/v2/health/live", responses={200: ServerLive}, summary="Server live (Open Inference Protocol)")
+def server_live() -> Response:
+    return jsonify(ServerLive(live=True).model_dump())
+
+
+@bp.get("/v2/health/ready", responses={200: ServerReady, 503: ServerReady}, summary="Server ready: the model loaded")
+def server_ready() -> tuple[Response, int]:
+    ready = current_lifecycle().readiness()[0]
+    return jsonify(ServerReady(ready=ready).model_dump()), 200 if ready else 503
+
+
+@bp.post(
+    "/api/v1/predict",
+    responses={200: PredictResponse, **_ERRORS},
+    summary="Prediction, KServe V1 form: {instances: [[...], ...]} → {predictions: [...]}",
+)
+def predict() -> Response:
+    model: ServedModel = current_app.extensions[MODEL_EXTENSION]
+    limit = current_settings().model_max_instances
+    _, predictions = _predict(model, PredictRequest, lambda body: v1_batch(body, model, limit))
+    return jsonify(predictions=predictions)
+
+
+def document(openapi: dict[str, Any]) -> None:
+    """Add the request bodies to the OpenAPI document: the handlers read their JSON themselves (to name the field
+    at fault in every refusal), so the generator cannot see them."""
+    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
+
+    def body(model: type[BaseModel]) -> dict[str, Any]:
+        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+        schemas.update(schema.pop("$defs", {}))
+        schemas[model.__name__] = schema
+        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
+        return {"required": True, "content": {"application/json": {"schema": ref}}}
+
+    v2 = body(InferenceRequest)
+    paths = openapi["paths"]
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
+        paths[path]["post"]["requestBody"] = v2
+    paths["/api/v1/predict"]["post"]["requestBody"] = body(PredictRequest)

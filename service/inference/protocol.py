@@ -1,0 +1,210 @@
+"""Inference requests and responses: the Open Inference Protocol (V2) REST form and KServe's V1 form.
+
+The pydantic models check the JSON's structure (and document it in /openapi.json); ``v2_batch`` and ``v1_batch`` check
+the tensor against the model — datatype, shape, value count, numbers only, no NaN or infinity, at most
+``max_instances`` rows — and turn it into the matrix the model predicts on. Each refusal names the field at fault.
+"""
+
+from __future__ import annotations
+
+import itertools
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from pydantic import BaseModel, ConfigDict, Field
+
+from service.inference.model import OUTPUT_NAME, ServedModel
+
+_FLOATS = ("FP16", "FP32", "FP64")
+_INTEGERS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
+NUMERIC_DATATYPES = _FLOATS + _INTEGERS
+_LARGEST = sys.float_info.max
+_NUMBER_TYPES = {int, float}
+
+
+class InvalidInput(Exception):
+    """A request the model cannot take: ``field`` is where it went wrong (``inputs[0].shape``); 422 or 413."""
+
+    def __init__(self, field: str, detail: str, status: int = 422) -> None:
+        super().__init__(f"{field}: {detail}")
+        self.field = field
+        self.detail = detail
+        self.status = status
+
+
+class _Strict(BaseModel):
+    # Strict: "2" is not a dimension and true is not a number; unknown members are ignored, as the protocol allows.
+    model_config = ConfigDict(strict=True)
+
+
+class RequestInput(_Strict):
+    name: str
+    shape: list[int] = Field(description="[instances, features]")
+    datatype: str = Field(description="A numeric datatype: " + ", ".join(NUMERIC_DATATYPES))
+    parameters: dict[str, Any] | None = None
+    data: list[Any] = Field(description="Row-major values, flat or nested by row.")
+
+
+class RequestOutput(_Strict):
+    name: str
+    parameters: dict[str, Any] | None = None
+
+
+class InferenceRequest(_Strict):
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    inputs: list[RequestInput]
+    outputs: list[RequestOutput] | None = None
+
+
+class ResponseOutput(BaseModel):
+    name: str
+    shape: list[int]
+    datatype: str
+    parameters: dict[str, Any] | None = None
+    data: list[Any]
+
+
+class InferenceResponse(BaseModel):
+    model_name: str
+    model_version: str | None = None
+    id: str | None = None
+    parameters: dict[str, Any] | None = None
+    outputs: list[ResponseOutput]
+
+
+class MetadataTensor(BaseModel):
+    name: str
+    datatype: str
+    shape: list[int]
+
+
+class ModelMetadata(BaseModel):
+    name: str
+    versions: list[str]
+    platform: str
+    inputs: list[MetadataTensor]
+    outputs: list[MetadataTensor]
+    properties: dict[str, str]
+
+
+class ModelReady(BaseModel):
+    name: str
+    ready: bool
+
+
+class ServerLive(BaseModel):
+    live: bool
+
+
+class ServerReady(BaseModel):
+    ready: bool
+
+
+class PredictRequest(_Strict):
+    """KServe's V1 form: one list of feature values per instance."""
+
+    instances: list[list[Any]] = Field(min_length=1)
+
+
+class PredictResponse(BaseModel):
+    predictions: list[Any]
+
+
+def _flatten(data: list[Any]) -> list[Any]:
+    """Row-major values whether the client nested them by row or sent them flat."""
+    if not data or not isinstance(data[0], list):
+        if any(isinstance(item, list) for item in data):
+            return _flatten_any(data)
+        return data
+    if all(isinstance(row, list) for row in data):
+        flat = list(itertools.chain.from_iterable(data))
+        if not any(isinstance(item, list) for item in flat):
+            return flat
+    return _flatten_any(data)
+
+
+def _flatten_any(data: list[Any]) -> list[Any]:
+    flat: list[Any] = []
+    for item in data:
+        flat.extend(_flatten_any(item) if isinstance(item, list) else [item])
+    return flat
+
+
+def _matrix(
+    values: list[Any], rows: int, features: int, integers: bool, where: Callable[[int], str]
+) -> npt.NDArray[np.float64]:
+    """Numbers only (a bool is not one), whole numbers for an integer datatype, all finite; ``where`` names a value.
+    The checks run over the whole array at once; the slow search for the culprit runs only once one failed."""
+    if not set(map(type, values)) <= _NUMBER_TYPES:
+        index = next(i for i, value in enumerate(values) if type(value) not in _NUMBER_TYPES)
+        raise InvalidInput(where(index), f"{values[index]!r} is not a number")
+    try:
+        matrix = np.array(values, dtype=np.float64)
+    except OverflowError:  # JSON integers have no size limit
+        index = next(i for i, value in enumerate(values) if type(value) is int and not -_LARGEST <= value <= _LARGEST)
+        raise InvalidInput(where(index), "the value is out of range for a 64-bit float") from None
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        raise InvalidInput(where(int(np.argmin(finite))), "NaN and infinite values are refused")
+    if integers:
+        whole = matrix == np.floor(matrix)
+        if not whole.all():
+            index = int(np.argmin(whole))
+            raise InvalidInput(where(index), f"{values[index]!r} is not a whole number")
+    return matrix.reshape(rows, features)
+
+
+def _count(rows: int, max_instances: int, field: str) -> None:
+    if rows < 1:
+        raise InvalidInput(field, "at least one instance is needed")
+    if rows > max_instances:
+        raise InvalidInput(field, f"{rows} instances exceed the limit of {max_instances} per request", 413)
+
+
+def v2_batch(request: InferenceRequest, model: ServedModel, max_instances: int) -> npt.NDArray[np.float64]:
+    if len(request.inputs) != 1:
+        raise InvalidInput("inputs", f"the model takes exactly one input tensor, got {len(request.inputs)}")
+    tensor = request.inputs[0]
+    if tensor.datatype not in NUMERIC_DATATYPES:
+        raise InvalidInput("inputs[0].datatype", f"{tensor.datatype!r} is not one of {', '.join(NUMERIC_DATATYPES)}")
+    if len(tensor.shape) != 2 or tensor.shape[1] != model.features:
+        raise InvalidInput("inputs[0].shape", f"expected [N, {model.features}], got {tensor.shape}")
+    rows = tensor.shape[0]
+    _count(rows, max_instances, "inputs[0].shape")
+    values = _flatten(tensor.data)
+    if len(values) != rows * model.features:
+        raise InvalidInput(
+            "inputs[0].data", f"holds {len(values)} values where shape {tensor.shape} needs {rows * model.features}"
+        )
+    for index, output in enumerate(request.outputs or ()):
+        if output.name != OUTPUT_NAME:
+            raise InvalidInput(f"outputs[{index}].name", f"the model has one output, {OUTPUT_NAME!r}")
+    return _matrix(values, rows, model.features, tensor.datatype in _INTEGERS, "inputs[0].data[{}]".format)
+
+
+def v2_response(request: InferenceRequest, model: ServedModel, predictions: list[Any]) -> dict[str, Any]:
+    response: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
+    if request.id is not None:
+        response["id"] = request.id
+    response["outputs"] = [
+        {"name": OUTPUT_NAME, "shape": [len(predictions)], "datatype": model.output_datatype, "data": predictions}
+    ]
+    return response
+
+
+def v1_batch(request: PredictRequest, model: ServedModel, max_instances: int) -> npt.NDArray[np.float64]:
+    _count(len(request.instances), max_instances, "instances")
+    for index, row in enumerate(request.instances):
+        if len(row) != model.features:
+            raise InvalidInput(f"instances[{index}]", f"holds {len(row)} values; the model takes {model.features}")
+    values = [value for row in request.instances for value in row]
+    features = model.features
+
+    def where(index: int) -> str:
+        return f"instances[{index // features}][{index % features}]"
+
+    return _matrix(values, len(request.instances), features, False, where)

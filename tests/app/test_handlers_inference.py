@@ -1,0 +1,98 @@
+"""The model-serving handlers in process: the `model.predict` span with its batch size (real OTLP bytes on
+loopback), inference metrics by outcome, the OpenAPI document, and what an app without a model does not serve.
+
+Predictions over the whole Iris set, the refusals and the bad model files on a real gunicorn are in
+tests/integration/test_inference_api.py."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from harness.models import check_protocol, write_iris
+from harness.otlp import otlp_receiver
+from service.names import MODEL_EXTENSION
+from service.tracing import tracing_of
+from tests.app.conftest import make_app, sample
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@pytest.fixture(scope="module")
+def iris_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_iris(tmp_path_factory.mktemp("model") / "iris.skops")
+
+
+@pytest.fixture(scope="module")
+def model_app(iris_file: Path) -> Flask:
+    return make_app(FLASK_SVC_MODEL_PATH=str(iris_file), FLASK_SVC_MODEL_MAX_INSTANCES="8")
+
+
+def _infer(rows: list[list[float]]) -> dict[str, object]:
+    return {"inputs": [{"name": "input-0", "shape": [len(rows), len(rows[0])], "datatype": "FP64", "data": rows}]}
+
+
+def test_predict_span_carries_the_batch_size(iris_file: Path) -> None:
+    with otlp_receiver() as receiver:
+        app = make_app(FLASK_SVC_MODEL_PATH=str(iris_file), OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
+        tracing = tracing_of(app)
+        assert tracing is not None
+        client = app.test_client()
+        assert client.post("/v2/models/iris/infer", json=_infer([ROW] * 5)).status_code == 200
+        assert client.post("/api/v1/predict", json={"instances": [ROW]}).status_code == 200
+        assert tracing.provider.force_flush(5000)
+        tracing.stop()
+        spans = list(receiver.spans)
+    servers = {s.span_id: s for s in spans if s.name.startswith("POST ")}
+    predicts = [s for s in spans if s.name == "model.predict"]
+    assert sorted(s.attributes["model.batch_size"] for s in predicts) == [1, 5]
+    assert all(s.attributes["model.name"] == "iris" for s in predicts)
+    assert all(s.parent_span_id in servers for s in predicts)  # inside the request's server span
+
+
+def test_outcomes_are_counted_by_model(model_app: Flask) -> None:
+    client = model_app.test_client()
+
+    def count(outcome: str) -> float:
+        return sample(model_app, "flask_svc_inference_duration_seconds_count", {"model": "iris", "outcome": outcome})
+
+    before = {outcome: count(outcome) for outcome in ("ok", "invalid", "error")}
+    assert client.post("/v2/models/iris/infer", json=_infer([ROW] * 3)).status_code == 200
+    assert client.post("/v2/models/iris/infer", json=_infer([ROW] * 9)).status_code == 413
+    assert client.post("/api/v1/predict", json={"instances": [ROW[:2]]}).status_code == 422
+    assert client.post("/v2/models/iris/infer", json={"id": "no inputs"}).status_code == 422
+    assert client.post("/v2/models/iris/infer", data=b"{", content_type="application/json").status_code == 400
+    assert count("ok") == before["ok"] + 1
+    assert count("invalid") == before["invalid"] + 4
+    assert count("error") == before["error"]
+    assert sample(model_app, "flask_svc_inference_instances_bucket", {"model": "iris", "le": "4.0"}) >= 1
+
+
+def test_requests_the_model_cannot_serve_are_problems(model_app: Flask) -> None:
+    client = model_app.test_client()
+    version = model_app.extensions[MODEL_EXTENSION].version
+    unknown = client.post("/v2/models/other/infer", json=_infer([ROW]))
+    assert unknown.status_code == 404 and unknown.mimetype == "application/problem+json"
+    check_protocol(unknown.get_json(), "inference_error_response")
+    assert client.get("/v2/models/iris/versions/0/ready").status_code == 404
+    assert client.get(f"/v2/models/iris/versions/{version}/ready").get_json() == {"name": "iris", "ready": True}
+    assert client.post("/v2/models/iris/infer", data=b"{}", content_type="text/plain").status_code == 415
+
+
+def test_openapi_documents_the_bodies(model_app: Flask) -> None:
+    document = model_app.test_client().get("/openapi.json").get_json()
+    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer", "/api/v1/predict"):
+        operation = document["paths"][path]["post"]
+        assert operation["requestBody"]["required"] is True
+        assert {"200", "413", "422"} <= set(operation["responses"]), path
+    assert document["components"]["schemas"]["RequestInput"]["required"] == ["name", "shape", "datatype", "data"]
+
+
+def test_without_a_model_there_are_no_model_endpoints(client: FlaskClient) -> None:
+    assert client.post("/api/v1/predict", json={"instances": [ROW]}).status_code == 404
+    assert client.get("/v2/health/ready").status_code == 404
+    assert "model" not in client.get("/readyz").get_json()
+    assert "model" not in client.get("/version").get_json()

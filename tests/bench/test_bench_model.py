@@ -1,0 +1,42 @@
+"""bench.model's flask-svc half end to end in a few seconds (MLServer needs `make setup-bench-full`, so the full
+comparison runs only in `make bench`): the V2 bodies wrk posts are answered 200, and the report says what it found."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import requests
+
+from bench import model, wrk
+from harness.models import check_protocol, write_iris
+
+pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make setup-bench)")
+
+
+@pytest.mark.parametrize("instances", model.BATCHES)
+def test_wrk_posts_v2_bodies_flask_svc_answers(tmp_path: Path, instances: int) -> None:
+    body = model.v2_body(instances)
+    check_protocol(body, "inference_request")
+    body_file = tmp_path / "body.json"
+    body_file.write_text(json.dumps(body))
+    with model.flask_svc(write_iris(tmp_path / "iris.skops")) as url:
+        answer = requests.post(f"{url}/v2/models/{model.MODEL}/infer", json=body, timeout=10).json()
+        settings = wrk.LoadSettings(duration_s=1, warmup_s=0, connections=2, threads=1)
+        result = wrk.run(f"{url}/v2/models/{model.MODEL}/infer", settings, body_file, None, "application/json")
+    assert answer["outputs"][0]["shape"] == [instances]
+    assert result.requests > 0 and result.error_count == 0, result.errors  # a 4xx would count as a status error
+
+
+def test_report_states_the_goal() -> None:
+    rows = [
+        {"server": server, "instances": n, "rps": rps, "instances_per_s": rps * n, "p50_ms": 1.0, "p99_ms": 2.0}
+        for server, n, rps in (("flask-svc", 1, 900.0), ("mlserver", 1, 1000.0), ("flask-svc", 64, 500.0))
+    ]
+    settings = {"connections": 16, "threads": 2, "rounds": 3, "duration_s": 3.0}
+    results = {"settings": settings, "servers": model.SERVERS, "rows": rows, "goal": model.goal(rows)}
+    text = model.markdown(results)
+    assert "**not met** (ratio 0.9)" in text
+    assert "| MLServer (1 process) | 1 | 1000 | 1000 | 1.00 | 2.00 |" in text

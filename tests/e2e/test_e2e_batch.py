@@ -1,0 +1,294 @@
+"""Batch analysis on the live cluster: a release with `batch.enabled=true` runs each upload as two Kubernetes Jobs.
+
+A release of its own in a namespace of its own that enforces the restricted Pod Security Standard, on a static
+hostPath PersistentVolume made here (the local cluster has no dynamic provisioner; the node is this machine). The
+tests run in file order and share the release: a 100 MiB upload whose answer equals the local one; the coordinator
+pods deleted mid-pipeline; a stage pod deleted; a DELETE; what the ServiceAccount may do; and, on the suite's main
+release (batch off), that no token is mounted at all.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from service.analysis import AnalysisOptions, analyze_chunks
+from tests.e2e.kube_support import (
+    api_warnings,
+    delete_namespace,
+    helm_binary,
+    pod_is_ready,
+    pod_port_relay,
+    restricted_namespace,
+    run_tool,
+    wait_until,
+)
+
+pytestmark = pytest.mark.e2e
+
+NAMESPACE = "flask-svc-batch"
+RELEASE = "batch"
+CLAIM = f"{RELEASE}-flask-svc-batch"
+VOLUME = "flask-svc-e2e-batch"
+HOST_DIR = Path("/var/tmp/flask-svc-e2e-batch")
+APP_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=flask-svc"
+JOB_LABEL = "flask-svc.dev/batch-job"
+SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{RELEASE}-flask-svc"
+MiB = 1024 * 1024
+TERMINAL = ("succeeded", "failed", "cancelled")
+
+
+def _text(size: int, seed: int) -> bytes:
+    rng = random.Random(seed)
+    vocabulary = [f"w{n}" for n in range(3000)] + ["the", "and", "café", "naïve", "don't", "l’été"]
+    out = bytearray()
+    while len(out) < size:
+        out += (" ".join(rng.choices(vocabulary, k=50_000)) + "\n").encode()
+    return bytes(out[: out.rfind(b" ", 0, size)])
+
+
+@pytest.fixture(scope="module")
+def namespace(core: Any) -> Iterator[str]:
+    from kubernetes import client
+
+    helm = helm_binary()
+    assert helm, "helm is not on PATH"
+    delete_namespace(core, NAMESPACE)
+    _delete_volume(core)
+    shutil.rmtree(HOST_DIR, ignore_errors=True)
+    HOST_DIR.mkdir(mode=0o770, parents=True)
+    os.chown(HOST_DIR, 10001, 10001)  # hostPath volumes get no fsGroup: the pods' user must own it already
+    core.create_persistent_volume(
+        client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=VOLUME),
+            spec=client.V1PersistentVolumeSpec(
+                capacity={"storage": "2Gi"},
+                access_modes=["ReadWriteOnce"],
+                persistent_volume_reclaim_policy="Retain",
+                storage_class_name="",
+                claim_ref=client.V1ObjectReference(namespace=NAMESPACE, name=CLAIM),
+                host_path=client.V1HostPathVolumeSource(path=str(HOST_DIR), type="Directory"),
+            ),
+        )
+    )
+    restricted_namespace(core, NAMESPACE)
+    repository, _, tag = os.environ.get("FLASK_SVC_E2E_IMAGE", "flask-svc:e2e").rpartition(":")
+    result = run_tool(
+        [
+            helm, "install", RELEASE, "charts/flask-svc", "--namespace", NAMESPACE,
+            "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+            "--set", "batch.enabled=true", "--set", "batch.persistence.storageClass=",
+            "--set", "batch.persistence.size=2Gi", "--set", "batch.reconcileSeconds=2",
+            "--set", "batch.ttlSecondsAfterFinished=600", "--set", "autoscaling.enabled=false",
+            "--set", "replicaCount=2", "--wait", "--timeout", "4m",
+        ]
+    )  # fmt: skip
+    assert result.returncode == 0, f"helm install failed:\n{result.stdout}\n{result.stderr}"
+    assert not api_warnings(result.stderr), f"the API server warned:\n{result.stderr}"
+    yield NAMESPACE
+    # Stage Jobs are the service's, not Helm's: left alone they would hold the claim until their TTL.
+    from kubernetes import client as kube
+
+    kube.BatchV1Api().delete_collection_namespaced_job(
+        NAMESPACE, label_selector="app.kubernetes.io/component=batch-stage", propagation_policy="Foreground"
+    )
+    run_tool([helm, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"])
+    delete_namespace(core, NAMESPACE)
+    _delete_volume(core)
+    shutil.rmtree(HOST_DIR, ignore_errors=True)
+
+
+def _delete_volume(core: Any) -> None:
+    from kubernetes.client.rest import ApiException
+
+    try:
+        core.delete_persistent_volume(VOLUME)
+    except ApiException as error:
+        if error.status != 404:
+            raise
+
+
+def _ready_pods(core: Any) -> list[Any]:
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector=APP_SELECTOR).items
+    return [pod for pod in pods if pod.metadata.deletion_timestamp is None and pod_is_ready(pod)]
+
+
+class Service:
+    """The release reached through a port-forward to one of its ready pods, re-made when that pod goes."""
+
+    def __init__(self, core: Any) -> None:
+        self.core = core
+        self.relay: Any = None
+
+    def url(self) -> str:
+        pods = _ready_pods(self.core)
+        names = {pod.metadata.name for pod in pods}
+        if self.relay is None or self.relay_pod not in names:
+            if self.relay is not None:
+                self.relay.stop()
+            wait_until(lambda: (bool(_ready_pods(self.core)), "no ready pod"), timeout=180, what="a ready pod")
+            self.relay_pod = _ready_pods(self.core)[0].metadata.name
+            self.relay = pod_port_relay(NAMESPACE, self.relay_pod, 8080).start()
+        return str(self.relay.url)
+
+    def job(self, job_id: str) -> dict[str, Any]:
+        for _ in range(3):  # a pod going away drops the forwarded connection: ask again through another
+            try:
+                response = requests.get(f"{self.url()}/api/v1/jobs/{job_id}", timeout=30)
+                response.raise_for_status()
+                return response.json()  # type: ignore[no-any-return]
+            except requests.ConnectionError:
+                time.sleep(2)
+        raise AssertionError(f"job {job_id}: the service did not answer")
+
+    def finished(self, job_id: str, timeout: float) -> dict[str, Any]:
+        last: dict[str, Any] = {}
+
+        def check() -> tuple[bool, str]:
+            last.update(self.job(job_id))
+            return last["state"] in TERMINAL, f"{last['state']} {last.get('reason') or ''}"
+
+        wait_until(check, timeout=timeout, interval=2, what=f"job {job_id} to finish")
+        return last
+
+    def create(self, body: bytes) -> dict[str, Any]:
+        response = requests.post(
+            f"{self.url()}/api/v1/jobs", data=body, headers={"Content-Type": "text/plain"}, timeout=600
+        )
+        assert response.status_code == 202, response.text
+        return response.json()  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def service(namespace: str, core: Any) -> Iterator[Service]:
+    reached = Service(core)
+    yield reached
+    if reached.relay is not None:
+        reached.relay.stop()
+
+
+def _stage_jobs(batch: Any, job_id: str) -> dict[str, Any]:
+    jobs = batch.list_namespaced_job(NAMESPACE, label_selector=f"{JOB_LABEL}={job_id}").items
+    return {job.metadata.labels["flask-svc.dev/batch-stage"]: job for job in jobs}
+
+
+@pytest.mark.timeout(600)
+def test_a_100_mib_upload_runs_as_two_jobs_in_turn(service: Service, batch: Any) -> None:
+    text = _text(100 * MiB, seed=3)
+    started = time.monotonic()
+    job = service.create(text)
+    uploaded = time.monotonic() - started
+    done = service.finished(job["id"], timeout=480)
+    elapsed = time.monotonic() - started
+    assert done["state"] == "succeeded", done
+
+    # The outcome on the volume ends the job; the Job object says Complete once its pod has exited.
+    def both_complete() -> tuple[bool, str]:
+        found = _stage_jobs(batch, job["id"])
+        states = {stage: found[stage].status.succeeded for stage in found}
+        return states == {"tokenize": 1, "count": 1}, str(states)
+
+    wait_until(both_complete, timeout=60, what="both stage Jobs to be Complete")
+    stages = _stage_jobs(batch, job["id"])
+    tokenize, count = stages["tokenize"], stages["count"]
+    # In turn: the count Job is created once tokenize's outcome is on the volume (its Job turns Complete a moment
+    # later, when the pod has exited); creation times have whole seconds.
+    tokenized = json.loads((HOST_DIR / job["id"] / "tokenize.json").read_text())
+    assert tokenized["ok"] and count.metadata.creation_timestamp.timestamp() >= int(tokenized["finished"])
+    assert tokenize.status.start_time <= count.metadata.creation_timestamp
+    assert done["stages"]["tokenize"]["job_name"] == tokenize.metadata.name
+    result = requests.get(f"{service.url()}/api/v1/jobs/{job['id']}/result?limit=100", timeout=30).json()
+    expected = analyze_chunks([text], AnalysisOptions()).counts
+    assert (result["bytes"], result["tokens"], result["unique"]) == (len(text), expected.total, expected.unique)
+    assert [(entry["word"], entry["count"]) for entry in result["counts"]] == expected.most_common(100)
+    print(f"100 MiB batch job on the cluster: upload {uploaded:.1f} s, done after {elapsed:.1f} s")
+
+
+@pytest.mark.timeout(420)
+def test_the_job_completes_when_the_coordinators_are_deleted_mid_pipeline(service: Service, core: Any) -> None:
+    job = service.create(_text(30 * MiB, seed=5))
+    assert job["state"] in ("tokenizing", "queued")
+    for pod in _ready_pods(core):  # every replica: the new pods must pick the job up from the volume and the Jobs
+        core.delete_namespaced_pod(pod.metadata.name, NAMESPACE)
+    done = service.finished(job["id"], timeout=360)
+    assert done["state"] == "succeeded", done
+
+
+@pytest.mark.timeout(420)
+def test_a_deleted_stage_pod_is_retried_or_fails_never_hangs(service: Service, core: Any, batch: Any) -> None:
+    job = service.create(_text(30 * MiB, seed=6))
+    name = job["stages"]["tokenize"]["job_name"]
+
+    def stage_pod_running() -> tuple[bool, str]:
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={name}").items
+        running = [pod for pod in pods if pod.status.phase == "Running"]
+        return bool(running), ",".join(f"{pod.metadata.name}:{pod.status.phase}" for pod in pods) or "no pod yet"
+
+    wait_until(stage_pod_running, timeout=120, interval=0.5, what=f"a running pod of {name}")
+    for pod in core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={name}").items:
+        core.delete_namespaced_pod(pod.metadata.name, NAMESPACE)
+    done = service.finished(job["id"], timeout=360)
+    assert done["state"] in ("succeeded", "failed"), done
+    if done["state"] == "failed":
+        assert done["reason"], "a failed job says why"
+    print(f"stage pod deleted: the job {done['state']} ({done.get('reason')})")
+
+
+@pytest.mark.timeout(300)
+def test_delete_removes_the_jobs_and_the_files(service: Service, batch: Any) -> None:
+    job = service.create(_text(20 * MiB, seed=8))
+    wait_until(lambda: (bool(_stage_jobs(batch, job["id"])), "no Job yet"), timeout=60, what="the first Job")
+    response = requests.delete(f"{service.url()}/api/v1/jobs/{job['id']}", timeout=60)
+    assert response.status_code == 200, response.text
+    assert response.json()["state"] in ("cancelled", "succeeded")
+    wait_until(
+        lambda: (not _stage_jobs(batch, job["id"]), str(sorted(_stage_jobs(batch, job["id"])))),
+        timeout=120,
+        what="the stage Jobs to go",
+    )
+    assert not (HOST_DIR / job["id"]).exists()
+    assert requests.get(f"{service.url()}/api/v1/jobs/{job['id']}", timeout=30).status_code == 404
+
+
+def test_the_service_account_can_do_nothing_beyond_its_role(namespace: str) -> None:
+    listing = run_tool(["kubectl", "auth", "can-i", "--list", "--as", SERVICE_ACCOUNT, "-n", NAMESPACE])
+    assert listing.returncode == 0, listing.stderr
+    granted: dict[str, list[str]] = {}
+    for line in listing.stdout.splitlines()[1:]:
+        if line.startswith((" ", "\t")):  # a non-resource URL (discovery, /healthz, …): no object at all
+            continue
+        verbs = re.findall(r"\[([^\]]*)\]", line)[-1].split()
+        granted[line.split()[0]] = verbs
+    # Beyond its Role: only what every authenticated identity may do (ask about itself).
+    everyone = {"selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io",
+                "selfsubjectreviews.authentication.k8s.io"}  # fmt: skip
+    assert set(granted) - everyone == {"jobs.batch"}, listing.stdout
+    assert sorted(granted["jobs.batch"]) == ["create", "delete", "get", "list", "watch"], listing.stdout
+    for verb, resource, where in (
+        ("create", "pods", NAMESPACE),
+        ("get", "secrets", NAMESPACE),
+        ("patch", "jobs", NAMESPACE),
+        ("create", "jobs", "default"),
+    ):
+        answer = run_tool(["kubectl", "auth", "can-i", verb, resource, "--as", SERVICE_ACCOUNT, "-n", where])
+        assert answer.stdout.strip() == "no", f"{verb} {resource} in {where}: {answer.stdout}"
+
+
+def test_with_batch_off_no_token_is_mounted(core: Any, settings: Any) -> None:
+    pods = core.list_namespaced_pod(settings.namespace, label_selector=f"app.kubernetes.io/instance={settings.release}")
+    app_pods = [p for p in pods.items if "helm.sh/hook" not in (p.metadata.annotations or {})]
+    assert app_pods, f"no pod of the main release in {settings.namespace}"
+    for pod in app_pods:
+        assert pod.spec.automount_service_account_token is False
+        mounts = [m.mount_path for c in pod.spec.containers for m in (c.volume_mounts or [])]
+        assert not any(path.startswith("/var/run/secrets/kubernetes.io") for path in mounts), mounts

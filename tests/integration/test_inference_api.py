@@ -1,0 +1,278 @@
+"""Model serving on real gunicorn: predictions equal the model's own, refusals are 4xx naming the field, bad model
+files stop the server at start, and every body matches the Open Inference Protocol's REST definition."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+from sklearn.datasets import load_iris
+
+from harness.fuzz import run_schemathesis
+from harness.models import (
+    UNTRUSTED_TYPE,
+    check_protocol,
+    write_code_running_pickle,
+    write_iris,
+    write_untrusted,
+)
+from harness.net import free_port
+from harness.server import ROOT, Server, running_server, workers_of
+from service.inference.loading import ModelSource, load
+
+FEATURES, LABELS = load_iris(return_X_y=True)
+MAX_INSTANCES = 200
+
+
+@pytest.fixture(scope="module")
+def iris_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_iris(tmp_path_factory.mktemp("model") / "iris.skops")
+
+
+@pytest.fixture(scope="module")
+def model_server(iris_file: Path) -> Iterator[Server]:
+    env = {
+        "FLASK_SVC_MODEL_PATH": str(iris_file),
+        "FLASK_SVC_MODEL_MAX_INSTANCES": str(MAX_INSTANCES),
+        "WEB_CONCURRENCY": "2",
+    }
+    with running_server(env) as server:
+        yield server
+
+
+def _v2(rows: list[list[float]], datatype: str = "FP64") -> dict[str, Any]:
+    shape = [len(rows), len(rows[0])]
+    return {"id": "r1", "inputs": [{"name": "input-0", "shape": shape, "datatype": datatype, "data": rows}]}
+
+
+def test_v2_predictions_equal_the_model_in_process(model_server: Server, iris_file: Path) -> None:
+    expected = load(ModelSource(str(iris_file))).predict(FEATURES)
+    request = _v2(FEATURES.tolist())
+    check_protocol(request, "inference_request")
+    response = requests.post(f"{model_server.url}/v2/models/iris/infer", json=request, timeout=10)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    check_protocol(body, "inference_response")
+    assert body["model_name"] == "iris" and body["id"] == "r1"
+    assert body["outputs"] == [{"name": "predict", "shape": [150], "datatype": "INT64", "data": expected}]
+    assert sum(p == label for p, label in zip(expected, LABELS, strict=True)) > 140  # and the model is a real one
+
+
+def test_flat_data_and_the_versioned_path_agree(model_server: Server) -> None:
+    metadata = requests.get(f"{model_server.url}/v2/models/iris", timeout=5).json()
+    version = metadata["versions"][0]
+    flat = {"inputs": [{"name": "x", "shape": [150, 4], "datatype": "FP32", "data": FEATURES.ravel().tolist()}]}
+    plain = requests.post(f"{model_server.url}/v2/models/iris/infer", json=_v2(FEATURES.tolist()), timeout=10)
+    versioned = requests.post(f"{model_server.url}/v2/models/iris/versions/{version}/infer", json=flat, timeout=10)
+    assert versioned.status_code == 200
+    assert versioned.json()["outputs"] == plain.json()["outputs"]
+    assert versioned.json()["model_version"] == version
+
+
+def test_v1_predictions_equal_the_model_in_process(model_server: Server, iris_file: Path) -> None:
+    expected = load(ModelSource(str(iris_file))).predict(FEATURES[:MAX_INSTANCES])
+    response = requests.post(f"{model_server.url}/api/v1/predict", json={"instances": FEATURES.tolist()}, timeout=10)
+    assert response.status_code == 200
+    assert response.json() == {"predictions": expected}
+
+
+def test_metadata_and_health_follow_the_protocol(model_server: Server, iris_file: Path) -> None:
+    import hashlib
+
+    digest = hashlib.sha256(iris_file.read_bytes()).hexdigest()
+    metadata = requests.get(f"{model_server.url}/v2/models/iris", timeout=5).json()
+    check_protocol(metadata, "metadata_model_response")
+    assert metadata["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    assert metadata["properties"]["sha256"] == digest
+    assert requests.get(f"{model_server.url}/v2/models/iris/ready", timeout=5).json() == {"name": "iris", "ready": True}
+    assert requests.get(f"{model_server.url}/v2/health/ready", timeout=5).json() == {"ready": True}
+    assert requests.get(f"{model_server.url}/v2/health/live", timeout=5).json() == {"live": True}
+    unknown = requests.get(f"{model_server.url}/v2/models/other", timeout=5)
+    assert unknown.status_code == 404
+    check_protocol(unknown.json(), "metadata_model_error_response")
+    identity = {"name": "iris", "version": digest[:12], "sha256": digest}
+    assert requests.get(f"{model_server.url}/readyz", timeout=5).json()["model"] == identity
+    assert requests.get(f"{model_server.url}/version", timeout=5).json()["model"] == identity
+    metrics = requests.get(model_server.metrics_url, timeout=5).text
+    assert f'model="iris",model_sha256="{digest}",model_version="{digest[:12]}"' in metrics
+
+
+def _post(server: Server, path: str, body: str, content_type: str = "application/json") -> requests.Response:
+    return requests.post(f"{server.url}{path}", data=body, headers={"Content-Type": content_type}, timeout=10)
+
+
+ROW = [5.1, 3.5, 1.4, 0.2]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "status", "field"),
+    [
+        ("/v2/models/iris/infer", json.dumps(_v2([ROW[:3]])), 422, "inputs[0].shape"),
+        ("/v2/models/iris/infer", json.dumps(_v2([ROW], "BYTES")), 422, "inputs[0].datatype"),
+        ("/v2/models/iris/infer", json.dumps(_v2([ROW]))[:-3], 400, None),
+        ("/v2/models/iris/infer", json.dumps(_v2([ROW])).replace("0.2", "NaN"), 422, "inputs[0].data[3]"),
+        ("/v2/models/iris/infer", json.dumps(_v2([ROW])).replace("0.2", "-Infinity"), 422, "inputs[0].data[3]"),
+        ("/v2/models/iris/infer", json.dumps(_v2([ROW] * (MAX_INSTANCES + 1))), 413, "inputs[0].shape"),
+        ("/v2/models/iris/infer", json.dumps({"id": "no inputs"}), 422, "inputs"),
+        ("/v2/models/iris/infer", json.dumps({"inputs": []}), 422, "inputs"),
+        ("/v2/models/iris/infer", json.dumps({"inputs": [{"name": "x", "shape": [1, 4]}]}), 422, "inputs[0].datatype"),
+        (
+            "/v2/models/iris/infer",
+            json.dumps({"inputs": [{**_v2([ROW])["inputs"][0], "shape": ["1", 4]}]}),
+            422,
+            "inputs[0].shape[0]",
+        ),
+        ("/api/v1/predict", json.dumps({"instances": [ROW, ROW[:2]]}), 422, "instances[1]"),
+        ("/api/v1/predict", json.dumps({"instances": [ROW, [*ROW[:3], "x"]]}), 422, "instances[1][3]"),
+        ("/api/v1/predict", json.dumps({"instances": [ROW] * (MAX_INSTANCES + 1)}), 413, "instances"),
+        ("/api/v1/predict", json.dumps({"rows": [ROW]}), 422, "instances"),
+        ("/api/v1/predict", "instances=1", 400, None),
+    ],
+)
+def test_malformed_requests_get_a_4xx_naming_the_field(
+    model_server: Server, path: str, body: str, status: int, field: str | None
+) -> None:
+    response = _post(model_server, path, body)
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"] == "application/problem+json"
+    problem = response.json()
+    assert problem["status"] == status
+    assert problem.get("field") == field
+    if field:
+        assert problem["detail"].startswith(field)
+    if path.startswith("/v2/"):
+        check_protocol(problem, "inference_error_response")
+
+
+def test_the_openapi_document_describes_the_endpoints(model_server: Server) -> None:
+    document = requests.get(f"{model_server.url}/openapi.json", timeout=5).json()
+    infer = document["paths"]["/v2/models/{name}/infer"]["post"]
+    assert infer["requestBody"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/InferenceRequest"
+    }
+    assert {"InferenceRequest", "RequestInput", "PredictRequest"} <= set(document["components"]["schemas"])
+    assert "/api/v1/predict" in document["paths"] and "/v2/health/ready" in document["paths"]
+
+
+def test_other_media_types_get_415(model_server: Server) -> None:
+    response = _post(model_server, "/v2/models/iris/infer", json.dumps(_v2([ROW])), "text/plain")
+    assert response.status_code == 415
+
+
+def test_inference_is_measured_by_model_and_outcome(model_server: Server) -> None:
+    def count(metrics: str, outcome: str) -> float:
+        prefix = f'flask_svc_inference_duration_seconds_count{{model="iris",outcome="{outcome}"}} '
+        return float(next(line for line in metrics.splitlines() if line.startswith(prefix)).split()[-1])
+
+    before = requests.get(model_server.metrics_url, timeout=5).text
+    assert _post(model_server, "/v2/models/iris/infer", json.dumps(_v2([ROW] * 3))).ok
+    assert _post(model_server, "/v2/models/iris/infer", json.dumps(_v2([ROW[:2]]))).status_code == 422
+    after = requests.get(model_server.metrics_url, timeout=5).text
+    assert count(after, "ok") == count(before, "ok") + 1
+    assert count(after, "invalid") == count(before, "invalid") + 1
+    assert 'flask_svc_inference_instances_bucket{le="4.0",model="iris"}' in after
+
+
+def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    full = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("FLASK_SVC_")},
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "METRICS_PORT": str(free_port()),
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=full, capture_output=True, text=True, timeout=60
+    )
+
+
+def test_a_pickle_stops_the_server_unopened(tmp_path: Path) -> None:
+    marker = tmp_path / "code-ran"
+    path = write_code_running_pickle(tmp_path / "model.pkl", marker)
+    result = _start({"FLASK_SVC_MODEL_PATH": str(path)})
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode != 0
+    assert len(lines) == 1, lines
+    assert "FLASK_SVC_MODEL_PATH" in lines[0] and "not a skops file" in lines[0]
+    assert not marker.exists()
+
+
+def test_the_same_pickle_runs_its_code_once_allowed(tmp_path: Path) -> None:
+    """The counterpart proving the marker would appear: allowed, the pickle runs, then fails as a model."""
+    marker = tmp_path / "code-ran"
+    path = write_code_running_pickle(tmp_path / "model.pkl", marker)
+    result = _start({"FLASK_SVC_MODEL_PATH": str(path), "FLASK_SVC_MODEL_ALLOW_PICKLE": "true", "LOG_FORMAT": "json"})
+    assert result.returncode != 0
+    assert marker.exists()
+    assert "not a fitted estimator" in result.stdout + result.stderr
+
+
+def test_an_untrusted_skops_type_stops_the_server(tmp_path: Path) -> None:
+    path = write_untrusted(tmp_path / "halver.skops")
+    result = _start({"FLASK_SVC_MODEL_PATH": str(path)})
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert result.returncode != 0
+    assert len(lines) == 1, lines
+    assert UNTRUSTED_TYPE in lines[0] and "FLASK_SVC_MODEL_TRUSTED_TYPES" in lines[0]
+
+
+def test_an_untrusted_type_allowed_by_name_is_served(tmp_path: Path) -> None:
+    path = write_untrusted(tmp_path / "halver.skops")
+    env = {"FLASK_SVC_MODEL_PATH": str(path), "FLASK_SVC_MODEL_TRUSTED_TYPES": UNTRUSTED_TYPE}
+    with running_server(env) as server:
+        response = requests.post(f"{server.url}/api/v1/predict", json={"instances": [[3, 0, 0, 0]]}, timeout=5)
+    assert response.json() == {"predictions": [1.5]}
+
+
+def _worker_maps(server: Server) -> str:
+    """The memory maps of the server's workers: a shared library appears there once a worker imported it."""
+    workers = workers_of(server.process.pid)  # not the master's metrics process
+    assert workers
+    return "".join(Path(f"/proc/{worker.pid}/maps").read_text() for worker in workers)
+
+
+def test_without_a_model_no_numeric_library_is_loaded(server: Server, model_server: Server) -> None:
+    assert requests.post(f"{server.url}/api/v1/predict", json={"instances": [ROW]}, timeout=5).status_code == 404
+    assert requests.get(f"{server.url}/v2/health/ready", timeout=5).status_code == 404
+    assert "numpy" not in _worker_maps(server) and "sklearn" not in _worker_maps(server)
+    assert "numpy" in _worker_maps(model_server)  # the same check sees them where they are loaded
+    # The master checked the model file in a process of its own: it forks with no numpy, and so no BLAS threads.
+    assert "numpy" not in Path(f"/proc/{model_server.process.pid}/maps").read_text()
+    assert not [r for r in model_server.json_logs() if r.get("level") in ("error", "critical")]
+
+
+@pytest.mark.slow
+def test_schemathesis_finds_no_failure_in_the_model_endpoints(model_server: Server, tmp_path: Path) -> None:
+    """Fuzz the model endpoints from their OpenAPI document, its path parameters pinned to the model served (any
+    other name is a documented 404). Schema-valid bodies may still not fit the model (four features), so the check
+    that they are accepted is left out; every other check runs, 5xx and undocumented responses included."""
+    document = requests.get(f"{model_server.url}/openapi.json", timeout=5).json()
+    version = requests.get(f"{model_server.url}/v2/models/iris", timeout=5).json()["versions"][0]
+    pinned = {"name": "iris", "version": version}
+    for path, operations in document["paths"].items():
+        for operation in operations.values():
+            for parameter in operation.get("parameters", []) if path.startswith("/v2/models/") else []:
+                parameter["schema"] = {"type": "string", "enum": [pinned[parameter["name"]]]}
+    schema_file = tmp_path / "openapi.json"
+    schema_file.write_text(json.dumps(document))
+    run_schemathesis(
+        str(schema_file),
+        tmp_path,
+        "--url",
+        model_server.url,
+        "--include-path-regex",
+        "^/(v2/|api/v1/predict)",
+        "--exclude-checks",
+        "positive_data_acceptance",
+        seed=20261130,
+        max_examples=60,
+        min_cases=500,
+    )
+    assert not [r for r in model_server.json_logs() if r.get("level") in ("error", "critical")]

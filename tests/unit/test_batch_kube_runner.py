@@ -1,0 +1,127 @@
+"""The Kubernetes runner against API servers that are not there or refuse: the coordinator must say 503, keep
+nothing, and leave an accepted job to resume later."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from kubernetes import client
+
+from service.batch.coordinator import Coordinator
+from service.batch.kube import JOB_ID_LABEL, STAGE_LABEL, KubernetesRunner
+from service.batch.runner import RunnerUnavailable
+from service.batch.states import Stage, State
+from service.config import load_settings
+
+TEMPLATE = {
+    "metadata": {"name": "rel-flask-svc", "labels": {"app.kubernetes.io/component": "batch-stage"}},
+    "spec": {
+        "backoffLimit": 2,
+        "template": {
+            "metadata": {"labels": {"app.kubernetes.io/component": "batch-stage"}},
+            "spec": {"containers": [{"name": "stage", "env": [{"name": "KEEP", "value": "1"}]}]},
+        },
+    },
+}
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def kubernetes_runner(host: str) -> KubernetesRunner:
+    settings = load_settings(
+        {
+            "FLASK_SVC_BATCH_RUNNER": "kubernetes",
+            "FLASK_SVC_BATCH_JOB_TEMPLATE": json.dumps(TEMPLATE),
+            "FLASK_SVC_BATCH_CALLBACK_URL": "http://svc.ns.svc:8080",
+            "POD_NAMESPACE": "ns",
+        }
+    )
+    return KubernetesRunner(settings, client.Configuration(host=host))
+
+
+@pytest.fixture
+def refusing_api() -> Iterator[str]:
+    """An HTTP server answering every request 503, as an API server behind a failing load balancer does."""
+
+    class Handler(BaseHTTPRequestHandler):
+        def _refuse(self) -> None:
+            self.send_response(503)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(b'{"kind":"Status","status":"Failure","code":503}')
+
+        do_GET = do_POST = do_DELETE = _refuse
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_the_manifest_names_labels_and_arguments_each_stage() -> None:
+    runner = kubernetes_runner("http://127.0.0.1:1")
+    job = runner.manifest("a" * 21, Stage.COUNT, {"FLASK_SVC_BATCH_JOB_SECRET": "s", "TRACEPARENT": "t"})
+    assert job["metadata"]["name"] == f"rel-flask-svc-{'a' * 21}-count"
+    for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
+        assert labels[JOB_ID_LABEL] == "a" * 21 and labels[STAGE_LABEL] == "count"
+    stage = job["spec"]["template"]["spec"]["containers"][0]
+    assert stage["args"] == ["count", "a" * 21]
+    assert stage["env"] == [
+        {"name": "KEEP", "value": "1"},
+        {"name": "FLASK_SVC_BATCH_JOB_SECRET", "value": "s"},
+        {"name": "TRACEPARENT", "value": "t"},
+    ]
+    assert TEMPLATE["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "KEEP", "value": "1"}]  # type: ignore[index]
+
+
+@pytest.mark.parametrize("api", ["unreachable", "refusing"])
+def test_an_api_that_cannot_answer_refuses_new_jobs_and_keeps_nothing(
+    api: str, refusing_api: str, tmp_path: Path
+) -> None:
+    host = f"http://127.0.0.1:{closed_port()}" if api == "unreachable" else refusing_api
+    runner = kubernetes_runner(host)
+    with pytest.raises(RunnerUnavailable, match="Kubernetes API"):
+        runner.check()
+    coordinator = Coordinator.open(tmp_path, runner, "", {}, observer=_Quiet())
+    with pytest.raises(RunnerUnavailable):
+        coordinator.create([b"never read"], {}, traceparent=None)
+    assert coordinator.store.ids() == []
+    assert list((tmp_path / ".incoming").iterdir()) == []
+
+
+def test_a_job_accepted_before_the_api_went_away_waits_and_resumes(refusing_api: str, tmp_path: Path) -> None:
+    from service.batch.local import LocalRunner
+
+    accepting = Coordinator.open(tmp_path, LocalRunner(tmp_path), "", {}, observer=_Quiet())
+    accepting.runner = kubernetes_runner(refusing_api)  # the API goes away after the upload was checked
+    accepting.runner.check = lambda: None  # type: ignore[method-assign]
+    record = accepting.create([b"some words"], {}, traceparent=None)
+    assert record.state is State.QUEUED  # not failed: the stage could not be started yet
+    accepting.reconcile()
+    assert accepting.get(record.id).state is State.QUEUED
+    accepting.runner = LocalRunner(tmp_path)  # the API is back
+    assert accepting.get(record.id).state in (State.TOKENIZING, State.COUNTING, State.SUCCEEDED)
+
+
+class _Quiet:
+    def stage_finished(self, outcome: object) -> None:
+        pass
+
+    def job_finished(self, record: object) -> None:
+        pass
+
+    def jobs_by_state(self, counts: object) -> None:
+        pass
