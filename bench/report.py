@@ -10,7 +10,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.batch import render as render_batch
 from bench.cputime import per_cpu_second
 
 TARGET_LABELS = {
@@ -676,6 +675,8 @@ def render_markdown(results: Mapping[str, Any]) -> str:
         add(render_slow_clients(results["slow_clients"]))
         add("")
     if "batch" in results:
+        from bench.batch import render as render_batch  # here too: bench.batch needs requests, the bench venv has not
+
         add("## Batch analysis (`/api/v1/jobs`, local runner) beside the synchronous endpoint")
         add("")
         add("Upload to `succeeded`, both stage processes' start included; polled every 50 ms.")

@@ -383,3 +383,12 @@ def test_wordcount_measures_the_pipeline_and_renders(tmp_path: Path) -> None:
 )
 def test_docker_stats_memory_is_parsed_to_mb(usage: str, mb: float | None) -> None:
     assert run.parse_docker_memory(usage) == (pytest.approx(mb) if mb is not None else None)
+
+
+def test_the_plots_imports_need_nothing_the_bench_venv_lacks() -> None:
+    """bench.plot runs in the bench venv (matplotlib, no psutil or requests): bench.report must import without them."""
+    import subprocess
+    import sys
+
+    blocked = "import sys; sys.modules.update(psutil=None, requests=None); import bench.report"
+    subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, check=True, timeout=60)
