@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -387,8 +389,5 @@ def test_docker_stats_memory_is_parsed_to_mb(usage: str, mb: float | None) -> No
 
 def test_the_plots_imports_need_nothing_the_bench_venv_lacks() -> None:
     """bench.plot runs in the bench venv (matplotlib, no psutil or requests): bench.report must import without them."""
-    import subprocess
-    import sys
-
     blocked = "import sys; sys.modules.update(psutil=None, requests=None); import bench.report"
     subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, check=True, timeout=60)
