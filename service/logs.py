@@ -59,8 +59,8 @@ class JsonLineFormatter(JsonFormatter):
     """``timestamp``, ``level``, ``logger``, ``message``, then the record's extra fields, as one JSON object.
 
     A plain record (a text message, no exception or stack) — every access line — is assembled here in one pass over
-    the record: the same fields in the same order as python-json-logger's path, which formats the rest (a dict
-    message, exc_info, stack_info) and costs twice as much per line."""
+    the record: the same fields in the same order as python-json-logger's path (which formats the rest: a dict
+    message, exc_info, stack_info), without its per-line merging and its encoder built anew for every line."""
 
     _encode = JsonEncoder(ensure_ascii=False).encode  # the library's encoder, built once instead of per line
 
