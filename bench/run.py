@@ -32,12 +32,12 @@ from typing import Any
 
 import psutil
 
-from bench import batch, profiling, report, slowclients, targets, wrk
+from bench import batch, cputime, profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
 from harness.docker import DOCKER, HARDENED_RUN
 from harness.net import free_port, http_status
 from harness.otlp import otlp_receiver
-from harness.server import ROOT, running_server
+from harness.server import ROOT, running_server, workers_of
 from service.names import ANALYZE_PATH, LIVEZ, READYZ
 
 RESULTS = ROOT / "bench" / "results"
@@ -60,6 +60,7 @@ class Plan:
     container_starts: int = 5
     wordcount_mb: float = 16
     profiles: bool = True
+    extras: bool = True  # the import-time table and the slow-client runs
     log: Callable[[str], None] = print
 
 
@@ -257,7 +258,9 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                         sampler = PeakMemory(target.pid)
                         try:
                             with sampler:
+                                server_cpu_before = cputime.tree_cpu_seconds(target.pid)
                                 result = wrk.run(url_for(target, endpoint), settings, body)
+                                server_cpu = cputime.tree_cpu_seconds(target.pid) - server_cpu_before
                         except (wrk.WrkError, subprocess.TimeoutExpired) as error:
                             log(f"  {workers}w {target.key} {endpoint}: wrk failed, round dropped: {error}")
                             results.setdefault("failures", []).append(f"{workers}w {target.key} {endpoint}: {error}")
@@ -269,14 +272,17 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                             {
                                 "rps": result.rps,
                                 "requests": result.requests,
+                                "cpu_s": server_cpu,
                                 "p50_ms": result.latency_ms["p50"],
                                 "p90_ms": result.latency_ms["p90"],
                                 "p99_ms": result.latency_ms["p99"],
                                 "errors": result.error_count,
                             }
                         )
+                        per_cpu = cputime.per_cpu_second(result.requests, server_cpu)
                         log(
-                            f"  {workers}w {target.key:8} {endpoint:13} {result.rps:9,.0f} req/s  "
+                            f"  {workers}w {target.key:11} {endpoint:12} {result.rps:9,.0f} req/s  "
+                            f"{per_cpu or 0:9,.0f} req/CPU-s  "
                             f"p50 {result.latency_ms['p50']:.2f} ms  p99 {result.latency_ms['p99']:.2f} ms"
                             + (f"  ERRORS {result.errors}" if result.error_count else "")
                         )
@@ -320,21 +326,25 @@ def profile_servers(
     tmp: Path,
     log: Callable[[str], None],
 ) -> list[dict[str, Any]]:
-    """One worker's CPU by component for the scenarios behind the goals: livez (vs bare Flask), analyze 1 KB with
-    instrumentation off (vs FastAPI) and on (the overhead)."""
+    """One worker's CPU by component for the scenarios behind the goals: /livez and /readyz beside bare Flask's,
+    analyze 1 KB with each level of instrumentation (all off, defaults, tracing at 10 % and 100 %)."""
     by_key = {t.key: t for t in running}
     wanted = [
         ("svc-default", "livez", "flask-svc GET /livez (defaults) — behind the /livez vs bare Flask goal"),
         ("bare", "livez", "bare Flask GET /livez — the floor, for comparison"),
-        ("svc-default", "analyze-1k", "flask-svc POST analyze 1 KB (defaults) — behind the FastAPI goal"),
-        ("svc-on", "analyze-1k", "flask-svc POST analyze 1 KB (all on) — behind the overhead goal"),
+        ("svc-default", "readyz", "flask-svc GET /readyz (defaults) — behind the /readyz vs bare Flask goal"),
+        ("bare", "readyz", "bare Flask GET /readyz — the floor, for comparison"),
+        ("svc-off", "analyze-1k", "flask-svc POST analyze 1 KB (all off) — the uninstrumented service"),
+        ("svc-default", "analyze-1k", "flask-svc POST analyze 1 KB (defaults) — metrics and access log"),
+        ("svc-sampled", "analyze-1k", "flask-svc POST analyze 1 KB (tracing 10 %) — behind the sampled goal"),
+        ("svc-on", "analyze-1k", "flask-svc POST analyze 1 KB (tracing 100 %) — behind the always-on goal"),
     ]
     profiles = []
     for key, endpoint, title in wanted:
         target = by_key.get(key)
         if target is None or endpoint not in target.endpoints:
             continue
-        workers = targets.tree(target.pid)[1:]
+        workers = workers_of(target.pid)  # not flask-svc's metrics server, also a child of its master
         if not workers:
             continue
         log(f"  profiling {title}")
@@ -562,6 +572,7 @@ def execute(plan: Plan, tmp: Path, wordcount_too: bool = True, container_too: bo
             "bodies": "generated English-like prose, text/plain, 1 KiB and 100 KiB, default query (top 10)",
             "svc_on": "python -m service (gthread, 4 threads): metrics, JSON access log (LOG_LEVEL=info), "
             "OTLP/HTTP tracing at 100 % (always_on) to a loopback sink",
+            "svc_sampled": "the same with OTEL_TRACES_SAMPLER=parentbased_traceidratio at 0.1 (the chart's default)",
             "svc_default": "the same with tracing off: what the image runs unless told otherwise",
             "svc_off": "FLASK_SVC_METRICS=false, LOG_LEVEL=warning (no access log), tracing off",
             "bare": f"gunicorn {' '.join(targets.GUNICORN_FLAGS)}, no access log, bench/apps/bare_flask.py",
@@ -580,9 +591,9 @@ def execute(plan: Plan, tmp: Path, wordcount_too: bool = True, container_too: bo
         ("startup", bool(plan.starts), lambda: results.update(startup=measure_starts(plan.starts, plan.log))),
         ("container", container_too, lambda: results.update(container=container(plan.container_starts, plan.log))),
         ("wordcount", wordcount_too, lambda: _wordcount_phase(plan, results, tmp)),
-        ("imports", plan.profiles, lambda: _imports_phase(results)),
-        ("slow-clients", True, lambda: results.update(slow_clients=slowclients.run(plan.log))),
-        ("batch", True, lambda: results.update(batch=batch.run(plan.log))),
+        ("imports", plan.profiles and plan.extras, lambda: _imports_phase(results)),
+        ("slow-clients", plan.extras, lambda: results.update(slow_clients=slowclients.run(plan.log))),
+        ("batch", plan.extras, lambda: results.update(batch=batch.run(plan.log))),
     ]
     for name, wanted, phase in phases:
         if not wanted:
@@ -638,6 +649,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
     parser.add_argument("--targets", default=",".join(ALL_TARGETS))
+    parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="scenarios to run, comma-separated")
+    parser.add_argument(
+        "--matrix-only",
+        action="store_true",
+        help="only the load matrix (and its profiles): no starts, container, word count, imports or slow clients",
+    )
     parser.add_argument("--starts", type=int, default=10, help="starts for the start → ready median")
     parser.add_argument("--container-starts", type=int, default=5)
     parser.add_argument("--wordcount-mb", type=float, default=16)
@@ -656,17 +673,21 @@ def main(argv: list[str] | None = None) -> int:
         ),
         workers=tuple(int(w) for w in args.workers.split(",")),
         targets=tuple(args.targets.split(",")),
+        endpoints=tuple(args.endpoints.split(",")),
         rounds=args.rounds,
-        starts=args.starts,
+        starts=0 if args.matrix_only else args.starts,
         container_starts=args.container_starts,
         wordcount_mb=args.wordcount_mb,
         profiles=not args.no_profiles,
+        extras=not args.matrix_only,
         log=log_to_stderr,
     )
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-") as tmp:
-        results = execute(plan, Path(tmp))
+        results = execute(plan, Path(tmp), wordcount_too=not args.matrix_only, container_too=not args.matrix_only)
     markdown = write(results, args.out)
     log_to_stderr(f"done in {results['elapsed_s']:.0f} s: {os.path.relpath(markdown, ROOT)}")
+    print(report.md_table(report.RATIO_HEADER, report.ratio_rows(results["runs"], report.median_per_cpu)))
+    print()
     print(report.goals_table(results))
     return 0
 

@@ -1,4 +1,4 @@
-# Benchmarks (issue 7). `make bench` runs every scenario side by side (about 5 minutes on 2 cores) and writes
+# Benchmarks (issue 7). `make bench` runs every scenario side by side (about 10 minutes on 2 cores) and writes
 # bench/results/<date>.md, .png, .json and latest.md. `make test` only needs wrk, for the smoke test in tests/bench.
 #   wrk, nginx   Debian packages (through the Makefile's apt_install)
 #   bench venv   .tools/bench-venv from bench/requirements.lock (hashed): FastAPI, uvicorn, matplotlib, py-spy —
@@ -39,7 +39,7 @@ $(MLSERVER_STAMP): bench/mlserver/requirements.lock | $(VENV)/.runtime
 	$(MLSERVER_VENV)/bin/pip install --quiet --disable-pip-version-check --require-hashes --no-deps -r bench/mlserver/requirements.lock
 	touch $@
 
-bench: venv-dev setup-bench-full ## run every benchmark (~6 min) → bench/results/<date>.md, .png, latest.md, model-<date>.md
+bench: venv-dev setup-bench-full ## run every benchmark (~10 min) → bench/results/<date>.md, .png, latest.md, model-<date>.md
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 	$(BIN)/python -m bench.model
 

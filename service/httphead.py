@@ -53,11 +53,13 @@ class Head:
         )
 
 
-def read_head(buffer: bytes | bytearray) -> Head | None:
+def read_head(buffer: bytes | bytearray, probes_only: bool = False) -> Head | None:
     """The request head at the start of ``buffer``, or None while it is incomplete.
 
     Empty lines before the request line are skipped, as RFC 9112 §2.2 allows; a request line that is not three
-    words gives a Head no check matches, so the parser behind it answers 400.
+    words gives a Head no check matches, so the parser behind it answers 400. With ``probes_only`` the fields of a
+    head whose request line is no liveness probe are not read (``headers`` empty, ``well_formed`` False): all the
+    worker's loop needs to know of it is that it is complete, and gunicorn's parser reads it again anyway.
     """
     data = bytes(buffer)
     start = len(data) - len(data.lstrip(b"\r\n"))
@@ -67,6 +69,8 @@ def read_head(buffer: bytes | bytearray) -> Head | None:
     lines = data[start:end].decode("latin-1").split("\r\n")
     words = lines[0].split(" ")
     method, target, version = words if len(words) == 3 else ("", "", "")
+    if probes_only and not (method in ("GET", "HEAD") and target.partition("?")[0] in LIVENESS_PATHS):
+        return Head(method, target.partition("?")[0], version, {}, end + len(HEAD_END), well_formed=False)
     headers = {}
     well_formed = len(words) == 3 and end + len(HEAD_END) <= _PROBE_HEAD_BYTES and len(lines) <= _PROBE_FIELDS + 1
     for line in lines[1:]:

@@ -167,7 +167,14 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
     FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
-        app, excluded_urls=EXCLUDED_URLS, tracer_provider=provider
+        app,
+        excluded_urls=EXCLUDED_URLS,
+        tracer_provider=provider,
+        # Off: a SQL comment context attached to every request, for database instrumentations this service has none
+        # of; and the instrumentation's own OpenTelemetry metrics (Prometheus has them), which without a meter
+        # provider went through proxies to nowhere on every request.
+        enable_commenter=False,
+        meter_provider=NoOpMeterProvider(),
     )
     tracing = Tracing(provider, provider.get_tracer("service"))
     app.extensions[TRACING_EXTENSION] = tracing

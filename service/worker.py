@@ -68,6 +68,7 @@ class _Waiting:
     conn: Any
     deadline: float
     buffer: bytearray = field(default_factory=bytearray)
+    registered: bool = False  # with the poller: only when the head did not arrive whole at once
 
 
 def service_worker(settings: Settings) -> type[ServiceWorker]:
@@ -120,20 +121,27 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
         """A kept-alive connection's next request is arriving."""
         self.poller.unregister(client)
         self.keepalived_conns.remove(conn)
-        self.wait_for_head(conn, b"")
+        self.wait_for_head(conn, b"", readable=True)
 
     def enqueue_req(self, conn: Any) -> None:
         """gunicorn calls this for a request pipelined behind the one just served: its bytes are in the parser."""
         self.wait_for_head(conn, conn.parser.unreader.take_buffered())
 
-    def wait_for_head(self, conn: Any, data: bytes) -> None:
+    def wait_for_head(self, conn: Any, data: bytes, readable: bool = False) -> None:
         conn.sock.setblocking(False)
         waiting = _Waiting(conn, time.monotonic() + self.header_timeout, bytearray(data))
         self.waiting[conn] = waiting
-        heapq.heappush(self.deadlines, (waiting.deadline, next(self.sequence), waiting))
-        self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_head_bytes, waiting))
-        if data:
+        if readable:
+            # The poller has just seen bytes: read them now. A kept-alive client's next head nearly always arrives
+            # whole, and then goes to a thread without a second trip through the poller (two epoll_ctl calls and a
+            # wake-up per request).
+            self.on_head_bytes(waiting, conn.sock)
+        elif data:
             self.advance(waiting)
+        if self.waiting.get(conn) is waiting:  # not answered, handed over or closed: wait for the rest
+            heapq.heappush(self.deadlines, (waiting.deadline, next(self.sequence), waiting))
+            self.poller.register(conn.sock, selectors.EVENT_READ, partial(self.on_head_bytes, waiting))
+            waiting.registered = True
 
     def on_head_bytes(self, waiting: _Waiting, _sock: Any) -> None:
         try:
@@ -151,7 +159,7 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
     # --- a complete head: answer liveness here, or hand the request to a thread ---
 
     def advance(self, waiting: _Waiting) -> None:
-        while (head := read_head(waiting.buffer)) is not None and head.is_liveness:
+        while (head := read_head(waiting.buffer, probes_only=True)) is not None and head.is_liveness:
             keep_alive = (
                 head.keep_alive
                 and self.alive
@@ -212,8 +220,10 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
 
     def stop_waiting(self, waiting: _Waiting) -> None:
         self.waiting.pop(waiting.conn, None)
-        with contextlib.suppress(KeyError, ValueError, OSError):  # never registered, or already closed
-            self.poller.unregister(waiting.conn.sock)
+        if waiting.registered:
+            waiting.registered = False
+            with contextlib.suppress(KeyError, ValueError, OSError):  # already closed
+                self.poller.unregister(waiting.conn.sock)
 
     def close_waiting(self, waiting: _Waiting) -> None:
         self.stop_waiting(waiting)

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import Tracer, get_current_span
 
 from service import uploads
 from service.analysis import AnalysisOptions, StreamStats, VocabularyTooLarge, WordCount, analyze_chunks, first_words
@@ -73,7 +73,9 @@ def _measured(
     metrics.analyzed_bytes.inc(stats.bytes)
     metrics.analysis_duration.labels(endpoint).observe(elapsed)
     tracing = current_tracing()
-    if tracing is not None:
+    # Only under a sampled request span: a stage span under an unsampled one would not be sampled either (the
+    # sampler decides per trace), so building it was work for nothing on most requests.
+    if tracing is not None and get_current_span().is_recording():
         _stage_spans(tracing.tracer, stats, started_wall, attributes(result))
     return result, stats, round(elapsed * 1000, 3)
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterable
+from functools import lru_cache
 from typing import Any
 
-from flask import Response, jsonify
+from flask import Flask, Response, current_app
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
@@ -18,19 +19,27 @@ from service.problems import PROBLEM_JSON, problem_document
 bp = APIBlueprint("health", __name__, abp_tags=[Tag(name="health", description="Kubernetes probes")])
 
 
-def _answer(ready: bool, status: str, reason: str | None) -> tuple[Response, int]:
+def _answer(ready: bool, status: str, reason: str | None) -> Response:
+    app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    mimetype = app.json.mimetype  # type: ignore[attr-defined]
+    return Response(_health_body(app, status, reason), 200 if ready else 503, mimetype=mimetype)
+
+
+@lru_cache(maxsize=16)  # a handful of (status, reason) pairs per app: each document is built once, not per probe
+def _health_body(app: Flask, status: str, reason: str | None) -> bytes:
+    """The Health document exactly as ``jsonify`` writes it; an app's model and JSON settings are fixed once built."""
     health = Health(status=status, reason=reason, model=served_model())  # type: ignore[arg-type]
-    body = health.model_dump(exclude_none=True)
-    return jsonify(body), 200 if ready else 503
+    data: bytes = app.json.response(health.model_dump(exclude_none=True)).get_data()  # type: ignore[attr-defined]
+    return data
 
 
 @bp.get(READYZ, responses={200: Health, 503: Health}, summary="Readiness: warmed up and not draining")
-def readyz() -> tuple[Response, int]:
+def readyz() -> Response:
     return _answer(*current_lifecycle().readiness())
 
 
 @bp.get(STARTUPZ, responses={200: Health, 503: Health}, summary="Startup: warm-up finished")
-def startupz() -> tuple[Response, int]:
+def startupz() -> Response:
     started = current_lifecycle().started
     return _answer(started, "ok" if started else "starting", None if started else "warm-up has not finished")
 

@@ -171,10 +171,11 @@ def toggle_fault() -> ResponseReturnValue:
 
 def secure_headers(response: Response) -> Response:
     """CSP and no framing on every HTML response; nosniff on those and on everything the page blueprints serve."""
-    if response.mimetype == HTML:
+    html = response.mimetype == HTML  # parsed from Content-Type on every read: once per response
+    if html:
         # setdefault: a stricter policy already set (/echo's sandbox) stays.
         response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
         response.headers.setdefault("X-Frame-Options", "DENY")
-    if response.mimetype == HTML or request.blueprint in PAGE_BLUEPRINTS:
+    if html or request.blueprint in PAGE_BLUEPRINTS:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
     return response

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 
 from flask import Flask
 from flask.testing import FlaskClient
 
 from service import logs, metrics, tracing
+from service.app import ServiceApp
 from service.config import load_settings
 from service.lifecycle import Lifecycle
 from service.metrics import OFF, instruments_of
@@ -67,3 +69,22 @@ def test_the_openapi_document_spells_out_the_text_bodies(client: FlaskClient) ->
         assert "422" in operation["responses"]
     # Operations without parameters or a body cannot fail validation: no 422 there.
     assert "422" not in document["paths"]["/version"]["get"]["responses"]
+
+
+def test_ensure_sync_answers_each_function_once_and_keeps_flasks_answer() -> None:
+    app = make_app()
+    assert isinstance(app, ServiceApp)
+
+    def hook() -> None:
+        return None
+
+    assert app.ensure_sync(hook) is hook and app.ensure_sync(hook) is hook
+    assert hook in app._known_sync
+
+    async def coroutine() -> None:
+        return None
+
+    # Flask wraps a coroutine function (it needs asgiref for that, and says so); it is never remembered as plain.
+    with contextlib.suppress(RuntimeError):
+        app.ensure_sync(coroutine)
+    assert coroutine not in app._known_sync

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flask import Flask
+from flask import Flask, jsonify
 from flask.testing import FlaskClient
 
 from service.names import LIFECYCLE_EXTENSION, LIVENESS_PATHS, READYZ, STARTUPZ
@@ -54,3 +54,17 @@ def test_liveness_is_in_the_openapi_document(client: FlaskClient) -> None:
     paths = client.get("/openapi.json").get_json()["paths"]
     for path in LIVENESS_PATHS:
         assert set(paths[path]) == {"get"} and paths[path]["get"]["tags"] == ["health"]
+
+
+def test_readiness_documents_are_what_jsonify_writes_for_each_state() -> None:
+    app = make_app()
+    client = app.test_client()
+    state = app.extensions[LIFECYCLE_EXTENSION]
+    for change in (lambda: None, state.begin_drain):
+        change()
+        ready, status, reason = state.readiness()
+        response = client.get(READYZ)
+        with app.app_context():
+            expected = jsonify({"status": status, **({"reason": reason} if reason else {})})
+        assert response.data == expected.data and response.mimetype == expected.mimetype
+        assert response.status_code == (200 if ready else 503)

@@ -52,3 +52,19 @@ def test_metrics_off_means_no_instruments_and_no_registry() -> None:
     app = make_app(FLASK_SVC_METRICS="false")
     assert instruments_of(app) is OFF and OFF.registry is None
     assert app.test_client().post("/api/v1/analyze", json={"text": "a"}).status_code == 200
+
+
+def test_an_exception_no_handler_answers_is_a_500_counted_once_and_in_the_exceptions_counter() -> None:
+    app = make_app()
+    app.config["PROPAGATE_EXCEPTIONS"] = False  # as under gunicorn: Flask answers 500 instead of raising
+
+    def _broken() -> str:
+        raise RuntimeError("a bug")
+
+    app.add_url_rule("/broken", view_func=_broken)
+    assert app.test_client().get("/broken").status_code == 500
+    labels = {"method": "GET", "status": "500"}
+    assert sample(app, "flask_http_request_total", labels) == 1
+    assert sample(app, "flask_http_request_exceptions_total", labels) == 1
+    route = {**labels, "url_rule": "/broken"}
+    assert sample(app, "flask_http_request_duration_seconds_count", route) == 1

@@ -4,10 +4,12 @@ read timeout on the server's socket and the fields the access line takes from th
 from __future__ import annotations
 
 import socket
+import uuid
 
 from flask import Flask, request
 
 from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, LIFECYCLE_EXTENSION, LIVEZ, READYZ
+from service.requestctx import new_request_id
 from tests.app.conftest import make_app, sample
 
 
@@ -77,3 +79,11 @@ def test_the_server_socket_gets_the_read_timeout() -> None:
     with server_side, client_side:
         app.test_client().get("/version", environ_overrides={"gunicorn.socket": server_side})
         assert server_side.gettimeout() == 2.5
+
+
+def test_generated_request_ids_are_random_version_4_uuids() -> None:
+    ids = {new_request_id() for _ in range(1000)}
+    assert len(ids) == 1000
+    for value in list(ids)[:50]:
+        parsed = uuid.UUID(hex=value)
+        assert parsed.hex == value and parsed.version == 4 and parsed.variant == uuid.RFC_4122

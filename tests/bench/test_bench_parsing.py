@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +66,17 @@ def test_wrk_command_uses_the_fixed_settings_and_the_lua_script(monkeypatch: pyt
 # ---- ratios and goals ---------------------------------------------------------------------------------------------
 
 
-def _round(rps: float, errors: int = 0) -> dict[str, Any]:
-    return {"rps": rps, "requests": int(rps * 3), "p50_ms": 1.0, "p90_ms": 2.0, "p99_ms": 3.0, "errors": errors}
+def _round(rps: float, errors: int = 0, cpu_s: float | None = 3.0) -> dict[str, Any]:
+    """A 3 s round; by default the server used one CPU throughout, so its req/CPU-s equals its req/s."""
+    return {
+        "rps": rps,
+        "requests": int(rps * 3),
+        "cpu_s": cpu_s,
+        "p50_ms": 1.0,
+        "p90_ms": 2.0,
+        "p99_ms": 3.0,
+        "errors": errors,
+    }
 
 
 def _run(workers: int, target: str, endpoint: str, *rps: float) -> dict[str, Any]:
@@ -82,7 +93,10 @@ def _results() -> dict[str, Any]:
             _run(1, "bare", "livez", 1000, 1200),
             _run(1, "fastapi", "livez", 4000),
             _run(1, "nginx", "livez", 50000),
+            _run(1, "svc-default", "readyz", 800, 900, 1000),
+            _run(1, "bare", "readyz", 1000),
             _run(1, "svc-on", "analyze-1k", 450),
+            _run(1, "svc-sampled", "analyze-1k", 420),
             _run(1, "svc-default", "analyze-1k", 480),
             _run(1, "svc-off", "analyze-1k", 500),
             _run(1, "bare", "analyze-1k", 800),
@@ -143,16 +157,40 @@ def test_ratios_use_the_best_round_of_each_side() -> None:
     assert rows[(1, "analyze-100k")].default_vs_bare is None  # no bare Flask run for it
     assert rows[(2, "livez")].default_vs_bare == pytest.approx(0.9)
     assert rows[(2, "livez")].on_vs_off is None
-    assert list(rows) == [(1, "livez"), (1, "analyze-1k"), (1, "analyze-100k"), (2, "livez")]
+    assert list(rows) == [(1, "livez"), (1, "readyz"), (1, "analyze-1k"), (1, "analyze-100k"), (2, "livez")]
+
+
+def test_per_cpu_second_is_the_median_round_and_skips_rounds_without_cpu_time() -> None:
+    rounds = [_round(100, cpu_s=0.5), _round(300, cpu_s=1.0), _round(200, cpu_s=2.0), _round(900, cpu_s=None)]
+    assert report.per_cpu_values(rounds) == [600, 900, 300]
+    assert report.median_per_cpu(rounds) == 600
+    assert report.median_per_cpu([_round(100, errors=2, cpu_s=1.0), _round(50, cpu_s=1.0)]) == 150  # clean only
+    assert report.median_per_cpu([_round(100, cpu_s=None)]) is None  # a run recorded before CPU time was
+    assert report.median_per_cpu([]) is None
+
+
+def test_ratios_on_cpu_seconds_use_the_median_round_of_each_side() -> None:
+    rows = {(r.workers, r.endpoint): r for r in report.ratios(_results()["runs"], report.median_per_cpu)}
+    assert rows[(1, "livez")].default_vs_bare == pytest.approx(970 / 1100)
+    assert rows[(1, "readyz")].default_vs_bare == pytest.approx(0.9)
+    assert rows[(1, "analyze-1k")].on_vs_default == pytest.approx(450 / 480)
+    assert rows[(1, "analyze-1k")].sampled_vs_default == pytest.approx(420 / 480)
 
 
 def test_goal_verdicts() -> None:
     verdicts = {goal.name.split(":")[0].split(" (")[0]: goal for goal in report.goals(_results())}
-    overhead = verdicts["instrumentation overhead"]
-    assert (overhead.value, overhead.met) == ("10 %", True)  # the worse of 1 - 450/500 and 1 - 95/100
-    assert "defaults vs off" in overhead.detail
+    defaults = verdicts["metrics + access log"]
+    assert (defaults.value, defaults.met) == ("4 %", True)  # the worse of 1 - 480/500 and 1 - 100/100
+    assert "analyze-1k 1w 4 % (req/s 4 %)" in defaults.detail
+    sampled = verdicts["tracing at 10 %"]
+    assert (sampled.value, sampled.met) == ("12 %", False)  # 1 - 420/480; no sampled run at 100 KB
+    always = verdicts["tracing at 100 %"]
+    assert (always.value, always.met, always.target) == ("6 %", True, "≤ 30 %")  # 1 - 450/480 beats 1 - 95/100
+    readyz = verdicts["GET /readyz vs bare Flask"]
+    assert (readyz.value, readyz.met) == ("0.90\u00d7", True)  # the median round 900, not the best 1000
+    assert "req/s 1.00\u00d7" in readyz.detail
     livez = verdicts["/livez vs bare Flask"]
-    assert (livez.value, livez.met) == ("0.83\u00d7", False)  # the lower of 1w 0.83 and 2w 0.90
+    assert (livez.value, livez.met) == ("0.88\u00d7", False)  # 1w: medians 970 / 1100; 2w 0.90
     fastapi = verdicts["analyze per core vs FastAPI"]
     assert (fastapi.value, fastapi.met) == ("0.80\u00d7", False)  # 1k is 1.20, 100k 0.80: the lowest counts
     start = verdicts["start → /readyz 200"]
@@ -169,6 +207,11 @@ def test_round_spread_is_the_median_and_worst_relative_gap() -> None:
     runs.append(_run(1, "d", "livez", 100))  # one round: no spread to speak of
     assert report.round_spread(runs) == (pytest.approx(0.2), pytest.approx(0.5))
     assert report.round_spread([]) is None
+    # The same rounds on req/CPU-s: each used the CPU in proportion to its requests, so nothing moved.
+    for scenario in runs:
+        for one in scenario["rounds"]:
+            one["cpu_s"] = one["rps"] / 50
+    assert report.round_spread(runs, report.per_cpu_values) == (0, 0)
 
 
 def test_goals_without_data_are_not_measured() -> None:
@@ -179,9 +222,13 @@ def test_markdown_report_has_every_section_and_survives_missing_parts() -> None:
     text = report.render_markdown(_results())
     for heading in ("## Goals", "## Throughput and latency", "### Ratios", "## Start → ready", "## Memory", "## Image"):
         assert heading in text
-    assert "| bare Flask | GET /livez | 1,200 | 1,000\u20131,200 | 1.00 | 3.00 | 0 |" in text
+    assert "| bare Flask | GET /livez | 1,200 | 1,000\u20131,200 | 1,100 | 1,000\u20131,200 | 1.00 | 3.00 | 0 |" in text
     x = "\u00d7"
-    assert f"| 1 | GET /livez | 0.83{x} | 0.92{x} | 0.25{x} | 0.28{x} | 0.86{x} | 0.91{x} |" in text
+    # req/s (best rounds): defaults/bare, off/bare, defaults/FastAPI, off/FastAPI, defaults/off, sampled, on/defaults,
+    # on/off
+    assert f"| 1 | GET /livez | 0.83{x} | 0.92{x} | 0.25{x} | 0.28{x} | 0.91{x} | n/a | 0.95{x} | 0.86{x} |" in text
+    assert f"| 1 | GET /livez | 0.88{x} | 1.00{x} | 0.24{x} | 0.28{x} | 0.88{x} | n/a | 0.95{x} | 0.84{x} |" in text
+    assert "req/s moved by 11% (median over scenarios; worst 20%), req/CPU-s by 11% (worst 20%)" in text
     assert "n/a" in report.render_markdown({})
     latest = report.render_latest(_results())
     assert latest.startswith("Latest run: 2030-01-02")
@@ -338,3 +385,9 @@ def test_wordcount_measures_the_pipeline_and_renders(tmp_path: Path) -> None:
 )
 def test_docker_stats_memory_is_parsed_to_mb(usage: str, mb: float | None) -> None:
     assert run.parse_docker_memory(usage) == (pytest.approx(mb) if mb is not None else None)
+
+
+def test_the_plots_imports_need_nothing_the_bench_venv_lacks() -> None:
+    """bench.plot runs in the bench venv (matplotlib, no psutil or requests): bench.report must import without them."""
+    blocked = "import sys; sys.modules.update(psutil=None, requests=None); import bench.report"
+    subprocess.run([sys.executable, "-c", blocked], cwd=ROOT, check=True, timeout=60)

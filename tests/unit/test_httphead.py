@@ -68,3 +68,13 @@ def test_only_plain_well_formed_probes_are_answered_by_the_loop(head: bytes) -> 
 def test_probes_the_loop_answers(head: bytes) -> None:
     parsed = read_head(head)
     assert parsed is not None and parsed.is_liveness
+
+
+def test_for_the_loop_only_a_probe_heads_fields_are_read() -> None:
+    head = b"POST /api/v1/analyze?top=3 HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabc"
+    parsed = read_head(head, probes_only=True)
+    assert parsed is not None and parsed.size == len(head) - 3 and not parsed.is_liveness
+    assert (parsed.method, parsed.target, parsed.headers) == ("POST", "/api/v1/analyze", {})
+    probe = read_head(b"GET /livez?x=1 HTTP/1.1\r\nHost: x\r\n\r\n", probes_only=True)
+    assert probe is not None and probe.is_liveness and probe.headers == {"host": "x"}
+    assert read_head(head[:20], probes_only=True) is None
