@@ -7,6 +7,7 @@ them and serves ``/metrics`` on ``METRICS_PORT``. Outside gunicorn the samples s
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import time
@@ -283,28 +284,28 @@ def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None)
     metrics = Instruments.create(registry)
     # Every labelled series exists from the start at 0: a panel shows 0 rather than "No data", and rate() sees the
     # first increase instead of a series that appears already at its first value.
-    for reason in REJECT_REASONS.values():
-        metrics.rejected.labels(reason)
-    for reason in SPAN_DROP_REASONS:
-        metrics.spans_dropped.labels(reason)
-    for reason in SLOW_CLIENT_REASONS:
-        metrics.slow_clients.labels(reason)
-    for endpoint in ANALYSIS_ENDPOINTS:
-        metrics.analysis_duration.labels(endpoint)
+    series: list[tuple[Counter | Gauge | Histogram, list[tuple[str, ...]]]] = [
+        (metrics.rejected, [(reason,) for reason in REJECT_REASONS.values()]),
+        (metrics.spans_dropped, [(reason,) for reason in SPAN_DROP_REASONS]),
+        (metrics.slow_clients, [(reason,) for reason in SLOW_CLIENT_REASONS]),
+        (metrics.analysis_duration, [(endpoint,) for endpoint in ANALYSIS_ENDPOINTS]),
+    ]
     if settings.batch_runner != "off":
-        for state in BATCH_STATES:
-            metrics.batch_jobs.labels(state)
-        for state in BATCH_END_STATES:
-            metrics.batch_jobs_finished.labels(state)
-        for stage in BATCH_STAGES:
-            metrics.batch_bytes.labels(stage)
-            for outcome in BATCH_OUTCOMES:
-                metrics.batch_stage_duration.labels(stage, outcome)
-    metrics.worker_threads.set(settings.threads)
+        series += [
+            (metrics.batch_jobs, [(state,) for state in BATCH_STATES]),
+            (metrics.batch_jobs_finished, [(state,) for state in BATCH_END_STATES]),
+            (metrics.batch_bytes, [(stage,) for stage in BATCH_STAGES]),
+            (metrics.batch_stage_duration, list(itertools.product(BATCH_STAGES, BATCH_OUTCOMES))),
+        ]
     if model is not None:
-        for outcome in INFERENCE_OUTCOMES:
-            metrics.inference_duration.labels(model.name, outcome)
-        metrics.inference_instances.labels(model.name)
+        series += [
+            (metrics.inference_duration, [(model.name, outcome) for outcome in INFERENCE_OUTCOMES]),
+            (metrics.inference_instances, [(model.name,)]),
+        ]
+    for metric, label_sets in series:
+        for labels in label_sets:
+            metric.labels(*labels)
+    metrics.worker_threads.set(settings.threads)
     served = (model.name, model.version, model.sha256) if model else ("", "", "")
     metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version(), *served).set(1)
     app.extensions[METRICS_EXTENSION] = metrics
