@@ -25,6 +25,7 @@ def test_smoke_run_produces_a_parsed_result_and_a_report(tmp_path: Path) -> None
         rounds=1,
         starts=0,
         profiles=False,
+        extras=False,  # the slow-client and batch phases take a minute; their rendering has unit tests
         log=lambda _message: None,
     )
     results = run.execute(plan, tmp_path, wordcount_too=False, container_too=False)
