@@ -47,6 +47,16 @@ def _host(value: str) -> str:
     return value
 
 
+def address(host: str, port: int) -> str:
+    """``host:port`` as a socket address or URL authority: an IPv6 literal in brackets."""
+    try:
+        if ipaddress.ip_address(host).version == 6:
+            return f"[{host}]:{port}"
+    except ValueError:
+        pass  # a host name
+    return f"{host}:{port}"
+
+
 def _absolute_path(value: str) -> str:
     if not value.startswith("/") or "\x00" in value:
         raise ValueError(value)

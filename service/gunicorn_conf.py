@@ -7,14 +7,13 @@ logger, the worker class and the app (``wsgi_app``, built in each worker) are al
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import subprocess
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from service.config import ConfigError, load_settings
+from service.config import ConfigError, address, load_settings
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -60,16 +59,7 @@ def application() -> Flask:
 wsgi_app = "service.gunicorn_conf:application()"
 
 
-def _address(host: str, port: int) -> str:
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]:{port}"
-    except ValueError:
-        pass  # a host name
-    return f"{host}:{port}"
-
-
-bind = [_address(_settings.host, _settings.port)]
+bind = [address(_settings.host, _settings.port)]
 worker_class = service_worker(_settings)  # gthread that reads request heads in its loop (see the module)
 workers = _settings.workers
 threads = _settings.threads

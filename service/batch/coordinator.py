@@ -111,9 +111,9 @@ class Coordinator:
         removes what was written and propagates: nothing of a refused upload is kept."""
         self.runner.check()  # refuse before reading a byte when no stage could start
         job_id = new_id()
-        directory = self.store.incoming(job_id)
         size = 0
         try:
+            directory = self.store.incoming(job_id)
             with formats.atomic_writer(directory / INPUT, binary=True) as out:
                 for chunk in chunks:
                     out.write(chunk)
@@ -215,16 +215,18 @@ class Coordinator:
                     reason = status.reason or f"the {stage.value} stage finished without writing its outcome"
                     self._fail(record, reason)
                     return
-            self.observer.stage_finished(outcome)
             if not outcome.ok:
                 self._fail(record, outcome.reason or f"the {stage.value} stage failed")
-                return
-            if stage is Stage.TOKENIZE:
-                self._start(record, Stage.COUNT)
+            elif stage is Stage.TOKENIZE:
+                self._start(record, Stage.COUNT)  # RunnerUnavailable: no move, so a later pass counts the outcome
                 record.move_to(State.COUNTING)
             else:
                 record.move_to(State.SUCCEEDED)
                 log.info("job succeeded", extra={"job_id": record.id})
+            # Counted once: only on the pass that moves the job past this stage.
+            self.observer.stage_finished(outcome)
+            if not outcome.ok:
+                return
 
     def _fail(self, record: JobRecord, reason: str) -> None:
         record.move_to(State.FAILED, reason=reason)

@@ -32,12 +32,18 @@ def load_key(root: Path, key_file: str) -> bytes:
         return key.encode()
     path = root / _KEY_FILE
     root.mkdir(parents=True, exist_ok=True)
-    with contextlib.suppress(FileExistsError):
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    if not path.exists():
+        # Written whole under a private name, then linked into place: a worker starting beside this one finds
+        # either no key or the whole key, never an empty file; the first link wins and every worker reads it.
+        draft = root / f"{_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        descriptor = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(32))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+        draft.unlink()
     key = path.read_text().strip()
-    if not key:  # another process is between creating and writing it
+    if not key:
         raise RuntimeError(f"{path} is empty")
     return key.encode()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from service.batch.formats import Outcome
 from service.batch.runner import RunnerUnavailable, make_runner
 from service.batch.states import JobRecord, State
 from service.batch.store import UnknownJob
-from service.config import Settings
+from service.config import Settings, address
 from service.handlers import current_settings
 from service.logs import rfc3339
 from service.metrics import Instruments
@@ -78,12 +79,16 @@ class MetricsObserver:
             self.instruments.batch_jobs.labels(state.value).set(count)
 
 
+_STAGE_ENV_WITHHELD = re.compile(r"^OTEL_RESOURCE_ATTRIBUTES$|HEADERS")
+
+
 def init_app(app: OpenAPI, settings: Settings, instruments: Instruments) -> None:
     """Serve the batch API with the configured runner and start this worker's reconcile loop; idempotent."""
     if settings.batch_runner == "off" or BATCH_EXTENSION in app.extensions:
         return
-    host = "127.0.0.1" if settings.host in ("0.0.0.0", "::") else settings.host
-    callback = settings.batch_callback_url or f"http://{host}:{settings.port}"
+    # A wildcard bind answers on loopback.
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
+    callback = settings.batch_callback_url or f"http://{address(host, settings.port)}"
     stage_env = {
         "FLASK_SVC_BATCH_DATA_DIR": settings.batch_data_dir,
         "FLASK_SVC_BATCH_CALLBACK_URL": callback,
@@ -91,7 +96,8 @@ def init_app(app: OpenAPI, settings: Settings, instruments: Instruments) -> None
         "LOG_FORMAT": settings.log_format,
         "LOG_LEVEL": settings.log_level,
         # The stages export their spans where the service does; the resource attributes name this pod, not theirs.
-        **{k: v for k, v in os.environ.items() if k.startswith("OTEL_") and k != "OTEL_RESOURCE_ATTRIBUTES"},
+        # Headers (a collector's credentials) stay out: the kubernetes runner writes this environment into the Job.
+        **{k: v for k, v in os.environ.items() if k.startswith("OTEL_") and not _STAGE_ENV_WITHHELD.search(k)},
     }
     coordinator = Coordinator.open(
         Path(settings.batch_data_dir),

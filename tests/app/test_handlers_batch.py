@@ -194,3 +194,20 @@ def test_the_api_answers_503_problem_json_and_keeps_nothing(tmp_path: Path) -> N
     assert_problem(response, 503, "runner_unavailable")
     assert response.headers["Retry-After"] == "5"
     assert app.extensions[BATCH_EXTENSION].store.ids() == []
+
+
+def test_stages_get_the_tracing_settings_but_no_collector_credentials(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The kubernetes runner writes the stage environment into the Job object, readable by anyone who can read Jobs.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Bearer secret")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "x-api-key=secret")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "k8s.pod.name=this-pod")
+    app = make_app(FLASK_SVC_BATCH_DATA_DIR=str(tmp_path), HOST="::", PORT="8081")
+    app.extensions[BATCH_RECONCILER_EXTENSION].stop()
+    env = app.extensions[BATCH_EXTENSION].stage_env
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://collector:4318"
+    withheld = {"OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_RESOURCE_ATTRIBUTES"}
+    assert not withheld & set(env)
+    assert env["FLASK_SVC_BATCH_CALLBACK_URL"] == "http://[::1]:8081"  # a wildcard IPv6 bind, reached on loopback

@@ -253,6 +253,8 @@ BAD_VALUES: list[tuple[list[str], str]] = [
         "strategy.rollingUpdate.maxSurge and strategy.rollingUpdate.maxUnavailable are both 0",
     ),
     (["--set", "keda.enabled=true", "--set", "keda.minReplicaCount=9", "--set", "keda.maxReplicaCount=3"], "keda"),
+    # The batch Role must not land on the namespace's "default" ServiceAccount.
+    (["--set", "batch.enabled=true", "--set", "serviceAccount.create=false"], "serviceAccount.name"),
 ]
 
 

@@ -106,3 +106,14 @@ def test_each_job_has_its_own_secret_and_signatures_bind_the_body(tmp_path: Path
     assert not signing.verify(first, body.replace(b"true", b"false"), signature)
     (tmp_path / "mounted").write_text("from-a-secret\n")
     assert signing.load_key(tmp_path, str(tmp_path / "mounted")) == b"from-a-secret"
+
+
+def test_workers_starting_together_all_read_one_whole_key(tmp_path: Path) -> None:
+    # Real processes racing to create the key file: none may find it empty (that would stop gunicorn at boot), and
+    # all must read the same key; no draft file is left behind.
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(max_workers=8) as pool:
+        keys = list(pool.map(signing.load_key, [tmp_path] * 32, [""] * 32))
+    assert len(set(keys)) == 1 and len(keys[0]) == 64
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".callback-key"]

@@ -80,6 +80,28 @@ def test_a_job_runs_both_stages_and_matches_the_synchronous_count(coordinator: C
     assert coordinator.observer.finished == [State.SUCCEEDED]  # type: ignore[attr-defined]
 
 
+def test_a_stage_outcome_is_counted_once_while_the_next_stage_cannot_start(coordinator: Coordinator) -> None:
+    from service.batch.runner import RunnerUnavailable
+
+    record = coordinator.create(_chunks(b"some words to count " * 50), OPTIONS, traceparent=None)
+    deadline = time.monotonic() + 30
+    while coordinator.store.outcome(record.id, Stage.TOKENIZE) is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    runner = coordinator.runner
+    real_start = runner.start
+
+    def unavailable(*_args: object) -> str:
+        raise RunnerUnavailable("the API server is away")
+
+    runner.start = unavailable  # type: ignore[method-assign]  # the count stage cannot be started for a while
+    for _ in range(3):
+        assert coordinator.get(record.id).state is State.TOKENIZING
+    assert coordinator.observer.stages == []  # type: ignore[attr-defined]
+    runner.start = real_start  # type: ignore[method-assign]  # back
+    assert _until_done(coordinator, record.id).state is State.SUCCEEDED
+    assert coordinator.observer.stages == [("tokenize", True), ("count", True)]  # type: ignore[attr-defined]
+
+
 def test_invalid_utf8_fails_the_job_with_the_stage_reason(coordinator: Coordinator) -> None:
     record = coordinator.create([b"fine words \xff\xfe then"], OPTIONS, traceparent=None)
     done = _until_done(coordinator, record.id)

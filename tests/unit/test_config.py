@@ -100,3 +100,13 @@ def test_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
 )
 def test_exporter_selection(env: dict[str, str], expected: str | None) -> None:
     assert load_settings(env).traces_exporter == expected
+
+
+@pytest.mark.parametrize(
+    ("host", "expected"),
+    [("127.0.0.1", "127.0.0.1:8080"), ("::1", "[::1]:8080"), ("fd00::5", "[fd00::5]:8080"), ("svc.ns", "svc.ns:8080")],
+)
+def test_an_address_brackets_ipv6_literals_only(host: str, expected: str) -> None:
+    from service.config import address
+
+    assert address(host, 8080) == expected
