@@ -77,13 +77,31 @@ def release_pods(core: Any) -> list[Any]:
     return [p for p in items if p.metadata.deletion_timestamp is None and p not in hooks]
 
 
-def template_hash(apps: Any) -> str:
+def serving_hash(apps: Any) -> tuple[str | None, str]:
+    """The pod-template hash of the one ReplicaSet serving every wanted replica, or None while a rollout is still
+    moving pods between ReplicaSets (``helm --wait`` can return before the old one has scaled to zero)."""
     deployment = apps.list_namespaced_deployment(NAMESPACE, label_selector=INSTANCE).items[0]
     sets = apps.list_namespaced_replica_set(NAMESPACE, label_selector=INSTANCE).items
     wanted = deployment.spec.replicas
-    current = [rs for rs in sets if (rs.spec.replicas or 0) > 0 and rs.status.ready_replicas == wanted]
-    assert len(current) == 1, f"expected one serving ReplicaSet, got {[rs.metadata.name for rs in sets]}"
-    return str(current[0].metadata.labels["pod-template-hash"])
+    active = [rs for rs in sets if (rs.spec.replicas or 0) > 0]
+    seen = ", ".join(f"{rs.metadata.name} {rs.status.ready_replicas or 0}/{rs.spec.replicas}" for rs in active)
+    if len(active) == 1 and active[0].status.ready_replicas == wanted:
+        return str(active[0].metadata.labels["pod-template-hash"]), seen
+    return None, seen
+
+
+def template_hash(apps: Any) -> str:
+    """``serving_hash`` once the rollout has settled."""
+    found: dict[str, str] = {}
+
+    def settled() -> tuple[bool, str]:
+        hash_, seen = serving_hash(apps)
+        if hash_:
+            found["hash"] = hash_
+        return hash_ is not None, f"ReplicaSets with replicas: {seen}"
+
+    wait_until(settled, timeout=180, what="one ReplicaSet serving every replica")
+    return found["hash"]
 
 
 FIRST: dict[str, str] = {}
@@ -166,7 +184,7 @@ def test_upgrade_with_a_changed_value_rolls_the_pods(helm4: str, namespace: str,
 def test_rollback_restores_the_first_revision(helm4: str, namespace: str, apps: Any, core: Any) -> None:
     helm4_run(helm4, "rollback", RELEASE, "1", "--namespace", namespace, "--wait", "--timeout", "5m")
     wait_until(
-        lambda: (template_hash(apps) == FIRST["hash"], "the first template is not serving yet"),
+        lambda: (serving_hash(apps)[0] == FIRST["hash"], f"serving: {serving_hash(apps)[1]}"),
         timeout=180,
         what="the first revision's pods",
     )
