@@ -161,6 +161,7 @@ class JobStage(BaseModel):
 class JobDocument(BaseModel):
     id: str
     state: Literal["queued", "tokenizing", "counting", "succeeded", "failed", "cancelled"]
+    owner: str = Field(description="Who created the job (the authenticated username; empty without authentication).")
     created: str = Field(description="RFC 3339.")
     updated: str = Field(description="RFC 3339.")
     bytes: int = Field(ge=0, description="Size of the upload.")

@@ -106,7 +106,9 @@ class Coordinator:
 
     # --- creating -------------------------------------------------------------------------------------------------
 
-    def create(self, chunks: Iterable[bytes], options: Mapping[str, Any], traceparent: str | None) -> JobRecord:
+    def create(
+        self, chunks: Iterable[bytes], options: Mapping[str, Any], traceparent: str | None, owner: str = ""
+    ) -> JobRecord:
         """Keep the upload and queue its job. Any error while the body arrives (too large, cut short, no room)
         removes what was written and propagates: nothing of a refused upload is kept."""
         self.runner.check()  # refuse before reading a byte when no stage could start
@@ -120,7 +122,13 @@ class Coordinator:
                     size += len(chunk)
             now = time.time()
             record = JobRecord(
-                id=job_id, state=State.QUEUED, created=now, updated=now, options=dict(options), bytes=size
+                id=job_id,
+                state=State.QUEUED,
+                created=now,
+                updated=now,
+                options=dict(options),
+                bytes=size,
+                owner=owner,
             )
             record.traceparent = traceparent
             self.store.commit(record)
@@ -141,12 +149,20 @@ class Coordinator:
         """The job as it is now: advanced first, so a lost callback never leaves a reader waiting."""
         return self.advance(job_id)
 
-    def page(self, limit: int, after: str | None = None) -> Page:
+    def page(self, limit: int, after: str | None = None, owner: str | None = None) -> Page:
+        """Jobs newest first; only ``owner``'s when one is given (None: everyone's)."""
         ids = self.store.ids()
         if after:
             ids = [job_id for job_id in ids if job_id < after]
-        jobs = [record for job_id in ids[:limit] if (record := self.store.load(job_id)) is not None]
-        return Page(jobs, ids[limit - 1] if len(ids) > limit else None)
+        jobs: list[JobRecord] = []
+        for job_id in ids:
+            record = self.store.load(job_id)
+            if record is None or (owner is not None and record.owner != owner):
+                continue
+            if len(jobs) == limit:
+                return Page(jobs, jobs[-1].id)
+            jobs.append(record)
+        return Page(jobs, None)
 
     def result(self, job_id: str, limit: int) -> Result:
         record = self.get(job_id)

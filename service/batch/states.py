@@ -68,6 +68,8 @@ class JobRecord:
     updated: float = 0.0
     reason: str | None = None
     traceparent: str | None = None
+    # The authenticated username that created the job; "" when the service runs without authentication.
+    owner: str = ""
     stages: dict[str, StageRecord] = field(default_factory=lambda: {stage.value: StageRecord() for stage in Stage})
 
     def move_to(self, wanted: State, *, reason: str | None = None, now: float | None = None) -> None:
@@ -104,5 +106,6 @@ class JobRecord:
             updated=float(document.get("updated", 0.0)),
             reason=document.get("reason"),
             traceparent=document.get("traceparent"),
+            owner=str(document.get("owner") or ""),
             stages=stages,
         )

@@ -126,6 +126,7 @@ def _document(record: JobRecord) -> dict[str, Any]:
     return {
         "id": record.id,
         "state": record.state.value,
+        "owner": record.owner,
         "created": _time(record.created),
         "updated": _time(record.updated or record.created),
         "bytes": record.bytes,

@@ -67,3 +67,11 @@ def test_the_record_round_trips_through_json() -> None:
     again = JobRecord.from_json(json.loads(json.dumps(record.to_json())))
     assert again == record
     assert again.to_json()["state"] == "tokenizing"
+
+
+def test_the_owner_round_trips_and_defaults_to_anonymous() -> None:
+    record = JobRecord(id="j1", state=State.QUEUED, created=1.0, options={}, owner="system:serviceaccount:ns:alice")
+    assert JobRecord.from_json(record.to_json()).owner == "system:serviceaccount:ns:alice"
+    legacy = record.to_json()
+    del legacy["owner"]
+    assert JobRecord.from_json(legacy).owner == ""
