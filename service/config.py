@@ -85,6 +85,16 @@ def _model_word(value: str) -> str:
     return value
 
 
+_OBJECT_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+def _object_name(value: str) -> str:
+    """A Kubernetes object name (a DNS subdomain)."""
+    if not _OBJECT_NAME.fullmatch(value):
+        raise ValueError(value)
+    return value
+
+
 def _type_names(value: str) -> str:
     """A comma-separated list of dotted type names, kept as written (``Settings.model_trusted_type_names`` splits it:
     pydantic-settings would read a list-typed variable as JSON)."""
@@ -109,6 +119,7 @@ JsonObject = Annotated[str, AfterValidator(_json_object)]
 BatchRunner = Literal["local", "kubernetes", "off"]
 ModelWord = Annotated[str, AfterValidator(_model_word)]
 TypeNames = Annotated[str, AfterValidator(_type_names)]
+ObjectName = Annotated[str, AfterValidator(_object_name)]
 
 
 def setting(
@@ -273,6 +284,61 @@ class Settings(BaseSettings):
         "",
         "The stage Jobs' spec (image, security context, resources, volume, limits): set by the chart.",
         accepts="a JSON object, or empty",
+    )
+    # Batch bounds (issue 20): how much the pipeline may hold and run, for how long, and who reconciles.
+    batch_max_running_stages: int = setting(
+        "FLASK_SVC_BATCH_MAX_RUNNING_STAGES",
+        4,
+        "Most batch jobs running a stage at once (counted on the shared volume: cluster-wide for the `kubernetes` "
+        "runner); later jobs wait `queued` and start in submission order.",
+        ge=1,
+        le=10_000,
+    )
+    batch_max_active_jobs_per_owner: int = setting(
+        "FLASK_SVC_BATCH_MAX_ACTIVE_JOBS_PER_OWNER",
+        20,
+        "Most unfinished jobs one owner may have; another upload gets 429 with `Retry-After`.",
+        ge=1,
+        le=1_000_000,
+    )
+    batch_max_stored_bytes: int = setting(
+        "FLASK_SVC_BATCH_MAX_STORED_BYTES",
+        8 << 30,
+        "Most bytes the jobs may keep in the data directory; an upload that would pass it gets 507 and nothing "
+        "is kept (keep it below the volume's size).",
+        unit="bytes",
+        ge=1,
+        le=1 << 50,
+    )
+    batch_retention_seconds: float = setting(
+        "FLASK_SVC_BATCH_RETENTION_SECONDS",
+        86_400,
+        "A finished job (its record and files) is removed this long after it finished.",
+        unit="seconds",
+        ge=1,
+        le=365 * 86_400,
+    )
+    batch_incoming_retention_seconds: float = setting(
+        "FLASK_SVC_BATCH_INCOMING_RETENTION_SECONDS",
+        3600,
+        "An upload left half-written in `.incoming/` (its worker was killed) is removed once untouched this long.",
+        unit="seconds",
+        ge=1,
+        le=365 * 86_400,
+    )
+    batch_lease_name: ObjectName = setting(
+        "FLASK_SVC_BATCH_LEASE_NAME",
+        "flask-svc-batch-reconciler",
+        "The `coordination.k8s.io` Lease that elects the one pod reconciling (the `kubernetes` runner).",
+        accepts="a Kubernetes object name (lowercase letters, digits, '-', '.')",
+    )
+    batch_lease_seconds: float = setting(
+        "FLASK_SVC_BATCH_LEASE_SECONDS",
+        15,
+        "How long a reconciler's Lease holds without renewal before another pod takes over.",
+        unit="seconds",
+        ge=1,
+        le=3600,
     )
     model_path: AbsolutePath = setting(
         "FLASK_SVC_MODEL_PATH",

@@ -43,7 +43,7 @@ if _settings.model_enabled:
 
 from service import metrics_server
 from service.logs import gunicorn_logger
-from service.names import LIFECYCLE_EXTENSION
+from service.names import BATCH_RECONCILER_EXTENSION, LIFECYCLE_EXTENSION
 from service.worker import service_worker
 
 
@@ -123,6 +123,10 @@ def worker_exit(server: Any, worker: Any) -> None:
     tracing = tracing_of(worker.wsgi) if hasattr(worker.wsgi, "extensions") else None
     if tracing is not None:
         tracing.stop()
+    # The batch reconciler gives up its lock or Lease, so another worker or pod takes over without waiting.
+    reconciler = worker.wsgi.extensions.get(BATCH_RECONCILER_EXTENSION) if hasattr(worker.wsgi, "extensions") else None
+    if reconciler is not None:
+        reconciler.stop()
 
 
 def child_exit(server: Any, worker: Any) -> None:

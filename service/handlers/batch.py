@@ -18,13 +18,17 @@ from service import tracing, uploads
 from service.batch.coordinator import (
     Coordinator,
     ForgedEvent,
+    Limits,
     MalformedEvent,
     NotFinished,
+    OverQuota,
     Reconciler,
     StorageFull,
+    TooManyJobs,
     UnsignedEvent,
 )
 from service.batch.formats import Outcome
+from service.batch.leader import make_leader
 from service.batch.runner import RunnerUnavailable, make_runner
 from service.batch.states import JobRecord, State
 from service.batch.store import UnknownJob
@@ -49,6 +53,7 @@ from service.problems import Problem
 log = logging.getLogger(__name__)
 _EVENT_MAX_BYTES = 4096
 _RETRY_AFTER_SECONDS = "5"
+_RETRY_AFTER_BUSY_SECONDS = "30"  # an owner's jobs take about this long to make room
 
 bp = APIBlueprint(
     "batch",
@@ -105,12 +110,23 @@ def init_app(app: OpenAPI, settings: Settings, instruments: Instruments) -> None
         settings.batch_callback_key_file,
         stage_env,
         MetricsObserver(instruments),
+        _limits(settings),
     )
-    reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds)
+    reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds, make_leader(settings))
     reconciler.start()
     app.extensions[BATCH_EXTENSION] = coordinator
     app.extensions[BATCH_RECONCILER_EXTENSION] = reconciler
     app.register_api(bp)
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_running_stages=settings.batch_max_running_stages,
+        max_active_per_owner=settings.batch_max_active_jobs_per_owner,
+        max_stored_bytes=settings.batch_max_stored_bytes,
+        retention_seconds=settings.batch_retention_seconds,
+        incoming_retention_seconds=settings.batch_incoming_retention_seconds,
+    )
 
 
 def _coordinator() -> Coordinator:
@@ -155,7 +171,7 @@ def _unavailable(error: RunnerUnavailable) -> Problem:
 
 @bp.post(
     "",
-    responses={202: JobDocument, **problem_responses(400, 408, 413, 415, 422, 503, 507)},
+    responses={202: JobDocument, **problem_responses(400, 408, 413, 415, 422, 429, 503, 507)},
     summary="Upload a text and analyse it as a batch job",
 )
 def create(query: TextOptions) -> Response:
@@ -167,11 +183,19 @@ def create(query: TextOptions) -> Response:
         )
     chunks = uploads.text_chunks(current_settings().batch_max_upload_bytes)  # 413 on Content-Length, before a byte
     try:
-        record = _coordinator().create(chunks, query.model_dump(), tracing.current_traceparent())
+        record = _coordinator().create(
+            chunks, query.model_dump(), tracing.current_traceparent(), declared=request.content_length
+        )
     except RunnerUnavailable as error:
         raise _unavailable(error) from None
     except StorageFull:
         raise Problem(507, "insufficient_storage", "the shared volume has no room for this upload") from None
+    except OverQuota as error:
+        raise Problem(507, "storage_quota_exceeded", str(error), limit=error.limit) from None
+    except TooManyJobs as error:
+        raise Problem(
+            429, "too_many_jobs", str(error), limit=error.limit, headers={"Retry-After": _RETRY_AFTER_BUSY_SECONDS}
+        ) from None
     response = jsonify(_document(record))
     response.status_code = 202
     response.headers["Location"] = url_for("batch.get", job_id=record.id)

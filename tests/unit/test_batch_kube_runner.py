@@ -112,7 +112,8 @@ def test_a_job_accepted_before_the_api_went_away_waits_and_resumes(refusing_api:
     assert record.state is State.QUEUED  # not failed: the stage could not be started yet
     accepting.reconcile()
     assert accepting.get(record.id).state is State.QUEUED
-    accepting.runner = LocalRunner(tmp_path)  # the API is back
+    accepting.runner = LocalRunner(tmp_path)  # the API is back: the next round starts it
+    accepting.reconcile()
     assert accepting.get(record.id).state in (State.TOKENIZING, State.COUNTING, State.SUCCEEDED)
 
 
