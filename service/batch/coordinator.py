@@ -331,7 +331,12 @@ class Coordinator:
         one lock there, so every worker and replica together keep to the cap. Lock order: this one, then a job's."""
         with self.store.admission():
             records = [record for job_id in self.store.ids() if (record := self.store.load(job_id)) is not None]
-            running = sum(1 for record in records if record.state in RUNNING_STAGE)
+            try:
+                busy = self.runner.active()
+            except RunnerUnavailable as error:
+                log.warning("runner unavailable; queued jobs wait", extra={"error": str(error)})
+                return
+            running = len(busy | {record.id for record in records if record.state in RUNNING_STAGE})
             for record in reversed(records):  # ids sort newest first
                 if running >= self.limits.max_running_stages:
                     return

@@ -112,6 +112,19 @@ class KubernetesRunner:
                 return StageStatus(Phase.FAILED, f"the {stage.value} Job failed ({detail})")
         return StageStatus(Phase.RUNNING)
 
+    def active(self) -> set[str]:
+        """Jobs with a stage Job of this release not yet Complete or Failed (its pod may still be exiting after it
+        wrote its outcome): one list call."""
+        listed = self._call("list Jobs", self.api.list_namespaced_job, self.namespace, label_selector=JOB_ID_LABEL)
+        running = set()
+        for job in listed.items if listed is not None else []:
+            if not job.metadata.name.startswith(f"{self.prefix}-"):
+                continue
+            conditions = (job.status and job.status.conditions) or []
+            if not any(c.status == "True" and c.type in ("Complete", "Failed") for c in conditions):
+                running.add(job.metadata.labels[JOB_ID_LABEL])
+        return running
+
     def cancel(self, job_id: str) -> None:
         for stage in Stage:
             self._call(

@@ -29,6 +29,7 @@ class HeldRunner:
         self.started: list[tuple[str, Stage]] = []
         self.finished: set[tuple[str, Stage]] = set()
         self.cancelled: list[str] = []
+        self.lingering: set[str] = set()  # jobs whose stage Job has not finished though its outcome is written
 
     def check(self) -> None:
         return None
@@ -50,6 +51,9 @@ class HeldRunner:
 
     def finish(self, job_id: str) -> None:
         self.finished.update((job_id, stage) for stage in Stage)
+
+    def active(self) -> set[str]:
+        return set(self.lingering)
 
     def cancel(self, job_id: str) -> None:
         self.cancelled.append(job_id)
@@ -88,6 +92,16 @@ def test_jobs_beyond_the_cap_wait_queued_and_start_in_submission_order(tmp_path:
     coordinator.get(ids[0])  # a job that ends frees its slot at once, without waiting for the reconciler
     assert _states(coordinator, ids)[3] is State.TOKENIZING
     assert [job_id for job_id, _ in _runner(coordinator).started] == ids
+
+
+def test_a_stage_the_runner_still_runs_holds_its_slot(tmp_path: Path) -> None:
+    coordinator = held(tmp_path, max_running_stages=1)
+    _runner(coordinator).lingering = {"0" * 21}  # a finished job whose pod is still exiting
+    job = coordinator.create([b"w"], {}, traceparent=None)
+    assert job.state is State.QUEUED
+    _runner(coordinator).lingering.clear()
+    coordinator.reconcile()
+    assert _states(coordinator, [job.id]) == [State.TOKENIZING]
 
 
 def test_cancelling_a_running_job_starts_the_next(tmp_path: Path) -> None:
