@@ -272,8 +272,15 @@ def test_the_service_account_can_do_nothing_beyond_its_role(namespace: str) -> N
     # Beyond its Role: only what every authenticated identity may do (ask about itself).
     everyone = {"selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io",
                 "selfsubjectreviews.authentication.k8s.io"}  # fmt: skip
-    assert set(granted) - everyone == {"jobs.batch"}, listing.stdout
+    assert set(granted) - everyone == {"jobs.batch", "leases.coordination.k8s.io"}, listing.stdout
     assert sorted(granted["jobs.batch"]) == ["create", "delete", "get", "list", "watch"], listing.stdout
+    # The reconciler's Lease: create (which cannot name an object), then get/update of its own Lease only.
+    leases = {
+        " ".join(re.findall(r"\[([^\]]*)\]", line)[-2:])
+        for line in listing.stdout.splitlines()
+        if line.startswith("leases.coordination.k8s.io")
+    }
+    assert leases == {" create", f"{RELEASE}-flask-svc-batch-reconciler get update"}, listing.stdout
     for verb, resource, where in (
         ("create", "pods", NAMESPACE),
         ("get", "secrets", NAMESPACE),
