@@ -436,10 +436,16 @@ def test_dashboard_configmap_carries_valid_json(chart: Helm) -> None:
     (content,) = dashboard["data"].values()
     parsed = json.loads(content)
     shipped = json.loads((CHART / "files" / "dashboards" / "flask-svc.json").read_text())
-    # The same dashboard, but for uid and title, which name the release (test_values_merging checks them).
-    assert {k: v for k, v in parsed.items() if k not in ("uid", "title")} == {
-        k: v for k, v in shipped.items() if k not in ("uid", "title")
+    # The same dashboard, but for uid and title, which name the release (test_values_merging checks them), the
+    # variables' preselection and the rows of features that are off collapsed (tests/observability checks those).
+    changed = ("uid", "title", "templating", "panels")
+    assert {k: v for k, v in parsed.items() if k not in changed} == {
+        k: v for k, v in shipped.items() if k not in changed
     }
+    flat = [p for row in parsed["panels"] for p in [{**row, "collapsed": False, "panels": []}, *row.get("panels", [])]]
+    assert [{k: v for k, v in p.items() if k not in ("collapsed", "panels")} for p in flat] == [
+        {k: v for k, v in p.items() if k not in ("collapsed", "panels")} for p in shipped["panels"]
+    ]
     assert parsed.get("panels") or parsed.get("rows"), "the dashboard has no panels"
 
 
