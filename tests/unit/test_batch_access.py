@@ -31,6 +31,7 @@ from service.batch.access import (
     token_key,
 )
 from service.batch.access import Forbidden as AccessForbidden
+from service.config import ConfigError, load_settings
 
 
 @pytest.mark.parametrize(
@@ -220,3 +221,22 @@ def test_kubernetes_gate_caches_rejections_and_never_allows_when_the_api_is_away
     reviews.down = False  # an unavailable answer is not cached
     with pytest.raises(RejectedToken):
         gate.authenticate("Bearer other")
+
+
+def test_settings_default_to_auto_and_token_mode_needs_a_usable_file(tmp_path: Path) -> None:
+    assert load_settings({}).batch_auth == "auto"
+    assert load_settings({"FLASK_SVC_BATCH_AUTH": " Kubernetes "}).batch_auth == "kubernetes"
+    good = _token_file(tmp_path / "tokens", "t,alice\n")
+    assert (
+        load_settings({"FLASK_SVC_BATCH_AUTH": "token", "FLASK_SVC_BATCH_AUTH_TOKENS_FILE": good}).batch_auth == "token"
+    )
+    empty = _token_file(tmp_path / "empty", "# nothing\n")
+    for tokens_file, reason in [(None, "not set"), (str(tmp_path / "absent"), "No such file"), (empty, "no token")]:
+        env = {"FLASK_SVC_BATCH_AUTH": "token"} | (
+            {} if tokens_file is None else {"FLASK_SVC_BATCH_AUTH_TOKENS_FILE": tokens_file}
+        )
+        with pytest.raises(ConfigError, match=f"^FLASK_SVC_BATCH_AUTH_TOKENS_FILE=.*{reason}") as error:
+            load_settings(env)
+        assert "\n" not in str(error.value)
+    with pytest.raises(ConfigError, match=r"^FLASK_SVC_BATCH_AUTH='anyone' is invalid"):
+        load_settings({"FLASK_SVC_BATCH_AUTH": "anyone"})
