@@ -99,14 +99,6 @@ def test_token_mode_without_a_usable_file_stops_start_with_one_line(tokens_file:
     assert "FLASK_SVC_BATCH_AUTH_TOKENS_FILE" in lines[0] and "Traceback" not in result.stderr
 
 
-class _Log:
-    def __init__(self) -> None:
-        self.lines: list[str] = []
-
-    def warning(self, message: str) -> None:
-        self.lines.append(message)
-
-
 @pytest.mark.parametrize(
     ("host", "auth", "noted"), [("0.0.0.0", "", True), ("0.0.0.0", "none", False), ("127.0.0.1", "", False)]
 )
