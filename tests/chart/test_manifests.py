@@ -481,7 +481,10 @@ def test_helm_test_jobs(default: list[dict[str, Any]], deployment: dict[str, Any
 def test_every_resource_is_namespaced_and_labelled(chart: Helm, scenario: str) -> None:
     for doc in chart.scenario(scenario):
         metadata = doc["metadata"]
-        assert metadata["namespace"] == NAMESPACE, doc["kind"]
+        if doc["kind"] in ("ClusterRole", "ClusterRoleBinding"):  # cluster-scoped: the name keeps releases apart
+            assert "namespace" not in metadata and RELEASE in metadata["name"], doc["kind"]
+        else:
+            assert metadata["namespace"] == NAMESPACE, doc["kind"]
         assert metadata["labels"]["app.kubernetes.io/instance"] == RELEASE, doc["kind"]
         assert metadata["labels"]["app.kubernetes.io/managed-by"] == "Helm", doc["kind"]
 
