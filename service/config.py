@@ -117,6 +117,7 @@ Exporter = Annotated[str, AfterValidator(_exporter)]
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 JsonObject = Annotated[str, AfterValidator(_json_object)]
 BatchRunner = Literal["local", "kubernetes", "off"]
+BatchAuth = Literal["auto", "kubernetes", "token", "none"]
 ModelWord = Annotated[str, AfterValidator(_model_word)]
 TypeNames = Annotated[str, AfterValidator(_type_names)]
 ObjectName = Annotated[str, AfterValidator(_object_name)]
@@ -269,6 +270,19 @@ class Settings(BaseSettings):
         "",
         "File holding the key each job's callback secret derives from (the chart mounts a Secret); empty: "
         "`.callback-key` in the data directory, made on first use.",
+        accepts="an absolute file path, or empty",
+    )
+    batch_auth: BatchAuth = setting(
+        "FLASK_SVC_BATCH_AUTH",
+        "auto",
+        "Who may use `/api/v1/jobs`: the cluster decides (`kubernetes`: TokenReview and SubjectAccessReview), "
+        "static bearer tokens (`token`), or anyone (`none`); `auto` is `none` on a loopback bind (`make run`) and "
+        "otherwise refuses every job request.",
+    )
+    batch_auth_tokens_file: AbsolutePath = setting(
+        "FLASK_SVC_BATCH_AUTH_TOKENS_FILE",
+        "",
+        "With `FLASK_SVC_BATCH_AUTH=token`: the file of bearer tokens, one `token[,username[,admin]]` a line.",
         accepts="an absolute file path, or empty",
     )
     batch_reconcile_seconds: float = setting(
@@ -491,6 +505,17 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         for needed in ("FLASK_SVC_BATCH_JOB_TEMPLATE", "FLASK_SVC_BATCH_CALLBACK_URL"):
             if not getattr(settings, _FIELDS[needed]):
                 raise ConfigError(f"{needed} is empty: FLASK_SVC_BATCH_RUNNER=kubernetes needs it")
+    if settings.batch_auth == "token":
+        from service.batch.access import read_token_file
+
+        try:
+            read_token_file(settings.batch_auth_tokens_file)
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise ConfigError(
+                f"FLASK_SVC_BATCH_AUTH_TOKENS_FILE={settings.batch_auth_tokens_file!r} is unusable with "
+                f"FLASK_SVC_BATCH_AUTH=token: {reason}"
+            ) from None
     return settings
 
 

@@ -91,6 +91,12 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     global _metrics_server
+    if _settings.batch_runner != "off":
+        from service.batch.access import resolve_mode, startup_note
+
+        note = startup_note(resolve_mode(_settings.batch_auth, _settings.host))
+        if note:
+            server.log.warning(note)
     if not _settings.metrics_enabled:
         server.log.info("metrics off (FLASK_SVC_METRICS=false)")
         return
