@@ -516,6 +516,12 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
                 f"FLASK_SVC_BATCH_AUTH_TOKENS_FILE={settings.batch_auth_tokens_file!r} is unusable with "
                 f"FLASK_SVC_BATCH_AUTH=token: {reason}"
             ) from None
+    if settings.batch_runner == "kubernetes" and settings.batch_lease_seconds <= 2 * settings.batch_reconcile_seconds:
+        raise ConfigError(
+            f"FLASK_SVC_BATCH_LEASE_SECONDS={settings.batch_lease_seconds:g} must exceed twice "
+            f"FLASK_SVC_BATCH_RECONCILE_SECONDS ({settings.batch_reconcile_seconds:g}): "
+            "the Lease is renewed once per round"
+        )
     return settings
 
 

@@ -101,7 +101,8 @@ class JobStore:
     @contextlib.contextmanager
     def admission(self) -> Iterator[None]:
         """One lock for the whole volume: held while counting running jobs and starting queued ones."""
-        with open(self.root / _ADMISSION_LOCK, "a") as handle:
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(self.root / _ADMISSION_LOCK, flags, 0o600), "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             try:
                 yield

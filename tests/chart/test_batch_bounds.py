@@ -115,3 +115,12 @@ def test_a_read_write_once_claim_with_a_soft_spread_is_warned_about(chart: Helm,
     # One replica with a ReadWriteMany claim passes; ReadWriteOnce with one replica renders (the stage pods follow
     # the volume's node where it pins them).
     assert chart.template(*ON, "--set", "autoscaling.enabled=false", "--set", "replicaCount=1").returncode == 0
+
+
+def test_a_lease_that_would_lapse_between_rounds_fails_naming_the_key(chart: Helm) -> None:
+    refused = chart.template(*ON, "--set", "batch.reconcileSeconds=10")
+    assert (
+        refused.returncode != 0
+        and "batch.leaseSeconds (15) must exceed twice batch.reconcileSeconds (10)" in refused.stderr
+    )
+    assert chart.template(*ON, "--set-json", "batch.reconcileSeconds=2.5").returncode == 0

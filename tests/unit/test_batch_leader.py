@@ -175,3 +175,18 @@ def test_the_reconciler_reconciles_only_while_it_leads(tmp_path: Path) -> None:
     reconciler._thread.join(0.2)  # several rounds pass
     reconciler.stop()
     assert Counting.rounds == 0
+
+
+def test_a_lease_shorter_than_two_rounds_stops_start_naming_the_variable() -> None:
+    from service.config import ConfigError, load_settings
+
+    environ = {
+        "FLASK_SVC_BATCH_RUNNER": "kubernetes",
+        "FLASK_SVC_BATCH_JOB_TEMPLATE": "{}",
+        "FLASK_SVC_BATCH_CALLBACK_URL": "http://svc:8080",
+        "FLASK_SVC_BATCH_RECONCILE_SECONDS": "10",
+    }
+    with pytest.raises(ConfigError, match=r"^FLASK_SVC_BATCH_LEASE_SECONDS=15 must exceed twice .*\(10\)"):
+        load_settings(environ)
+    assert load_settings({**environ, "FLASK_SVC_BATCH_LEASE_SECONDS": "21"}).batch_lease_seconds == 21
+    assert load_settings({"FLASK_SVC_BATCH_RECONCILE_SECONDS": "10"}).batch_runner == "local"  # no Lease locally

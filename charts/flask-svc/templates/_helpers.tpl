@@ -346,6 +346,9 @@ elsewhere: NOTES warns, since the chart cannot see the nodes at render.
 {{- fail (printf "batch.persistence.accessModes: %s mounts on one node, but topologySpreadConstraints/affinity force the %s replicas onto different nodes; use ReadWriteMany" (join "," $modes) (include "flask-svc.batchMaxReplicas" .)) }}
 {{- end }}
 {{- end }}
+{{- if le (float64 $b.leaseSeconds) (mulf 2 (float64 $b.reconcileSeconds)) }}
+{{- fail (printf "batch.leaseSeconds (%v) must exceed twice batch.reconcileSeconds (%v): the reconciling pod renews its Lease once a round" $b.leaseSeconds $b.reconcileSeconds) }}
+{{- end }}
 {{- if and $b.jobQuota (lt (int $b.jobQuota) (mul 2 (int $b.maxRunningStages))) }}
 {{- fail (printf "batch.jobQuota (%d) is below twice batch.maxRunningStages (%d): a counting job still holds its finished tokenize Job, so stages would be refused" (int $b.jobQuota) (int $b.maxRunningStages)) }}
 {{- end }}
