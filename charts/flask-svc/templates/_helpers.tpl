@@ -28,6 +28,21 @@
 {{- include "flask-svc.suffixed" (dict "ctx" . "suffix" "metrics") }}
 {{- end }}
 
+{{/*
+The `job` label Prometheus gives this release's targets, as the Prometheus Operator derives it from the ServiceMonitor:
+the metrics Service's value of metrics.serviceMonitor.jobLabel when it has one, else the Service name. The alert
+rules and the dashboard select the release by it (with the release namespace).
+*/}}
+{{- define "flask-svc.metricsJob" -}}
+{{- $job := include "flask-svc.metricsServiceName" . }}
+{{- with .Values.metrics.serviceMonitor.jobLabel }}
+{{- $fixed := dict "app.kubernetes.io/component" "metrics" }}
+{{- $labels := include "flask-svc.labelsWith" (dict "ctx" $ "own" $.Values.metrics.service.labels "fixed" $fixed) | fromYaml }}
+{{- $job = default $job (get $labels .) }}
+{{- end }}
+{{- $job }}
+{{- end }}
+
 {{- define "flask-svc.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
