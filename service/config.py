@@ -505,6 +505,14 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         for needed in ("FLASK_SVC_BATCH_JOB_TEMPLATE", "FLASK_SVC_BATCH_CALLBACK_URL"):
             if not getattr(settings, _FIELDS[needed]):
                 raise ConfigError(f"{needed} is empty: FLASK_SVC_BATCH_RUNNER=kubernetes needs it")
+    if settings.batch_auth == "kubernetes":
+        from service.batch.access import in_cluster
+
+        if not in_cluster(os.environ if environ is None else environ):
+            raise ConfigError(
+                "FLASK_SVC_BATCH_AUTH='kubernetes' needs a pod's service account (KUBERNETES_SERVICE_HOST and its "
+                "token); outside a cluster use token or none"
+            )
     if settings.batch_auth == "token":
         from service.batch.access import read_token_file
 

@@ -27,7 +27,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -386,6 +386,11 @@ class KubeReviews:
         review = c.V1SubjectAccessReview(spec=spec)
         status = self._call("SubjectAccessReview", self._authz.create_subject_access_review, review).status
         return bool(status and status.allowed and not status.denied)
+
+
+def in_cluster(environ: Mapping[str, str]) -> bool:
+    """Whether a pod's service account is there for the API calls (what the client's in-cluster config reads)."""
+    return bool(environ.get("KUBERNETES_SERVICE_HOST")) and (_SA_NAMESPACE.parent / "token").is_file()
 
 
 def make_gate(mode: Mode, tokens_file: str, namespace: str) -> Gate:

@@ -90,13 +90,23 @@ def _start(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize("tokens_file", ["", "/nonexistent/tokens"])
-def test_token_mode_without_a_usable_file_stops_start_with_one_line(tokens_file: str) -> None:
-    result = _start({"FLASK_SVC_BATCH_AUTH": "token", "FLASK_SVC_BATCH_AUTH_TOKENS_FILE": tokens_file}, "-m", "service")
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"FLASK_SVC_BATCH_AUTH": "token"}, "FLASK_SVC_BATCH_AUTH_TOKENS_FILE"),
+        (
+            {"FLASK_SVC_BATCH_AUTH": "token", "FLASK_SVC_BATCH_AUTH_TOKENS_FILE": "/nonexistent/tokens"},
+            "FLASK_SVC_BATCH_AUTH_TOKENS_FILE",
+        ),
+        ({"FLASK_SVC_BATCH_AUTH": "kubernetes", "KUBERNETES_SERVICE_HOST": ""}, "FLASK_SVC_BATCH_AUTH"),
+    ],
+)
+def test_an_unusable_mode_stops_start_with_one_line(env: dict[str, str], named: str) -> None:
+    result = _start(env, "-m", "service")
     assert result.returncode != 0
     lines = (result.stdout + result.stderr).strip().splitlines()
     assert len(lines) == 1, lines
-    assert "FLASK_SVC_BATCH_AUTH_TOKENS_FILE" in lines[0] and "Traceback" not in result.stderr
+    assert named in lines[0] and "Traceback" not in result.stderr
 
 
 @pytest.mark.parametrize(

@@ -225,7 +225,7 @@ def test_kubernetes_gate_caches_rejections_and_never_allows_when_the_api_is_away
 
 def test_settings_default_to_auto_and_token_mode_needs_a_usable_file(tmp_path: Path) -> None:
     assert load_settings({}).batch_auth == "auto"
-    assert load_settings({"FLASK_SVC_BATCH_AUTH": " Kubernetes "}).batch_auth == "kubernetes"
+    assert load_settings({"FLASK_SVC_BATCH_AUTH": " None "}).batch_auth == "none"
     good = _token_file(tmp_path / "tokens", "t,alice\n")
     assert (
         load_settings({"FLASK_SVC_BATCH_AUTH": "token", "FLASK_SVC_BATCH_AUTH_TOKENS_FILE": good}).batch_auth == "token"
@@ -240,3 +240,8 @@ def test_settings_default_to_auto_and_token_mode_needs_a_usable_file(tmp_path: P
         assert "\n" not in str(error.value)
     with pytest.raises(ConfigError, match=r"^FLASK_SVC_BATCH_AUTH='anyone' is invalid"):
         load_settings({"FLASK_SVC_BATCH_AUTH": "anyone"})
+
+
+def test_kubernetes_mode_outside_a_pod_stops_start_naming_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^FLASK_SVC_BATCH_AUTH='kubernetes' needs a pod's service account"):
+        load_settings({"FLASK_SVC_BATCH_AUTH": "kubernetes"})
