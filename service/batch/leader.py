@@ -125,7 +125,7 @@ class LeaseLeader:
                     return False
                 raise
             return True
-        spec = lease.spec
+        spec = lease.spec = lease.spec or client.V1LeaseSpec()  # an empty Lease someone made by hand
         version = lease.metadata.resource_version
         if version != self._seen[0]:
             self._seen = (version, time.monotonic())

