@@ -213,10 +213,18 @@ class Merged:
     unique: int
 
 
+class StalePartial(ValueError):
+    """A partial result counted another range than the plan's (left over from an earlier plan)."""
+
+
 def merge(directory: Path, shards: list[Shard], max_unique: int | None) -> Merged:
-    """The partial results of ``shards`` into ``counts.tsv``; raises ``FileNotFoundError`` naming a missing one."""
+    """The partial results of ``shards`` into ``counts.tsv``; raises ``FileNotFoundError`` naming a missing one,
+    ``StalePartial`` or ``VocabularyTooLarge``."""
     paths = [partial_path(directory, shard.index) for shard in shards]
     headers = [read_header(path) for path in paths]
+    for shard, header in zip(shards, headers, strict=True):
+        if (header.start, header.end) != (shard.start, shard.end):
+            raise StalePartial(f"shard {shard.index}'s partial result counted bytes {header.start}-{header.end}")
     totals = list(merged_totals(paths, max_unique))
     words = sum(count for _, count in totals)
     with formats.atomic_writer(directory / formats.COUNTS) as out:
@@ -232,5 +240,6 @@ def progress(directory: Path, shards: list[Shard]) -> tuple[int, int]:
             header = read_header(partial_path(directory, shard.index))
         except (FileNotFoundError, ValueError):
             continue
-        done, covered = done + 1, covered + header.bytes
+        if (header.start, header.end) == (shard.start, shard.end):
+            done, covered = done + 1, covered + header.bytes
     return done, covered

@@ -189,6 +189,8 @@ def _merge(directory: Path, options: AnalysisOptions, context: StageContext, out
         merged = shards.merge(directory, plan, context.max_vocabulary)
     except VocabularyTooLarge as error:
         raise StageFailed(ExitCode.BAD_INPUT, str(error)) from None
+    except shards.StalePartial as error:
+        raise StageFailed(ExitCode.UNEXPECTED, str(error)) from None  # its map must run again
     outcome.bytes, outcome.tokens, outcome.unique = merged.bytes, merged.words, merged.unique
 
 

@@ -259,6 +259,12 @@ def test_stage_failures_carry_their_reason(tmp_path: Path) -> None:
     assert reason == f"the upload is not valid UTF-8 (first bad byte at offset {len(data) - 7})"
     assert run_merge(context) is ExitCode.UNEXPECTED  # a shard has no partial result: nothing merged
     assert not (directory / formats.COUNTS).exists()
+    # A partial result left by an earlier plan is not merged as if it counted this plan's range.
+    shards.save_plan(directory, [Shard(0, 0, len(data) - 7), Shard(1, len(data) - 7, len(data))])
+    assert run_merge(context) is ExitCode.UNEXPECTED
+    reason = (formats.read_json(directory / "merge.json") or {})["reason"]
+    assert reason.startswith("shard 0's partial result counted bytes 0-")
+    assert not (directory / formats.COUNTS).exists()
 
 
 def test_the_map_command_takes_its_index_from_the_indexed_job(tmp_path: Path) -> None:
