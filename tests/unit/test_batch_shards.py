@@ -59,6 +59,8 @@ def test_every_separator_of_the_tokenizer_is_a_cut_point_and_nothing_else() -> N
         char = chr(code)
         assert separator.fullmatch(char.encode()), hex(code)
         assert Tokenizer().feed(f"ab{char}cd{char}") == ["ab", "cd"]  # the tokenizer splits there too
+    astral = "".join(map(chr, range(0x10000, 0x110000)))
+    assert WHITESPACE.search(astral) is None  # why the separators are looked for in the BMP only
     for char in "a-'’.\u0301\u200d\x1c":
         assert not separator.search(char.encode()), repr(char)
 
