@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import itertools
 import os
+import select
 import subprocess
 import sys
 import tempfile
@@ -286,6 +287,36 @@ def test_the_map_command_takes_its_index_from_the_indexed_job(tmp_path: Path) ->
         [sys.executable, "-m", "service.batch", "map", job_id], env=env, cwd=ROOT, capture_output=True, text=True
     )
     assert missing.returncode == 2 and "JOB_COMPLETION_INDEX" in missing.stderr
+
+
+def test_a_merge_process_killed_while_writing_leaves_no_counts_and_a_rerun_finishes(tmp_path: Path) -> None:
+    """A real SIGKILL mid-write: the merge's temporary file is made a pipe nobody reads, so the merge blocks
+    inside its writes (its output is larger than a pipe holds) until it is killed."""
+    data = " ".join(f"word{number % 30_000}" for number in range(90_000)).encode()  # counts.tsv ≈ 400 KB
+    store, job_id = _job(tmp_path, data)
+    directory = store.path(job_id)
+    plan = shards.plan(directory / INPUT, len(data) // 3)
+    shards.save_plan(directory, plan)
+    context = StageContext(store, job_id, max_vocabulary=100_000, callback_url="", secret="")
+    assert [run_map(context, shard.index) for shard in plan] == [ExitCode.OK] * len(plan)
+    env = {**os.environ, "FLASK_SVC_BATCH_DATA_DIR": str(tmp_path), "FLASK_SVC_MAX_VOCABULARY": "100000"}
+    merge = [sys.executable, "-m", "service.batch", "merge", job_id]
+    merging = subprocess.Popen(merge, env=env, cwd=ROOT)
+    temporary = directory / f".{formats.COUNTS}.{merging.pid}.tmp"
+    os.mkfifo(temporary)  # long before the merge gets there: it has an interpreter to start and 3 files to read
+    reader = os.open(temporary, os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        ready, _, _ = select.select([reader], [], [], 60)  # a hang guard, not a timing assertion
+        assert ready and os.read(reader, 4096)  # the merge has begun counts.tsv …
+        assert merging.poll() is None  # … and is stuck in the rest
+        merging.kill()
+        merging.wait()
+    finally:
+        os.close(reader)
+    assert not (directory / formats.COUNTS).exists()
+    temporary.unlink()  # what a killed writer leaves: a temporary name, never counts.tsv
+    assert subprocess.run(merge, env=env, cwd=ROOT, check=False).returncode == 0
+    assert (directory / formats.COUNTS).read_text(encoding="utf-8") == _expected_counts(data)
 
 
 # --- the property: sharded == synchronous ---------------------------------------------------------------------------
