@@ -42,9 +42,17 @@ def test_the_admission_policy_fences_the_service_account_to_its_stage_jobs(chart
     assert f"'system:serviceaccount:{NAMESPACE}:{RELEASE}'" in who
     rules = " ".join(v["expression"] for v in spec["validations"])
     image = container(one(docs, "Deployment", RELEASE))["image"]
-    for fact in (f"c.image == '{image}'", f"claimName == '{RELEASE}-batch'", "automountServiceAccountToken == false",
-                 "has(v.emptyDir)", "'ALL' in c.securityContext.capabilities.drop", "!has(c.envFrom)",
-                 f"startsWith('{RELEASE}-')"):  # fmt: skip
+    facts = [
+        f"c.image == '{image}'",
+        "c.command == ['python', '-m', 'service.batch']",
+        f"claimName == '{RELEASE}-batch'",
+        "automountServiceAccountToken == false",
+        "has(v.emptyDir)",
+        "'ALL' in c.securityContext.capabilities.drop",
+        "!has(c.envFrom)",
+        f"startsWith('{RELEASE}-')",
+    ]
+    for fact in facts:
         assert fact in rules, fact
     assert all(v["reason"] == "Forbidden" and v["message"] for v in spec["validations"])
     binding = one(docs, "ValidatingAdmissionPolicyBinding", POLICY)

@@ -377,9 +377,17 @@ def test_the_admission_policy_refuses_what_the_service_token_should_not_create(c
     pod["containers"][0]["volumeMounts"].append({"name": "key", "mountPath": "/key"})
     other_image = _stage_like(core)
     other_image["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:1.36"
+    other_command = _stage_like(core)
+    other_command["spec"]["template"]["spec"]["containers"][0]["command"] = ["sh", "-c", "cat /data/*/input.txt"]
     with_token = _stage_like(core)
     with_token["spec"]["template"]["spec"]["automountServiceAccountToken"] = True
-    for what, job in (("a Secret volume", with_secret), ("another image", other_image), ("a token", with_token)):
+    refusals = {
+        "a Secret volume": with_secret,
+        "another image": other_image,
+        "another command": other_command,
+        "a token": with_token,
+    }
+    for what, job in refusals.items():
         with pytest.raises(ApiException) as refused:
             as_service.create_namespaced_job(NAMESPACE, job)
         assert refused.value.status in (403, 422), (what, refused.value.status)
