@@ -285,6 +285,7 @@ def test_one_lease_holder_reconciles_and_another_takes_over(service: Service, co
     service.avoid = holder  # the upload must not go through the pod about to be deleted
     job = service.create(_text(300_000, 99))
     core.delete_namespaced_pod(holder, NAMESPACE)
+    deleted = time.monotonic()
 
     def taken_over() -> tuple[bool, str]:
         now = _lease(kube_api).spec.holder_identity
@@ -292,8 +293,9 @@ def test_one_lease_holder_reconciles_and_another_takes_over(service: Service, co
 
     wait_until(taken_over, timeout=60, interval=1, what="another pod to take the Lease")
     successor = _lease(kube_api).spec.holder_identity
+    handover = time.monotonic() - deleted
     assert "reconciler leadership gained" in _logs(core, successor)
-    print(f"\nLease {LEASE}: {holder} deleted, {successor} took over")
+    print(f"\nLease {LEASE}: {holder} deleted, {successor} took over after {handover:.1f} s")
     wait_until(
         lambda: ((state := service.state(job["id"])) in TERMINAL, state), timeout=120, interval=1, what="the job"
     )
