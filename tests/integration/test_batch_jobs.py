@@ -125,7 +125,7 @@ def test_a_200_mib_upload_completes_with_bounded_memory(server: Server, data_dir
     assert result["unique"] == 5006
     stage_peaks = {  # every shard's map process, then the merge
         path.stem: json.loads(path.read_text())["peak_rss_kib"]
-        for path in sorted((data_dir / job["id"]).glob("map-*.json")) + [data_dir / job["id"] / "merge.json"]
+        for path in [*sorted((data_dir / job["id"]).glob("map-*.json")), data_dir / job["id"] / "merge.json"]
     }
     print(
         f"200 MiB batch job: {elapsed:.1f} s ({size / MiB / elapsed:.1f} MiB/s end to end); worker peak RSS growth "
