@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import re
+import time
 from pathlib import Path
 
 import requests
@@ -42,6 +43,11 @@ def test_metrics_exposition_matches_the_golden_file() -> None:
     text_plain = {"Content-Type": "text/plain"}
     with running_server(env={"WEB_CONCURRENCY": "2", "GUNICORN_THREADS": "2", "LOG_LEVEL": "warning"}) as server:
         session = requests.Session()
+        # Both workers up (each adds its threads to the gauge) before the traffic, so the exposition is complete.
+        deadline = time.monotonic() + 30
+        while "flask_svc_worker_threads 4.0" not in session.get(server.metrics_url, timeout=5).text:
+            assert time.monotonic() < deadline, "the second worker never came up"
+            time.sleep(0.05)
         for _ in range(3):
             assert session.post(f"{server.url}/api/v1/analyze", data=b"a b b", headers=text_plain, timeout=5).ok
         assert session.post(f"{server.url}/api/v1/wordcount", data=b"x y", headers=text_plain, timeout=5).ok
