@@ -11,25 +11,30 @@ request; what is lost is counted in ``flask_svc_otel_spans_dropped_total``.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import trace
+from flask import request
+from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Counter, Meter, NoOpCounter, NoOpMeter, NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.util.types import Attributes
 
 from service.metrics import Instruments
 from service.names import PROBE_PATHS, TRACING_EXTENSION
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from flask import Flask
 
     from service.config import Settings
@@ -166,6 +171,8 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
 
     from opentelemetry.instrumentation.flask import FlaskInstrumentor
 
+    untraced = app.wsgi_app
+    hooks_before = (list(app.before_request_funcs.get(None, [])), list(app.teardown_request_funcs.get(None, [])))
     FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
         app,
         excluded_urls=EXCLUDED_URLS,
@@ -176,9 +183,90 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
         enable_commenter=False,
         meter_provider=NoOpMeterProvider(),
     )
+    # The instrumentation's request hooks stand aside for a request the sampler dropped (see SamplerFirst).
+    before, teardown = hooks_before
+    app.before_request_funcs[None] = [
+        hook if hook in before else _unless_dropped(hook) for hook in app.before_request_funcs.get(None, [])
+    ]
+    app.teardown_request_funcs[None] = [
+        hook if hook in teardown else _unless_dropped(hook) for hook in app.teardown_request_funcs.get(None, [])
+    ]
+    app.wsgi_app = SamplerFirst(app.wsgi_app, untraced, provider)  # type: ignore[method-assign]
     tracing = Tracing(provider, provider.get_tracer("service"))
     app.extensions[TRACING_EXTENSION] = tracing
     return tracing
+
+
+# WSGI environ key: this request's trace was not sampled.
+_DROPPED = "flask_svc.trace_dropped"
+# The trace id the sampler was asked about, for the SDK to give the request's span (so it decides the same).
+_DECIDED_TRACE_ID: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("decided_trace_id", default=None)
+
+
+class _DecidedIds(RandomIdGenerator):
+    """Random ids, except that a root span started while a request's decision is pending takes the trace id the
+    sampler already judged (once)."""
+
+    def generate_trace_id(self) -> int:
+        decided = _DECIDED_TRACE_ID.get()
+        if decided:
+            return decided.pop()
+        return super().generate_trace_id()
+
+
+class SamplerFirst:
+    """Sampler first: the trace's fate is decided before any span work, from what decides it — the incoming context
+    and the trace id, as the SDK would ask its sampler. A sampled (or recorded) request goes through the Flask
+    instrumentation unchanged, its span taking the judged trace id. A dropped one skips the instrumentation — no
+    request attributes, no span — and runs under a non-recording span that carries the context on (log lines,
+    ``traceparent`` handed to batch stages), as the SDK's own non-recording span would: the same trace id, a new
+    span id, not sampled, the sampler's trace state."""
+
+    def __init__(self, traced: WSGIApplication, untraced: WSGIApplication, provider: TracerProvider) -> None:
+        from opentelemetry.instrumentation.wsgi import wsgi_getter  # how the instrumentation reads the headers
+
+        self.traced, self.untraced, self.provider, self.getter = traced, untraced, provider, wsgi_getter
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        if environ.get("PATH_INFO", "").rstrip("/") in PROBE_PATHS:
+            environ[_DROPPED] = True  # never traced (EXCLUDED_URLS): the instrumentation has nothing to do
+            return self.untraced(environ, start_response)
+        parent = propagate.extract(environ, getter=self.getter)
+        parent_span = trace.get_current_span(parent).get_span_context()
+        ids = self.provider.id_generator
+        trace_id = parent_span.trace_id if parent_span.is_valid else ids.generate_trace_id()
+        method = str(environ.get("REQUEST_METHOD", "HTTP"))
+        decision = self.provider.sampler.should_sample(parent, trace_id, method, trace.SpanKind.SERVER)
+        if decision.decision is not Decision.DROP:
+            token = _DECIDED_TRACE_ID.set(None if parent_span.is_valid else [trace_id])
+            try:
+                return self.traced(environ, start_response)
+            finally:
+                _DECIDED_TRACE_ID.reset(token)
+        span = trace.NonRecordingSpan(
+            trace.SpanContext(
+                trace_id,
+                ids.generate_span_id(),
+                is_remote=False,
+                trace_flags=trace.TraceFlags(),
+                trace_state=decision.trace_state,
+            )
+        )
+        environ[_DROPPED] = True
+        attached = context.attach(trace.set_span_in_context(span, parent))
+        try:
+            return self.untraced(environ, start_response)
+        finally:
+            context.detach(attached)
+
+
+def _unless_dropped(hook: Callable[..., Any]) -> Callable[..., Any]:
+    def hook_unless_dropped(*args: Any) -> Any:
+        if request.environ.get(_DROPPED):
+            return None
+        return hook(*args)
+
+    return hook_unless_dropped
 
 
 def for_process(settings: Settings) -> Tracing | None:
@@ -200,7 +288,7 @@ def _provider(settings: Settings, instruments: Instruments) -> TracerProvider | 
         resource = resource.merge(Resource({"service.name": "flask-svc"}))
     # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
     # would wait out a hung export instead.
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+    provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=_DecidedIds())
     exporter = CountingExporter(_make_exporter(name, settings), instruments)
     provider.add_span_processor(counting_processor(exporter, instruments))
     log.info("tracing on", extra={"exporter": name})
