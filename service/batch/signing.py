@@ -57,4 +57,6 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, body), signature.strip())
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters, and any client can send those.
+    given = signature.strip().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(sign(secret, body).encode(), given)
