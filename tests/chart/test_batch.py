@@ -64,7 +64,7 @@ def test_the_service_gets_its_token_the_volume_and_the_callback_key(batch: list[
     assert {"name": "batch-data", "mountPath": "/data"} in container(deployment)["volumeMounts"]
     env = env_of(batch)
     assert env["FLASK_SVC_BATCH_RUNNER"] == "kubernetes"
-    assert env["FLASK_SVC_BATCH_DATA_DIR"] == "/data"
+    assert env["FLASK_SVC_BATCH_DATA_DIR"] == "/data/jobs"  # private: the service makes it on the volume
     assert env["FLASK_SVC_BATCH_CALLBACK_URL"] == f"http://{RELEASE}.{NAMESPACE}.svc:8080"
     assert env["FLASK_SVC_BATCH_CALLBACK_KEY_FILE"] == "/etc/flask-svc/batch/callback-key"
     assert {"name": "batch-key", "mountPath": "/etc/flask-svc/batch", "readOnly": True} in container(deployment)[
