@@ -45,11 +45,11 @@ def load_key(root: Path, key_file: str) -> bytes:
             os.link(draft, path)
         draft.unlink()
     # Trusted only as a regular file of this user's that nobody else may read (raises NotPrivate otherwise).
-    with os.fdopen(open_private_file(path), "rb") as handle:
-        key = handle.read().strip()
-    if not key:
+    with os.fdopen(open_private_file(path), "rb") as private:
+        stored = private.read().strip()
+    if not stored:
         raise RuntimeError(f"{path} is empty")
-    return key
+    return stored
 
 
 def job_secret(key: bytes, job_id: str) -> str:
