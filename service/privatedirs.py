@@ -4,7 +4,7 @@ callback key.
 A directory someone else planted — a symbolic link to another directory, one another user owns, one others may
 write to — would let them choose what the service empties at start, read, or trusts as its key. So a directory is
 accepted only when it is a real directory (``lstat``: never followed through a symbolic link), owned by this
-process's user, and writable by nobody else; one that does not exist is created with mode 0700 (and so are its
+process's user, and writable by no other user (nor a group other than the process's own); one that does not exist is created with mode 0700 (and so are its
 missing parents, never inside a symbolic link). Only the directory itself and the parents created here are checked:
 an existing parent is the operator's (``/tmp``'s sticky bit already stops others renaming what is in it) — except
 the per-user base of the defaults, which the configuration checks as well.
@@ -25,6 +25,15 @@ class NotPrivate(ValueError):
     """A path this service would write to or trust is not its own; the message says what is wrong with it."""
 
 
+def _writable_by_others(status: os.stat_result, bits: int) -> bool:
+    """``bits`` (a mode's group and other bits) let someone else in: other users always, a group unless it is this
+    process's own. Kubernetes makes a volume's files group-writable by the pod's fsGroup, which only pods running as
+    this service (same user and group) hold."""
+    others = bits & 0o007
+    group = bits & 0o070 if status.st_gid != os.getegid() else 0
+    return bool(status.st_mode & (others | group))
+
+
 def _check_directory(path: Path) -> None:
     try:
         status = os.lstat(path)
@@ -34,14 +43,15 @@ def _check_directory(path: Path) -> None:
         raise NotPrivate(f"{path} is a symbolic link (to {os.readlink(path)}), not a directory of this service's")
     if not stat.S_ISDIR(status.st_mode):
         raise NotPrivate(f"{path} is not a directory")
-    _check_owner_and_mode(path, status, 0o022, "writable by group or others")
+    _check_owner_and_mode(path, status, 0o022, "writable by others")
 
 
-def _check_owner_and_mode(path: Path, status: os.stat_result, forbidden: int, meaning: str) -> None:
+def _check_owner_and_mode(path: Path, status: os.stat_result, bits: int, meaning: str) -> None:
     if status.st_uid != os.geteuid():
         raise NotPrivate(f"{path} belongs to uid {status.st_uid}, not to this service's user (uid {os.geteuid()})")
-    if status.st_mode & forbidden:
-        raise NotPrivate(f"{path} is {meaning} (mode {stat.S_IMODE(status.st_mode):04o})")
+    if _writable_by_others(status, bits):
+        mode = stat.S_IMODE(status.st_mode)
+        raise NotPrivate(f"{path} is {meaning} (mode {mode:04o}, group {status.st_gid}, not this service's)")
 
 
 def ensure_directory(path: str | Path) -> Path:
@@ -76,7 +86,7 @@ def open_private_file(path: str | Path, flags: int = os.O_RDONLY) -> int:
         status = os.fstat(descriptor)
         if not stat.S_ISREG(status.st_mode):
             raise NotPrivate(f"{path} is not a regular file")
-        _check_owner_and_mode(Path(path), status, 0o077, "readable or writable by group or others")
+        _check_owner_and_mode(Path(path), status, 0o077, "readable or writable by others")
     except BaseException:
         os.close(descriptor)
         raise

@@ -55,13 +55,27 @@ def test_a_symbolic_link_is_refused_and_not_followed(tmp_path: Path, precious: P
     assert sorted(p.name for p in precious.iterdir()) == ["keep.txt"]
 
 
-@pytest.mark.parametrize("mode", [0o777, 0o770, 0o702, 0o1777])
+@pytest.mark.parametrize("mode", [0o777, 0o702, 0o1777, 0o2707])
 def test_a_directory_others_may_write_is_refused(tmp_path: Path, mode: int) -> None:
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(mode)
-    with pytest.raises(NotPrivate, match="writable by group or others"):
+    with pytest.raises(NotPrivate, match="writable by others"):
         ensure_directory(shared)
+
+
+def test_group_write_is_refused_unless_the_group_is_the_services_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Kubernetes' fsGroup makes a volume's files group-writable by the pod's own group: that group is us.
+    volume = tmp_path / "volume"
+    volume.mkdir()
+    volume.chmod(0o2770)
+    os.chown(volume, -1, os.getegid())
+    assert ensure_directory(volume) == volume
+    monkeypatch.setattr(os, "getegid", lambda: os.stat(volume).st_gid + 1)  # as if the group were another's
+    with pytest.raises(NotPrivate, match="writable by others"):
+        ensure_directory(volume)
 
 
 def test_a_directory_of_another_user_or_a_file_is_refused(tmp_path: Path) -> None:
@@ -77,8 +91,8 @@ def test_a_private_file_is_a_regular_file_of_ours_nobody_else_reads(tmp_path: Pa
     key.write_text("k")
     key.chmod(0o600)
     os.close(open_private_file(key))
-    key.chmod(0o640)
-    with pytest.raises(NotPrivate, match="readable or writable by group or others"):
+    key.chmod(0o604)
+    with pytest.raises(NotPrivate, match="readable or writable by others"):
         open_private_file(key)
     (tmp_path / "link").symlink_to(precious / "keep.txt")
     with pytest.raises(NotPrivate, match="symbolic link"):
@@ -97,7 +111,7 @@ def test_a_planted_callback_key_is_not_trusted(tmp_path: Path) -> None:
         signing.load_key(shared, "")
     private = ensure_directory(tmp_path / "private")
     (private / ".callback-key").write_text("attacker-knows-this")
-    (private / ".callback-key").chmod(0o644)  # not one the service wrote: it writes 0600
+    (private / ".callback-key").chmod(0o644)  # readable by everyone: not one the service wrote (0600)
     with pytest.raises(NotPrivate):
         signing.load_key(private, "")
     (private / ".callback-key").unlink()
