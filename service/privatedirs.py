@@ -4,10 +4,10 @@ callback key.
 A directory someone else planted — a symbolic link to another directory, one another user owns, one others may
 write to — would let them choose what the service empties at start, read, or trusts as its key. So a directory is
 accepted only when it is a real directory (``lstat``: never followed through a symbolic link), owned by this
-process's user, and writable by no other user (nor a group other than the process's own); one that does not exist is created with mode 0700 (and so are its
-missing parents, never inside a symbolic link). Only the directory itself and the parents created here are checked:
-an existing parent is the operator's (``/tmp``'s sticky bit already stops others renaming what is in it) — except
-the per-user base of the defaults, which the configuration checks as well.
+process's user, and writable by no other user (nor by a group other than the process's own); one that does not
+exist is created with mode 0700 (and so are its missing parents, never inside a symbolic link). Only the directory
+itself and the parents created here are checked: an existing parent is the operator's (``/tmp``'s sticky bit already
+stops others renaming what is in it) — except the per-user base of the defaults, which the configuration checks too.
 """
 
 from __future__ import annotations
