@@ -3,6 +3,7 @@ data and metrics directories, the callback key, the stages' inputs, the modes of
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from service import config, metrics_server
-from service.batch import formats, signing
+from service.batch import formats, shards, signing
 from service.batch.stages import ExitCode, StageContext, run
 from service.batch.states import JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, new_id
@@ -182,3 +183,13 @@ def test_a_job_is_private_and_a_symbolic_link_as_input_is_not_read(tmp_path: Pat
     assert not (store.path(planted) / formats.TOKENS).exists()
     outcome = store.outcome(planted, Stage.TOKENIZE)
     assert outcome is not None and "symbolic link" in str(outcome.reason)
+
+
+def test_the_shard_stages_do_not_read_through_a_planted_link(tmp_path: Path, precious: Path) -> None:
+    (tmp_path / INPUT).symlink_to(precious / "keep.txt")
+    with pytest.raises(OSError) as planned:
+        shards.plan(tmp_path / INPUT)
+    assert planned.value.errno == errno.ELOOP
+    with pytest.raises(OSError) as mapped:
+        list(shards.read_range(tmp_path / INPUT, shards.Shard(0, 0, 9)))
+    assert mapped.value.errno == errno.ELOOP
