@@ -27,6 +27,7 @@ from service.batch.runner import Phase, StageStatus
 from service.batch.stages import PERMANENT_EXIT_CODES, ExitCode
 from service.batch.states import COMMAND, MAP, Stage
 from service.batch.store import JobStore
+from service.privatedirs import FILE_MODE
 
 ALL_SHARDS = "all"  # the map command's index argument that runs the local driver
 
@@ -53,7 +54,8 @@ class LocalRunner:
             return self.stage_name(job_id, stage)
         (directory / f"{stage.value}.exit").unlink(missing_ok=True)
         environment = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED} | dict(env)
-        with open(directory / f"{stage.value}.log", "ab") as output:
+        log_file = os.open(directory / f"{stage.value}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        with open(log_file, "ab") as output:
             process = subprocess.Popen(
                 self.command(job_id, stage),
                 env=environment,

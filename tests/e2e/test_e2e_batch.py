@@ -44,6 +44,7 @@ RELEASE = "batch" if NAMESPACE == "flask-svc-batch" else NAMESPACE  # its Cluste
 CLAIM = f"{RELEASE}-flask-svc-batch"
 VOLUME = f"flask-svc-e2e-{RELEASE}"
 HOST_DIR = Path(f"/var/tmp/flask-svc-e2e-{RELEASE}")
+JOBS_DIR = HOST_DIR / "jobs"  # the chart's FLASK_SVC_BATCH_DATA_DIR on the volume, made private by the service
 SHARD_BYTES = 32 * 1024 * 1024
 PARALLELISM = 2
 APP_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=flask-svc"
@@ -233,7 +234,7 @@ def test_a_256_mib_upload_is_mapped_by_an_indexed_job_then_merged(service: Servi
     assert tokenize.status.completed_indexes == f"0-{shards - 1}" and not tokenize.status.failed_indexes
     # In turn: the merge Job is created once every shard's outcome is on the volume (the Indexed Job turns Complete
     # a moment later, when the pods have exited); creation times have whole seconds.
-    maps = [json.loads((HOST_DIR / job["id"] / f"map-{index:05d}.json").read_text()) for index in range(shards)]
+    maps = [json.loads((JOBS_DIR / job["id"] / f"map-{index:05d}.json").read_text()) for index in range(shards)]
     assert all(outcome["ok"] for outcome in maps)
     assert count.metadata.creation_timestamp.timestamp() >= int(max(outcome["finished"] for outcome in maps))
     assert tokenize.status.start_time <= count.metadata.creation_timestamp
@@ -245,7 +246,7 @@ def test_a_256_mib_upload_is_mapped_by_an_indexed_job_then_merged(service: Servi
     expected = analyze_chunks([text], AnalysisOptions()).counts
     assert (result["bytes"], result["tokens"], result["unique"]) == (len(text), expected.total, expected.unique)
     assert [(entry["word"], entry["count"]) for entry in result["counts"]] == expected.most_common(100)
-    merged = json.loads((HOST_DIR / job["id"] / "merge.json").read_text())
+    merged = json.loads((JOBS_DIR / job["id"] / "merge.json").read_text())
     print(
         f"256 MiB batch job on the cluster ({shards} shards, parallelism {PARALLELISM}): upload {uploaded:.1f} s, "
         f"done after {elapsed:.1f} s; map pods' peak RSS {min(peaks)}-{max(peaks)} KiB, "
@@ -269,7 +270,7 @@ def test_one_shard_pod_deleted_reruns_that_index_alone(service: Service, core: A
     name = job["stages"]["tokenize"]["job_name"]
     index = "batch.kubernetes.io/job-completion-index"
 
-    outcome = HOST_DIR / job["id"] / "map-00001.json"
+    outcome = JOBS_DIR / job["id"] / "map-00001.json"
 
     def shard_pod_running() -> tuple[bool, str]:
         pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={name},{index}=1").items
@@ -322,7 +323,7 @@ def test_delete_removes_the_jobs_and_the_files(service: Service, batch: Any) -> 
         return not pods, ",".join(pod.metadata.name for pod in pods)
 
     wait_until(no_pods, timeout=120, what="every shard's pods to go")
-    assert not (HOST_DIR / job["id"]).exists()
+    assert not (JOBS_DIR / job["id"]).exists()
     gone = requests.get(f"{service.url()}/api/v1/jobs/{job['id']}", headers=service.auth, timeout=30)
     assert gone.status_code == 404
 

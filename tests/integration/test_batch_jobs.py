@@ -236,7 +236,8 @@ def test_a_full_volume_fails_the_job_with_a_clear_reason(tmp_path: Path) -> None
     volume.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(volume)], check=True)
     try:
-        env = {"FLASK_SVC_BATCH_DATA_DIR": str(volume), "FLASK_SVC_MAX_VOCABULARY": "1000000"}
+        # A directory on it, as the chart does: the tmpfs's root is writable by everyone (1777), which is refused.
+        env = {"FLASK_SVC_BATCH_DATA_DIR": str(volume / "jobs"), "FLASK_SVC_MAX_VOCABULARY": "1000000"}
         with running_server(env) as server:
             # 1.4 MiB of distinct words: the upload fits, the map's partial result (larger still) does not.
             job = _create(server, b"".join(b"w%06d " % n for n in range(180_000))).json()
@@ -246,7 +247,7 @@ def test_a_full_volume_fails_the_job_with_a_clear_reason(tmp_path: Path) -> None
             # An upload that does not fit at all is refused, and nothing of it stays behind.
             refused = _create(server, b"e " * (2 * MiB))
             _problem(refused, 507, "insufficient_storage")
-            assert _incoming(volume) == []
+            assert _incoming(volume / "jobs") == []
     finally:
         subprocess.run(["umount", "-l", str(volume)], check=False)
 
