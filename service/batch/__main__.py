@@ -69,7 +69,8 @@ def main(argv: list[str] | None = None) -> int:
                 if plan is None:
                     code = ExitCode.NO_JOB
                 else:
-                    code = drive_map(context.job_id, len(plan), settings.batch_parallelism or os.cpu_count() or 1)
+                    parallelism = settings.batch_parallelism or os.cpu_count() or 1
+                    code = drive_map(len(plan), parallelism, lambda shard: run_map(context, shard))
             elif name == MAP:
                 code = run_map(context, int(str(index)))
             elif name == MERGE:

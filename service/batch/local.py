@@ -1,7 +1,7 @@
 """The local runner: each stage is a subprocess of the worker that starts it, its traces kept in the job directory.
 
 The map stage's process (``python -m service.batch map <id> all``) is a small driver: it runs the plan's shards in
-at most ``FLASK_SVC_BATCH_PARALLELISM`` child processes (``map <id> <index>``, the Indexed Job's pods' command),
+at most ``FLASK_SVC_BATCH_PARALLELISM`` forked children (each what ``map <id> <index>`` does in an Indexed Job's pod),
 reruns an index whose process died for a reason worth a retry (killed, crashed) on its own, and stops every other
 index at the first permanent failure, as the Kubernetes runner's Indexed Job does.
 
@@ -13,13 +13,14 @@ that outlives the worker that started it goes on; its outcome file is what count
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from service.batch.formats import read_json, write_json
@@ -29,6 +30,7 @@ from service.batch.states import COMMAND, MAP, Stage
 from service.batch.store import JobStore
 from service.privatedirs import FILE_MODE
 
+log = logging.getLogger("service.batch.stage")
 ALL_SHARDS = "all"  # the map command's index argument that runs the local driver
 
 # Stages write no metric files into the server's directory, whose merged totals are the service's.
@@ -130,39 +132,51 @@ class LocalRunner:
                 os.killpg(pid, signal.SIGKILL)
 
 
-def drive_map(job_id: str, shards: int, parallelism: int, retries: int = 2) -> ExitCode:
-    """Run ``map <job_id> <index>`` for every index in at most ``parallelism`` child processes; returns 0 when all
-    succeeded, else the lowest failed index's exit code (a permanent one stops the others at once; another is
-    retried ``retries`` times for that index alone). The children share this process's group, so a cancel's
+def drive_map(shards: int, parallelism: int, map_one: Callable[[int], int], retries: int = 2) -> ExitCode:
+    """Run ``map_one(index)`` for every index in at most ``parallelism`` forked children (forked, not started: the
+    interpreter and its imports are this process's already, a third of a CPU-second saved per shard); returns 0
+    when all succeeded, else the lowest failed index's exit code (a permanent one stops the others at once; another
+    is retried ``retries`` times for that index alone). The children share this process's group, so a cancel's
     signal to the group stops them too."""
     pending = list(range(shards))
     attempts = dict.fromkeys(pending, 0)
-    running: dict[int, tuple[int, subprocess.Popen[bytes]]] = {}
+    running: dict[int, int] = {}  # pid → shard index
     failures: dict[int, int] = {}
     while pending or running:
         while pending and not failures and len(running) < max(1, parallelism):
             index = pending.pop(0)
             attempts[index] += 1
-            child = subprocess.Popen(
-                [sys.executable, "-m", "service.batch", MAP, job_id, str(index)], stdin=subprocess.DEVNULL
-            )
-            running[child.pid] = (index, child)
+            running[_fork(map_one, index)] = index
         pid, status = os.wait()
         if pid not in running:
             continue
-        index, child = running.pop(pid)
-        child.returncode = code = os.waitstatus_to_exitcode(status)
+        index = running.pop(pid)
+        code = os.waitstatus_to_exitcode(status)
         if code == 0:
             continue
         if code not in PERMANENT_EXIT_CODES and attempts[index] <= retries:
+            log.warning("shard process died; rerunning that shard", extra={"shard": index, "exit_code": code})
             pending.insert(0, index)  # this index again, before the others
             continue
         failures[index] = code
         pending.clear()
-        for _, other in running.values():  # a job that failed for good needs no other shard
+        for other in running:  # a job that failed for good needs no other shard
             with contextlib.suppress(ProcessLookupError):
-                other.terminate()
+                os.kill(other, signal.SIGTERM)
     if not failures:
         return ExitCode.OK
     code = failures[min(failures)]
     return ExitCode(code) if code in PERMANENT_EXIT_CODES else ExitCode.UNEXPECTED
+
+
+def _fork(map_one: Callable[[int], int], index: int) -> int:
+    pid = os.fork()
+    if pid:
+        return pid
+    code: int = ExitCode.UNEXPECTED
+    try:
+        code = map_one(index)
+    except SystemExit as stop:  # SIGTERM's handler: the stage unwound, its temporary files removed
+        code = stop.code if isinstance(stop.code, int) else ExitCode.UNEXPECTED
+    finally:
+        os._exit(int(code))  # never back into the driver's loop

@@ -3,6 +3,7 @@ parallel processes and merges them; real stage processes on a temporary volume."
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -111,7 +112,7 @@ def test_a_map_failure_the_stage_could_only_report_fails_the_job(coordinator: Co
 
 
 def _children(parent: int) -> dict[int, list[str]]:
-    found = {}
+    found: dict[int, list[str]] = {}
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -137,16 +138,20 @@ def test_a_killed_shard_process_reruns_alone_and_the_job_succeeds(tmp_path: Path
     assert len(plan) == 2
     env = {**os.environ, "FLASK_SVC_BATCH_DATA_DIR": str(tmp_path), "FLASK_SVC_BATCH_PARALLELISM": "2"}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    driver = subprocess.Popen(LocalRunner.command(job_id, Stage.TOKENIZE), env=env)
-    seen: dict[int, str] = {}  # child pid → its shard index
+    env["LOG_FORMAT"] = "json"
+    driver = subprocess.Popen(LocalRunner.command(job_id, Stage.TOKENIZE), env=env, stdout=subprocess.PIPE, text=True)
+    seen: set[int] = set()  # the driver's children (forked: one per shard run)
     killed = None
     while driver.poll() is None:
-        for pid, command in _children(driver.pid).items():
-            seen.setdefault(pid, command[-1])
-            if killed is None and command[-1] == "1":
-                os.kill(pid, signal.SIGKILL)
-                killed = pid
+        children = _children(driver.pid)
+        seen.update(children)
+        if killed is None and len(children) == 2:  # both shards under way: kill one
+            killed = max(children)
+            os.kill(killed, signal.SIGKILL)
         time.sleep(0.01)
+    output = driver.stdout.read() if driver.stdout else ""
     assert driver.returncode == 0 and killed is not None
-    assert sorted(seen.values()) == ["0", "1", "1"]  # index 1 twice, index 0 once
+    reruns = [json.loads(line) for line in output.splitlines() if "rerunning that shard" in line]
+    assert [(line["exit_code"], line["shard"] in (0, 1)) for line in reruns] == [(-signal.SIGKILL, True)]
+    assert len(seen) == 3, seen  # two shards, one of them twice: the other was not rerun
     assert shards.progress(tmp_path / job_id, plan) == (2, upload.stat().st_size)
