@@ -134,11 +134,23 @@ def _flatten_any(data: list[Any]) -> list[Any]:
     return flat
 
 
+def _range(datatype: str) -> tuple[float, float] | None:
+    """The values a datatype can hold, when narrower than a 64-bit float's."""
+    if datatype in ("FP16", "FP32"):
+        largest = float(np.finfo(datatype.replace("FP", "float").lower()).max)
+        return -largest, largest
+    if datatype in _INTEGERS:
+        info = np.iinfo(datatype.lower())
+        return float(info.min), float(info.max)
+    return None
+
+
 def _matrix(
-    values: list[Any], rows: int, features: int, integers: bool, where: Callable[[int], str]
+    values: list[Any], rows: int, features: int, datatype: str, where: Callable[[int], str]
 ) -> npt.NDArray[np.float64]:
-    """Numbers only (a bool is not one), whole numbers for an integer datatype, all finite; ``where`` names a value.
-    The checks run over the whole array at once; the slow search for the culprit runs only once one failed."""
+    """Numbers only (a bool is not one), whole numbers for an integer datatype, all finite and within the datatype's
+    range; ``where`` names a value. The checks run over the whole array at once; the slow search for the culprit runs
+    only once one failed."""
     if not set(map(type, values)) <= _NUMBER_TYPES:
         index = next(i for i, value in enumerate(values) if type(value) not in _NUMBER_TYPES)
         raise InvalidInput(where(index), f"{values[index]!r} is not a number")
@@ -150,12 +162,23 @@ def _matrix(
     finite = np.isfinite(matrix)
     if not finite.all():
         raise InvalidInput(where(int(np.argmin(finite))), "NaN and infinite values are refused")
-    if integers:
+    _check_values(matrix, datatype, lambda index: (where(index), repr(values[index])))
+    return matrix.reshape(rows, features)
+
+
+def _check_values(matrix: npt.NDArray[np.float64], datatype: str, culprit: Callable[[int], tuple[str, str]]) -> None:
+    """Whole numbers for an integer datatype, and every value within the datatype's range."""
+    if datatype in _INTEGERS:
         whole = matrix == np.floor(matrix)
         if not whole.all():
-            index = int(np.argmin(whole))
-            raise InvalidInput(where(index), f"{values[index]!r} is not a whole number")
-    return matrix.reshape(rows, features)
+            field, shown = culprit(int(np.argmin(whole)))
+            raise InvalidInput(field, f"{shown} is not a whole number")
+    bounds = _range(datatype)
+    if bounds is not None:
+        inside = (matrix >= bounds[0]) & (matrix <= bounds[1])
+        if not inside.all():
+            field, shown = culprit(int(np.argmin(inside)))
+            raise InvalidInput(field, f"{shown} is out of range for {datatype} ({bounds[0]:g} to {bounds[1]:g})")
 
 
 def _count(rows: int, max_instances: int, field: str) -> None:
@@ -183,7 +206,7 @@ def v2_batch(request: InferenceRequest, model: ServedModel, max_instances: int) 
     for index, output in enumerate(request.outputs or ()):
         if output.name != OUTPUT_NAME:
             raise InvalidInput(f"outputs[{index}].name", f"the model has one output, {OUTPUT_NAME!r}")
-    return _matrix(values, rows, model.features, tensor.datatype in _INTEGERS, "inputs[0].data[{}]".format)
+    return _matrix(values, rows, model.features, tensor.datatype, "inputs[0].data[{}]".format)
 
 
 def v2_response(request: InferenceRequest, model: ServedModel, predictions: list[Any]) -> dict[str, Any]:
@@ -207,4 +230,4 @@ def v1_batch(request: PredictRequest, model: ServedModel, max_instances: int) ->
     def where(index: int) -> str:
         return f"instances[{index // features}][{index % features}]"
 
-    return _matrix(values, len(request.instances), features, False, where)
+    return _matrix(values, len(request.instances), features, "FP64", where)

@@ -75,19 +75,41 @@ def test_requests_the_model_cannot_serve_are_problems(model_app: Flask) -> None:
     client = model_app.test_client()
     version = model_app.extensions[MODEL_EXTENSION].version
     unknown = client.post("/v2/models/other/infer", json=_infer([ROW]))
-    assert unknown.status_code == 404 and unknown.mimetype == "application/problem+json"
+    assert unknown.status_code == 404 and unknown.mimetype == "application/json"
     check_protocol(unknown.get_json(), "inference_error_response")
+    assert unknown.get_json()["error"] == unknown.get_json()["detail"] == "no model other; this server serves iris"
     assert client.get("/v2/models/iris/versions/0/ready").status_code == 404
     assert client.get(f"/v2/models/iris/versions/{version}/ready").get_json() == {"name": "iris", "ready": True}
-    assert client.post("/v2/models/iris/infer", data=b"{}", content_type="text/plain").status_code == 415
+    named = client.post("/v2/models/iris/infer", data=b"{}", content_type="text/plain")
+    assert named.status_code == 415 and "text/plain" in named.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/v2/models/iris/infer", "/api/v1/predict", "/v1/models/iris:predict"])
+def test_a_body_without_content_type_is_read_as_json(model_app: Flask, path: str) -> None:
+    import json
+
+    body = _infer([ROW]) if path.startswith("/v2/") else {"instances": [ROW]}
+    response = model_app.test_client().post(path, data=json.dumps(body).encode())
+    assert response.status_code == 200, response.get_json()
+
+
+def test_the_kserve_v1_routes(model_app: Flask) -> None:
+    client = model_app.test_client()
+    assert client.get("/v1/models/iris").get_json() == {"name": "iris", "ready": True}
+    assert client.post("/v1/models/iris:predict", json={"instances": [ROW]}).get_json() == {"predictions": [0]}
+    unknown = client.post("/v1/models/other:predict", json={"instances": [ROW]})
+    assert unknown.status_code == 404 and "no model other" in unknown.get_json()["error"]
+    assert client.get("/v1/models/other").status_code == 404
 
 
 def test_openapi_documents_the_bodies(model_app: Flask) -> None:
     document = model_app.test_client().get("/openapi.json").get_json()
-    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer", "/api/v1/predict"):
+    paths = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer", "/api/v1/predict")
+    for path in (*paths, "/v1/models/{name}:predict"):
         operation = document["paths"][path]["post"]
         assert operation["requestBody"]["required"] is True
         assert {"200", "413", "422"} <= set(operation["responses"]), path
+        assert "error" in operation["responses"]["413"]["content"]["application/json"]["schema"]["required"]
     assert document["components"]["schemas"]["RequestInput"]["required"] == ["name", "shape", "datatype", "data"]
 
 

@@ -141,10 +141,11 @@ def test_malformed_requests_get_a_4xx_naming_the_field(
 ) -> None:
     response = _post(model_server, path, body)
     assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Content-Type"] == "application/json"  # what the protocol's clients read a reason from
     problem = response.json()
     assert problem["status"] == status
     assert problem.get("field") == field
+    assert problem["error"] == problem["detail"]  # the whole reason where the clients look
     if field:
         assert problem["detail"].startswith(field)
     if path.startswith("/v2/"):
@@ -164,6 +165,22 @@ def test_the_openapi_document_describes_the_endpoints(model_server: Server) -> N
 def test_other_media_types_get_415(model_server: Server) -> None:
     response = _post(model_server, "/v2/models/iris/infer", json.dumps(_v2([ROW])), "text/plain")
     assert response.status_code == 415
+    assert "text/plain" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v2/models/iris/infer", _v2([ROW])),
+        ("/api/v1/predict", {"instances": [ROW]}),
+        ("/v1/models/iris:predict", {"instances": [ROW]}),
+    ],
+)
+def test_a_body_without_content_type_is_json(model_server: Server, path: str, body: dict[str, Any]) -> None:
+    """As NVIDIA's client sends it: no Content-Type header at all (requests adds none for bytes)."""
+    response = requests.post(f"{model_server.url}{path}", data=json.dumps(body).encode(), timeout=10)
+    assert "Content-Type" not in response.request.headers
+    assert response.status_code == 200, response.text
 
 
 def test_inference_is_measured_by_model_and_outcome(model_server: Server) -> None:

@@ -119,6 +119,19 @@ def test_v2_accepts_flat_and_nested_data(model: ServedModel) -> None:
     assert v2_batch(_v2([1, 4], [1, 2, 3, 4], "INT32"), model, 10).tolist() == [[1, 2, 3, 4]]
 
 
+def test_values_at_the_edge_of_a_datatype_are_taken(model: ServedModel) -> None:
+    assert v2_batch(_v2([1, 4], [65504.0, -65504.0, 0, 1], "FP16"), model, 10)[0, 0] == 65504.0
+    assert v2_batch(_v2([1, 4], [3.4e38, -3.4e38, 0, 1], "FP32"), model, 10)[0, 1] == -3.4e38
+    assert v2_batch(_v2([1, 4], [1e300, -1e300, 0, 1], "FP64"), model, 10)[0, 0] == 1e300
+
+
+def test_an_out_of_range_value_is_named_with_the_range(model: ServedModel) -> None:
+    with pytest.raises(
+        InvalidInput, match=r"inputs\[0\]\.data\[0\]: 70000\.0 is out of range for FP16 \(-65504 to 65504\)"
+    ):
+        v2_batch(_v2([1, 4], [70000.0, 0, 0, 0], "FP16"), model, 10)
+
+
 @pytest.mark.parametrize(
     ("request_", "field", "status"),
     [
@@ -133,6 +146,10 @@ def test_v2_accepts_flat_and_nested_data(model: ServedModel) -> None:
         (_v2([1, 4], [1, 2, -math.inf, 4]), "inputs[0].data[2]", 422),
         (_v2([1, 4], [1, 2, 3, 10**400]), "inputs[0].data[3]", 422),
         (_v2([1, 4], [1, 2, 3, 4.5], "INT64"), "inputs[0].data[3]", 422),
+        (_v2([1, 4], [1, 2, 65520.0, 4], "FP16"), "inputs[0].data[2]", 422),
+        (_v2([1, 4], [1, -3.5e38, 3, 4], "FP32"), "inputs[0].data[1]", 422),
+        (_v2([1, 4], [1, 2, 3, 128], "INT8"), "inputs[0].data[3]", 422),
+        (_v2([1, 4], [-1, 2, 3, 4], "UINT8"), "inputs[0].data[0]", 422),
         (_v2([1, 4], ["a", "b", "c", "d"], "BYTES"), "inputs[0].datatype", 422),
         (_v2([1, 4], [1, 2, 3, 4], outputs=[{"name": "proba"}]), "outputs[0].name", 422),
         (InferenceRequest.model_validate({"inputs": []}), "inputs", 422),
