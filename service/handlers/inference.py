@@ -36,6 +36,7 @@ from service.inference.protocol import (
     PredictResponse,
     ServerLive,
     ServerReady,
+    body_limit,
     v1_batch,
     v2_batch,
     v2_response,
@@ -43,6 +44,7 @@ from service.inference.protocol import (
 from service.models import ProblemDetail, QueryModel
 from service.names import MODEL_EXTENSION
 from service.problems import Problem, problem_document
+from service.uploads import raw_body
 
 log = logging.getLogger(__name__)
 Body = TypeVar("Body", InferenceRequest, PredictRequest)
@@ -107,13 +109,37 @@ def current_model(name: str, version: str | None = None) -> ServedModel:
     return model
 
 
-def _body(schema: type[Body]) -> Body:
+def max_body_bytes(model: ServedModel, settings: Settings) -> int:
+    """The inference body cap: the setting, or derived from the model's feature count and the instance cap."""
+    return settings.model_max_body_bytes or body_limit(model.features, settings.model_max_instances)
+
+
+def _too_large(detail: str) -> Problem:
+    # The rest of the body is never read: the connection cannot carry another request.
+    return Problem(413, "payload_too_large", detail, headers={"Connection": "close"})
+
+
+def _read_body(limit: int) -> bytes:
+    """The whole body, refused on its Content-Length before a byte is read, and while reading (chunked bodies)."""
+    announced = request.content_length
+    if announced is not None and announced > limit:
+        raise _too_large(f"the body ({announced} bytes) is larger than the {limit}-byte limit of inference requests")
+    try:
+        return b"".join(raw_body(limit))
+    except Problem as error:
+        if error.status == 413:
+            raise _too_large(f"the body is larger than the {limit}-byte limit of inference requests") from None
+        raise
+
+
+def _body(schema: type[Body], limit: int) -> Body:
     """The JSON body checked against the protocol's structure; each refusal names the field."""
     if request.mimetype and not request.is_json:
         detail = f"send the request as application/json (or with no Content-Type); got {request.mimetype}"
         raise Problem(415, "unsupported_media_type", detail)
+    data = _read_body(limit)
     try:
-        return schema.model_validate_json(request.get_data())
+        return schema.model_validate_json(data)
     except ValidationError as error:
         first = error.errors()[0]
         if first["type"] == "json_invalid":
@@ -132,7 +158,7 @@ def _predict(
     metrics = current_instruments()
     started = time.perf_counter()
     try:
-        body = _body(schema)
+        body = _body(schema, max_body_bytes(model, current_settings()))
         batch = to_batch(body)
     except (InvalidInput, Problem) as error:
         metrics.inference_duration.labels(model.name, "invalid").observe(time.perf_counter() - started)

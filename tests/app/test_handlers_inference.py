@@ -93,6 +93,26 @@ def test_a_body_without_content_type_is_read_as_json(model_app: Flask, path: str
     assert response.status_code == 200, response.get_json()
 
 
+def test_a_body_beyond_the_cap_is_refused_with_the_limit_named(model_app: Flask) -> None:
+    from service.inference.protocol import body_limit
+
+    limit = body_limit(4, 8)  # FLASK_SVC_MODEL_MAX_INSTANCES=8
+    body = b'{"instances": [' + b"[1, 2, 3, 4], " * (limit // 14) + b"[1, 2, 3, 4]]}"
+    response = model_app.test_client().post("/api/v1/predict", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.headers["Connection"] == "close"  # the rest of the body is never read
+    assert (
+        response.get_json()["error"]
+        == f"the body ({len(body)} bytes) is larger than the {limit}-byte limit of inference requests"
+    )
+
+
+def test_the_cap_can_be_set(iris_file: Path) -> None:
+    app = make_app(FLASK_SVC_MODEL_PATH=str(iris_file), FLASK_SVC_MODEL_MAX_BODY_BYTES="100")
+    response = app.test_client().post("/api/v1/predict", json={"instances": [ROW] * 5})
+    assert response.status_code == 413 and "100-byte limit" in response.get_json()["error"]
+
+
 def test_the_kserve_v1_routes(model_app: Flask) -> None:
     client = model_app.test_client()
     assert client.get("/v1/models/iris").get_json() == {"name": "iris", "ready": True}

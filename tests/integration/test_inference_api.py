@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from harness.models import (
 from harness.net import free_port
 from harness.server import ROOT, Server, running_server, workers_of
 from service.inference.loading import ModelSource, load
+from service.inference.protocol import body_limit
 
 FEATURES, LABELS = load_iris(return_X_y=True)
 MAX_INSTANCES = 200
@@ -195,6 +198,87 @@ def test_inference_is_measured_by_model_and_outcome(model_server: Server) -> Non
     assert count(after, "ok") == count(before, "ok") + 1
     assert count(after, "invalid") == count(before, "invalid") + 1
     assert 'flask_svc_inference_instances_bucket{le="4.0",model="iris"}' in after
+
+
+def _raw_head(server: Server, path: str, length: int) -> tuple[str, bytes]:
+    """Send a request's head announcing ``length`` bytes and no byte of the body: the answer must come anyway."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        connection.sendall(head.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    return status_line.decode(), rest
+
+
+@pytest.mark.parametrize("path", ["/v2/models/iris/infer", "/api/v1/predict", "/v1/models/iris:predict"])
+def test_a_body_announced_beyond_the_cap_is_refused_unread(model_server: Server, path: str) -> None:
+    limit = body_limit(4, MAX_INSTANCES)
+    status_line, rest = _raw_head(model_server, path, limit + 1)
+    assert " 413 " in status_line
+    # The app asks for Connection: close (tests/app); gunicorn's own worker decides what the header says.
+    assert f"{limit}-byte limit" in json.loads(rest.partition(b"\r\n\r\n")[2])["error"]
+
+
+def test_a_chunked_body_beyond_the_cap_is_refused_while_read(model_server: Server) -> None:
+    limit = body_limit(4, MAX_INSTANCES)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"instances": ['
+        for _ in range(limit // 140 + 1):
+            yield b"[1, 2, 3, 4], " * 10
+        yield b"[1, 2, 3, 4]]}"
+
+    response = requests.post(f"{model_server.url}/api/v1/predict", data=chunks(), timeout=30)
+    assert response.status_code == 413
+    assert f"{limit}-byte limit" in response.json()["error"]
+
+
+def test_the_largest_body_allowed_is_taken(model_server: Server) -> None:
+    """At the cap, pretty-printed with the longest numbers JSON has: the formula leaves room for it."""
+    rows = [[-2.2250738585072014e-308, 1.7976931348623157e308, -0.0, 5e-324]] * MAX_INSTANCES
+    body = json.dumps(_v2(rows), indent=4).encode()
+    assert len(body) <= body_limit(4, MAX_INSTANCES)
+    response = requests.post(f"{model_server.url}/v2/models/iris/infer", data=body, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def _peak_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+
+
+def test_the_worst_bodies_on_every_thread_stay_within_the_documented_growth(iris_file: Path) -> None:
+    """The cap bounds memory by construction: a cap-sized body of the shortest values (the most Python objects a body
+    can make) on each of the 4 request threads at once, five times over, grows the worker's peak by less than the
+    README says (measured ~22 MiB). Before the cap, one 10 MiB body of zeros cost ~180 MiB."""
+    limit = body_limit(4, 1024)
+    values = b",".join([b"0"] * ((limit - 100) // 2))
+    worst = b'{"inputs":[{"name":"x","shape":[1024,4],"datatype":"FP64","data":[' + values + b"]}]}"
+    assert len(worst) <= limit
+    env = {"FLASK_SVC_MODEL_PATH": str(iris_file), "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
+    with running_server(env) as server:
+        (worker,) = server.workers()
+        url = f"{server.url}/v2/models/iris/infer"
+        assert requests.post(url, json=_v2([ROW]), timeout=10).ok  # everything a request touches is loaded
+        Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
+        before = _peak_kib(worker.pid)
+
+        def send() -> list[int]:
+            return [requests.post(url, data=worst, timeout=60).status_code for _ in range(5)]
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = {status for batch in pool.map(lambda _: send(), range(4)) for status in batch}
+        growth_mib = (_peak_kib(worker.pid) - before) / 1024
+        too_large = requests.post(url, data=b"0" * (10 * 1024 * 1024), timeout=30)
+    assert statuses == {422}  # 114,000 values where the shape says 4,096
+    assert growth_mib < 48, growth_mib
+    assert too_large.status_code == 413
 
 
 def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
