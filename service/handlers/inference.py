@@ -35,6 +35,7 @@ from service.inference.protocol import (
     PredictRequest,
     PredictResponse,
     ServerLive,
+    ServerMetadata,
     ServerReady,
     body_limit,
     v1_batch,
@@ -47,6 +48,7 @@ from service.problems import Problem, problem_document
 from service.uploads import raw_body
 
 log = logging.getLogger(__name__)
+BINARY_HEADER = "Inference-Header-Content-Length"  # the binary tensor data extension: the JSON header's length
 Body = TypeVar("Body", InferenceRequest, PredictRequest)
 
 
@@ -132,14 +134,29 @@ def _read_body(limit: int) -> bytes:
         raise
 
 
-def _body(schema: type[Body], limit: int) -> Body:
-    """The JSON body checked against the protocol's structure; each refusal names the field."""
-    if request.mimetype and not request.is_json:
+def _split(data: bytes, header: str) -> tuple[bytes, memoryview]:
+    """The binary extension's body: its JSON header, then the raw tensors (not copied)."""
+    length = int(header) if header.strip().isdigit() else -1
+    if not 0 <= length <= len(data):
+        detail = f"{BINARY_HEADER}: {header!r} is not a length within the body's {len(data)} bytes"
+        raise Problem(400, "invalid_binary_header", detail, field=BINARY_HEADER)
+    return data[:length], memoryview(data)[length:]
+
+
+def _body(schema: type[Body], limit: int) -> tuple[Body, memoryview | None]:
+    """The JSON body checked against the protocol's structure, and the binary tensors after it (V2 only, with the
+    binary extension's header); each refusal names the field."""
+    header = request.headers.get(BINARY_HEADER) if schema is InferenceRequest else None
+    binary_type = header is not None and request.mimetype == "application/octet-stream"
+    if request.mimetype and not request.is_json and not binary_type:
         detail = f"send the request as application/json (or with no Content-Type); got {request.mimetype}"
         raise Problem(415, "unsupported_media_type", detail)
     data = _read_body(limit)
+    binary = None
+    if header is not None:
+        data, binary = _split(data, header)
     try:
-        return schema.model_validate_json(data)
+        return schema.model_validate_json(data), binary
     except ValidationError as error:
         first = error.errors()[0]
         if first["type"] == "json_invalid":
@@ -151,15 +168,15 @@ def _body(schema: type[Body], limit: int) -> Body:
 
 
 def _predict(
-    model: ServedModel, schema: type[Body], to_batch: Callable[[Body], npt.NDArray[np.float64]]
-) -> tuple[Body, list[Any]]:
+    model: ServedModel, schema: type[Body], to_batch: Callable[[Body, memoryview | None], npt.NDArray[np.float64]]
+) -> tuple[Body, npt.NDArray[Any]]:
     """Read and check the body, predict, and record the outcome (a refused body counts as invalid): metrics for
     every request, a span when tracing."""
     metrics = current_instruments()
     started = time.perf_counter()
     try:
-        body = _body(schema, max_body_bytes(model, current_settings()))
-        batch = to_batch(body)
+        body, binary = _body(schema, max_body_bytes(model, current_settings()))
+        batch = to_batch(body, binary)
     except (InvalidInput, Problem) as error:
         metrics.inference_duration.labels(model.name, "invalid").observe(time.perf_counter() - started)
         if isinstance(error, Problem):
@@ -187,8 +204,14 @@ def _predict(
 
 def _infer(model: ServedModel) -> Response:
     limit = current_settings().model_max_instances
-    body, predictions = _predict(model, InferenceRequest, lambda body: v2_batch(body, model, limit))
-    return jsonify(v2_response(body, model, predictions))
+    body, predictions = _predict(model, InferenceRequest, lambda body, binary: v2_batch(body, model, limit, binary))
+    document, raw = v2_response(body, model, predictions)
+    if raw is None:
+        return jsonify(document)
+    header = json.dumps(document).encode()
+    response = Response(header + raw, mimetype="application/octet-stream")
+    response.headers[BINARY_HEADER] = str(len(header))
+    return response
 
 
 @bp.post(
@@ -246,6 +269,14 @@ def model_version_ready(path: VersionPath) -> tuple[Response, int]:
     return _model_ready(current_model(path.name, path.version))
 
 
+@bp.get("/v2", responses={200: ServerMetadata}, summary="Server metadata (Open Inference Protocol)")
+def server_metadata() -> Response:
+    extensions = ["binary_tensor_data"]  # the binary tensor data extension, as Triton names it
+    return jsonify(
+        ServerMetadata(name="flask-svc", version=current_settings().version, extensions=extensions).model_dump()
+    )
+
+
 @bp.get("/v2/health/live", responses={200: ServerLive}, summary="Server live (Open Inference Protocol)")
 def server_live() -> Response:
     return jsonify(ServerLive(live=True).model_dump())
@@ -259,8 +290,8 @@ def server_ready() -> tuple[Response, int]:
 
 def _v1_predict(model: ServedModel) -> Response:
     limit = current_settings().model_max_instances
-    _, predictions = _predict(model, PredictRequest, lambda body: v1_batch(body, model, limit))
-    return jsonify(predictions=predictions)
+    _, predictions = _predict(model, PredictRequest, lambda body, _: v1_batch(body, model, limit))
+    return jsonify(predictions=predictions.tolist())
 
 
 @bp.post(

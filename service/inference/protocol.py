@@ -1,8 +1,15 @@
-"""Inference requests and responses: the Open Inference Protocol (V2) REST form and KServe's V1 form.
+"""Inference requests and responses: the Open Inference Protocol (V2) REST form, with its binary tensor data
+extension, and KServe's V1 form.
 
 The pydantic models check the JSON's structure (and document it in /openapi.json); ``v2_batch`` and ``v1_batch`` check
-the tensor against the model — datatype, shape, value count, numbers only, no NaN or infinity, at most
-``max_instances`` rows — and turn it into the matrix the model predicts on. Each refusal names the field at fault.
+the tensor against the model — datatype, shape, value count, numbers only, no NaN or infinity, within the datatype's
+range, at most ``max_instances`` rows — and turn it into the matrix the model predicts on. The declared shape and
+sizes are checked before any value is converted. Each refusal names the field at fault.
+
+The binary extension: the request's first ``Inference-Header-Content-Length`` bytes are the JSON; the rest holds the
+raw little-endian tensors, in input order, each input saying its size in ``parameters.binary_data_size`` instead of
+giving ``data``. Outputs travel the same way when the request asks (``parameters.binary_data_output``, or an output's
+``parameters.binary_data``).
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.inference.model import OUTPUT_NAME, ServedModel
+from service.inference.model import BINARY_DTYPES, OUTPUT_NAME, ServedModel
 
 _FLOATS = ("FP16", "FP32", "FP64")
 _INTEGERS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
@@ -59,7 +66,9 @@ class RequestInput(_Strict):
     shape: list[int] = Field(description="[instances, features]")
     datatype: str = Field(description="A numeric datatype: " + ", ".join(NUMERIC_DATATYPES))
     parameters: dict[str, Any] | None = None
-    data: list[Any] = Field(description="Row-major values, flat or nested by row.")
+    data: list[Any] | None = Field(
+        None, description="Row-major values, flat or nested by row; absent when `parameters.binary_data_size` is set."
+    )
 
 
 class RequestOutput(_Strict):
@@ -79,7 +88,7 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: str
     parameters: dict[str, Any] | None = None
-    data: list[Any]
+    data: list[Any] | None = Field(None, description="Absent when the output is binary (`binary_data_size`).")
 
 
 class InferenceResponse(BaseModel):
@@ -108,6 +117,12 @@ class ModelMetadata(BaseModel):
 class ModelReady(BaseModel):
     name: str
     ready: bool
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
 
 
 class ServerLive(BaseModel):
@@ -202,35 +217,106 @@ def _count(rows: int, max_instances: int, field: str) -> None:
         raise InvalidInput(field, f"{rows} instances exceed the limit of {max_instances} per request", 413)
 
 
-def v2_batch(request: InferenceRequest, model: ServedModel, max_instances: int) -> npt.NDArray[np.float64]:
+def _size_parameter(parameters: dict[str, Any] | None, name: str, field: str) -> int | None:
+    value = (parameters or {}).get(name)
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise InvalidInput(field, f"{value!r} is not a size in bytes")
+    return value
+
+
+def v2_batch(
+    request: InferenceRequest, model: ServedModel, max_instances: int, binary: memoryview | None = None
+) -> npt.NDArray[np.float64]:
+    """The matrix to predict on; ``binary`` is what followed the JSON header (the binary extension), if anything."""
     if len(request.inputs) != 1:
         raise InvalidInput("inputs", f"the model takes exactly one input tensor, got {len(request.inputs)}")
     tensor = request.inputs[0]
+    size = _size_parameter(tensor.parameters, "binary_data_size", "inputs[0].parameters.binary_data_size")
+    received = 0 if binary is None else len(binary)
+    if size is None and received:
+        field = "inputs[0].parameters.binary_data_size"
+        raise InvalidInput(field, f"{received} binary bytes follow the JSON, for no input", 400)
     if tensor.datatype not in NUMERIC_DATATYPES:
         raise InvalidInput("inputs[0].datatype", f"{tensor.datatype!r} is not one of {', '.join(NUMERIC_DATATYPES)}")
     if len(tensor.shape) != 2 or tensor.shape[1] != model.features:
         raise InvalidInput("inputs[0].shape", f"expected [N, {model.features}], got {tensor.shape}")
     rows = tensor.shape[0]
     _count(rows, max_instances, "inputs[0].shape")
+    for index, output in enumerate(request.outputs or ()):
+        if output.name != OUTPUT_NAME:
+            raise InvalidInput(f"outputs[{index}].name", f"the model has one output, {OUTPUT_NAME!r}")
+    where = "inputs[0].data[{}]".format
+    if size is not None:
+        return _binary_matrix(tensor, rows, model.features, size, binary)
+    if tensor.data is None:
+        raise InvalidInput("inputs[0].data", "give the values in data, or in binary with parameters.binary_data_size")
     values = _flatten(tensor.data)
     if len(values) != rows * model.features:
         raise InvalidInput(
             "inputs[0].data", f"holds {len(values)} values where shape {tensor.shape} needs {rows * model.features}"
         )
-    for index, output in enumerate(request.outputs or ()):
-        if output.name != OUTPUT_NAME:
-            raise InvalidInput(f"outputs[{index}].name", f"the model has one output, {OUTPUT_NAME!r}")
-    return _matrix(values, rows, model.features, tensor.datatype, "inputs[0].data[{}]".format)
+    return _matrix(values, rows, model.features, tensor.datatype, where)
 
 
-def v2_response(request: InferenceRequest, model: ServedModel, predictions: list[Any]) -> dict[str, Any]:
+def _binary_matrix(
+    tensor: RequestInput, rows: int, features: int, size: int, binary: memoryview | None
+) -> npt.NDArray[np.float64]:
+    """The input's raw values: sizes checked against the shape and the bytes received before any value is read."""
+    field = "inputs[0].parameters.binary_data_size"
+    if tensor.data is not None:
+        raise InvalidInput("inputs[0].data", "give the values in data or in binary (binary_data_size), not both")
+    dtype = BINARY_DTYPES[tensor.datatype]
+    expected = rows * features * dtype.itemsize
+    if size != expected:
+        raise InvalidInput(field, f"{size} bytes where shape {tensor.shape} of {tensor.datatype} needs {expected}")
+    received = 0 if binary is None else len(binary)
+    if received != size:
+        raise InvalidInput(field, f"{size} bytes announced, {received} binary bytes follow the JSON header", 400)
+    raw = np.frombuffer(binary if binary is not None else b"", dtype=dtype)
+    matrix = raw.astype(np.float64)
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        raise InvalidInput(f"inputs[0].data[{int(np.argmin(finite))}]", "NaN and infinite values are refused")
+    _check_values(matrix, tensor.datatype, lambda index: (f"inputs[0].data[{index}]", repr(raw[index].item())))
+    return matrix.reshape(rows, features)
+
+
+def _binary_wanted(request: InferenceRequest) -> bool:
+    """An output's own ``binary_data`` decides; else the request's ``binary_data_output``; else JSON."""
+    for output in request.outputs or ():
+        if output.name == OUTPUT_NAME and (output.parameters or {}).get("binary_data") is not None:
+            return (output.parameters or {}).get("binary_data") is True
+    return (request.parameters or {}).get("binary_data_output") is True
+
+
+def _bytes_tensor(values: npt.NDArray[Any]) -> bytes:
+    """The extension's BYTES form: each element's UTF-8 bytes after their length (4 bytes, little-endian)."""
+    parts = []
+    for value in values.tolist():
+        encoded = value if isinstance(value, bytes) else str(value).encode()
+        parts += [len(encoded).to_bytes(4, "little"), encoded]
+    return b"".join(parts)
+
+
+def v2_response(
+    request: InferenceRequest, model: ServedModel, predictions: npt.NDArray[Any]
+) -> tuple[dict[str, Any], bytes | None]:
+    """The response document and, when the request asked for binary outputs, the raw output that follows it."""
     response: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
     if request.id is not None:
         response["id"] = request.id
-    response["outputs"] = [
-        {"name": OUTPUT_NAME, "shape": [len(predictions)], "datatype": model.output_datatype, "data": predictions}
-    ]
-    return response
+    output: dict[str, Any] = {"name": OUTPUT_NAME, "shape": [len(predictions)], "datatype": model.output_datatype}
+    raw = None
+    if _binary_wanted(request):
+        dtype = BINARY_DTYPES.get(model.output_datatype)
+        raw = _bytes_tensor(predictions) if dtype is None else predictions.astype(dtype, copy=False).tobytes()
+        output["parameters"] = {"binary_data_size": len(raw)}
+    else:
+        output["data"] = predictions.tolist()
+    response["outputs"] = [output]
+    return response, raw
 
 
 def v1_batch(request: PredictRequest, model: ServedModel, max_instances: int) -> npt.NDArray[np.float64]:

@@ -6,6 +6,7 @@ tests/integration/test_inference_api.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -86,8 +87,6 @@ def test_requests_the_model_cannot_serve_are_problems(model_app: Flask) -> None:
 
 @pytest.mark.parametrize("path", ["/v2/models/iris/infer", "/api/v1/predict", "/v1/models/iris:predict"])
 def test_a_body_without_content_type_is_read_as_json(model_app: Flask, path: str) -> None:
-    import json
-
     body = _infer([ROW]) if path.startswith("/v2/") else {"instances": [ROW]}
     response = model_app.test_client().post(path, data=json.dumps(body).encode())
     assert response.status_code == 200, response.get_json()
@@ -130,7 +129,7 @@ def test_openapi_documents_the_bodies(model_app: Flask) -> None:
         assert operation["requestBody"]["required"] is True
         assert {"200", "413", "422"} <= set(operation["responses"]), path
         assert "error" in operation["responses"]["413"]["content"]["application/json"]["schema"]["required"]
-    assert document["components"]["schemas"]["RequestInput"]["required"] == ["name", "shape", "datatype", "data"]
+    assert document["components"]["schemas"]["RequestInput"]["required"] == ["name", "shape", "datatype"]
 
 
 def test_without_a_model_there_are_no_model_endpoints(client: FlaskClient) -> None:
@@ -138,3 +137,53 @@ def test_without_a_model_there_are_no_model_endpoints(client: FlaskClient) -> No
     assert client.get("/v2/health/ready").status_code == 404
     assert "model" not in client.get("/readyz").get_json()
     assert "model" not in client.get("/version").get_json()
+
+
+def _binary_request(values: bytes, size: int, header: int | None = None, **extra: object) -> tuple[bytes, str]:
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": size}}
+    head = json.dumps({"inputs": [tensor], **extra}).encode()
+    return head + values, str(len(head) if header is None else header)
+
+
+def test_the_binary_extension_both_ways(model_app: Flask) -> None:
+    import numpy as np
+
+    values = np.array([ROW], dtype="<f4").tobytes()
+    body, length = _binary_request(values, 16, parameters={"binary_data_output": True})
+    response = model_app.test_client().post(
+        "/v2/models/iris/infer",
+        data=body,
+        headers={"Inference-Header-Content-Length": length, "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 200, response.data
+    split = int(response.headers["Inference-Header-Content-Length"])
+    document = json.loads(response.data[:split])
+    assert document["outputs"][0]["parameters"] == {"binary_data_size": 8}
+    assert np.frombuffer(response.data[split:], "<i8").tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    ("header", "values", "status", "field"),
+    [
+        (10**6, b"\0" * 16, 400, "Inference-Header-Content-Length"),  # beyond the body
+        (-1, b"\0" * 16, 400, "Inference-Header-Content-Length"),
+        (None, b"\0" * 12, 400, "inputs[0].parameters.binary_data_size"),  # truncated tensor
+        (None, b"\0" * 24, 400, "inputs[0].parameters.binary_data_size"),  # sizes do not add up
+    ],
+)
+def test_binary_bodies_that_do_not_add_up_are_refused(
+    model_app: Flask, header: int | None, values: bytes, status: int, field: str
+) -> None:
+    body, length = _binary_request(values, 16, header)
+    response = model_app.test_client().post(
+        "/v2/models/iris/infer", data=body, headers={"Inference-Header-Content-Length": length}
+    )
+    assert response.status_code == status
+    assert response.get_json()["field"] == field and response.get_json()["error"].startswith(field)
+
+
+def test_octet_stream_without_the_binary_header_is_415(model_app: Flask) -> None:
+    response = model_app.test_client().post(
+        "/v2/models/iris/infer", data=b"{}", headers={"Content-Type": "application/octet-stream"}
+    )
+    assert response.status_code == 415

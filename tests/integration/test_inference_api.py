@@ -56,7 +56,7 @@ def _v2(rows: list[list[float]], datatype: str = "FP64") -> dict[str, Any]:
 
 
 def test_v2_predictions_equal_the_model_in_process(model_server: Server, iris_file: Path) -> None:
-    expected = load(ModelSource(str(iris_file))).predict(FEATURES)
+    expected = load(ModelSource(str(iris_file))).predict(FEATURES).tolist()
     request = _v2(FEATURES.tolist())
     check_protocol(request, "inference_request")
     response = requests.post(f"{model_server.url}/v2/models/iris/infer", json=request, timeout=10)
@@ -80,7 +80,7 @@ def test_flat_data_and_the_versioned_path_agree(model_server: Server) -> None:
 
 
 def test_v1_predictions_equal_the_model_in_process(model_server: Server, iris_file: Path) -> None:
-    expected = load(ModelSource(str(iris_file))).predict(FEATURES[:MAX_INSTANCES])
+    expected = load(ModelSource(str(iris_file))).predict(FEATURES[:MAX_INSTANCES]).tolist()
     response = requests.post(f"{model_server.url}/api/v1/predict", json={"instances": FEATURES.tolist()}, timeout=10)
     assert response.status_code == 200
     assert response.json() == {"predictions": expected}
@@ -377,3 +377,75 @@ def test_schemathesis_finds_no_failure_in_the_model_endpoints(model_server: Serv
         min_cases=500,
     )
     assert not [r for r in model_server.json_logs() if r.get("level") in ("error", "critical")]
+
+
+# NVIDIA's Open Inference Protocol client, used as its documentation shows, against the real server. (KServe's
+# client is not in the suite: README "Model serving" says why.)
+@pytest.fixture(scope="module")
+def triton(model_server: Server) -> Any:
+    import tritonclient.http as httpclient
+
+    return httpclient.InferenceServerClient(model_server.url.removeprefix("http://"))
+
+
+def test_tritonclient_sees_a_live_ready_server_and_model(triton: Any) -> None:
+    assert triton.is_server_live() and triton.is_server_ready()
+    assert triton.is_model_ready("iris") and not triton.is_model_ready("other")
+    metadata = triton.get_model_metadata("iris")
+    assert metadata["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    assert "binary_tensor_data" in triton.get_server_metadata()["extensions"]
+
+
+@pytest.mark.parametrize("binary_in", [False, True])
+@pytest.mark.parametrize("binary_out", [False, True])
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+def test_tritonclient_infers_json_and_binary(
+    triton: Any, iris_file: Path, binary_in: bool, binary_out: bool, datatype: str
+) -> None:
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    features = FEATURES[:MAX_INSTANCES].astype(np.float32 if datatype == "FP32" else np.float64)
+    tensor = httpclient.InferInput("input-0", list(features.shape), datatype)
+    tensor.set_data_from_numpy(features, binary_data=binary_in)
+    wanted = httpclient.InferRequestedOutput("predict", binary_data=binary_out)
+    result = triton.infer("iris", [tensor], outputs=[wanted], request_id="t1")
+    expected = load(ModelSource(str(iris_file))).predict(features.astype(np.float64))
+    assert result.as_numpy("predict").tolist() == expected.tolist()
+    assert result.get_response()["id"] == "t1"
+
+
+def test_tritonclient_defaults_binary_outputs(triton: Any) -> None:
+    """With no outputs named, the client asks for every output in binary (binary_data_output)."""
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    tensor = httpclient.InferInput("input-0", [1, 4], "FP32")
+    tensor.set_data_from_numpy(np.array([ROW], dtype=np.float32))
+    result = triton.infer("iris", [tensor])
+    assert result.as_numpy("predict").tolist() == [0]
+    assert "data" not in result.get_output("predict")
+
+
+@pytest.mark.parametrize(
+    ("model", "shape", "values", "reason"),
+    [
+        ("other", [1, 4], [ROW], "no model other; this server serves iris"),
+        ("iris", [1, 3], [ROW[:3]], "inputs[0].shape: expected [N, 4], got [1, 3]"),
+        ("iris", [MAX_INSTANCES + 1, 4], [ROW] * (MAX_INSTANCES + 1), f"exceed the limit of {MAX_INSTANCES}"),
+    ],
+)
+@pytest.mark.parametrize("binary", [False, True])
+def test_tritonclient_shows_the_reason_of_each_refusal(
+    triton: Any, model: str, shape: list[int], values: list[list[float]], reason: str, binary: bool
+) -> None:
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    tensor = httpclient.InferInput("input-0", shape, "FP64")
+    tensor.set_data_from_numpy(np.array(values, dtype=np.float64), binary_data=binary)
+    with pytest.raises(InferenceServerException) as refused:
+        triton.infer(model, [tensor])
+    assert reason in refused.value.message()
+    assert refused.value.status() in ("404", "413", "422")
