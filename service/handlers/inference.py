@@ -337,9 +337,11 @@ def document(openapi: dict[str, Any]) -> None:
     paths = openapi["paths"]
     for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
         paths[path]["post"]["requestBody"] = v2
+        paths[path]["post"]["responses"]["422"] = _ERRORS[422]
     # flask-openapi3 reads "<name>:predict" as a converter and writes the path "/v1/models/{predict"; put it back.
     if "/v1/models/{predict" in paths:
         paths["/v1/models/{name}:predict"] = paths.pop("/v1/models/{predict")
     v1 = body(PredictRequest)
     for path in ("/api/v1/predict", "/v1/models/{name}:predict"):
         paths[path]["post"]["requestBody"] = v1
+        paths[path]["post"]["responses"]["422"] = _ERRORS[422]
