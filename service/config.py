@@ -85,6 +85,16 @@ def _model_word(value: str) -> str:
     return value
 
 
+_OBJECT_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
+
+
+def _object_name(value: str) -> str:
+    """A Kubernetes object name (a DNS subdomain)."""
+    if not _OBJECT_NAME.fullmatch(value):
+        raise ValueError(value)
+    return value
+
+
 def _type_names(value: str) -> str:
     """A comma-separated list of dotted type names, kept as written (``Settings.model_trusted_type_names`` splits it:
     pydantic-settings would read a list-typed variable as JSON)."""
@@ -107,8 +117,10 @@ Exporter = Annotated[str, AfterValidator(_exporter)]
 BaseUrl = Annotated[str, AfterValidator(_base_url)]
 JsonObject = Annotated[str, AfterValidator(_json_object)]
 BatchRunner = Literal["local", "kubernetes", "off"]
+BatchAuth = Literal["auto", "kubernetes", "token", "none"]
 ModelWord = Annotated[str, AfterValidator(_model_word)]
 TypeNames = Annotated[str, AfterValidator(_type_names)]
+ObjectName = Annotated[str, AfterValidator(_object_name)]
 
 
 def setting(
@@ -260,6 +272,19 @@ class Settings(BaseSettings):
         "`.callback-key` in the data directory, made on first use.",
         accepts="an absolute file path, or empty",
     )
+    batch_auth: BatchAuth = setting(
+        "FLASK_SVC_BATCH_AUTH",
+        "auto",
+        "Who may use `/api/v1/jobs`: the cluster decides (`kubernetes`: TokenReview and SubjectAccessReview), "
+        "static bearer tokens (`token`), or anyone (`none`); `auto` is `none` on a loopback bind (`make run`) and "
+        "otherwise refuses every job request.",
+    )
+    batch_auth_tokens_file: AbsolutePath = setting(
+        "FLASK_SVC_BATCH_AUTH_TOKENS_FILE",
+        "",
+        "With `FLASK_SVC_BATCH_AUTH=token`: the file of bearer tokens, one `token[,username[,admin]]` a line.",
+        accepts="an absolute file path, or empty",
+    )
     batch_reconcile_seconds: float = setting(
         "FLASK_SVC_BATCH_RECONCILE_SECONDS",
         5,
@@ -273,6 +298,61 @@ class Settings(BaseSettings):
         "",
         "The stage Jobs' spec (image, security context, resources, volume, limits): set by the chart.",
         accepts="a JSON object, or empty",
+    )
+    # Batch bounds (issue 20): how much the pipeline may hold and run, for how long, and who reconciles.
+    batch_max_running_stages: int = setting(
+        "FLASK_SVC_BATCH_MAX_RUNNING_STAGES",
+        4,
+        "Most batch jobs running a stage at once (counted on the shared volume: cluster-wide for the `kubernetes` "
+        "runner); later jobs wait `queued` and start in submission order.",
+        ge=1,
+        le=10_000,
+    )
+    batch_max_active_jobs_per_owner: int = setting(
+        "FLASK_SVC_BATCH_MAX_ACTIVE_JOBS_PER_OWNER",
+        20,
+        "Most unfinished jobs one owner may have; another upload gets 429 with `Retry-After`.",
+        ge=1,
+        le=1_000_000,
+    )
+    batch_max_stored_bytes: int = setting(
+        "FLASK_SVC_BATCH_MAX_STORED_BYTES",
+        8 << 30,
+        "Most bytes the jobs may keep in the data directory; an upload that would pass it gets 507 and nothing "
+        "is kept (keep it below the volume's size).",
+        unit="bytes",
+        ge=1,
+        le=1 << 50,
+    )
+    batch_retention_seconds: float = setting(
+        "FLASK_SVC_BATCH_RETENTION_SECONDS",
+        86_400,
+        "A finished job (its record and files) is removed this long after it finished.",
+        unit="seconds",
+        ge=1,
+        le=365 * 86_400,
+    )
+    batch_incoming_retention_seconds: float = setting(
+        "FLASK_SVC_BATCH_INCOMING_RETENTION_SECONDS",
+        3600,
+        "An upload left half-written in `.incoming/` (its worker was killed) is removed once untouched this long.",
+        unit="seconds",
+        ge=1,
+        le=365 * 86_400,
+    )
+    batch_lease_name: ObjectName = setting(
+        "FLASK_SVC_BATCH_LEASE_NAME",
+        "flask-svc-batch-reconciler",
+        "The `coordination.k8s.io` Lease that elects the one pod reconciling (the `kubernetes` runner).",
+        accepts="a Kubernetes object name (lowercase letters, digits, '-', '.')",
+    )
+    batch_lease_seconds: float = setting(
+        "FLASK_SVC_BATCH_LEASE_SECONDS",
+        15,
+        "How long a reconciler's Lease holds without renewal before another pod takes over.",
+        unit="seconds",
+        ge=1,
+        le=3600,
     )
     model_path: AbsolutePath = setting(
         "FLASK_SVC_MODEL_PATH",
@@ -434,6 +514,31 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         for needed in ("FLASK_SVC_BATCH_JOB_TEMPLATE", "FLASK_SVC_BATCH_CALLBACK_URL"):
             if not getattr(settings, _FIELDS[needed]):
                 raise ConfigError(f"{needed} is empty: FLASK_SVC_BATCH_RUNNER=kubernetes needs it")
+    if settings.batch_auth == "kubernetes":
+        from service.batch.access import in_cluster
+
+        if not in_cluster(os.environ if environ is None else environ):
+            raise ConfigError(
+                "FLASK_SVC_BATCH_AUTH='kubernetes' needs a pod's service account (KUBERNETES_SERVICE_HOST and its "
+                "token); outside a cluster use token or none"
+            )
+    if settings.batch_auth == "token":
+        from service.batch.access import read_token_file
+
+        try:
+            read_token_file(settings.batch_auth_tokens_file)
+        except (OSError, ValueError) as error:
+            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
+            raise ConfigError(
+                f"FLASK_SVC_BATCH_AUTH_TOKENS_FILE={settings.batch_auth_tokens_file!r} is unusable with "
+                f"FLASK_SVC_BATCH_AUTH=token: {reason}"
+            ) from None
+    if settings.batch_runner == "kubernetes" and settings.batch_lease_seconds <= 2 * settings.batch_reconcile_seconds:
+        raise ConfigError(
+            f"FLASK_SVC_BATCH_LEASE_SECONDS={settings.batch_lease_seconds:g} must exceed twice "
+            f"FLASK_SVC_BATCH_RECONCILE_SECONDS ({settings.batch_reconcile_seconds:g}): "
+            "the Lease is renewed once per round"
+        )
     return settings
 
 

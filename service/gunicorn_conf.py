@@ -43,7 +43,7 @@ if _settings.model_enabled:
 
 from service import metrics_server
 from service.logs import gunicorn_logger
-from service.names import LIFECYCLE_EXTENSION
+from service.names import BATCH_RECONCILER_EXTENSION, LIFECYCLE_EXTENSION
 from service.worker import service_worker
 
 
@@ -91,6 +91,12 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     global _metrics_server
+    if _settings.batch_runner != "off":
+        from service.batch.access import resolve_mode, startup_note
+
+        note = startup_note(resolve_mode(_settings.batch_auth, _settings.host))
+        if note:
+            server.log.warning(note)
     if not _settings.metrics_enabled:
         server.log.info("metrics off (FLASK_SVC_METRICS=false)")
         return
@@ -123,6 +129,10 @@ def worker_exit(server: Any, worker: Any) -> None:
     tracing = tracing_of(worker.wsgi) if hasattr(worker.wsgi, "extensions") else None
     if tracing is not None:
         tracing.stop()
+    # The batch reconciler gives up its lock or Lease, so another worker or pod takes over without waiting.
+    reconciler = worker.wsgi.extensions.get(BATCH_RECONCILER_EXTENSION) if hasattr(worker.wsgi, "extensions") else None
+    if reconciler is not None:
+        reconciler.stop()
 
 
 def child_exit(server: Any, worker: Any) -> None:

@@ -146,6 +146,13 @@ class JobListQuery(QueryModel):
     after: str | None = Field(
         None, pattern=r"^[0-9a-f]{21}$", description="Continue after this job id (the previous page's `next`)."
     )
+    owner: str | None = Field(
+        None,
+        min_length=1,
+        max_length=256,
+        description="Whose jobs: a username, or `*` for everyone's; another's needs the admin grant (`list` on "
+        "`analysisjobs/all`). Unset: the caller's own.",
+    )
 
 
 class JobResultQuery(QueryModel):

@@ -33,6 +33,7 @@ METRICS_EXTENSION = "flask_svc.metrics"
 TRACING_EXTENSION = "flask_svc.tracing"
 BATCH_EXTENSION = "flask_svc.batch"  # the batch Coordinator (absent when FLASK_SVC_BATCH_RUNNER=off)
 BATCH_RECONCILER_EXTENSION = "flask_svc.batch_reconciler"
+BATCH_ACCESS_EXTENSION = "flask_svc.batch_access"  # the batch API's access Gate (service.batch.access)
 MODEL_EXTENSION = "flask_svc.model"  # the ServedModel, when FLASK_SVC_MODEL_PATH names one
 MODEL_IDENTITY_EXTENSION = "flask_svc.model_identity"  # its name, version and sha256, for /readyz and /version
 # The WSGI environ key where the app leaves the access line's fields (route, request and trace ids) for gunicorn.

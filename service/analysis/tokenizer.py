@@ -25,6 +25,8 @@ _UNICODE_WORD = regex.compile(
     r"[\p{L}\p{N}][\p{L}\p{N}\p{M}\p{Join_Control}]*(?:['’\-][\p{L}\p{N}][\p{L}\p{N}\p{M}\p{Join_Control}]*)*"  # noqa: RUF001
 )
 _WHITESPACE = regex.compile(r"\s", flags=regex.REVERSE)
+# What ends a word, whatever else the text holds: the batch pipeline cuts uploads into shards only after one.
+WHITESPACE = _WHITESPACE
 # Where a run without whitespace outgrows the carry, cut after ASCII punctuation that cannot join a word or start
 # a canonical composition ('<', '=', '>' combine with U+0338; apostrophe and hyphen can sit inside a word).
 _FORCED_CUT = regex.compile(r"[!\"#$%&()*+,./:;?@\[\\\]^_`{|}~]", flags=regex.REVERSE)

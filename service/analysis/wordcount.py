@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
+from collections.abc import Iterable
 
 
 class VocabularyTooLarge(ValueError):
@@ -32,10 +33,18 @@ class WordCount:
 
     def most_common(self, limit: int | None = None) -> list[tuple[str, int]]:
         """Highest count first, ties alphabetical, so answers are stable; O(n log limit) for a top-N."""
-        key = _rank_key
         if limit is None or limit >= len(self._counts):
-            return sorted(self._counts.items(), key=key)
-        return heapq.nsmallest(limit, self._counts.items(), key=key)
+            return ranked(self._counts.items())
+        return heapq.nsmallest(limit, self._counts.items(), key=_rank_key)
+
+    def by_word(self) -> list[tuple[str, int]]:
+        """Alphabetical (code point order, which is also UTF-8 byte order): what a k-way merge of counts needs."""
+        return sorted(self._counts.items())
+
+
+def ranked(items: Iterable[tuple[str, int]]) -> list[tuple[str, int]]:
+    """``(word, count)`` pairs in the API's ranking: highest count first, ties alphabetical."""
+    return sorted(items, key=_rank_key)
 
 
 def _rank_key(item: tuple[str, int]) -> tuple[int, str]:

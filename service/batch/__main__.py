@@ -1,4 +1,6 @@
-"""``python -m service.batch tokenize|count <job id>``: one pipeline stage, what a runner starts.
+"""``python -m service.batch tokenize|count|merge <job id>`` or ``map <job id> [<index>]``: one pipeline stage, what
+a runner starts. Without an index, ``map`` takes ``JOB_COMPLETION_INDEX``, which Kubernetes sets in each pod of an
+Indexed Job.
 
 Settings come from the same environment variables as the service (data directory, vocabulary cap, log format);
 the job's secret from ``FLASK_SVC_BATCH_JOB_SECRET`` and the trace to continue from ``TRACEPARENT``.
@@ -14,21 +16,28 @@ import sys
 from pathlib import Path
 
 from service.batch.signing import JOB_SECRET_ENV
-from service.batch.stages import ExitCode, StageContext, run
+from service.batch.stages import MAP, MERGE, ExitCode, StageContext, run, run_map, run_merge
 from service.batch.states import Stage
 from service.batch.store import JobStore, valid_id
 from service.config import ConfigError, load_settings
 
 log = logging.getLogger("service.batch.stage")
+COMPLETION_INDEX_ENV = "JOB_COMPLETION_INDEX"
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m service.batch", description="Run one batch pipeline stage.")
-    parser.add_argument("stage", choices=[stage.value for stage in Stage])
+    parser.add_argument("stage", choices=[*(stage.value for stage in Stage), MAP, MERGE])
     parser.add_argument("job_id")
+    parser.add_argument("index", nargs="?", help=f"map: the shard (default: ${COMPLETION_INDEX_ENV})")
     arguments = parser.parse_args(argv)
     if not valid_id(arguments.job_id):
         parser.error(f"not a job id: {arguments.job_id!r}")
+    index = arguments.index if arguments.index is not None else os.environ.get(COMPLETION_INDEX_ENV)
+    if arguments.stage == MAP and (index is None or not index.isdigit()):
+        parser.error(f"map needs a shard index (an argument or ${COMPLETION_INDEX_ENV}), got {index!r}")
+    if arguments.stage != MAP and arguments.index is not None:
+        parser.error(f"only map takes a shard index, not {arguments.stage}")
     try:
         settings = load_settings()
     except ConfigError as error:
@@ -37,7 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     from service import logs, tracing
 
     logs.configure(settings)
-    stage = Stage(arguments.stage)
+    name = arguments.stage
     context = StageContext(
         store=JobStore(Path(settings.batch_data_dir)),
         job_id=arguments.job_id,
@@ -50,11 +59,16 @@ def main(argv: list[str] | None = None) -> int:
     traced = tracing.for_process(settings)
     try:
         with tracing.continued_span(
-            traced, f"batch.{stage.value}", os.environ.get("TRACEPARENT"), {"batch.job_id": context.job_id}
+            traced, f"batch.{name}", os.environ.get("TRACEPARENT"), {"batch.job_id": context.job_id}
         ):
-            log.info("stage started", extra={"job_id": context.job_id, "stage": stage.value})
-            code = run(stage, context)
-            log.info("stage finished", extra={"job_id": context.job_id, "stage": stage.value, "exit_code": int(code)})
+            log.info("stage started", extra={"job_id": context.job_id, "stage": name, "shard": index})
+            if name == MAP:
+                code = run_map(context, int(str(index)))
+            elif name == MERGE:
+                code = run_merge(context)
+            else:
+                code = run(Stage(name), context)
+            log.info("stage finished", extra={"job_id": context.job_id, "stage": name, "exit_code": int(code)})
     finally:
         if traced is not None:
             traced.stop()

@@ -21,6 +21,7 @@ from typing import Any, Protocol
 
 from service.batch import formats, signing
 from service.batch.formats import Outcome
+from service.batch.leader import Leader
 from service.batch.runner import Phase, Runner, RunnerUnavailable
 from service.batch.states import RUNNING_STAGE, JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, UnknownJob, new_id
@@ -36,6 +37,22 @@ class NotFinished(Exception):
 
 class StorageFull(OSError):
     """The shared volume has no room for the upload."""
+
+
+class OverQuota(Exception):
+    """The upload would take the stored bytes past ``Limits.max_stored_bytes`` (507, nothing kept)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"the jobs may keep at most {limit} bytes; delete finished jobs or wait for retention")
+        self.limit = limit
+
+
+class TooManyJobs(Exception):
+    """The owner already has ``Limits.max_active_per_owner`` unfinished jobs (429)."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(f"at most {limit} unfinished jobs per owner; wait for one to finish")
+        self.limit = limit
 
 
 class UnsignedEvent(Exception):
@@ -88,6 +105,17 @@ class Page:
     next_after: str | None
 
 
+@dataclass(frozen=True)
+class Limits:
+    """What the pipeline may hold and run (the ``FLASK_SVC_BATCH_*`` settings of the same names)."""
+
+    max_running_stages: int = 4
+    max_active_per_owner: int = 20
+    max_stored_bytes: int = 8 << 30
+    retention_seconds: float = 86_400
+    incoming_retention_seconds: float = 3600
+
+
 @dataclass
 class Coordinator:
     store: JobStore
@@ -95,31 +123,51 @@ class Coordinator:
     key: bytes
     stage_env: Mapping[str, str]  # what every stage needs besides its job's secret and trace
     observer: Observer = field(default_factory=_Unobserved)
+    limits: Limits = field(default_factory=Limits)
 
     @classmethod
     def open(
-        cls, root: Path, runner: Runner, key_file: str, stage_env: Mapping[str, str], observer: Observer
+        cls,
+        root: Path,
+        runner: Runner,
+        key_file: str,
+        stage_env: Mapping[str, str],
+        observer: Observer,
+        limits: Limits | None = None,
     ) -> Coordinator:
         store = JobStore(root)
         store.ensure()
-        return cls(store, runner, signing.load_key(root, key_file), stage_env, observer)
+        return cls(store, runner, signing.load_key(root, key_file), stage_env, observer, limits or Limits())
 
     # --- creating -------------------------------------------------------------------------------------------------
 
     def create(
-        self, chunks: Iterable[bytes], options: Mapping[str, Any], traceparent: str | None, owner: str = ""
+        self,
+        chunks: Iterable[bytes],
+        options: Mapping[str, Any],
+        traceparent: str | None,
+        owner: str = "",
+        declared: int | None = None,
     ) -> JobRecord:
-        """Keep the upload and queue its job. Any error while the body arrives (too large, cut short, no room)
-        removes what was written and propagates: nothing of a refused upload is kept."""
+        """Keep the upload and queue its job; it starts when a stage slot is free (``admit``). Any error while the
+        body arrives (too large, cut short, no room, over the stored-bytes cap) removes what was written and
+        propagates: nothing of a refused upload is kept. ``declared`` is the body's announced length, checked
+        against the cap before a byte is read."""
         self.runner.check()  # refuse before reading a byte when no stage could start
+        self._check_owner(owner)
+        room = self.limits.max_stored_bytes - self.store.stored_bytes()
+        if declared is not None and declared > room:
+            raise OverQuota(self.limits.max_stored_bytes)
         job_id = new_id()
         size = 0
         try:
             directory = self.store.incoming(job_id)
             with formats.atomic_writer(directory / INPUT, binary=True) as out:
                 for chunk in chunks:
-                    out.write(chunk)
                     size += len(chunk)
+                    if size > room:  # concurrent uploads each see the others' bytes written so far
+                        raise OverQuota(self.limits.max_stored_bytes)
+                    out.write(chunk)
             now = time.time()
             record = JobRecord(
                 id=job_id,
@@ -141,13 +189,28 @@ class Coordinator:
             self.store.discard_incoming(job_id)
             raise
         log.info("job queued", extra={"job_id": job_id, "bytes": size})
+        self.admit()
         return self.advance(job_id)
+
+    def _check_owner(self, owner: str) -> None:
+        active = 0
+        for job_id in self.store.ids():
+            record = self.store.load(job_id)
+            if record is not None and record.owner == owner and not record.state.terminal:
+                active += 1
+                if active >= self.limits.max_active_per_owner:
+                    raise TooManyJobs(self.limits.max_active_per_owner)
 
     # --- reading --------------------------------------------------------------------------------------------------
 
     def get(self, job_id: str) -> JobRecord:
-        """The job as it is now: advanced first, so a lost callback never leaves a reader waiting."""
-        return self.advance(job_id)
+        """The job as it is now: advanced first (a queued one admitted if there is room), so a lost callback never
+        leaves a reader waiting."""
+        record = self.advance(job_id)
+        if record.state is State.QUEUED:
+            self.admit()
+            record = self.advance(job_id)
+        return record
 
     def page(self, limit: int, after: str | None = None, owner: str | None = None) -> Page:
         """Jobs newest first; only ``owner``'s when one is given (None: everyone's)."""
@@ -198,6 +261,7 @@ class Coordinator:
             yield record
 
     def advance(self, job_id: str) -> JobRecord:
+        freed = False
         with self._locked(job_id) as record:
             if not record.state.terminal:
                 before = record.to_json()
@@ -209,14 +273,15 @@ class Coordinator:
                     self.store.save(record)
                     if record.state.terminal:
                         self.observer.job_finished(record)
-            return record
+                        freed = True
+        if freed:  # its stage slot is free: the next queued job need not wait for the reconciler
+            self.admit()
+        return record
 
     def _advance(self, record: JobRecord) -> None:
         while not record.state.terminal:
             if record.state is State.QUEUED:
-                self._start(record, Stage.TOKENIZE)
-                record.move_to(State.TOKENIZING)
-                continue
+                return  # ``admit`` starts it when a stage slot is free
             stage = RUNNING_STAGE[record.state]
             outcome = self.store.outcome(record.id, stage)
             if outcome is None:
@@ -260,6 +325,37 @@ class Coordinator:
         record.stages[stage.value].job_name = name
         log.info("stage started", extra={"job_id": record.id, "stage": stage.value, "stage_job": name})
 
+    def admit(self) -> None:
+        """Start queued jobs, oldest first, while fewer than ``max_running_stages`` jobs run a stage. A job holds
+        its slot from its first stage to its end; the count is read from the records on the shared volume under
+        one lock there, so every worker and replica together keep to the cap. Lock order: this one, then a job's."""
+        with self.store.admission():
+            records = [record for job_id in self.store.ids() if (record := self.store.load(job_id)) is not None]
+            try:
+                busy = self.runner.active()
+            except RunnerUnavailable as error:
+                log.warning("runner unavailable; queued jobs wait", extra={"error": str(error)})
+                return
+            running = len(busy | {record.id for record in records if record.state in RUNNING_STAGE})
+            for record in reversed(records):  # ids sort newest first
+                if running >= self.limits.max_running_stages:
+                    return
+                if record.state is not State.QUEUED:
+                    continue
+                try:
+                    with self._locked(record.id) as current:
+                        if current.state is not State.QUEUED:
+                            continue
+                        self._start(current, Stage.TOKENIZE)
+                        current.move_to(State.TOKENIZING)
+                        self.store.save(current)
+                except UnknownJob:
+                    continue
+                except RunnerUnavailable as error:
+                    log.warning("runner unavailable; queued jobs wait", extra={"error": str(error)})
+                    return
+                running += 1
+
     def report(self, job_id: str, body: bytes, signature: str | None) -> JobRecord:
         """A stage's callback: authenticated by its job's secret, applied at most once, then the job advanced."""
         if self.store.load(job_id) is None:
@@ -294,32 +390,55 @@ class Coordinator:
                 self.observer.job_finished(record)
             self.store.remove(job_id)
             log.info("job deleted", extra={"job_id": job_id, "state": record.state.value})
-            return record
+        self.admit()
+        return record
 
     # --- reconciling ----------------------------------------------------------------------------------------------
 
-    def reconcile(self) -> None:
-        """Advance every unfinished job and publish the count by state."""
+    def reconcile(self, now: float | None = None) -> None:
+        """Advance every unfinished job, start queued ones, remove what retention says is old, and publish the
+        count by state."""
+        moment = time.time() if now is None else now
+        for job_id in self.store.ids():
+            record = self.store.load(job_id)
+            if record is not None and not record.state.terminal:
+                with contextlib.suppress(UnknownJob):
+                    self.advance(job_id)
+        self.admit()
         counts = dict.fromkeys(State, 0)
         for job_id in self.store.ids():
             record = self.store.load(job_id)
             if record is None:
                 continue
-            if not record.state.terminal:
-                try:
-                    record = self.advance(job_id)
-                except UnknownJob:
-                    continue
+            if record.state.terminal and moment - (record.updated or record.created) > self.limits.retention_seconds:
+                self._expire(job_id)
+                continue
             counts[record.state] += 1
+        for job_id in self.store.stale_incoming(moment - self.limits.incoming_retention_seconds):
+            self.store.discard_incoming(job_id)
+            log.info("abandoned upload removed", extra={"job_id": job_id})
         self.observer.jobs_by_state(counts)
+
+    def _expire(self, job_id: str) -> None:
+        try:
+            with self._locked(job_id) as record:
+                if not record.state.terminal:
+                    return
+                self.runner.cancel(job_id)  # its finished stage Jobs too, so they stop counting against a quota
+                self.store.remove(job_id)
+        except (UnknownJob, RunnerUnavailable):
+            return  # gone already, or the next round tries again
+        log.info("finished job removed (retention)", extra={"job_id": job_id, "state": record.state.value})
 
 
 class Reconciler:
-    """A daemon thread per worker that calls ``reconcile`` every ``interval`` seconds."""
+    """A daemon thread per worker that calls ``reconcile`` every ``interval`` seconds while its ``leader`` says this
+    process leads (see ``service.batch.leader``); without one, every round."""
 
-    def __init__(self, coordinator: Coordinator, interval: float) -> None:
+    def __init__(self, coordinator: Coordinator, interval: float, leader: Leader | None = None) -> None:
         self.coordinator = coordinator
         self.interval = interval
+        self.leader = leader
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="batch-reconcile", daemon=True)
 
@@ -328,10 +447,14 @@ class Reconciler:
 
     def stop(self) -> None:
         self._stop.set()
+        release = getattr(self.leader, "release", None)
+        if release is not None:
+            release()
 
     def _loop(self) -> None:
         while not self._stop.wait(self.interval):
             try:
-                self.coordinator.reconcile()
+                if self.leader is None or self.leader.lead():
+                    self.coordinator.reconcile()
             except Exception:  # the next round tries again; one bad job must not stop the loop
                 log.exception("batch reconcile failed")

@@ -34,6 +34,11 @@ _TIMEOUT = (3.05, 10)  # connect, read: a request must not hold a request thread
 _MAX_PREFIX = 63 - 21 - len("-tokenize") - 1  # Job names become pod labels: 63 characters at most
 
 
+def namespace(settings: Settings) -> str:
+    """The release namespace: the Downward API's, else the service account's."""
+    return settings.pod_namespace or _NAMESPACE_FILE.read_text().strip()
+
+
 class KubernetesRunner:
     name = "kubernetes"
 
@@ -47,7 +52,7 @@ class KubernetesRunner:
             configuration = client.Configuration.get_default_copy()
         configuration.retries = 1  # fail fast when the API is away; reconciling retries later
         self.api = client.BatchV1Api(client.ApiClient(configuration))
-        self.namespace = settings.pod_namespace or _NAMESPACE_FILE.read_text().strip()
+        self.namespace = namespace(settings)
         self.template: dict[str, Any] = json.loads(settings.batch_job_template)
         prefix = str(self.template.get("metadata", {}).get("name") or "batch")
         self.prefix = prefix[:_MAX_PREFIX].rstrip("-")
@@ -106,6 +111,19 @@ class KubernetesRunner:
                 detail = f"{condition.reason}: {condition.message}" if condition.message else condition.reason
                 return StageStatus(Phase.FAILED, f"the {stage.value} Job failed ({detail})")
         return StageStatus(Phase.RUNNING)
+
+    def active(self) -> set[str]:
+        """Jobs with a stage Job of this release not yet Complete or Failed (its pod may still be exiting after it
+        wrote its outcome): one list call."""
+        listed = self._call("list Jobs", self.api.list_namespaced_job, self.namespace, label_selector=JOB_ID_LABEL)
+        running = set()
+        for job in listed.items if listed is not None else []:
+            if not job.metadata.name.startswith(f"{self.prefix}-"):
+                continue
+            conditions = (job.status and job.status.conditions) or []
+            if not any(c.status == "True" and c.type in ("Complete", "Failed") for c in conditions):
+                running.add(job.metadata.labels[JOB_ID_LABEL])
+        return running
 
     def cancel(self, job_id: str) -> None:
         for stage in Stage:

@@ -93,6 +93,9 @@ class LocalRunner:
         detail = f"exit code {code}" if code is not None and code >= 0 else f"signal {-code}" if code else "unknown"
         return StageStatus(Phase.FAILED, f"the {stage.value} stage ended without reporting an outcome ({detail})")
 
+    def active(self) -> set[str]:
+        return set()  # a stage's outcome is its last act: the records say all there is
+
     def cancel(self, job_id: str) -> None:
         """SIGTERM each live stage's process group and wait (briefly) for it to go, so no file appears later."""
         directory = self.store.path(job_id)

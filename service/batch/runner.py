@@ -50,6 +50,10 @@ class Runner(Protocol):
 
     def status(self, job_id: str, stage: Stage) -> StageStatus: ...
 
+    def active(self) -> set[str]:
+        """Ids of the jobs with a stage the runner still runs by its own account (a Job not yet finished), which
+        may outlast the outcome on the volume; admission counts them with the records'."""
+
     def cancel(self, job_id: str) -> None:
         """Stop and remove every stage of the job; what is already gone is fine."""
 

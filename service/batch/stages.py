@@ -1,9 +1,13 @@
-"""The two stages, run as their own processes (``python -m service.batch tokenize|count <id>``).
+"""The stages, run as their own processes (``python -m service.batch tokenize|count|map|merge <id> [<index>]``).
 
 Each reads its input from the job's directory and streams it through ``service.analysis`` with bounded memory:
 tokenize holds one chunk and the tokenizer's carry, count holds one batch of words and the vocabulary (capped by
 ``FLASK_SVC_MAX_VOCABULARY``). Outputs are written atomically, then the outcome file, then the stage reports to
 the coordinator's callback (best effort: the coordinator also reconciles from the files and the runner).
+
+``map`` and ``merge`` are the sharded pipeline (``shards``): map counts one shard of the plan in ``shards.json``
+(written by whoever planned it) into its partial result, outcome ``map-<index>.json``; merge combines every
+shard's partial result into ``counts.tsv``, outcome ``merge.json``.
 """
 
 from __future__ import annotations
@@ -18,11 +22,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 from service.analysis import AnalysisOptions, VocabularyTooLarge, WordCount
 from service.analysis.pipeline import InvalidText, stream_words
-from service.batch import formats
+from service.batch import formats, shards
 from service.batch.formats import Outcome
 from service.batch.signing import SIGNATURE_HEADER, sign
 from service.batch.states import Stage
@@ -62,17 +67,39 @@ class StageContext:
     secret: str
 
 
+MAP = "map"
+MERGE = "merge"
+Work = Callable[[Path, AnalysisOptions, StageContext, Outcome], None]
+
+
 def run(stage: Stage, context: StageContext) -> ExitCode:
     """Run one stage and record its outcome; never raises."""
+    return _run(stage.value, f"{stage.value}.json", _tokenize if stage is Stage.TOKENIZE else _count, context)
+
+
+def run_map(context: StageContext, index: int) -> ExitCode:
+    """Count shard ``index`` of the job's plan into its partial result; never raises."""
+    return _run(MAP, map_outcome_name(index), partial(_map, index), context)
+
+
+def run_merge(context: StageContext) -> ExitCode:
+    """Merge every shard's partial result into ``counts.tsv``; never raises."""
+    return _run(MERGE, f"{MERGE}.json", _merge, context)
+
+
+def map_outcome_name(index: int) -> str:
+    return f"{MAP}-{index:05d}.json"
+
+
+def _run(name: str, outcome_name: str, work: Work, context: StageContext) -> ExitCode:
     started = time.time()
     directory = context.store.path(context.job_id)
-    outcome = Outcome(stage=stage.value, ok=False, exit_code=ExitCode.UNEXPECTED, started=started)
+    outcome = Outcome(stage=name, ok=False, exit_code=ExitCode.UNEXPECTED, started=started)
     try:
         record = context.store.load(context.job_id)
         if record is None:
             raise StageFailed(ExitCode.NO_JOB, f"job {context.job_id} does not exist")
         options = AnalysisOptions(**record.options)
-        work = _tokenize if stage is Stage.TOKENIZE else _count
         work(directory, options, context, outcome)
         outcome.ok, outcome.exit_code = True, ExitCode.OK
     except StageFailed as failure:
@@ -80,11 +107,11 @@ def run(stage: Stage, context: StageContext) -> ExitCode:
     except OSError as error:
         outcome.exit_code, outcome.reason = ExitCode.STORAGE, _storage_reason(error)
     except Exception as error:  # report it rather than die silently: the job must end, not hang
-        log.exception("stage crashed", extra={"job_id": context.job_id, "stage": stage.value})
-        outcome.reason = f"{stage.value} stage crashed: {type(error).__name__}: {error}"
+        log.exception("stage crashed", extra={"job_id": context.job_id, "stage": name})
+        outcome.reason = f"{name} stage crashed: {type(error).__name__}: {error}"
     outcome.finished = time.time()
     outcome.peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
-    _record(directory, outcome, context)
+    _record(directory / outcome_name, outcome, context)
     _report(outcome, context)
     return ExitCode(outcome.exit_code)
 
@@ -110,10 +137,12 @@ def _tokenize(directory: Path, options: AnalysisOptions, context: StageContext, 
         try:
             stats = stream_words(formats.read_chunks(source), options.tokenizer(), consume)
         except InvalidText as error:
-            raise StageFailed(
-                ExitCode.BAD_INPUT, f"the upload is not valid UTF-8 (first bad byte at offset {error.offset})"
-            ) from None
+            raise _not_utf8(error) from None
     outcome.bytes = stats.bytes
+
+
+def _not_utf8(error: InvalidText) -> StageFailed:
+    return StageFailed(ExitCode.BAD_INPUT, f"the upload is not valid UTF-8 (first bad byte at offset {error.offset})")
 
 
 def _count(directory: Path, options: AnalysisOptions, context: StageContext, outcome: Outcome) -> None:
@@ -133,9 +162,41 @@ def _count(directory: Path, options: AnalysisOptions, context: StageContext, out
     outcome.tokens, outcome.unique = counts.total, counts.unique
 
 
-def _record(directory: Path, outcome: Outcome, context: StageContext) -> None:
+def _map(index: int, directory: Path, options: AnalysisOptions, context: StageContext, outcome: Outcome) -> None:
+    source = directory / INPUT
+    plan = shards.load_plan(directory)
+    if plan is None or not source.exists():
+        raise StageFailed(ExitCode.NO_JOB, "the upload or its shard plan is gone (job cancelled?)")
+    if not 0 <= index < len(plan):
+        raise StageFailed(ExitCode.USAGE, f"no shard {index}: the plan has {len(plan)}")
     try:
-        formats.write_json(directory / f"{outcome.stage}.json", outcome.to_json())
+        done = shards.map_shard(source, directory, plan[index], options, context.max_vocabulary)
+    except InvalidText as error:
+        raise _not_utf8(error) from None
+    except VocabularyTooLarge as error:
+        raise StageFailed(ExitCode.BAD_INPUT, str(error)) from None
+    outcome.bytes, outcome.tokens, outcome.unique = done.bytes, done.words, done.unique
+
+
+def _merge(directory: Path, options: AnalysisOptions, context: StageContext, outcome: Outcome) -> None:
+    plan = shards.load_plan(directory)
+    if plan is None:
+        raise StageFailed(ExitCode.NO_JOB, "the shard plan is gone (job cancelled?)")
+    missing = [shard.index for shard in plan if not shards.partial_path(directory, shard.index).exists()]
+    if missing:
+        raise StageFailed(ExitCode.UNEXPECTED, f"shards without a partial result yet: {missing[:10]}")
+    try:
+        merged = shards.merge(directory, plan, context.max_vocabulary)
+    except VocabularyTooLarge as error:
+        raise StageFailed(ExitCode.BAD_INPUT, str(error)) from None
+    except shards.StalePartial as error:
+        raise StageFailed(ExitCode.UNEXPECTED, str(error)) from None  # its map must run again
+    outcome.bytes, outcome.tokens, outcome.unique = merged.bytes, merged.words, merged.unique
+
+
+def _record(path: Path, outcome: Outcome, context: StageContext) -> None:
+    try:
+        formats.write_json(path, outcome.to_json())
     except OSError as error:  # a full volume may refuse even this; the callback still carries the reason
         log.warning("could not write the outcome", extra={"job_id": context.job_id, "error": str(error)})
 

@@ -31,6 +31,7 @@ INPUT = "input.txt"
 RECORD = "job.json"
 _LOCK = ".lock"
 _INCOMING = ".incoming"
+_ADMISSION_LOCK = ".admission.lock"
 _ID = re.compile(r"[0-9a-f]{21}")
 
 
@@ -71,7 +72,8 @@ class JobStore:
         os.rename(staging, self.path(record.id))
 
     def discard_incoming(self, job_id: str) -> None:
-        shutil.rmtree(self.root / _INCOMING / job_id, ignore_errors=True)
+        if job_id not in ("", ".", ".."):
+            shutil.rmtree(self.root / _INCOMING / job_id, ignore_errors=True)
 
     def load(self, job_id: str) -> JobRecord | None:
         if not valid_id(job_id):
@@ -95,6 +97,58 @@ class JobStore:
                 yield
             finally:
                 fcntl.flock(handle, fcntl.LOCK_UN)
+
+    @contextlib.contextmanager
+    def admission(self) -> Iterator[None]:
+        """One lock for the whole volume: held while counting running jobs and starting queued ones."""
+        flags = os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+        with os.fdopen(os.open(self.root / _ADMISSION_LOCK, flags, 0o600), "w") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def stored_bytes(self) -> int:
+        """Bytes the jobs keep: every file under the root (published jobs and uploads still arriving)."""
+        total = 0
+        pending = [self.root]
+        while pending:
+            try:
+                entries = list(os.scandir(pending.pop()))
+            except OSError:  # removed while we looked
+                continue
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        pending.append(Path(entry.path))
+                    elif entry.is_file(follow_symlinks=False):
+                        total += entry.stat(follow_symlinks=False).st_size
+                except OSError:
+                    continue
+        return total
+
+    def stale_incoming(self, before: float) -> list[str]:
+        """Uploads in ``.incoming/`` nothing has written to since ``before`` (their worker was killed)."""
+        stale = []
+        try:
+            names = os.listdir(self.root / _INCOMING)
+        except FileNotFoundError:
+            return []
+        for name in names:
+            directory = self.root / _INCOMING / name
+            try:
+                touched = max(
+                    [
+                        directory.lstat().st_mtime,
+                        *(entry.stat(follow_symlinks=False).st_mtime for entry in os.scandir(directory)),
+                    ]
+                )
+            except OSError:
+                continue
+            if touched < before:
+                stale.append(name)
+        return stale
 
     def ids(self) -> list[str]:
         """Every published job, newest first."""

@@ -15,20 +15,26 @@ from flask_openapi3.models.tag import Tag
 from flask_openapi3.openapi import OpenAPI
 
 from service import tracing, uploads
+from service.batch import access
+from service.batch.access import Gate, User, Verb
 from service.batch.coordinator import (
     Coordinator,
     ForgedEvent,
+    Limits,
     MalformedEvent,
     NotFinished,
+    OverQuota,
     Reconciler,
     StorageFull,
+    TooManyJobs,
     UnsignedEvent,
 )
 from service.batch.formats import Outcome
+from service.batch.leader import make_leader
 from service.batch.runner import RunnerUnavailable, make_runner
 from service.batch.states import JobRecord, State
 from service.batch.store import UnknownJob
-from service.config import Settings, address
+from service.config import ConfigError, Settings, address
 from service.handlers import current_settings
 from service.logs import rfc3339
 from service.metrics import Instruments
@@ -43,12 +49,13 @@ from service.models import (
     WordcountResult,
     problem_responses,
 )
-from service.names import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
 from service.problems import Problem
 
 log = logging.getLogger(__name__)
 _EVENT_MAX_BYTES = 4096
 _RETRY_AFTER_SECONDS = "5"
+_RETRY_AFTER_BUSY_SECONDS = "30"  # an owner's jobs take about this long to make room
 
 bp = APIBlueprint(
     "batch",
@@ -105,17 +112,83 @@ def init_app(app: OpenAPI, settings: Settings, instruments: Instruments) -> None
         settings.batch_callback_key_file,
         stage_env,
         MetricsObserver(instruments),
+        _limits(settings),
     )
-    reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds)
+    mode = access.resolve_mode(settings.batch_auth, settings.host)
+    try:
+        gate = access.make_gate(mode, settings.batch_auth_tokens_file, settings.pod_namespace)
+    except (OSError, ValueError) as error:
+        raise ConfigError(f"FLASK_SVC_BATCH_AUTH={settings.batch_auth} cannot work: {error}") from None
+    reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds, make_leader(settings))
     reconciler.start()
+    app.extensions[BATCH_ACCESS_EXTENSION] = gate
     app.extensions[BATCH_EXTENSION] = coordinator
     app.extensions[BATCH_RECONCILER_EXTENSION] = reconciler
     app.register_api(bp)
 
 
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_running_stages=settings.batch_max_running_stages,
+        max_active_per_owner=settings.batch_max_active_jobs_per_owner,
+        max_stored_bytes=settings.batch_max_stored_bytes,
+        retention_seconds=settings.batch_retention_seconds,
+        incoming_retention_seconds=settings.batch_incoming_retention_seconds,
+    )
+
+
 def _coordinator() -> Coordinator:
     coordinator: Coordinator = current_app.extensions[BATCH_EXTENSION]
     return coordinator
+
+
+# --- access: every route but the stages' callback (signed per job) is authenticated, then authorised ------------
+
+
+def _gate() -> Gate:
+    gate: Gate = current_app.extensions[BATCH_ACCESS_EXTENSION]
+    return gate
+
+
+def _access_problem(error: access.AccessError) -> Problem:
+    if isinstance(error, access.MissingToken):
+        return Problem(401, "unauthenticated", str(error), headers={"WWW-Authenticate": 'Bearer realm="flask-svc"'})
+    if isinstance(error, access.RejectedToken):
+        header = 'Bearer realm="flask-svc", error="invalid_token"'
+        return Problem(401, "invalid_token", str(error), headers={"WWW-Authenticate": header})
+    if isinstance(error, access.NotConfigured):
+        return Problem(403, "batch_auth_not_configured", str(error))
+    if isinstance(error, access.ReviewUnavailable):
+        detail = f"access cannot be checked now: {error}"
+        return Problem(503, "access_review_unavailable", detail, headers={"Retry-After": _RETRY_AFTER_SECONDS})
+    return Problem(403, "forbidden", str(error))
+
+
+def _caller(verb: Verb, *, everyone: bool = False) -> User:
+    """The request's user, allowed to ``verb`` (on everyone's jobs with ``everyone``); a problem otherwise."""
+    gate = _gate()
+    try:
+        user = gate.authenticate(request.headers.get("Authorization"))
+        access.require(gate, user, verb, everyone=everyone)
+    except access.AccessError as error:
+        raise _access_problem(error) from None
+    return user
+
+
+def _owned(job_id: str, user: User, verb: Verb) -> None:
+    """404 for a job that is not there or not ``user``'s — unless ``user`` may ``verb`` everyone's jobs, asked only
+    then. The same answer either way, so ids of others' jobs cannot be probed."""
+    record = _coordinator().store.load(job_id)
+    if record is None:
+        raise _unknown(job_id)
+    if record.owner == user.name:
+        return
+    try:
+        admin = _gate().allowed(user, verb, everyone=True)
+    except access.AccessError as error:
+        raise _access_problem(error) from None
+    if not admin:
+        raise _unknown(job_id)
 
 
 def _time(moment: float | None) -> str | None:
@@ -155,10 +228,11 @@ def _unavailable(error: RunnerUnavailable) -> Problem:
 
 @bp.post(
     "",
-    responses={202: JobDocument, **problem_responses(400, 408, 413, 415, 422, 503, 507)},
+    responses={202: JobDocument, **problem_responses(400, 401, 403, 408, 413, 415, 422, 429, 503, 507)},
     summary="Upload a text and analyse it as a batch job",
 )
 def create(query: TextOptions) -> Response:
+    user = _caller(Verb.CREATE)  # before a byte of the body is read
     if request.mimetype not in ("text/plain", "multipart/form-data"):
         raise Problem(
             415,
@@ -167,25 +241,44 @@ def create(query: TextOptions) -> Response:
         )
     chunks = uploads.text_chunks(current_settings().batch_max_upload_bytes)  # 413 on Content-Length, before a byte
     try:
-        record = _coordinator().create(chunks, query.model_dump(), tracing.current_traceparent())
+        record = _coordinator().create(
+            chunks,
+            query.model_dump(),
+            tracing.current_traceparent(),
+            owner=user.name,
+            declared=request.content_length,
+        )
     except RunnerUnavailable as error:
         raise _unavailable(error) from None
     except StorageFull:
         raise Problem(507, "insufficient_storage", "the shared volume has no room for this upload") from None
+    except OverQuota as error:
+        raise Problem(507, "storage_quota_exceeded", str(error), limit=error.limit) from None
+    except TooManyJobs as error:
+        raise Problem(
+            429, "too_many_jobs", str(error), limit=error.limit, headers={"Retry-After": _RETRY_AFTER_BUSY_SECONDS}
+        ) from None
     response = jsonify(_document(record))
     response.status_code = 202
     response.headers["Location"] = url_for("batch.get", job_id=record.id)
     return response
 
 
-@bp.get("", responses={200: JobList}, summary="Batch jobs, newest first")
+@bp.get("", responses={200: JobList, **problem_responses(401, 403, 503)}, summary="Batch jobs, newest first")
 def index(query: JobListQuery) -> Response:
-    page = _coordinator().page(query.limit, query.after)
+    user = _caller(Verb.LIST)
+    owner = user.name if query.owner is None else query.owner
+    if owner != user.name:  # someone else's, or everyone's (`*`): the admin grant
+        _caller(Verb.LIST, everyone=True)
+    page = _coordinator().page(query.limit, query.after, None if owner == "*" else owner)
     return jsonify(jobs=[_document(record) for record in page.jobs], next=page.next_after)
 
 
-@bp.get("/<job_id>", responses={200: JobDocument, **problem_responses(404)}, summary="A batch job's state")
+@bp.get(
+    "/<job_id>", responses={200: JobDocument, **problem_responses(401, 403, 404, 503)}, summary="A batch job's state"
+)
 def get(path: JobPath) -> Response:
+    _owned(path.job_id, _caller(Verb.GET), Verb.GET)
     try:
         return jsonify(_document(_coordinator().get(path.job_id)))
     except UnknownJob:
@@ -194,10 +287,11 @@ def get(path: JobPath) -> Response:
 
 @bp.get(
     "/<job_id>/result",
-    responses={200: WordcountResult, **problem_responses(404, 409)},
+    responses={200: WordcountResult, **problem_responses(401, 403, 404, 409, 503)},
     summary="A finished job's word counts (the shape of /api/v1/wordcount)",
 )
 def result(path: JobPath, query: JobResultQuery) -> Response:
+    _owned(path.job_id, _caller(Verb.GET), Verb.GET)
     try:
         outcome = _coordinator().result(path.job_id, query.limit)
     except UnknownJob:
@@ -220,10 +314,11 @@ def result(path: JobPath, query: JobResultQuery) -> Response:
 
 @bp.delete(
     "/<job_id>",
-    responses={200: JobDocument, **problem_responses(404, 503)},
+    responses={200: JobDocument, **problem_responses(401, 403, 404, 503)},
     summary="Cancel a job's stages and remove it with its files (the answer is its last state)",
 )
 def cancel(path: JobPath) -> Response:
+    _owned(path.job_id, _caller(Verb.DELETE), Verb.DELETE)
     try:
         return jsonify(_document(_coordinator().cancel(path.job_id)))
     except UnknownJob:

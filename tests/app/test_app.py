@@ -26,7 +26,8 @@ from tests.app.conftest import BATCH_DATA_DIR, make_app, sample
 
 
 def test_everything_the_app_owns_is_on_its_extensions(app: Flask) -> None:
-    assert app.extensions[SETTINGS_EXTENSION] == load_settings({"FLASK_SVC_BATCH_DATA_DIR": BATCH_DATA_DIR})
+    expected = load_settings({"FLASK_SVC_BATCH_DATA_DIR": BATCH_DATA_DIR, "FLASK_SVC_BATCH_AUTH": "none"})
+    assert app.extensions[SETTINGS_EXTENSION] == expected
     assert isinstance(app.extensions[LIFECYCLE_EXTENSION], Lifecycle) and app.extensions[LIFECYCLE_EXTENSION].started
     assert app.extensions[METRICS_EXTENSION].registry is not None
     assert app.extensions[TRACING_EXTENSION] is None  # no OTEL_* variable: tracing off

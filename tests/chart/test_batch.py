@@ -40,9 +40,17 @@ def test_the_role_grants_jobs_in_the_namespace_and_nothing_else(batch: list[dict
     role = one(batch, "Role", BATCH_NAME)
     assert role["metadata"]["namespace"] == NAMESPACE
     assert role["rules"] == [
-        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]}
+        {"apiGroups": ["batch"], "resources": ["jobs"], "verbs": ["create", "get", "list", "watch", "delete"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {
+            "apiGroups": ["coordination.k8s.io"],
+            "resources": ["leases"],
+            "resourceNames": [f"{RELEASE}-batch-reconciler"],
+            "verbs": ["get", "update"],
+        },
     ]
-    assert by_kind(batch, "ClusterRole") == [] and by_kind(batch, "ClusterRoleBinding") == []
+    # Cluster-scoped: only the access checks' (tests/chart/test_batch_access.py), none for the runner.
+    assert [b["roleRef"]["name"] for b in by_kind(batch, "ClusterRoleBinding")] == ["system:auth-delegator"]
     binding = one(batch, "RoleBinding", BATCH_NAME)
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": BATCH_NAME}
     assert binding["subjects"] == [{"kind": "ServiceAccount", "name": RELEASE, "namespace": NAMESPACE}]
@@ -109,7 +117,9 @@ def test_network_policies_let_stages_call_back_and_the_service_reach_the_api(bat
     app = one(batch, "NetworkPolicy", RELEASE)
     app_port_peers = app["spec"]["ingress"][0].get("from")
     assert app_port_peers is None or {"podSelector": {"matchLabels": STAGE_SELECTOR}} in app_port_peers
-    assert {"ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]} in app["spec"]["egress"]
+    private = [{"ipBlock": {"cidr": cidr}} for cidr in ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16")]
+    api = {"to": private, "ports": [{"port": 443, "protocol": "TCP"}, {"port": 6443, "protocol": "TCP"}]}
+    assert api in app["spec"]["egress"]
     stage = one(batch, "NetworkPolicy", f"{RELEASE}-batch-stage")
     assert stage["spec"]["podSelector"] == {"matchLabels": STAGE_SELECTOR}
     assert stage["spec"]["policyTypes"] == ["Ingress", "Egress"] and "ingress" not in stage["spec"]

@@ -409,8 +409,11 @@ def test_service_monitor_scrapes_the_metrics_service(chart: Helm) -> None:
 
 def test_prometheus_rule_wraps_the_rules_file(chart: Helm) -> None:
     rule = one(chart.scenario("monitoring"), "PrometheusRule")
-    shipped = yaml.safe_load((CHART / "files" / "rules" / "flask-svc.rules.yaml").read_text())
-    assert rule["spec"]["groups"] == shipped["groups"]
+    # Verbatim but for the release marker `job!=""`, which becomes this release's target labels.
+    text = (CHART / "files" / "rules" / "flask-svc.rules.yaml").read_text()
+    scoped = text.replace('job!=""', f'namespace="{NAMESPACE}",job="{RELEASE}-metrics"')
+    assert scoped != text
+    assert rule["spec"]["groups"] == yaml.safe_load(scoped)["groups"]
     assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
 
 
@@ -433,10 +436,16 @@ def test_dashboard_configmap_carries_valid_json(chart: Helm) -> None:
     (content,) = dashboard["data"].values()
     parsed = json.loads(content)
     shipped = json.loads((CHART / "files" / "dashboards" / "flask-svc.json").read_text())
-    # The same dashboard, but for uid and title, which name the release (test_values_merging checks them).
-    assert {k: v for k, v in parsed.items() if k not in ("uid", "title")} == {
-        k: v for k, v in shipped.items() if k not in ("uid", "title")
+    # The same dashboard, but for uid and title, which name the release (test_values_merging checks them), the
+    # variables' preselection and the rows of features that are off collapsed (tests/observability checks those).
+    changed = ("uid", "title", "templating", "panels")
+    assert {k: v for k, v in parsed.items() if k not in changed} == {
+        k: v for k, v in shipped.items() if k not in changed
     }
+    flat = [p for row in parsed["panels"] for p in [{**row, "collapsed": False, "panels": []}, *row.get("panels", [])]]
+    assert [{k: v for k, v in p.items() if k not in ("collapsed", "panels")} for p in flat] == [
+        {k: v for k, v in p.items() if k not in ("collapsed", "panels")} for p in shipped["panels"]
+    ]
     assert parsed.get("panels") or parsed.get("rows"), "the dashboard has no panels"
 
 
@@ -468,11 +477,17 @@ def test_helm_test_jobs(default: list[dict[str, Any]], deployment: dict[str, Any
 # --- every scenario --------------------------------------------------------------------------------------------------
 
 
+_CLUSTER_SCOPED = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding", "ClusterRole", "ClusterRoleBinding"}
+
+
 @pytest.mark.parametrize("scenario", SCENARIOS)
 def test_every_resource_is_namespaced_and_labelled(chart: Helm, scenario: str) -> None:
     for doc in chart.scenario(scenario):
         metadata = doc["metadata"]
-        assert metadata["namespace"] == NAMESPACE, doc["kind"]
+        if doc["kind"] in _CLUSTER_SCOPED:  # no namespace: the name carries the release so releases do not clash
+            assert "namespace" not in metadata and RELEASE in metadata["name"], doc["kind"]
+        else:
+            assert metadata["namespace"] == NAMESPACE, doc["kind"]
         assert metadata["labels"]["app.kubernetes.io/instance"] == RELEASE, doc["kind"]
         assert metadata["labels"]["app.kubernetes.io/managed-by"] == "Helm", doc["kind"]
 

@@ -2,7 +2,8 @@
 
 A release of its own in a namespace of its own that enforces the restricted Pod Security Standard, on a static
 hostPath PersistentVolume made here (the local cluster has no dynamic provisioner; the node is this machine). The
-tests run in file order and share the release: a 100 MiB upload whose answer equals the local one; the coordinator
+tests run in file order and share the release (its callers authenticated as an editor; who may do what is
+test_e2e_batch_access.py): a 100 MiB upload whose answer equals the local one; the coordinator
 pods deleted mid-pipeline; a stage pod deleted; a DELETE; what the ServiceAccount may do; and, on the suite's main
 release (batch off), that no token is mounted at all.
 """
@@ -124,11 +125,13 @@ def _ready_pods(core: Any) -> list[Any]:
 
 
 class Service:
-    """The release reached through a port-forward to one of its ready pods, re-made when that pod goes."""
+    """The release reached through a port-forward to one of its ready pods, re-made when that pod goes; requests
+    carry the token of a ServiceAccount bound to the chart's editor role (the default `batch.auth.mode`)."""
 
-    def __init__(self, core: Any) -> None:
+    def __init__(self, core: Any, token: str) -> None:
         self.core = core
         self.relay: Any = None
+        self.auth = {"Authorization": f"Bearer {token}"}
 
     def url(self) -> str:
         pods = _ready_pods(self.core)
@@ -144,7 +147,7 @@ class Service:
     def job(self, job_id: str) -> dict[str, Any]:
         for _ in range(3):  # a pod going away drops the forwarded connection: ask again through another
             try:
-                response = requests.get(f"{self.url()}/api/v1/jobs/{job_id}", timeout=30)
+                response = requests.get(f"{self.url()}/api/v1/jobs/{job_id}", headers=self.auth, timeout=30)
                 response.raise_for_status()
                 return response.json()  # type: ignore[no-any-return]
             except requests.ConnectionError:
@@ -163,7 +166,7 @@ class Service:
 
     def create(self, body: bytes) -> dict[str, Any]:
         response = requests.post(
-            f"{self.url()}/api/v1/jobs", data=body, headers={"Content-Type": "text/plain"}, timeout=600
+            f"{self.url()}/api/v1/jobs", data=body, headers={"Content-Type": "text/plain", **self.auth}, timeout=600
         )
         assert response.status_code == 202, response.text
         return response.json()  # type: ignore[no-any-return]
@@ -171,7 +174,23 @@ class Service:
 
 @pytest.fixture(scope="module")
 def service(namespace: str, core: Any) -> Iterator[Service]:
-    reached = Service(core)
+    from kubernetes import client
+
+    user = "e2e-batch-user"
+    core.create_namespaced_service_account(namespace, client.V1ServiceAccount(metadata=client.V1ObjectMeta(name=user)))
+    client.RbacAuthorizationV1Api().create_namespaced_role_binding(
+        namespace,
+        client.V1RoleBinding(
+            metadata=client.V1ObjectMeta(name=user),
+            role_ref=client.V1RoleRef(
+                api_group="rbac.authorization.k8s.io", kind="ClusterRole", name=f"{RELEASE}-flask-svc-batch-editor"
+            ),
+            subjects=[client.RbacV1Subject(kind="ServiceAccount", name=user, namespace=namespace)],
+        ),
+    )
+    token = run_tool(["kubectl", "create", "token", user, "-n", namespace, "--duration", "1h"])
+    assert token.returncode == 0, token.stderr
+    reached = Service(core, token.stdout.strip())
     yield reached
     if reached.relay is not None:
         reached.relay.stop()
@@ -207,7 +226,9 @@ def test_a_100_mib_upload_runs_as_two_jobs_in_turn(service: Service, batch: Any)
     assert tokenized["ok"] and count.metadata.creation_timestamp.timestamp() >= int(tokenized["finished"])
     assert tokenize.status.start_time <= count.metadata.creation_timestamp
     assert done["stages"]["tokenize"]["job_name"] == tokenize.metadata.name
-    result = requests.get(f"{service.url()}/api/v1/jobs/{job['id']}/result?limit=100", timeout=30).json()
+    result = requests.get(
+        f"{service.url()}/api/v1/jobs/{job['id']}/result?limit=100", headers=service.auth, timeout=30
+    ).json()
     expected = analyze_chunks([text], AnalysisOptions()).counts
     assert (result["bytes"], result["tokens"], result["unique"]) == (len(text), expected.total, expected.unique)
     assert [(entry["word"], entry["count"]) for entry in result["counts"]] == expected.most_common(100)
@@ -248,7 +269,7 @@ def test_a_deleted_stage_pod_is_retried_or_fails_never_hangs(service: Service, c
 def test_delete_removes_the_jobs_and_the_files(service: Service, batch: Any) -> None:
     job = service.create(_text(20 * MiB, seed=8))
     wait_until(lambda: (bool(_stage_jobs(batch, job["id"])), "no Job yet"), timeout=60, what="the first Job")
-    response = requests.delete(f"{service.url()}/api/v1/jobs/{job['id']}", timeout=60)
+    response = requests.delete(f"{service.url()}/api/v1/jobs/{job['id']}", headers=service.auth, timeout=60)
     assert response.status_code == 200, response.text
     assert response.json()["state"] in ("cancelled", "succeeded")
     wait_until(
@@ -257,7 +278,8 @@ def test_delete_removes_the_jobs_and_the_files(service: Service, batch: Any) -> 
         what="the stage Jobs to go",
     )
     assert not (HOST_DIR / job["id"]).exists()
-    assert requests.get(f"{service.url()}/api/v1/jobs/{job['id']}", timeout=30).status_code == 404
+    gone = requests.get(f"{service.url()}/api/v1/jobs/{job['id']}", headers=service.auth, timeout=30)
+    assert gone.status_code == 404
 
 
 def test_the_service_account_can_do_nothing_beyond_its_role(namespace: str) -> None:
@@ -269,11 +291,21 @@ def test_the_service_account_can_do_nothing_beyond_its_role(namespace: str) -> N
             continue
         verbs = re.findall(r"\[([^\]]*)\]", line)[-1].split()
         granted[line.split()[0]] = verbs
-    # Beyond its Role: only what every authenticated identity may do (ask about itself).
+    # Beyond its Role: only what every authenticated identity may do (ask about itself), and system:auth-delegator's
+    # two reviews, which check callers (batch.auth.mode=kubernetes).
     everyone = {"selfsubjectaccessreviews.authorization.k8s.io", "selfsubjectrulesreviews.authorization.k8s.io",
                 "selfsubjectreviews.authentication.k8s.io"}  # fmt: skip
-    assert set(granted) - everyone == {"jobs.batch"}, listing.stdout
+    reviews = {"tokenreviews.authentication.k8s.io", "subjectaccessreviews.authorization.k8s.io"}
+    assert set(granted) - everyone == {"jobs.batch", "leases.coordination.k8s.io", *reviews}, listing.stdout
+    assert all(granted[review] == ["create"] for review in reviews), listing.stdout
     assert sorted(granted["jobs.batch"]) == ["create", "delete", "get", "list", "watch"], listing.stdout
+    # The reconciler's Lease: create (which cannot name an object), then get/update of its own Lease only.
+    leases = {
+        " ".join(re.findall(r"\[([^\]]*)\]", line)[-2:])
+        for line in listing.stdout.splitlines()
+        if line.startswith("leases.coordination.k8s.io")
+    }
+    assert leases == {" create", f"{RELEASE}-flask-svc-batch-reconciler get update"}, listing.stdout
     for verb, resource, where in (
         ("create", "pods", NAMESPACE),
         ("get", "secrets", NAMESPACE),

@@ -133,6 +133,11 @@ def test_monitors_are_selected_as_a_stock_kube_prometheus_stack_selects(custom: 
         )["items"]
         names = [item["metadata"]["name"] for item in found]
         assert len(names) == 1 and names[0].startswith(RELEASE), f"{plural} selected by {STOCK_SELECTOR}: {names}"
+        if plural == "prometheusrules":
+            # Each release's rules judge its own targets: the job the ServiceMonitor gives them, in this namespace.
+            scope = f'namespace="{namespace}",job="{RELEASE}-flask-svc-metrics"'
+            exprs = [str(rule["expr"]) for group in found[0]["spec"]["groups"] for rule in group["rules"]]
+            assert exprs and all(scope in expr for expr in exprs), [e for e in exprs if scope not in e][:3]
 
 
 def test_dashboard_configmap_is_installed(core: Any, namespace: str) -> None:

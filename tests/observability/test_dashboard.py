@@ -4,12 +4,21 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
+import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
+import requests
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
 
-DASHBOARD = Path(__file__).resolve().parents[2] / "charts/flask-svc/files/dashboards/flask-svc.json"
+from harness.server import running_server
+
+ROOT = Path(__file__).resolve().parents[2]
+DASHBOARD = ROOT / "charts/flask-svc/files/dashboards/flask-svc.json"
+CHART = ROOT / "charts/flask-svc"
 DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
 FILTERS = ('namespace=~"$namespace"', 'job=~"$job"', 'pod=~"$pod"')
 SELECTOR = re.compile(r"\b([a-zA-Z_:][a-zA-Z0-9_:]*)\{([^}]*)\}")
@@ -30,6 +39,7 @@ def test_identity_and_no_import_placeholders(dashboard: dict[str, Any]) -> None:
     assert dashboard["title"] == "flask-svc"
     assert dashboard["schemaVersion"] >= 39
     assert dashboard["id"] is None  # provisioned or imported, never pinned to one Grafana's database id
+    assert dashboard["editable"] is False  # provisioned from a ConfigMap: edits cannot be saved back
     assert "__inputs" not in dashboard and "__requires" not in dashboard
     assert "DS_" not in DASHBOARD.read_text(), "a ${DS_…} import placeholder breaks ConfigMap provisioning"
 
@@ -123,3 +133,119 @@ def test_the_batch_pipeline_row(dashboard: dict[str, Any]) -> None:
         "flask_svc_batch_processed_bytes_total",
     ):
         assert metric + "{" in "\n".join(exprs.values()), metric
+
+
+# Grafana units that read "per second"; a rate() shown as `short` reads as a plain count.
+PER_SECOND_UNITS = {"reqps", "rps", "ops", "cps", "wps", "Bps", "binBps", "bps", "binbps"}
+MEANS = re.compile(r"histogram_quantile|/|\bcount\(|\bmax\b|\bavg\b")
+
+
+def unit_of(panel: dict[str, Any], target: dict[str, Any]) -> str:
+    """The unit Grafana shows a target's series in: an override by its legend or refId, else the panel's."""
+    unit = str(panel["fieldConfig"]["defaults"].get("unit", ""))
+    for override in panel["fieldConfig"].get("overrides", []):
+        matcher = override["matcher"]
+        if (matcher["id"], matcher["options"]) in {
+            ("byName", target.get("legendFormat")),
+            ("byFrameRefID", target["refId"]),
+        }:
+            unit = next((str(p["value"]) for p in override["properties"] if p["id"] == "unit"), unit)
+    return unit
+
+
+def test_rates_are_shown_per_second(dashboard: dict[str, Any]) -> None:
+    """A plain rate() of a counter (no quantile, no ratio) is a per-second number and says so in its unit."""
+    checked = 0
+    for panel in panels(dashboard):
+        for target in panel["targets"]:
+            expr = target["expr"]
+            if "rate(" in expr and not MEANS.search(expr):
+                checked += 1
+                assert unit_of(panel, target) in PER_SECOND_UNITS, (
+                    panel["title"],
+                    target["refId"],
+                    unit_of(panel, target),
+                )
+    assert checked >= 8
+
+
+# ---- as the chart renders it
+
+
+@pytest.fixture(scope="module")
+def helm() -> str:
+    local = ROOT / ".tools/bin/helm"
+    path = str(local) if local.is_file() else shutil.which("helm")
+    if path is None:
+        pytest.skip("helm not installed (make setup-chart)")
+    return path
+
+
+def rendered(helm: str, *values: str) -> dict[str, Any]:
+    args = [helm, "template", "shop", str(CHART), "--namespace", "team-a", "--kube-version", "1.31.0"]
+    args += ["--show-only", "templates/dashboard-configmap.yaml", *values]
+    result = subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    return dict(json.loads(yaml.safe_load(result.stdout)["data"]["flask-svc.json"]))
+
+
+def rows(dashboard: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    return {p["title"]: p for p in dashboard["panels"] if p["type"] == "row"}
+
+
+def test_rendered_read_only_with_a_value_to_edit(helm: str) -> None:
+    assert rendered(helm)["editable"] is False
+    assert rendered(helm, "--set", "dashboard.editable=true")["editable"] is True
+
+
+def test_rendered_preselects_the_release(helm: str) -> None:
+    current = {v["name"]: v.get("current") for v in rendered(helm)["templating"]["list"]}
+    assert current["namespace"] == {"selected": True, "text": ["team-a"], "value": ["team-a"]}
+    job = "shop-flask-svc-metrics"  # the metrics Service: the job a ServiceMonitor gives its targets
+    assert current["job"] == {"selected": True, "text": job, "value": job}
+    assert current["pod"]["value"] == ["$__all"]
+
+
+def test_rendered_collapses_the_rows_of_features_that_are_off(helm: str) -> None:
+    shipped = load_all_panels(json.loads(DASHBOARD.read_text()))
+    default = rendered(helm)
+    off = {"Batch pipeline", "Model serving", "Tracing"}
+    assert {title for title, row in rows(default).items() if row["collapsed"]} == off
+    # Nothing lost: the collapsed rows hold their panels, in the same order.
+    assert load_all_panels(default) == shipped
+    on = rendered(
+        helm, "--set", "batch.enabled=true", "--set", "model.enabled=true", "--set", "otel.endpoint=http://c:4318"
+    )
+    assert not any(row["collapsed"] for row in rows(on).values())
+    assert on["panels"] == json.loads(DASHBOARD.read_text())["panels"]
+
+
+def load_all_panels(dashboard: dict[str, Any]) -> list[tuple[str, str]]:
+    """(title, type) of every panel, those inside collapsed rows in place."""
+    out = []
+    for panel in dashboard["panels"]:
+        out.append((panel["title"], panel["type"]))
+        out += [(inner["title"], inner["type"]) for inner in panel.get("panels", [])]
+    return out
+
+
+def test_a_default_install_shows_no_empty_panel(helm: str) -> None:
+    """A default release (no model, no batch, no tracing), one request served: every panel Grafana queries on load
+    (not in a collapsed row) reads metrics this service exports, or says 0 by `noValue` when there is nothing."""
+    with running_server(env={"LOG_LEVEL": "warning"}) as server:
+        text = {"Content-Type": "text/plain"}
+        assert requests.post(f"{server.url}/api/v1/analyze", data=b"a b c", headers=text, timeout=5).status_code == 200
+        scrape = requests.get(server.metrics_url, timeout=5).text
+    exported = {sample.name for family in text_string_to_metric_families(scrape) for sample in family.samples}
+    exported.add("up")  # Prometheus' own, per target
+
+    def empty(panel: dict[str, Any]) -> set[str]:
+        names = {m for t in panel["targets"] for m, _ in SELECTOR.findall(t["expr"])}
+        return names - exported if "noValue" not in panel["fieldConfig"]["defaults"] else set()
+
+    default = rendered(helm)
+    shown = [p for p in default["panels"] if p["type"] != "row"]
+    assert shown and not {p["title"]: empty(p) for p in shown if empty(p)}
+    # The check has teeth: the model row's panels, were they shown, would be empty.
+    hidden = rows(default)["Model serving"]["panels"]
+    assert hidden and all(empty(p) for p in hidden)

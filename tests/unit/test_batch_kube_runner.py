@@ -112,7 +112,8 @@ def test_a_job_accepted_before_the_api_went_away_waits_and_resumes(refusing_api:
     assert record.state is State.QUEUED  # not failed: the stage could not be started yet
     accepting.reconcile()
     assert accepting.get(record.id).state is State.QUEUED
-    accepting.runner = LocalRunner(tmp_path)  # the API is back
+    accepting.runner = LocalRunner(tmp_path)  # the API is back: the next round starts it
+    accepting.reconcile()
     assert accepting.get(record.id).state in (State.TOKENIZING, State.COUNTING, State.SUCCEEDED)
 
 
@@ -125,3 +126,48 @@ class _Quiet:
 
     def jobs_by_state(self, counts: object) -> None:
         pass
+
+
+def test_active_names_the_jobs_whose_stage_jobs_have_not_finished() -> None:
+    def job(name: str, job_id: str, condition: str | None) -> dict[str, object]:
+        conditions = [{"type": condition, "status": "True"}] if condition else []
+        return {
+            "metadata": {"name": name, "labels": {JOB_ID_LABEL: job_id, STAGE_LABEL: "tokenize"}},
+            "status": {"conditions": conditions},
+        }
+
+    listing = {
+        "kind": "JobList",
+        "apiVersion": "batch/v1",
+        "metadata": {},
+        "items": [
+            job(f"rel-flask-svc-{'a' * 21}-tokenize", "a" * 21, None),  # running
+            job(f"rel-flask-svc-{'b' * 21}-tokenize", "b" * 21, "Complete"),
+            job(f"rel-flask-svc-{'c' * 21}-count", "c" * 21, "Failed"),
+            job(f"rel-flask-svc-{'d' * 21}-count", "d" * 21, "SuccessCriteriaMet"),  # pod still exiting
+            job(f"other-release-{'e' * 21}-count", "e" * 21, None),  # another release's
+        ],
+    }
+    asked: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = json.dumps(listing).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *_: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        runner = kubernetes_runner(f"http://127.0.0.1:{server.server_address[1]}")
+        assert runner.active() == {"a" * 21, "d" * 21}
+    finally:
+        server.shutdown()
+    assert asked[0].startswith("/apis/batch/v1/namespaces/ns/jobs?labelSelector=flask-svc.dev")

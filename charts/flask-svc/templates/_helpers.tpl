@@ -28,6 +28,21 @@
 {{- include "flask-svc.suffixed" (dict "ctx" . "suffix" "metrics") }}
 {{- end }}
 
+{{/*
+The `job` label Prometheus gives this release's targets, as the Prometheus Operator derives it from the ServiceMonitor:
+the metrics Service's value of metrics.serviceMonitor.jobLabel when it has one, else the Service name. The alert
+rules and the dashboard select the release by it (with the release namespace).
+*/}}
+{{- define "flask-svc.metricsJob" -}}
+{{- $job := include "flask-svc.metricsServiceName" . }}
+{{- with .Values.metrics.serviceMonitor.jobLabel }}
+{{- $fixed := dict "app.kubernetes.io/component" "metrics" }}
+{{- $labels := include "flask-svc.labelsWith" (dict "ctx" $ "own" $.Values.metrics.service.labels "fixed" $fixed) | fromYaml }}
+{{- $job = default $job (get $labels .) }}
+{{- end }}
+{{- $job }}
+{{- end }}
+
 {{- define "flask-svc.chart" -}}
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
@@ -300,6 +315,53 @@ app.kubernetes.io/component: batch-stage
 
 {{- define "flask-svc.batchClaimName" -}}
 {{- default (include "flask-svc.suffixed" (dict "ctx" . "suffix" "batch")) .Values.batch.persistence.existingClaim }}
+{{- end }}
+
+{{/* The Lease whose holder is the one pod reconciling batch jobs. */}}
+{{- define "flask-svc.batchLeaseName" -}}
+{{- include "flask-svc.suffixed" (dict "ctx" . "suffix" "batch-reconciler") }}
+{{- end }}
+
+{{/*
+Batch values that cannot work together, each failing naming its key. A claim only one pod may mount
+(ReadWriteOncePod) cannot be shared by several replicas, nor by a replica and its stage pods; a ReadWriteOnce one
+cannot when the pods are forced onto different nodes (a required spread or anti-affinity by hostname). A soft spread
+with ReadWriteOnce works where the volume pins its pods to its node (local volumes, one-node clusters) and hangs
+elsewhere: NOTES warns, since the chart cannot see the nodes at render.
+*/}}
+{{- define "flask-svc.batchValidate" -}}
+{{- $b := .Values.batch }}
+{{- if $b.enabled }}
+{{- $modes := $b.persistence.accessModes }}
+{{- if and (has "ReadWriteOncePod" $modes) (not (has "ReadWriteMany" $modes)) }}
+{{- fail "batch.persistence.accessModes: ReadWriteOncePod lets one pod mount the claim, but the service and its stage pods share it; use ReadWriteMany (or ReadWriteOnce on one node)" }}
+{{- end }}
+{{- if and (gt (int (include "flask-svc.batchMaxReplicas" .)) 1) (not (has "ReadWriteMany" $modes)) }}
+{{- $forced := false }}
+{{- range .Values.topologySpreadConstraints }}
+{{- if and (eq .topologyKey "kubernetes.io/hostname") (eq (default "DoNotSchedule" .whenUnsatisfiable) "DoNotSchedule") }}{{ $forced = true }}{{ end }}
+{{- end }}
+{{- if and .Values.affinity .Values.affinity.podAntiAffinity .Values.affinity.podAntiAffinity.requiredDuringSchedulingIgnoredDuringExecution }}{{ $forced = true }}{{ end }}
+{{- if $forced }}
+{{- fail (printf "batch.persistence.accessModes: %s mounts on one node, but topologySpreadConstraints/affinity force the %s replicas onto different nodes; use ReadWriteMany" (join "," $modes) (include "flask-svc.batchMaxReplicas" .)) }}
+{{- end }}
+{{- end }}
+{{- if le (float64 $b.leaseSeconds) (mulf 2 (float64 $b.reconcileSeconds)) }}
+{{- fail (printf "batch.leaseSeconds (%v) must exceed twice batch.reconcileSeconds (%v): the reconciling pod renews its Lease once a round" $b.leaseSeconds $b.reconcileSeconds) }}
+{{- end }}
+{{- if and $b.jobQuota (lt (int $b.jobQuota) (mul 2 (int $b.maxRunningStages))) }}
+{{- fail (printf "batch.jobQuota (%d) is below twice batch.maxRunningStages (%d): a counting job still holds its finished tokenize Job, so stages would be refused" (int $b.jobQuota) (int $b.maxRunningStages)) }}
+{{- end }}
+{{- if and .Values.networkPolicy.enabled .Values.networkPolicy.egress.enabled (not $b.apiServerEgress.cidrs) (not $b.apiServerEgress.to) }}
+{{- fail "batch.apiServerEgress.cidrs: name the API server's addresses (kubectl get endpointslices -n default -l kubernetes.io/service-name=kubernetes), or set batch.apiServerEgress.to" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* The most replicas that may run at once. */}}
+{{- define "flask-svc.batchMaxReplicas" -}}
+{{- $scaler := include "flask-svc.scaler" . }}
+{{- if eq $scaler "keda" }}{{ .Values.keda.maxReplicaCount }}{{ else if eq $scaler "hpa" }}{{ .Values.autoscaling.maxReplicas }}{{ else }}{{ .Values.replicaCount }}{{ end }}
 {{- end }}
 
 {{- define "flask-svc.batchSecretName" -}}

@@ -1,0 +1,176 @@
+"""The sharded pipeline's parts beside the synchronous endpoint's domain function, in CPU time (issue 22).
+
+    .venv/bin/python -m bench.shards                 # 8 and 64 MiB, P=2 at 64 MiB
+    .venv/bin/python -m bench.shards --mib 8 --passes 1
+
+In-process, no server and no process starts: what is left is each design's own work over the same file.
+- ``sync``: ``analyze_chunks`` over 16 KiB chunks, as ``POST /api/v1/wordcount`` runs it.
+- ``map``: one shard as the fused map stage runs it (tokenize + count in one pass, partial result written).
+- ``tokenize → count``: the seed's two stages (``stages.run``), the word-per-line file in between.
+- ``map of K shards, P=1|2``: the K shards mapped by P worker processes, then the merge; CPU is summed over the
+  processes, so MiB per CPU-second shows the overhead of sharding and MiB/s the gain from the second core.
+MiB per CPU-second moves much less than MiB/s with whatever else shares the machine (see ``bench.cputime``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from bench.corpus import generate_text
+from service.analysis import AnalysisOptions, analyze_chunks
+from service.batch import shards
+from service.batch.stages import ExitCode, StageContext, run
+from service.batch.states import JobRecord, Stage, State
+from service.batch.store import INPUT, JobStore, new_id
+from service.names import CHUNK_BYTES
+
+MIB = 1024 * 1024
+VOCABULARY = 1_000_000  # the cap is not what is measured
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and its reaped children (the pool's workers once joined)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _chunks(path: Path, size: int) -> Iterator[bytes]:
+    with open(path, "rb") as handle:
+        while chunk := handle.read(size):
+            yield chunk
+
+
+def _sync(path: Path) -> None:
+    analyze_chunks(_chunks(path, CHUNK_BYTES), AnalysisOptions(), VOCABULARY).counts.most_common(10)
+
+
+def _map_one(directory: Path, shard: shards.Shard) -> int:
+    shards.map_shard(directory / INPUT, directory, shard, AnalysisOptions(), VOCABULARY)
+    return peak_rss_kib()
+
+
+def peak_rss_kib() -> int:
+    """This process's own high-water mark. Not ``ru_maxrss``: Linux carries that over ``exec`` from the parent, so a
+    worker started by a large process would report the parent's size."""
+    status = Path("/proc/self/status").read_text()
+    return int(status.split("VmHWM:", 1)[1].split()[0])
+
+
+def _two_stages(store: JobStore, job_id: str) -> None:
+    context = StageContext(store, job_id, VOCABULARY, callback_url="", secret="")
+    for stage in (Stage.TOKENIZE, Stage.COUNT):
+        if run(stage, context) is not ExitCode.OK:
+            raise RuntimeError(f"{stage} failed")
+
+
+def _sharded(directory: Path, plan: list[shards.Shard], processes: int) -> int:
+    """Map every shard with ``processes`` fresh interpreters, as pods would be (their imports are counted, and their
+    peak memory is their own), then merge in this process; returns the workers' highest peak RSS."""
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(processes) as pool:
+        peaks = pool.starmap(_map_one, [(directory, shard) for shard in plan])
+        pool.close()
+        pool.join()
+    shards.merge(directory, plan, VOCABULARY)
+    return max(peaks)
+
+
+def _measure(passes: int, work: Callable[[], object]) -> tuple[float, float, object]:
+    """Best wall seconds and best CPU seconds over the passes, and the last pass's answer."""
+    wall = cpu = float("inf")
+    answer: object = None
+    for _ in range(passes):
+        started, cpu_started = time.perf_counter(), _cpu()
+        answer = work()
+        wall, cpu = min(wall, time.perf_counter() - started), min(cpu, _cpu() - cpu_started)
+    return wall, cpu, answer
+
+
+def run_bench(
+    log: Callable[[str], None], sizes_mib: tuple[int, ...] = (8, 64), passes: int = 2, shard_mib: int = 8
+) -> dict[str, Any]:
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory(prefix="flask-svc-bench-shards-") as tmp:
+        store = JobStore(Path(tmp))
+        store.ensure()
+        for size in sizes_mib:
+            job_id = new_id()
+            (store.incoming(job_id) / INPUT).write_bytes(generate_text(size * MIB, seed=17))
+            store.commit(JobRecord(id=job_id, state=State.QUEUED, created=0, options={}))
+            directory = store.path(job_id)
+            upload = directory / INPUT
+            whole = shards.Shard(0, 0, upload.stat().st_size)
+
+            def add(what: str, work: Callable[[], object], size: int = size, whole: shards.Shard = whole) -> None:
+                wall, cpu, answer = _measure(passes, work)
+                row = {"what": what, "mib": size, "bytes": whole.size, "seconds": wall, "cpu_seconds": cpu}
+                if isinstance(answer, int):
+                    row["peak_rss_kib"] = answer
+                rows.append(row)
+                log(f"shards bench: {what}, {size} MiB: {whole.size / MIB / cpu:.1f} MiB per CPU-second")
+
+            add("sync: analyze_chunks, 16 KiB chunks", lambda upload=upload: _sync(upload))
+            add(
+                "map: one shard, fused",
+                lambda upload=upload, whole=whole: shards.map_shard(
+                    upload, upload.parent, whole, AnalysisOptions(), VOCABULARY
+                ),
+            )
+            add("tokenize → count (two stages)", lambda job_id=job_id: _two_stages(store, job_id))
+            if size == max(sizes_mib):
+                plan = shards.plan(upload, shard_mib * MIB)
+                for processes in (1, 2):
+                    add(
+                        f"map ×{len(plan)} + merge, P={processes}",  # noqa: RUF001 — the multiplication sign
+                        lambda directory=directory, plan=plan, processes=processes: _sharded(
+                            directory, plan, processes
+                        ),
+                    )
+    for row in rows:
+        row["mib_per_s"] = row["bytes"] / MIB / row["seconds"]
+        row["mib_per_cpu_s"] = row["bytes"] / MIB / row["cpu_seconds"]
+    return {"passes": passes, "rows": rows}
+
+
+def render(results: dict[str, Any]) -> str:
+    lines = [
+        f"| what | MiB | MiB per CPU-second | vs sync | MiB/s (best of {results['passes']}) | peak RSS (MiB) |",
+        "|---|---|---|---|---|---|",
+    ]
+    sync = {row["mib"]: row["mib_per_cpu_s"] for row in results["rows"] if row["what"].startswith("sync")}
+    for row in results["rows"]:
+        peak = f"{row['peak_rss_kib'] / 1024:.0f}" if "peak_rss_kib" in row else ""
+        lines.append(
+            f"| {row['what']} | {row['mib']} | {row['mib_per_cpu_s']:.1f} | "
+            f"{row['mib_per_cpu_s'] / sync[row['mib']]:.2f}× | {row['mib_per_s']:.1f} | {peak} |"  # noqa: RUF001
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--mib", type=int, action="append", help="upload sizes (default: 8 and 64)")
+    parser.add_argument("--passes", type=int, default=2, help="passes per measure; the best is kept")
+    parser.add_argument("--shard-mib", type=int, default=8, help="target shard size for the P=1|2 rows")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    results = run_bench(
+        lambda message: print(message, file=sys.stderr), tuple(args.mib or (8, 64)), args.passes, args.shard_mib
+    )
+    print(render(results))
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
