@@ -210,6 +210,7 @@ def test_the_largest_bodies_on_every_thread_do_not_restart_the_pod(core: Any, ba
     limit = pod.spec.containers[0].resources.limits["memory"]
     args = [_service_url(core), f"{PRESSURE_SECONDS:g}"]
     statuses = json.loads(_run_client(core, batch, "pressure", PRESSURE, args, PRESSURE_SECONDS))
+    print(f"model pressure at the {limit} limit, {PRESSURE_SECONDS:g} s: answers by status {statuses}")
     assert set(statuses) == {"200", "422"} and min(statuses.values()) > 0, statuses
     (after,) = _pods(core)
     assert after.metadata.name == pod.metadata.name
