@@ -16,7 +16,7 @@ from flask import Flask, Response, jsonify
 from flask_openapi3.models.info import Info
 from flask_openapi3.openapi import OpenAPI
 
-from service import logs, metrics, problems, requestctx, tracing
+from service import logs, metrics, origin, problems, requestctx, tracing
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.config import Settings
 from service.handlers import analysis, batch, debug, docs, health, home, ops
@@ -81,6 +81,7 @@ def build_app(settings: Settings) -> Flask:
     identity = _serve_model(app, settings) if settings.model_enabled else None
     instruments = metrics.init_app(app, settings, identity)
     requestctx.init_app(app, settings, state, instruments)
+    origin.init_app(app)  # before any handler: another site's page changes nothing here
     app.register_api(health.bp)
     app.register_api(ops.bp)
     app.register_api(analysis.bp)

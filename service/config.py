@@ -24,6 +24,7 @@ from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from service import __version__
+from service.privatedirs import NotPrivate, ensure_directory
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["json", "console"]
@@ -176,8 +177,9 @@ class Settings(BaseSettings):
     log_format: LogFormat = setting("LOG_FORMAT", "json", "`json` lines for machines, `console` for humans.")
     multiproc_dir: AbsolutePath = setting(
         "PROMETHEUS_MULTIPROC_DIR",
-        "/tmp/flask-svc-metrics",  # noqa: S108 — the chart mounts an emptyDir here; wiped at start
-        "Where workers write metric files; wiped at start.",
+        "",
+        "Where workers write metric files; wiped at start. Unset: `/tmp/flask-svc-<uid>/metrics`. Refused unless "
+        "a directory of the service's user that nobody else may write (never a symbolic link); created 0700.",
         accepts="an absolute directory path",
     )
     max_upload_bytes: int = setting(
@@ -247,8 +249,9 @@ class Settings(BaseSettings):
     )
     batch_data_dir: AbsolutePath = setting(
         "FLASK_SVC_BATCH_DATA_DIR",
-        "/tmp/flask-svc-batch",  # noqa: S108 — `make run`'s default; the chart mounts the shared volume
-        "The batch jobs' shared directory: uploads, stage outputs, job records.",
+        "",
+        "The batch jobs' shared directory: uploads, stage outputs, job records. Unset: `/tmp/flask-svc-<uid>/batch`. "
+        "Checked like `PROMETHEUS_MULTIPROC_DIR`.",
         accepts="an absolute directory path",
     )
     batch_max_upload_bytes: int = setting(
@@ -510,6 +513,10 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         name = str(error.errors()[0]["loc"][0])
         raw = (os.environ if environ is None else environ).get(name, "")
         raise ConfigError(f"{name}={raw!r} is invalid: expected {_ACCEPTS[name]}") from None
+    # The private per-user defaults (see service.privatedirs): a fixed /tmp path could be planted by anyone.
+    unset = {name: _private_default(name) for name in _PRIVATE_DEFAULTS if not getattr(settings, name)}
+    if unset:
+        settings = settings.model_copy(update=unset)
     if settings.batch_runner == "kubernetes":
         for needed in ("FLASK_SVC_BATCH_JOB_TEMPLATE", "FLASK_SVC_BATCH_CALLBACK_URL"):
             if not getattr(settings, _FIELDS[needed]):
@@ -540,6 +547,34 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
             "the Lease is renewed once per round"
         )
     return settings
+
+
+_PRIVATE_DEFAULTS = {"multiproc_dir": "metrics", "batch_data_dir": "batch"}
+
+
+def _private_base() -> str:
+    return f"/tmp/flask-svc-{os.geteuid()}"  # noqa: S108 — checked, with what is in it: service.privatedirs
+
+
+def _private_default(field: str) -> str:
+    return f"{_private_base()}/{_PRIVATE_DEFAULTS[field]}"
+
+
+def prepare_directories(settings: Settings) -> None:
+    """Create or check the directories the service writes (``service.privatedirs``); a planted one raises
+    ``ConfigError`` naming its variable, before anything in it is read or removed."""
+    fields = ["multiproc_dir"] + (["batch_data_dir"] if settings.batch_runner != "off" else [])
+    for field in fields:
+        env = str(Settings.model_fields[field].validation_alias)
+        path = getattr(settings, field)
+        try:
+            if os.path.commonpath([path, _private_base()]) == _private_base():
+                ensure_directory(_private_base())  # in /tmp anyone could have made it first
+            ensure_directory(path)
+        except NotPrivate as error:
+            raise ConfigError(f"{env}: {error}") from None
+        except OSError as error:
+            raise ConfigError(f"{env}: cannot create {path}: {error.strerror}") from None
 
 
 def readme_table() -> str:

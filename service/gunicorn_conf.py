@@ -13,13 +13,14 @@ import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
-from service.config import ConfigError, address, load_settings
+from service.config import ConfigError, address, load_settings, prepare_directories
 
 if TYPE_CHECKING:
     from flask import Flask
 
 try:
     _settings = load_settings()
+    prepare_directories(_settings)  # a planted directory stops the start before anything in it is read or removed
 except ConfigError as error:
     print(f"flask-svc: configuration error: {error}", file=sys.stderr)
     sys.exit(2)

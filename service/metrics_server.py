@@ -22,6 +22,8 @@ import subprocess
 import sys
 import time
 
+from service.privatedirs import ensure_directory
+
 READY = "ready"
 _START_TIMEOUT = 10.0  # seconds for the interpreter to start and bind
 _STOP_TIMEOUT = 5.0
@@ -29,15 +31,13 @@ _PARENT_CHECK_SECONDS = 1.0
 
 
 def reset_multiprocess_dir(path: str) -> None:
-    """Start from an empty directory: files left by an earlier run would be summed into this one's counters."""
-    if os.path.isdir(path):
-        for entry in os.scandir(path):
-            if entry.is_dir(follow_symlinks=False):
-                shutil.rmtree(entry.path)
-            else:
-                os.unlink(entry.path)
-    else:
-        os.makedirs(path, exist_ok=True)
+    """Start from an empty directory: files left by an earlier run would be summed into this one's counters.
+    Only a private directory is emptied (``service.privatedirs``): never one a planted symbolic link points to."""
+    for entry in os.scandir(ensure_directory(path)):
+        if entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path)
+        else:
+            os.unlink(entry.path)
 
 
 def mark_worker_dead(pid: int) -> None:

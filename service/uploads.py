@@ -50,7 +50,9 @@ def text_chunks(max_bytes: int) -> Iterator[bytes]:
 
 
 def _too_large(max_bytes: int) -> Problem:
-    return Problem(413, "payload_too_large", f"the body is larger than the {max_bytes}-byte limit")
+    # The rest of the body stays unread: closing beats draining it (a thread busy for up to gigabytes).
+    detail = f"the body is larger than the {max_bytes}-byte limit"
+    return Problem(413, "payload_too_large", detail, headers={"Connection": "close"})
 
 
 def _check_charset(charset: str | None) -> None:

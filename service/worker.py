@@ -61,6 +61,27 @@ def write_problem(sock: Any, status: int, reason: str, detail: str) -> None:
     util.write_nonblock(sock, _problem_bytes(status, reason, detail))
 
 
+def close_when_asked(app: Any) -> Any:
+    """WSGI middleware: a response that says ``Connection: close`` closes the connection.
+
+    gunicorn drops an application's Connection header (it is hop-by-hop) and keeps the connection alive by itself;
+    then it must drain whatever body the application refused unread (a 413 on Content-Length: up to gigabytes),
+    holding a thread. Its response object is what ``start_response`` is bound to; ``force_close`` makes it answer
+    ``Connection: close`` and close after the response."""
+
+    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
+        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
+            if any(name.lower() == "connection" and value.strip().lower() == "close" for name, value in headers):
+                force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+                if force_close is not None:
+                    force_close()
+            return start_response(status, headers, exc_info)
+
+        return app(environ, start)
+
+    return wsgi
+
+
 @dataclass(eq=False)
 class _Waiting:
     """A connection whose request head is still arriving, read by the main loop."""
@@ -99,6 +120,8 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
 
     def load_wsgi(self) -> None:
         super().load_wsgi()
+        if hasattr(self.wsgi, "wsgi_app"):  # the app (not the dev loop's error app after a syntax error)
+            self.wsgi.wsgi_app = close_when_asked(self.wsgi.wsgi_app)
         # The loop counts slow clients with the app's instruments (the dev loop's error app, after a syntax error
         # under reload, has none).
         self.instruments = getattr(self.wsgi, "extensions", {}).get(METRICS_EXTENSION, OFF)

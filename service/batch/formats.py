@@ -22,6 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from service.privatedirs import FILE_MODE, open_no_follow
+
 TOKENS = "tokens.txt"
 COUNTS = "counts.tsv"
 READ_CHUNK = 256 * 1024
@@ -54,7 +56,9 @@ def atomic_writer(path: Path, binary: bool = False) -> Iterator[IO[Any]]:
     """A file object whose content appears at ``path`` only when the block ends without error."""
     temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
-        with open(temporary, "wb") as raw:
+        # 0600 whatever the umask; a symbolic link planted at the temporary name is not written through.
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, FILE_MODE)
+        with open(descriptor, "wb") as raw:
             handle: IO[Any] = raw if binary else io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
             yield handle
             handle.flush()
@@ -79,7 +83,8 @@ def read_json(path: Path) -> dict[str, Any] | None:
 
 
 def read_chunks(path: Path, size: int = READ_CHUNK) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
+    """A stage's input, never read through a symbolic link planted in its place (``OSError`` ELOOP instead)."""
+    with open(open_no_follow(path), "rb") as handle:
         while chunk := handle.read(size):
             yield chunk
 
@@ -93,7 +98,7 @@ def write_words(handle: IO[str], words: list[str]) -> None:
 def read_word_batches(path: Path) -> Iterator[list[str]]:
     """The tokens file back as batches of words, in order, holding one batch at a time."""
     batch: list[str] = []
-    with open(path, encoding="utf-8") as handle:
+    with open(open_no_follow(path), encoding="utf-8") as handle:
         for line in handle:
             batch.append(line[:-1] if line.endswith("\n") else line)
             if len(batch) >= _LINES_PER_BATCH:

@@ -21,6 +21,7 @@ from service.batch.formats import read_json, write_json
 from service.batch.runner import Phase, StageStatus
 from service.batch.states import Stage
 from service.batch.store import JobStore
+from service.privatedirs import FILE_MODE
 
 # Stages write no metric files into the server's directory, whose merged totals are the service's.
 _NOT_INHERITED = ("PROMETHEUS_MULTIPROC_DIR",)
@@ -45,7 +46,8 @@ class LocalRunner:
             return self.stage_name(job_id, stage)
         (directory / f"{stage.value}.exit").unlink(missing_ok=True)
         environment = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED} | dict(env)
-        with open(directory / f"{stage.value}.log", "ab") as output:
+        log_file = os.open(directory / f"{stage.value}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+        with open(log_file, "ab") as output:
             process = subprocess.Popen(
                 [sys.executable, "-m", "service.batch", stage.value, job_id],
                 env=environment,

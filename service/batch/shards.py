@@ -37,6 +37,7 @@ from service.analysis.pipeline import InvalidText, StreamStats, stream_words
 from service.analysis.tokenizer import WHITESPACE
 from service.analysis.wordcount import ranked
 from service.batch import formats
+from service.privatedirs import open_no_follow
 
 DEFAULT_SHARD_BYTES = 64 * 1024 * 1024
 DEFAULT_MAX_SHARDS = 256
@@ -109,7 +110,7 @@ def plan(upload: Path, shard_bytes: int = DEFAULT_SHARD_BYTES, max_shards: int =
     size = upload.stat().st_size
     wanted = shard_count(size, shard_bytes, max_shards)
     cuts = [0]
-    with open(upload, "rb") as handle:
+    with open(open_no_follow(upload), "rb") as handle:
         for part in range(1, wanted):
             target = size * part // wanted
             if target <= cuts[-1]:
@@ -139,7 +140,7 @@ def partial_path(directory: Path, index: int) -> Path:
 
 def read_range(upload: Path, shard: Shard, chunk: int = formats.READ_CHUNK) -> Iterator[bytes]:
     """The shard's bytes in chunks ending on the same absolute multiples of ``chunk`` as a whole-file read."""
-    with open(upload, "rb") as handle:
+    with open(open_no_follow(upload), "rb") as handle:
         handle.seek(shard.start)
         position = shard.start
         while position < shard.end:
@@ -178,7 +179,7 @@ def map_shard(upload: Path, directory: Path, shard: Shard, options: AnalysisOpti
 
 
 def read_header(path: Path) -> Partial:
-    with open(path, encoding="utf-8", newline="\n") as handle:
+    with open(open_no_follow(path), encoding="utf-8", newline="\n") as handle:
         return _header(handle.readline())
 
 
@@ -189,7 +190,7 @@ def _header(line: str) -> Partial:
 
 
 def _entries(path: Path) -> Iterator[tuple[str, int]]:
-    with open(path, encoding="utf-8", newline="\n") as handle:
+    with open(open_no_follow(path), encoding="utf-8", newline="\n") as handle:
         _header(handle.readline())
         for line in handle:
             word, count = line[:-1].rsplit("\t", 1)

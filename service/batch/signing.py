@@ -17,6 +17,8 @@ import os
 import secrets
 from pathlib import Path
 
+from service.privatedirs import ensure_directory, open_private_file
+
 SIGNATURE_HEADER = "X-Batch-Signature"
 JOB_SECRET_ENV = "FLASK_SVC_BATCH_JOB_SECRET"  # noqa: S105 — the variable's name, not a secret
 _SCHEME = "sha256="
@@ -31,8 +33,8 @@ def load_key(root: Path, key_file: str) -> bytes:
             raise RuntimeError(f"{key_file} is empty")
         return key.encode()
     path = root / _KEY_FILE
-    root.mkdir(parents=True, exist_ok=True)
-    if not path.exists():
+    ensure_directory(root)  # a key in a directory others could write to could be theirs
+    if not os.path.lexists(path):
         # Written whole under a private name, then linked into place: a worker starting beside this one finds
         # either no key or the whole key, never an empty file; the first link wins and every worker reads it.
         draft = root / f"{_KEY_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
@@ -42,10 +44,12 @@ def load_key(root: Path, key_file: str) -> bytes:
         with contextlib.suppress(FileExistsError):
             os.link(draft, path)
         draft.unlink()
-    key = path.read_text().strip()
-    if not key:
+    # Trusted only as a regular file of this user's that nobody else may read (raises NotPrivate otherwise).
+    with os.fdopen(open_private_file(path), "rb") as private:
+        stored = private.read().strip()
+    if not stored:
         raise RuntimeError(f"{path} is empty")
-    return key.encode()
+    return stored
 
 
 def job_secret(key: bytes, job_id: str) -> str:
@@ -57,4 +61,6 @@ def sign(secret: str, body: bytes) -> str:
 
 
 def verify(secret: str, body: bytes, signature: str) -> bool:
-    return hmac.compare_digest(sign(secret, body), signature.strip())
+    # Compared as bytes: compare_digest refuses str with non-ASCII characters, and any client can send those.
+    given = signature.strip().encode("utf-8", "surrogateescape")
+    return hmac.compare_digest(sign(secret, body).encode(), given)

@@ -119,6 +119,8 @@ def _run(name: str, outcome_name: str, work: Work, context: StageContext) -> Exi
 def _storage_reason(error: OSError) -> str:
     if error.errno in (errno.ENOSPC, errno.EDQUOT):
         return "the shared volume is full (no space left on device)"
+    if error.errno == errno.ELOOP:  # O_NOFOLLOW: something planted a symbolic link among the job's files
+        return f"{error.filename or 'a file of the job'} is a symbolic link: a stage reads only the job's own files"
     if error.errno == errno.ENOENT:
         return f"a file of the job is gone: {error.filename}"
     return f"the shared volume refused a write: {error.strerror or error}"

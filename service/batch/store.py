@@ -26,6 +26,7 @@ from pathlib import Path
 
 from service.batch.formats import Outcome, read_json, write_json
 from service.batch.states import JobRecord, Stage
+from service.privatedirs import DIRECTORY_MODE, FILE_MODE, ensure_directory
 
 INPUT = "input.txt"
 RECORD = "job.json"
@@ -53,7 +54,9 @@ class JobStore:
         self.root = root
 
     def ensure(self) -> None:
-        (self.root / _INCOMING).mkdir(parents=True, exist_ok=True)
+        """The data directory and its ``.incoming`` as private directories (raises ``NotPrivate`` otherwise)."""
+        ensure_directory(self.root)
+        ensure_directory(self.root / _INCOMING)
 
     def path(self, job_id: str) -> Path:
         if not valid_id(job_id):
@@ -62,7 +65,7 @@ class JobStore:
 
     def incoming(self, job_id: str) -> Path:
         directory = self.root / _INCOMING / job_id
-        directory.mkdir(parents=True)
+        directory.mkdir(DIRECTORY_MODE)  # the upload and the stages' files: this service's user only
         return directory
 
     def commit(self, record: JobRecord) -> None:
@@ -88,7 +91,8 @@ class JobStore:
     def locked(self, job_id: str) -> Iterator[None]:
         """Exclusive across processes and replicas sharing the volume (flock; NFSv4 and local disks honour it)."""
         try:
-            handle = open(self.path(job_id) / _LOCK, "a")  # noqa: SIM115 — closed below; never creates the directory
+            descriptor = os.open(self.path(job_id) / _LOCK, os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
+            handle = open(descriptor, "a")  # noqa: SIM115 — closed below; never creates the directory
         except FileNotFoundError:
             raise UnknownJob(job_id) from None
         with handle:

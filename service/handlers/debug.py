@@ -13,6 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
+from service.config import VARIABLES
 from service.handlers import current_lifecycle, current_settings
 from service.problems import Problem, problem_response
 
@@ -25,6 +26,12 @@ _SECRET_NAME = re.compile(
 _URL_PASSWORD = re.compile(r"(://[^/@:]*:)[^@]*@")
 _QUERY_SECRET = re.compile(r"((?:password|passwd|pwd|secret|token|key)=)[^&\s]+", re.IGNORECASE)
 REDACTED = "[redacted]"
+# /env shows these values: facts of the process and the service's own settings (declared in service.config). Every
+# other value is redacted whatever its name — a webhook URL or a key under a plain name does not look like a secret.
+ENV_SHOWN = frozenset(
+    {"HOME", "HOSTNAME", "LANG", "LC_ALL", "PATH", "PWD", "PYTHONPATH", "PYTHONUNBUFFERED", "TZ", "USER"}
+    | {variable.env for variable in VARIABLES}
+)
 
 
 def _number(raw: str, name: str) -> float:
@@ -113,7 +120,7 @@ def headers() -> Response:
 
 
 def redact(name: str, value: str) -> str:
-    if _SECRET_NAME.search(name):
+    if name not in ENV_SHOWN or _SECRET_NAME.search(name):
         return REDACTED
     value = _URL_PASSWORD.sub(rf"\1{REDACTED}@", value)
     return _QUERY_SECRET.sub(rf"\1{REDACTED}", value)

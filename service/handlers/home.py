@@ -8,15 +8,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, redirect, render_template, request
+from flask import Blueprint, Response, current_app, jsonify, redirect, render_template, request
 from flask.typing import ResponseReturnValue
 
 from service import uploads
 from service.analysis import AnalysisOptions
+from service.batch.access import Mode
 from service.handlers import current_lifecycle, current_settings
 from service.handlers.analysis import count_words
 from service.handlers.ops import info_document
-from service.names import ANALYZE
+from service.names import ANALYZE, BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, JOBS_PATH
 from service.problems import Problem
 
 WEB = Path(__file__).resolve().parent.parent / "web"
@@ -146,7 +147,17 @@ def _page(
         top_max=TOP_MAX,
         result=result,
         error=error,
+        batch=_batch_section(),
     )
+
+
+def _batch_section() -> dict[str, Any] | None:
+    """What the page's batch section needs, when batch jobs are served: where they are, and whether a token is asked
+    (every access mode but ``none``)."""
+    gate = current_app.extensions.get(BATCH_ACCESS_EXTENSION)
+    if BATCH_EXTENSION not in current_app.extensions or gate is None:
+        return None
+    return {"jobs_path": JOBS_PATH, "token": gate.mode is not Mode.NONE}
 
 
 def _switch(field: str) -> bool:

@@ -147,6 +147,20 @@ def test_callbacks_must_be_signed_by_the_job(batch: FlaskClient, batch_app: Flas
     assert batch.get(f"{JOBS_PATH}/{job['id']}").get_json() == done
 
 
+def test_a_signature_that_is_not_ascii_is_403_not_500(batch: FlaskClient) -> None:
+    # Any client can send one; a 500 would burn the error budget the SLO alerts page on.
+    job = _create(batch)
+    body = json.dumps({"job": job["id"], "stage": "tokenize", "ok": False, "reason": "forged"}).encode()
+    for signature in ("sha256=\u00e9t\u00e9", "\u00ff" * 71, "sha256=" + "\u00e9" * 64):
+        response = batch.post(
+            f"{JOBS_PATH}/{job['id']}/events",
+            data=body,
+            content_type="application/json",
+            headers={signing.SIGNATURE_HEADER: signature},
+        )
+        assert_problem(response, 403, "forged_event")
+
+
 def test_delete_answers_the_last_state_then_the_job_is_gone(batch: FlaskClient) -> None:
     job = _create(batch)
     deleted = batch.delete(f"{JOBS_PATH}/{job['id']}")

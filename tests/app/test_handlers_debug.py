@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from flask.testing import FlaskClient
 
@@ -86,11 +88,17 @@ def test_panic_is_a_500_problem_without_the_traceback(debug_client: FlaskClient)
     assert body["code"] == "internal_error" and "panic requested" not in response.text
 
 
-def test_env_redacts_secrets(debug_client: FlaskClient, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("API_TOKEN", "t0ps3cret")
+def test_env_shows_every_name_but_only_allow_listed_values(
+    debug_client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Secrets do not always look like secrets: a webhook URL, a DSN, a key under a plain name.
+    monkeypatch.setenv("SLACK_WEBHOOK", "https://hooks.slack.com/services/T0/B0/s3cr3tpath")
     monkeypatch.setenv("DATABASE_URL", "postgres://app:hunter2@127.0.0.1/db")
-    monkeypatch.setenv("PLAIN_SETTING", "visible")
+    monkeypatch.setenv("API_TOKEN", "t0ps3cret")
+    monkeypatch.setenv("LOG_LEVEL", "debug")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Basic abc")
     body = debug_client.get("/env").get_json()
-    assert body["API_TOKEN"] == "[redacted]"
-    assert "hunter2" not in body["DATABASE_URL"] and body["DATABASE_URL"].startswith("postgres://app:")
-    assert body["PLAIN_SETTING"] == "visible"
+    for name in ("SLACK_WEBHOOK", "DATABASE_URL", "API_TOKEN", "OTEL_EXPORTER_OTLP_HEADERS"):
+        assert body[name] == "[redacted]", name  # the name is listed, its value is not
+    assert body["LOG_LEVEL"] == "debug"  # the service's own settings are shown
+    assert body["PATH"] == os.environ["PATH"]

@@ -6,6 +6,7 @@ Rendering, the form in a real browser and the drills' buttons are in tests/brows
 from __future__ import annotations
 
 import io
+import re
 from typing import Any
 
 from flask.testing import FlaskClient
@@ -39,7 +40,9 @@ def test_browsers_get_the_page_with_a_strict_policy(client: FlaskClient) -> None
     assert "unsafe-inline" not in policy and "unsafe-eval" not in policy
     assert response.headers["X-Frame-Options"] == "DENY"
     assert response.headers["X-Content-Type-Options"] == "nosniff"
-    assert "<script" not in response.text and "style=" not in response.text
+    # No inline script or style: the only script is the batch section's own file, served by the page.
+    assert re.findall(r"<script[^>]*>[^<]*</script>", response.text) == ['<script src="/ui/batch.js" defer></script>']
+    assert "style=" not in response.text
     assert "Drills" not in response.text  # no drill buttons without FLASK_SVC_DEBUG_ENDPOINTS
     assert client.post("/ui/fault", data={"fault": "on"}).status_code in (404, 405)
 
@@ -94,3 +97,19 @@ def test_the_readiness_toggle_is_the_same_switch(debug_client: FlaskClient) -> N
     assert state.manually_unready and debug_client.get("/readyz").status_code == 503
     assert debug_client.post("/ui/readiness", data={"ready": "on"}).status_code == 303
     assert not state.manually_unready
+
+
+def test_the_batch_section_shows_with_batch_jobs_and_asks_a_token_when_access_is_checked(tmp_path: Any) -> None:
+    def page(**env: str) -> str:
+        response = make_app(**env).test_client().get("/", headers={"Accept": BROWSER_ACCEPT})
+        assert response.status_code == 200
+        return response.text
+
+    anonymous = page()  # `make run`: loopback, no token asked
+    assert 'id="batch"' in anonymous and 'id="batch-token"' not in anonymous
+    tokens = tmp_path / "tokens"
+    tokens.write_text("s3cret,alice\n")
+    checked = page(FLASK_SVC_BATCH_AUTH="token", FLASK_SVC_BATCH_AUTH_TOKENS_FILE=str(tokens))
+    assert 'id="batch-token"' in checked and "s3cret" not in checked
+    off = page(FLASK_SVC_BATCH_RUNNER="off")
+    assert 'id="batch"' not in off and "batch.js" not in off

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
 import requests
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Page, expect
 
-from harness.server import Server
+from harness.server import Server, running_server
 from tests.browser.conftest import open_page
 
 TEXT = "The cat sat on the mat. The cat saw the dog, and the dog saw the cat."
@@ -113,3 +115,62 @@ def test_docs_run_a_call(browser: Browser, page_server: Server, artifacts: Path)
     expect(operation.locator(".live-responses-table .microlight").first).to_contain_text('"commit"')
     page.screenshot(path=str(artifacts / "docs.png"), full_page=False)
     watched.assert_clean()
+
+
+def _run_batch_job(page: Page, sample: Path, token: str | None = None) -> None:
+    page.get_by_label("A text file (UTF-8) for a batch job of separate stages").set_input_files(str(sample))
+    if token is not None:
+        page.get_by_label("Bearer token").fill(token)
+    page.get_by_role("button", name="Start the job").click()
+
+
+def test_batch_section_runs_a_job_through_its_states(
+    browser: Browser, page_server: Server, artifacts: Path, tmp_path: Path
+) -> None:
+    sample = tmp_path / "sample.txt"
+    sample.write_text("alpha beta beta gamma gamma gamma\n" * 100, encoding="utf-8")
+    watched = open_page(browser, height=1400)
+    page = watched.page
+    page.goto(page_server.url + "/")
+    expect(page.get_by_label("Bearer token")).to_have_count(0)  # make run: loopback, anonymous
+    _run_batch_job(page, sample)
+    expect(page.locator("#batch-state")).to_have_text("succeeded", timeout=60_000)
+    states = page.locator("#batch-states li").all_text_contents()
+    assert states[0] in ("queued", "tokenizing") and states[-1] == "succeeded", states
+    assert len(states) == len(set(states))  # each state once, in the order seen
+    expect(page.locator("#batch-tokens")).to_have_text("600")
+    rows = page.locator("#batch-top-words tbody tr")
+    expect(rows.first).to_contain_text("gamma")
+    expect(rows.first).to_contain_text("300")
+    job_id = page.locator("#batch-id").text_content()
+    listed = requests.get(page_server.url + "/api/v1/jobs", timeout=5).json()["jobs"]
+    assert job_id in [job["id"] for job in listed]  # a real job of the API
+    page.screenshot(path=str(artifacts / "home-batch.png"), full_page=True)
+    watched.assert_clean()
+
+
+@pytest.fixture(scope="module")
+def token_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tokens = tmp_path_factory.mktemp("tokens") / "tokens"
+    tokens.write_text("page-t0ken,alice\n", encoding="utf-8")
+    env = {"FLASK_SVC_BATCH_AUTH": "token", "FLASK_SVC_BATCH_AUTH_TOKENS_FILE": str(tokens)}
+    with running_server(env) as server:
+        yield server
+
+
+def test_batch_section_sends_the_token_typed(browser: Browser, token_server: Server, tmp_path: Path) -> None:
+    sample = tmp_path / "sample.txt"
+    sample.write_text("one two two\n", encoding="utf-8")
+    watched = open_page(browser, height=1400)
+    page = watched.page
+    page.goto(token_server.url + "/")
+    _run_batch_job(page, sample)  # no token: the API's 401, shown
+    expect(page.locator("#batch-error")).to_contain_text("401")
+    _run_batch_job(page, sample, token="page-t0ken")
+    expect(page.locator("#batch-state")).to_have_text("succeeded", timeout=60_000)
+    expect(page.locator("#batch-top-words tbody tr").first).to_contain_text("two")
+    # Chrome logs the refused request itself; nothing else may appear.
+    assert watched.problems == [
+        "console: Failed to load resource: the server responded with a status of 401 (UNAUTHORIZED)"
+    ]
+    assert not watched.csp_violations()

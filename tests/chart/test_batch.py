@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from tests.chart.conftest import NAMESPACE, RELEASE, Helm, by_kind, one
+from tests.chart.conftest import CHART, KUBE_NEWEST, NAMESPACE, RELEASE, Helm, by_kind, one, strict_load_all
 from tests.chart.test_manifests import SELECTOR, container, env_of
 
 BATCH_NAME = f"{RELEASE}-batch"
@@ -64,7 +64,7 @@ def test_the_service_gets_its_token_the_volume_and_the_callback_key(batch: list[
     assert {"name": "batch-data", "mountPath": "/data"} in container(deployment)["volumeMounts"]
     env = env_of(batch)
     assert env["FLASK_SVC_BATCH_RUNNER"] == "kubernetes"
-    assert env["FLASK_SVC_BATCH_DATA_DIR"] == "/data"
+    assert env["FLASK_SVC_BATCH_DATA_DIR"] == "/data/jobs"  # private: the service makes it on the volume
     assert env["FLASK_SVC_BATCH_CALLBACK_URL"] == f"http://{RELEASE}.{NAMESPACE}.svc:8080"
     assert env["FLASK_SVC_BATCH_CALLBACK_KEY_FILE"] == "/etc/flask-svc/batch/callback-key"
     assert {"name": "batch-key", "mountPath": "/etc/flask-svc/batch", "readOnly": True} in container(deployment)[
@@ -133,3 +133,26 @@ def test_restricted_peers_still_admit_the_stage_pods(chart: Helm) -> None:
     docs = chart.render("--set", "batch.enabled=true", "--set", "networkPolicy.allowExternal=false")
     peers = one(docs, "NetworkPolicy", RELEASE)["spec"]["ingress"][0]["from"]
     assert {"podSelector": {"matchLabels": STAGE_SELECTOR}} in peers
+
+
+def test_an_existing_callback_key_secret_is_used_and_renders_are_reproducible(chart: Helm) -> None:
+    # GitOps tools render with `helm template`, where `lookup` finds nothing: without existingSecret every render
+    # makes a new key (the Secret changes on every sync and in-flight callbacks fail their signature).
+    def render(*flags: str) -> list[dict[str, Any]]:  # not chart.render: that one is cached
+        args = ("template", RELEASE, str(CHART), "--namespace", NAMESPACE, "--kube-version", KUBE_NEWEST)
+        result = chart.run(*args, "--set", "batch.enabled=true", *flags)
+        assert result.returncode == 0, result.stderr
+        return strict_load_all(result.stdout)
+
+    assert one(render(), "Secret", BATCH_NAME) != one(render(), "Secret", BATCH_NAME)
+    mine = ("--set", "batch.callbackKey.existingSecret=my-batch-key", "--set", "batch.callbackKey.secretKey=k")
+    docs = render(*mine)
+    assert docs == render(*mine)  # the same manifests every time
+    assert by_kind(docs, "Secret") == []
+    pod = one(docs, "Deployment", RELEASE)["spec"]["template"]["spec"]
+    key_volume = {
+        "name": "batch-key",
+        "secret": {"secretName": "my-batch-key", "defaultMode": 0o440, "items": [{"key": "k", "path": "callback-key"}]},
+    }
+    assert key_volume in pod["volumes"]
+    assert env_of(docs)["FLASK_SVC_BATCH_CALLBACK_KEY_FILE"] == "/etc/flask-svc/batch/callback-key"

@@ -151,7 +151,7 @@ def test_env_carries_the_values(default: list[dict[str, Any]]) -> None:
         "FLASK_SVC_HEADER_TIMEOUT_SECONDS": str(config["headerTimeoutSeconds"]),
         "FLASK_SVC_LIVENESS_STALL_SECONDS": str(config["livenessStallSeconds"]),
         "FLASK_SVC_DEBUG_ENDPOINTS": "false",
-        "PROMETHEUS_MULTIPROC_DIR": DEFAULTS["metricsDir"]["path"],
+        "PROMETHEUS_MULTIPROC_DIR": DEFAULTS["metricsDir"]["path"] + "/files",  # private: the service makes it
     }
     assert {k: env[k] for k in expected} == expected
 

@@ -72,6 +72,8 @@ BAD_VALUES: list[tuple[list[str], str]] = [
         "model.source.reference: name the OCI image",
     ),
     (["--set", "model.source.pullPolicy=Sometimes"], "model.source.pullPolicy"),
+    (["--set", "batch.callbackKey.existingSecret=My_Key"], "batch.callbackKey.existingSecret"),
+    (["--set", "batch.callbackKey.secretKey=a/b"], "batch.callbackKey.secretKey"),
     # Refused in the templates with the reason, not by a schema "not" that says only "'not' failed".
     (["--set", "metricsDir.path=/tmp"], 'metricsDir.path: "/tmp" is where the tmp emptyDir is mounted'),
     (["--set", "metricsDir.path=/tmp/"], 'metricsDir.path: "/tmp/" is where the tmp emptyDir is mounted'),

@@ -144,8 +144,8 @@ print(json.dumps(ok))
 def test_nothing_but_tmp_is_writable_at_run_time(service: lib.Container) -> None:
     writable = json.loads(lib.docker("exec", service.name, "python", "-c", _PROBE, *PROBE_DIRS).stdout)
     assert writable == ["/tmp"]
-    # The default multiprocess metrics directory lives on that tmpfs and the service is using it.
-    listing = lib.docker("exec", service.name, "ls", "/tmp/flask-svc-metrics").stdout.split()
+    # The default multiprocess metrics directory (the user's private one) lives on that tmpfs and is in use.
+    listing = lib.docker("exec", service.name, "ls", "/tmp/flask-svc-10001/metrics").stdout.split()
     assert any(name.endswith(".db") for name in listing), listing
 
 

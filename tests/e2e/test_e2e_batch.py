@@ -42,6 +42,7 @@ RELEASE = "batch"
 CLAIM = f"{RELEASE}-flask-svc-batch"
 VOLUME = "flask-svc-e2e-batch"
 HOST_DIR = Path("/var/tmp/flask-svc-e2e-batch")
+JOBS_DIR = HOST_DIR / "jobs"  # the chart's FLASK_SVC_BATCH_DATA_DIR on the volume, made private by the service
 APP_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=flask-svc"
 JOB_LABEL = "flask-svc.dev/batch-job"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{RELEASE}-flask-svc"
@@ -222,7 +223,7 @@ def test_a_100_mib_upload_runs_as_two_jobs_in_turn(service: Service, batch: Any)
     tokenize, count = stages["tokenize"], stages["count"]
     # In turn: the count Job is created once tokenize's outcome is on the volume (its Job turns Complete a moment
     # later, when the pod has exited); creation times have whole seconds.
-    tokenized = json.loads((HOST_DIR / job["id"] / "tokenize.json").read_text())
+    tokenized = json.loads((JOBS_DIR / job["id"] / "tokenize.json").read_text())
     assert tokenized["ok"] and count.metadata.creation_timestamp.timestamp() >= int(tokenized["finished"])
     assert tokenize.status.start_time <= count.metadata.creation_timestamp
     assert done["stages"]["tokenize"]["job_name"] == tokenize.metadata.name
@@ -277,7 +278,7 @@ def test_delete_removes_the_jobs_and_the_files(service: Service, batch: Any) -> 
         timeout=120,
         what="the stage Jobs to go",
     )
-    assert not (HOST_DIR / job["id"]).exists()
+    assert not (JOBS_DIR / job["id"]).exists()
     gone = requests.get(f"{service.url()}/api/v1/jobs/{job['id']}", headers=service.auth, timeout=30)
     assert gone.status_code == 404
 

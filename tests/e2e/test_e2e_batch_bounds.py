@@ -43,6 +43,7 @@ LEASE = f"{FULLNAME}-batch-reconciler"
 SERVICE_ACCOUNT = FULLNAME
 VOLUME = f"flask-svc-e2e-{NAMESPACE}"  # cluster-scoped: named after the namespace
 HOST_DIR = Path(f"/var/tmp/flask-svc-e2e-{NAMESPACE}")
+JOBS_DIR = HOST_DIR / "jobs"  # the chart's FLASK_SVC_BATCH_DATA_DIR on the volume, made private by the service
 APP_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=flask-svc"
 STAGE_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/component=batch-stage"
 JOB_LABEL = "flask-svc.dev/batch-job"
@@ -308,14 +309,14 @@ def test_retention_removes_a_finished_job(service: Service, kube_api: Any) -> No
 
     job = service.create(_text(1000, 5))
     wait_until(lambda: ((s := service.state(job["id"])) in TERMINAL, s), timeout=90, interval=1, what="the job")
-    assert (HOST_DIR / job["id"]).is_dir()
+    assert (JOBS_DIR / job["id"]).is_dir()
     wait_until(
         lambda: ((s := service.state(job["id"])) == "gone", s),
         timeout=RETENTION + 60,
         interval=2,
         what=f"retention ({RETENTION} s) to remove the job",
     )
-    assert not (HOST_DIR / job["id"]).exists()
+    assert not (JOBS_DIR / job["id"]).exists()
     stages = client.BatchV1Api(kube_api).list_namespaced_job(NAMESPACE, label_selector=f"{JOB_LABEL}={job['id']}")
     assert [j.metadata.name for j in stages.items if j.metadata.deletion_timestamp is None] == []
 
@@ -336,7 +337,7 @@ def test_an_upload_past_the_stored_bytes_cap_is_507_and_nothing_is_kept(service:
     assert str(response.getheader("Content-Type")).startswith("application/problem+json")
     assert str(MAX_STORED) in body
     assert sorted(p.name for p in HOST_DIR.iterdir()) == before
-    assert list((HOST_DIR / ".incoming").iterdir()) == []
+    assert list((JOBS_DIR / ".incoming").iterdir()) == []
 
 
 def _as_the_service(core: Any, kube_api: Any) -> Any:

@@ -235,7 +235,8 @@ def test_a_full_volume_fails_the_job_with_a_clear_reason(tmp_path: Path) -> None
     volume.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(volume)], check=True)
     try:
-        env = {"FLASK_SVC_BATCH_DATA_DIR": str(volume)}
+        # A directory on it, as the chart does: the tmpfs's root is writable by everyone (1777), which is refused.
+        env = {"FLASK_SVC_BATCH_DATA_DIR": str(volume / "jobs")}
         with running_server(env) as server:
             # 1.6 MiB of one-letter words: the upload fits, the tokens file (as large again) does not.
             job = _create(server, b"a b c d " * (200 * 1024)).json()
@@ -245,7 +246,7 @@ def test_a_full_volume_fails_the_job_with_a_clear_reason(tmp_path: Path) -> None
             # An upload that does not fit at all is refused, and nothing of it stays behind.
             refused = _create(server, b"e " * (2 * MiB))
             _problem(refused, 507, "insufficient_storage")
-            assert _incoming(volume) == []
+            assert _incoming(volume / "jobs") == []
     finally:
         subprocess.run(["umount", "-l", str(volume)], check=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -50,3 +51,30 @@ def test_ipv6_loopback_binds() -> None:
     with running_server({"HOST": "::1"}, ready=False) as server:
         wait_until_ready(server.port, host="::1", gone=process_gone(server.process))
         assert requests.get(f"http://[::1]:{server.port}/livez", timeout=5).ok
+
+
+@pytest.mark.parametrize("variable", ["PROMETHEUS_MULTIPROC_DIR", "FLASK_SVC_BATCH_DATA_DIR"])
+def test_a_planted_directory_stops_start_and_is_left_alone(variable: str, tmp_path: Path) -> None:
+    # A symbolic link planted where the service keeps its files: start-up would have emptied (metrics) or written
+    # into (batch) the directory it points to.
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "keep.txt").write_text("not yours")
+    (tmp_path / "planted").symlink_to(precious)
+    env = {
+        **os.environ,
+        "HOST": "127.0.0.1",
+        "PORT": str(free_port()),
+        "METRICS_PORT": str(free_port()),
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+        "FLASK_SVC_BATCH_DATA_DIR": str(tmp_path / "batch"),
+        variable: str(tmp_path / "planted"),
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "service"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=30
+    )
+    assert result.returncode != 0
+    lines = (result.stdout + result.stderr).strip().splitlines()
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"flask-svc: configuration error: {variable}: ") and "symbolic link" in lines[0]
+    assert sorted(p.name for p in precious.iterdir()) == ["keep.txt"]

@@ -99,6 +99,24 @@ def test_requests_gunicorn_rejects_are_problem_json_too(strict_server: Server, p
     assert headers["content-type"] == "application/problem+json" and json.loads(body)["status"] == expected
 
 
+@pytest.mark.parametrize("path", ["/api/v1/analyze", "/api/v1/jobs"])
+def test_a_body_refused_on_its_length_closes_the_connection(strict_server: Server, path: str) -> None:
+    # Kept alive, the connection would hold a thread while the unread body (here 2 GiB announced) is drained.
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {2 << 30}\r\n\r\n"
+    ).encode()
+    with socket.create_connection(("127.0.0.1", strict_server.port), timeout=10) as sock:
+        sock.sendall(head + b"the first bytes of the body")
+        data = b""
+        while chunk := sock.recv(65536):  # until the server closes: a kept-alive connection ends in a timeout
+            data += chunk
+    response_head, _, body = data.partition(b"\r\n\r\n")
+    headers = _headers(response_head)
+    _assert_problem(int(response_head.split(b" ", 2)[1]), headers, body, expected=413, code="payload_too_large")
+    assert headers["connection"] == "close"
+    assert requests.get(strict_server.url + "/livez", timeout=10).ok
+
+
 def test_vocabulary_limit_is_413(strict_server: Server) -> None:
     text = " ".join(f"w{n}" for n in range(1500))
     response = requests.post(strict_server.url + "/api/v1/analyze", json={"text": text}, timeout=10)

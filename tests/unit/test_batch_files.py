@@ -104,6 +104,7 @@ def test_each_job_has_its_own_secret_and_signatures_bind_the_body(tmp_path: Path
     assert signing.verify(first, body, signature)
     assert not signing.verify(second, body, signature)
     assert not signing.verify(first, body.replace(b"true", b"false"), signature)
+    assert not signing.verify(first, body, signature[:-1] + "\u00e9")  # a client's non-ASCII header: no, never raise
     (tmp_path / "mounted").write_text("from-a-secret\n")
     assert signing.load_key(tmp_path, str(tmp_path / "mounted")) == b"from-a-secret"
 

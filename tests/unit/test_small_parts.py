@@ -19,8 +19,12 @@ from service.tracing import EXCLUDED_URLS
         ("AWS_SECRET_ACCESS_KEY", "abc", REDACTED),
         ("GITHUB_TOKEN", "abc", REDACTED),
         ("DB_PASSWORD", "abc", REDACTED),
-        ("DATABASE_URL", "postgres://u:pw@h/db", f"postgres://u:{REDACTED}@h/db"),
+        ("DATABASE_URL", "postgres://u:pw@h/db", REDACTED),  # not on the allow-list
+        ("SLACK_WEBHOOK", "https://hooks.example/T0/s3cr3t", REDACTED),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "authorization=Basic abc", REDACTED),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://u:pw@collector:4318", f"https://u:{REDACTED}@collector:4318"),
         ("HOME", "/root", "/root"),
+        ("LOG_LEVEL", "info", "info"),
     ],
 )
 def test_redact(name: str, value: str, expected: str) -> None:
