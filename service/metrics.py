@@ -15,8 +15,9 @@ from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
 from flask import request
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
+from service.metrics_server import REQUEST_DURATION, WithRequestTotals
 from service.names import ANALYSIS_ENDPOINTS, METRICS_EXTENSION, PROBE_PATHS, UNMATCHED_ROUTE
 from service.problems import STATUS_CODES
 
@@ -25,6 +26,20 @@ if TYPE_CHECKING:
 
     from service.config import Settings
     from service.models import ModelIdentity
+
+
+def _pid_checked_once_per_fork() -> None:
+    """prometheus_client's multiprocess values ask the process id on every write (a system call each) to notice a
+    fork; the id is kept here instead and updated in the child at fork. Done at import, before this process creates
+    any metric: each value class keeps its own open files, and two of them on one process's file would collide."""
+    if not getattr(values.ValueClass, "_multiprocess", False):
+        return
+    pid = [os.getpid()]
+    os.register_at_fork(after_in_child=lambda: pid.__setitem__(0, os.getpid()))
+    values.ValueClass = values.MultiProcessValue(lambda: pid[0])  # type: ignore[no-untyped-call]
+
+
+_pid_checked_once_per_fork()
 
 # Latency buckets for a web API: 5 ms to 10 s.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
@@ -205,35 +220,34 @@ class RouteMetrics:
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.duration = Histogram(
-            "flask_http_request_duration_seconds",
+            REQUEST_DURATION,
             "Flask HTTP request duration in seconds",
             ("method", "url_rule", "status"),
             buckets=REQUEST_BUCKETS,
-            registry=registry,
+            registry=None,
         )
-        self.total = Counter(
-            "flask_http_request_total", "Total number of HTTP requests", ("method", "status"), registry=registry
-        )
+        # flask_http_request_total is the histogram's count by (method, status): derived when read, not written.
+        # Under gunicorn the metrics server derives it from the merged files; here, for the app's own registry.
+        registry.register(WithRequestTotals(self.duration.collect))
         self.exceptions = Counter(
             "flask_http_request_exceptions_total",
             "Total number of HTTP requests which resulted in an exception",
             ("method", "status"),
             registry=registry,
         )
-        self._children: dict[tuple[str, str, int], tuple[Histogram, Counter]] = {}
+        self._children: dict[tuple[str, str, int], Histogram] = {}
 
     def init_app(self, app: Flask) -> None:
         app.before_request(self._start)
         app.after_request(self._record)
         app.teardown_request(self._record_exception)
 
-    def _series(self, method: str, route: str, status: int) -> tuple[Histogram, Counter]:
+    def _series(self, method: str, route: str, status: int) -> Histogram:
         key = (method, route, status)
-        children = self._children.get(key)
-        if children is None:  # a race only creates the same children twice: labels() is idempotent
-            children = self.duration.labels(method, route, status), self.total.labels(method, status)
-            self._children[key] = children
-        return children
+        child = self._children.get(key)
+        if child is None:  # a race only creates the same child twice: labels() is idempotent
+            child = self._children[key] = self.duration.labels(method, route, status)
+        return child
 
     def _start(self) -> None:
         if request.path not in PROBE_PATHS:
@@ -243,9 +257,9 @@ class RouteMetrics:
         state = request.environ.get(self._STATE)
         if state is not None and not state[1]:
             state[1] = True
-            duration, total = self._series(request.method, url_rule(request), response.status_code)
-            duration.observe(max(time.perf_counter() - state[0], 0))
-            total.inc()
+            self._series(request.method, url_rule(request), response.status_code).observe(
+                max(time.perf_counter() - state[0], 0)
+            )
         return response
 
     def _record_exception(self, error: BaseException | None) -> None:
@@ -256,9 +270,7 @@ class RouteMetrics:
         self.exceptions.labels(request.method, 500).inc()
         if not state[1]:
             state[1] = True
-            duration, total = self._series(request.method, url_rule(request), 500)
-            duration.observe(max(time.perf_counter() - state[0], 0))
-            total.inc()
+            self._series(request.method, url_rule(request), 500).observe(max(time.perf_counter() - state[0], 0))
 
 
 def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None) -> Instruments:

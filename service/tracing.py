@@ -5,128 +5,35 @@ Off unless an OTLP endpoint is set (``OTEL_EXPORTER_OTLP_ENDPOINT`` or ``OTEL_EX
 exporter are created by the app factory, in each worker after fork: their threads and sockets would not survive a
 fork.
 Spans are exported from the processor's thread through a bounded queue, so a slow or absent collector never slows a
-request; what is lost is counted in ``flask_svc_otel_spans_dropped_total``.
+request; what is lost is counted in ``flask_svc_otel_spans_dropped_total``. The SDK side lives in
+``service.tracing_sdk``, imported only when tracing is on.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from opentelemetry import trace
-from opentelemetry.context import Context
-from opentelemetry.metrics import Counter, Meter, NoOpCounter, NoOpMeter, NoOpMeterProvider
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.util.types import Attributes
 
-from service.metrics import Instruments
 from service.names import PROBE_PATHS, TRACING_EXTENSION
 
 if TYPE_CHECKING:
     from flask import Flask
+    from opentelemetry.sdk.trace import TracerProvider
 
     from service.config import Settings
+    from service.metrics import Instruments
 
 log = logging.getLogger(__name__)
 
 # Matched by the Flask instrumentation against the full URL with re.search, so each is anchored on both ends.
 EXCLUDED_URLS = rf"^https?://[^/]+({'|'.join(PROBE_PATHS)})/?(\?.*)?$"
 _FLUSH_TIMEOUT_MS = 2000  # a worker's last flush must fit in the drain budget
-
-
-class CountingExporter(SpanExporter):
-    """Counts spans whose export failed (collector down, refused, timed out)."""
-
-    def __init__(self, inner: SpanExporter, instruments: Instruments) -> None:
-        self.inner = inner
-        self.instruments = instruments
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        try:
-            result = self.inner.export(spans)
-        except Exception:
-            result = SpanExportResult.FAILURE
-        if result is not SpanExportResult.SUCCESS:
-            self.instruments.spans_dropped.labels("export_failed").inc(len(spans))
-        return result
-
-    def shutdown(self) -> None:
-        self.inner.shutdown()
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        return self.inner.force_flush(timeout_millis)
-
-
-# The SDK reports what its batch processor does with each span as this counter (OpenTelemetry's semantic
-# conventions), an ``error.type`` of ``queue_full`` for a span it dropped; it reports only to the meter provider it is
-# given, and only with its internal metrics enabled.
-SPAN_PROCESSED_METRIC = "otel.sdk.processor.span.processed"
-_INTERNAL_METRICS = "OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED"
-
-
-class _QueueFullCounter(NoOpCounter):
-    def __init__(self, instruments: Instruments) -> None:
-        super().__init__(SPAN_PROCESSED_METRIC)
-        self.instruments = instruments
-
-    def add(self, amount: float, attributes: Attributes = None, context: Context | None = None) -> None:
-        if attributes and attributes.get("error.type") == "queue_full":
-            self.instruments.spans_dropped.labels("queue_full").inc(amount)
-
-
-class _DropsMeter(NoOpMeter):
-    def __init__(self, name: str, instruments: Instruments) -> None:
-        super().__init__(name)
-        self.instruments = instruments
-
-    def create_counter(self, name: str, unit: str = "", description: str = "") -> Counter:
-        if name == SPAN_PROCESSED_METRIC:
-            return _QueueFullCounter(self.instruments)
-        return super().create_counter(name, unit, description)
-
-
-class DropsMeterProvider(NoOpMeterProvider):
-    """Turns the SDK's own count of spans dropped on a full queue into ``flask_svc_otel_spans_dropped_total``; every
-    other SDK metric goes nowhere."""
-
-    def __init__(self, instruments: Instruments) -> None:
-        self.instruments = instruments
-
-    def get_meter(
-        self, name: str, version: str | None = None, schema_url: str | None = None, attributes: Attributes = None
-    ) -> Meter:
-        return _DropsMeter(name, self.instruments)
-
-
-def counting_processor(exporter: SpanExporter, instruments: Instruments, **options: int) -> BatchSpanProcessor:
-    """The SDK's batch processor, reporting the spans it drops to ``instruments`` (``options``: its queue and batch
-    sizes; from ``OTEL_BSP_*`` when not given)."""
-    os.environ.setdefault(_INTERNAL_METRICS, "true")  # read by the processor's constructor
-    return BatchSpanProcessor(exporter, meter_provider=DropsMeterProvider(instruments), **options)
-
-
-def _make_exporter(name: str, settings: Settings) -> SpanExporter:
-    if name == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-
-        # The endpoint as the settings read it; headers, timeout and compression the SDK reads from OTEL_* itself.
-        if settings.otel_traces_endpoint:
-            return OTLPSpanExporter(endpoint=settings.otel_traces_endpoint)
-        if settings.otel_endpoint:
-            return OTLPSpanExporter(endpoint=settings.otel_endpoint.rstrip("/") + "/v1/traces")
-        return OTLPSpanExporter()
-    if name == "console":
-        from opentelemetry.sdk.trace.export import ConsoleSpanExporter
-
-        return ConsoleSpanExporter()
-    raise ValueError(name)
 
 
 @dataclass(frozen=True)
@@ -164,18 +71,9 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
         app.extensions[TRACING_EXTENSION] = None
         return None
 
-    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+    from service.tracing_sdk import instrument
 
-    FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
-        app,
-        excluded_urls=EXCLUDED_URLS,
-        tracer_provider=provider,
-        # Off: a SQL comment context attached to every request, for database instrumentations this service has none
-        # of; and the instrumentation's own OpenTelemetry metrics (Prometheus has them), which without a meter
-        # provider went through proxies to nowhere on every request.
-        enable_commenter=False,
-        meter_provider=NoOpMeterProvider(),
-    )
+    instrument(app, provider)
     tracing = Tracing(provider, provider.get_tracer("service"))
     app.extensions[TRACING_EXTENSION] = tracing
     return tracing
@@ -193,16 +91,9 @@ def _provider(settings: Settings, instruments: Instruments) -> TracerProvider | 
     name = settings.traces_exporter
     if name is None:
         return None
-    # Server spans with the stable HTTP semantic conventions (http.request.method, url.path, …).
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
-    resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
-    if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
-        resource = resource.merge(Resource({"service.name": "flask-svc"}))
-    # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
-    # would wait out a hung export instead.
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-    exporter = CountingExporter(_make_exporter(name, settings), instruments)
-    provider.add_span_processor(counting_processor(exporter, instruments))
+    from service.tracing_sdk import make_provider
+
+    provider = make_provider(name, settings, instruments)
     log.info("tracing on", extra={"exporter": name})
     return provider
 

@@ -63,3 +63,32 @@ def test_a_refused_export_is_counted(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_off_without_the_variables() -> None:
     assert tracing_of(make_app()) is None
     assert tracing_of(make_app(OTEL_TRACES_EXPORTER="none", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1")) is None
+
+
+def test_a_dropped_request_skips_the_instrumentation_and_keeps_the_context() -> None:
+    """Sampler first: a request whose trace the sampler drops (here: the caller's is not sampled) never reaches the
+    Flask instrumentation — none of its state in the environ, no span — yet its log lines carry the trace."""
+    with otlp_receiver() as receiver:
+        app = make_app(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)  # parentbased_always_on
+        tracing = tracing_of(app)
+        assert tracing is not None
+        with app.test_client() as client:
+            caller = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}"
+            assert (
+                client.post(ANALYZE_PATH, json={"text": "a b"}, headers={"traceparent": caller + "-00"}).status_code
+                == 200
+            )
+            dropped = dict(request.environ)
+            assert (
+                client.post(ANALYZE_PATH, json={"text": "a b"}, headers={"traceparent": caller + "-01"}).status_code
+                == 200
+            )
+            sampled = dict(request.environ)
+        assert tracing.provider.force_flush(5000)
+        tracing.stop()
+        spans = list(receiver.spans)
+    assert [key for key in sampled if key.startswith("opentelemetry")], "the sampled request was instrumented"
+    assert not [key for key in dropped if key.startswith("opentelemetry")]
+    assert dropped[ACCESS_ENVIRON_KEY]["trace_id"] == INCOMING_TRACE
+    assert dropped[ACCESS_ENVIRON_KEY]["span_id"] not in (None, INCOMING_PARENT)
+    assert [s.kind for s in spans if s.parent_span_id == INCOMING_PARENT] == [SERVER_KIND]  # the sampled one only

@@ -69,7 +69,7 @@ t=$SECONDS
 "${PYTHON}" -m tests.container.containerlib build --image "${FLASK_SVC_E2E_IMAGE}"
 "${PYTHON}" -m tests.container.containerlib build --image "${FLASK_SVC_E2E_IMAGE}-ml" --target ml
 for image in "${FLASK_SVC_E2E_IMAGE}" "${FLASK_SVC_E2E_IMAGE}-ml"; do
-  if [[ "${LOCAL}" == true ]]; then
+  if [[ "${LOCAL}" == true || "${CONTEXT}" == flask-svc-local ]]; then  # brought up here, or by `make cluster-up`
     cluster/local-cluster.sh load "${image}"
   elif [[ "${CONTEXT}" == kind-* ]]; then
     kind load docker-image "${image}" --name "${CONTEXT#kind-}"

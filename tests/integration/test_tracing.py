@@ -118,3 +118,80 @@ def test_a_dead_collector_does_not_slow_requests_and_drops_are_counted() -> None
         if line.startswith('flask_svc_otel_spans_dropped_total{reason="queue_full"}')
     ]
     assert dropped and dropped[0] > 0, metrics
+
+
+# The server span's attributes as the upstream Flask instrumentation (stable HTTP conventions) gives them, taken from
+# the code before the sampler-first gate; ports and the host:port are this run's.
+SAMPLED_ATTRIBUTES = {
+    "POST /api/v1/analyze": {
+        "client.address": "127.0.0.1",
+        "http.request.method": "POST",
+        "http.response.status_code": 200,
+        "http.route": "/api/v1/analyze",
+        "network.protocol.version": "1.1",
+        "url.path": "/api/v1/analyze",
+        "url.query": "top=1",
+        "url.scheme": "http",
+        "user_agent.original": "t/1",
+    },
+    "GET /no/such": {
+        "client.address": "127.0.0.1",
+        "http.request.method": "GET",
+        "http.response.status_code": 404,
+        "network.protocol.version": "1.1",
+        "url.path": "/no/such",
+        "url.scheme": "http",
+        "user_agent.original": "t/1",
+    },
+}
+RATIO = 0.5
+
+
+def _ratio_keeps(trace_id: str) -> bool:
+    """TraceIdRatioBased's rule: the trace id's low 64 bits below ratio x 2^64."""
+    return int(trace_id, 16) & (2**64 - 1) < round(RATIO * 2**64)
+
+
+def test_sampler_first_sampled_spans_unchanged_dropped_requests_carry_the_context() -> None:
+    """Sampled: the same span and attributes as before, and a root span's trace id is the one the sampler judged.
+    Dropped (an unsampled caller): no span, yet the trace context goes on into the request's log lines."""
+    dropped_trace = "0af7651916cd43dd8448eb211c80319c"
+    with otlp_receiver() as receiver:
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
+            "OTEL_TRACES_SAMPLER": "parentbased_traceidratio",
+            "OTEL_TRACES_SAMPLER_ARG": str(RATIO),
+            "WEB_CONCURRENCY": "1",
+        }
+        with running_server(env) as server:
+            sampled = {"traceparent": f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01", "User-Agent": "t/1"}
+            assert requests.post(server.url + "/api/v1/analyze?top=1", json={"text": "a b"}, headers=sampled).ok
+            assert requests.get(server.url + "/no/such", headers=sampled, timeout=5).status_code == 404
+            unsampled = {"traceparent": f"00-{dropped_trace}-{INCOMING_PARENT}-00", "X-Request-ID": "dropped-1"}
+            assert requests.post(server.url + "/api/v1/analyze", json={"text": "a b"}, headers=unsampled).ok
+            roots = [requests.get(server.url + "/version", timeout=5) for _ in range(40)]
+            assert all(r.ok for r in roots)
+            _wait_for(receiver.spans, lambda s: s.name == "GET /no/such")
+            time.sleep(0.5)  # let any (wrong) span of the dropped request arrive too
+            access = server.wait_for_log(
+                lambda r: r.get("logger") == "gunicorn.access" and r.get("request_id") == "dropped-1"
+            )
+
+    servers = [s for s in receiver.spans if s.kind == SERVER_KIND]
+    continued = {s.name: s for s in servers if s.trace_id == INCOMING_TRACE}
+    assert set(continued) == set(SAMPLED_ATTRIBUTES)
+    for name, span in continued.items():
+        attributes = dict(span.attributes)
+        port = attributes.pop("server.port")
+        assert attributes.pop("server.address") == f"127.0.0.1:{port}" and attributes.pop("client.port")
+        assert attributes == SAMPLED_ATTRIBUTES[name], name
+        assert span.parent_span_id == INCOMING_PARENT
+
+    assert not [s for s in receiver.spans if s.trace_id == dropped_trace]
+    assert access["trace_id"] == dropped_trace and len(str(access["span_id"])) == 16
+    assert access["span_id"] != INCOMING_PARENT
+
+    root_ids = [s.trace_id for s in servers if s.name == "GET /version"]
+    assert 0 < len(root_ids) < 40, len(root_ids)  # some dropped, some kept (all alike: p = 2^-39)
+    assert all(_ratio_keeps(trace_id) for trace_id in root_ids), root_ids

@@ -12,7 +12,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry
 
 from service.metrics import Instruments
-from service.tracing import CountingExporter, counting_processor
+from service.tracing_sdk import CountingExporter, counting_processor
 
 QUEUE = 4
 
