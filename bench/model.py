@@ -1,13 +1,16 @@
 """Model serving side by side: flask-svc and Seldon MLServer serving the same skops file over the Open Inference
-Protocol (V2), one worker each, driven by wrk with 1-instance and 64-instance requests.
+Protocol (V2), one worker each, driven by wrk with 1-, 64- and 1024-instance requests: JSON for both, and the binary
+tensor data extension for flask-svc (raw FP64 in, raw INT64 out).
 
-    .venv/bin/python -m bench.model            # part of `make bench`; about 1 minute
+    .venv/bin/python -m bench.model            # part of `make bench`; about 2 minutes
+    .venv/bin/python -m bench.model --without-mlserver   # flask-svc alone: throughput and memory
     .venv/bin/python -m bench.model --help
 
 MLServer runs from .tools/mlserver-venv (bench/mlserver/requirements.lock), with the skops runtime in
 bench/mlserver/skops_runtime.py and `parallel_workers: 0`, so inference runs in its one process as flask-svc's runs in
-its one worker. Both answer on 127.0.0.1 only. The goal (flask-svc at or above MLServer's 1-instance throughput) is
-reported, never asserted.
+its one worker. Both answer on 127.0.0.1 only. For each request size and form, flask-svc's worker's peak resident set
+(VmHWM, reset before the size's runs) is reported. The goal (flask-svc's binary 64-instance throughput at or above
+MLServer's 64-instance JSON) is reported, never asserted.
 """
 
 from __future__ import annotations
@@ -29,7 +32,8 @@ from harness.server import ROOT, running_server
 
 MLSERVER_VENV = ROOT / ".tools" / "mlserver-venv"
 RESULTS = ROOT / "bench" / "results"
-BATCHES = (1, 64)
+BATCHES = (1, 64, 1024)
+FORMS = ("json", "binary")
 MODEL = "iris"
 SERVERS = {"flask-svc": "flask-svc (gunicorn gthread, 1 worker, 4 threads)", "mlserver": "MLServer (1 process)"}
 
@@ -46,11 +50,38 @@ def v2_body(count: int) -> dict[str, Any]:
     return {"inputs": [{"name": "input-0", "shape": [count, 4], "datatype": "FP64", "data": rows}]}
 
 
+def v2_binary_body(count: int) -> tuple[bytes, int]:
+    """The binary extension's request (FP64 rows after the JSON header, the answer asked in binary) and its header's
+    length, the ``Inference-Header-Content-Length`` to send."""
+    import numpy as np
+
+    raw = np.array(iris_rows(count), dtype="<f8").tobytes()
+    tensor = {"name": "input-0", "shape": [count, 4], "datatype": "FP64", "parameters": {"binary_data_size": len(raw)}}
+    header = json.dumps({"inputs": [tensor], "parameters": {"binary_data_output": True}}).encode()
+    return header + raw, len(header)
+
+
+def peak_mib(pid: int) -> float:
+    """A process's peak resident set since the last reset_peak."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
+
+
+def reset_peak(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
 @contextmanager
 def flask_svc(model: Path) -> Iterator[str]:
+    with flask_svc_server(model) as server:
+        yield server.url
+
+
+@contextmanager
+def flask_svc_server(model: Path) -> Iterator[Any]:
     env = {"FLASK_SVC_MODEL_PATH": str(model), "WEB_CONCURRENCY": "1", "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
     with running_server(env, log_to_file=True) as server:
-        yield server.url
+        yield server
 
 
 @contextmanager
@@ -93,51 +124,84 @@ def same_answers(urls: dict[str, str]) -> list[Any]:
     return list(first)
 
 
-def measure(model: Path, settings: wrk.LoadSettings, rounds: int, log: Any = print) -> dict[str, Any]:
-    """Best of `rounds` interleaved wrk runs per server and batch size."""
+def measure(
+    model: Path, settings: wrk.LoadSettings, rounds: int, log: Any = print, mlserver_too: bool = True
+) -> dict[str, Any]:
+    """Best of `rounds` interleaved wrk runs per server, request size and form; flask-svc's worker's peak memory for
+    each size and form."""
     results: dict[str, Any] = {"settings": vars(settings) | {"rounds": rounds}, "servers": SERVERS, "rows": []}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="flask-svc-bench-model-") as tmp:
-        urls = {"flask-svc": stack.enter_context(flask_svc(model)), "mlserver": stack.enter_context(mlserver(model))}
+        server = stack.enter_context(flask_svc_server(model))
+        (worker,) = server.workers()
+        urls = {"flask-svc": server.url}
+        if mlserver_too:
+            urls["mlserver"] = stack.enter_context(mlserver(model))
         results["predictions_64"] = same_answers(urls)
-        bodies = {}
+        # (server, form) → its URL; MLServer gets JSON only.
+        targets = {
+            (name, form): url for name, url in urls.items() for form in FORMS if form == "json" or name == "flask-svc"
+        }
+        bodies: dict[tuple[int, str], tuple[Path, int | None]] = {}
         for batch in BATCHES:
-            bodies[batch] = Path(tmp, f"v2-{batch}.json")
-            bodies[batch].write_text(json.dumps(v2_body(batch)))
-        best: dict[tuple[str, int], wrk.WrkResult] = {}
+            bodies[(batch, "json")] = (Path(tmp, f"v2-{batch}.json"), None)
+            bodies[(batch, "json")][0].write_text(json.dumps(v2_body(batch)))
+            raw, length = v2_binary_body(batch)
+            bodies[(batch, "binary")] = (Path(tmp, f"v2-{batch}.bin"), length)
+            bodies[(batch, "binary")][0].write_bytes(raw)
+        best: dict[tuple[str, str, int], wrk.WrkResult] = {}
+        memory: dict[tuple[str, int], float] = {}
         for batch in BATCHES:
-            for url in urls.values():  # warm-up
-                wrk.run(
-                    f"{url}/v2/models/{MODEL}/infer", settings, bodies[batch], settings.warmup_s, "application/json"
-                )
-            for round_ in range(rounds):
-                for name, url in urls.items():
-                    result = wrk.run(
-                        f"{url}/v2/models/{MODEL}/infer", settings, bodies[batch], None, "application/json"
-                    )
-                    if result.error_count:
-                        raise RuntimeError(f"{name}, {batch} instances: wrk counted errors {result.errors}")
-                    log(f"{name:9} {batch:3} instances, round {round_ + 1}: {result.rps:8.0f} req/s")
-                    if (name, batch) not in best or result.rps > best[(name, batch)].rps:
-                        best[(name, batch)] = result
-        for (name, batch), result in best.items():
+            for form in FORMS:
+                reset_peak(worker.pid)
+                body, header = bodies[(batch, form)]
+                for (_, target_form), url in targets.items():
+                    if target_form == form:  # warm-up
+                        wrk.run(
+                            f"{url}/v2/models/{MODEL}/infer",
+                            settings,
+                            body,
+                            settings.warmup_s,
+                            "application/json",
+                            header,
+                        )
+                for round_ in range(rounds):
+                    for (name, target_form), url in targets.items():
+                        if target_form != form:
+                            continue
+                        result = wrk.run(
+                            f"{url}/v2/models/{MODEL}/infer", settings, body, None, "application/json", header
+                        )
+                        if result.error_count:
+                            raise RuntimeError(f"{name}, {batch} instances {form}: wrk counted errors {result.errors}")
+                        log(f"{name:9} {batch:4} instances {form:6}, round {round_ + 1}: {result.rps:8.0f} req/s")
+                        if (name, form, batch) not in best or result.rps > best[(name, form, batch)].rps:
+                            best[(name, form, batch)] = result
+                memory[(form, batch)] = peak_mib(worker.pid)
+        for (name, form, batch), result in best.items():
             results["rows"].append(
                 {
                     "server": name,
+                    "form": form,
                     "instances": batch,
                     "rps": round(result.rps, 1),
                     "instances_per_s": round(result.rps * batch, 1),
                     "p50_ms": result.latency_ms["p50"],
                     "p99_ms": result.latency_ms["p99"],
+                    "peak_mib": round(memory[(form, batch)], 1) if name == "flask-svc" else None,
                 }
             )
     results["goal"] = goal(results["rows"])
     return results
 
 
-def goal(rows: list[dict[str, Any]]) -> dict[str, Any]:
-    """flask-svc's 1-instance throughput against MLServer's: the issue's goal, reported, not asserted."""
-    one = {row["server"]: row["rps"] for row in rows if row["instances"] == 1}
-    return {"met": one["flask-svc"] >= one["mlserver"], "ratio": round(one["flask-svc"] / one["mlserver"], 2)}
+def goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """flask-svc's binary 64-instance throughput against MLServer's 64-instance JSON (issue 21): reported, not
+    asserted; None without MLServer."""
+    at_64 = {(row["server"], row["form"]): row["rps"] for row in rows if row["instances"] == 64}
+    if ("mlserver", "json") not in at_64 or ("flask-svc", "binary") not in at_64:
+        return None
+    ratio = at_64[("flask-svc", "binary")] / at_64[("mlserver", "json")]
+    return {"met": ratio >= 1.0, "ratio": round(ratio, 2)}
 
 
 def markdown(results: dict[str, Any]) -> str:
@@ -147,23 +211,32 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         f"The same skops file (the Iris model), Open Inference Protocol V2 over HTTP, one worker each; wrk with "
         f"{settings['connections']} connections, {settings['threads']} threads, best of {settings['rounds']} "
-        f"interleaved {settings['duration_s']:g} s rounds.",
+        f"interleaved {settings['duration_s']:g} s rounds. Binary: the binary tensor data extension (FP64 in, "
+        "INT64 out). Peak: flask-svc's worker's peak resident set while that size and form ran.",
         "",
-        "| server | instances per request | requests/s | instances/s | p50 ms | p99 ms |",
-        "| --- | ---: | ---: | ---: | ---: | ---: |",
+        "| server | form | instances per request | requests/s | instances/s | p50 ms | p99 ms | peak MiB |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for row in sorted(results["rows"], key=lambda r: (r["instances"], r["server"])):
+    for row in sorted(results["rows"], key=lambda r: (r["instances"], r["server"], r.get("form", "json"))):
+        peak = row.get("peak_mib")
         lines.append(
-            f"| {results['servers'][row['server']]} | {row['instances']} | {row['rps']:.0f} | "
-            f"{row['instances_per_s']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} |"
+            f"| {results['servers'][row['server']]} | {row.get('form', 'json')} | {row['instances']} | "
+            f"{row['rps']:.0f} | {row['instances_per_s']:.0f} | {row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
+            f"{'' if peak is None else f'{peak:.0f}'} |"
         )
     outcome = results["goal"]
-    verdict = "met" if outcome["met"] else "not met"
-    lines += [
-        "",
-        f"Goal, flask-svc at or above MLServer's 1-instance throughput: **{verdict}** (ratio {outcome['ratio']}).",
-        "",
-    ]
+    lines.append("")
+    if outcome is None:
+        lines.append(
+            "Goal, flask-svc's binary 64-instance throughput at or above MLServer's: not measured (no MLServer)."
+        )
+    else:
+        verdict = "met" if outcome["met"] else "not met"
+        lines.append(
+            f"Goal, flask-svc's binary 64-instance throughput at or above MLServer's 64-instance JSON: **{verdict}** "
+            f"(ratio {outcome['ratio']})."
+        )
+    lines.append("")
     return "\n".join(lines)
 
 
@@ -175,6 +248,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--without-mlserver", action="store_true", help="flask-svc alone (no comparison)")
     opts = parser.parse_args(argv)
     settings = wrk.LoadSettings(
         duration_s=opts.duration, warmup_s=opts.warmup, connections=opts.connections, threads=opts.threads
@@ -184,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-model-") as tmp:
         model = Path(tmp, "iris.skops")
         train([str(model)])
-        results = measure(model, settings, opts.rounds)
+        results = measure(model, settings, opts.rounds, mlserver_too=not opts.without_mlserver)
     results["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     opts.out.mkdir(parents=True, exist_ok=True)
     stem = f"model-{results['date'][:10]}"

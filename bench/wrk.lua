@@ -10,6 +10,11 @@ if body_file and body_file ~= "" then
   wrk.body = file:read("*a")
   file:close()
   wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "text/plain"
+  -- The binary tensor extension's request carries the length of its JSON header (bench/model.py).
+  local binary_header = os.getenv("BENCH_INFERENCE_HEADER_LENGTH")
+  if binary_header and binary_header ~= "" then
+    wrk.headers["Inference-Header-Content-Length"] = binary_header
+  end
 end
 
 done = function(summary, latency, requests)

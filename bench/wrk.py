@@ -81,12 +81,14 @@ def run(
     body: Path | None = None,
     duration_s: float | None = None,
     content_type: str = "text/plain",
+    inference_header_length: int | None = None,
 ) -> WrkResult:
     """One wrk run against a loopback URL; POSTs ``body`` when given. Bounded by wrk's own duration + a margin."""
     if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
         raise WrkError(f"loopback only: {url}")
     duration = settings.duration_s if duration_s is None else duration_s
     env = {**os.environ, "BENCH_BODY_FILE": str(body) if body else "", "BENCH_CONTENT_TYPE": content_type}
+    env["BENCH_INFERENCE_HEADER_LENGTH"] = "" if inference_header_length is None else str(inference_header_length)
     done = subprocess.run(
         command(url, settings, duration),
         env=env,

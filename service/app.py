@@ -115,10 +115,6 @@ def openapi_document(app: OpenAPI) -> Response:
         document["paths"][JOBS_PATH]["post"]["requestBody"] = analysis.request_body_spec(
             ("text/plain", "multipart/form-data")
         )
-    if MODEL_EXTENSION in app.extensions:
-        from service.handlers import inference
-
-        inference.document(document)
     # flask-openapi3 documents its validation errors as a JSON array; ours are problem documents, and only
     # operations that take parameters or a body can produce one.
     unprocessable = problem_responses(422)[422]
@@ -130,6 +126,10 @@ def openapi_document(app: OpenAPI) -> Response:
                 responses["422"] = unprocessable
             else:
                 responses.pop("422", None)
+    if MODEL_EXTENSION in app.extensions:  # after the 422s above: the model routes answer theirs as application/json
+        from service.handlers import inference
+
+        inference.document(document)
     return jsonify(document)
 
 

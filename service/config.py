@@ -418,6 +418,15 @@ class Settings(BaseSettings):
         ge=1,
         le=100_000,
     )
+    model_max_body_bytes: int = setting(
+        "FLASK_SVC_MODEL_MAX_BODY_BYTES",
+        0,
+        "Largest inference request body; larger ones get 413 before they are read. 0: derived from the model, "
+        '16 KiB + FLASK_SVC_MODEL_MAX_INSTANCES * (features * 48 + 16) bytes (README "Model serving").',
+        unit="bytes",
+        ge=0,
+        le=1 << 30,
+    )
     # The standard OpenTelemetry variables that decide whether to trace (README "Tracing"; the SDK reads the rest).
     otel_traces_exporter: Exporter = setting(
         "OTEL_TRACES_EXPORTER",

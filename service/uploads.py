@@ -174,3 +174,8 @@ def form_parts(max_bytes: int) -> dict[str, bytes]:
         elif current is not None:
             current += event.data
     return {name: bytes(data) for name, data in parts.items()}
+
+
+def raw_body(max_bytes: int) -> Iterator[bytes]:
+    """The body's bytes as they arrive, at most ``max_bytes`` (the model routes parse them themselves)."""
+    return _read(max_bytes)

@@ -1,8 +1,11 @@
-"""Model serving over HTTP: the Open Inference Protocol (V2) endpoints and KServe's V1 ``/api/v1/predict``.
+"""Model serving over HTTP: the Open Inference Protocol (V2) endpoints and KServe's V1 routes (``/v1/models/<name>``,
+``/v1/models/<name>:predict``, and ``/api/v1/predict`` for the model served).
 
 Imported only when ``FLASK_SVC_MODEL_PATH`` is set (it pulls in numpy and scikit-learn). The model is loaded by
 ``load_into`` while the app is built, in each worker after fork, so /readyz turns 200 only once it can predict.
-Errors are problem documents that also carry the protocol's ``error`` member.
+Errors are ``application/json``: the protocol's ``error`` member carries the whole reason (the clients show only it,
+and only from a JSON body), beside the members of a problem document. A body without ``Content-Type`` is read as
+JSON, as Triton and MLServer do (NVIDIA's client sends none).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from flask import Flask, Response, current_app, jsonify, request
+from flask import Flask, Response, current_app, json, jsonify, request
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, Field, ValidationError
@@ -32,18 +35,34 @@ from service.inference.protocol import (
     PredictRequest,
     PredictResponse,
     ServerLive,
+    ServerMetadata,
     ServerReady,
+    body_limit,
     v1_batch,
     v2_batch,
     v2_response,
 )
-from service.models import QueryModel, problem_responses
+from service.models import ProblemDetail, QueryModel
 from service.names import MODEL_EXTENSION
-from service.problems import Problem
+from service.problems import Problem, problem_document
+from service.uploads import raw_body
 
 log = logging.getLogger(__name__)
+BINARY_HEADER = "Inference-Header-Content-Length"  # the binary tensor data extension: the JSON header's length
 Body = TypeVar("Body", InferenceRequest, PredictRequest)
-_ERRORS = problem_responses(400, 404, 413, 415, 422)
+
+
+class InferenceError(ProblemDetail):
+    """The protocol's error object (``error``: the reason) beside the members of a problem document."""
+
+    error: str
+
+
+_ERROR_SCHEMA = InferenceError.model_json_schema()
+_ERRORS: dict[str | int, Any] = {
+    status: {"description": "The reason, in `error`", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
+    for status in (400, 404, 413, 415, 422)
+}
 
 bp = APIBlueprint(
     "inference", __name__, abp_tags=[Tag(name="inference", description="Open Inference Protocol (V2) and V1")]
@@ -56,6 +75,16 @@ class ModelPath(QueryModel):  # its JSON schema built once: flask-openapi3 asks 
 
 class VersionPath(ModelPath):
     version: str
+
+
+@bp.errorhandler(Problem)
+def _protocol_error(error: Problem) -> Response:
+    """The protocol's error form, for every refusal of these routes."""
+    extra = {**error.extra, "error": error.detail}
+    body = problem_document(error.status, error.detail, error.code, instance=request.path, **extra)
+    response = Response(json.dumps(body), status=error.status, mimetype="application/json")
+    response.headers.update(error.headers)
+    return response
 
 
 def load_into(app: Flask, settings: Settings) -> ServedModel:
@@ -78,45 +107,81 @@ def current_model(name: str, version: str | None = None) -> ServedModel:
     model: ServedModel = current_app.extensions[MODEL_EXTENSION]
     if name != model.name or (version is not None and version != model.version):
         wanted = f"{name} version {version}" if version is not None else name
-        raise Problem(404, "model_not_found", f"no model {wanted}; this server serves {model.name}", error="not found")
+        raise Problem(404, "model_not_found", f"no model {wanted}; this server serves {model.name}")
     return model
 
 
-def _body(schema: type[Body]) -> Body:
-    """The JSON body checked against the protocol's structure; each refusal names the field."""
-    if not request.is_json:
-        raise Problem(415, "unsupported_media_type", "send the request as application/json", error="not JSON")
+def max_body_bytes(model: ServedModel, settings: Settings) -> int:
+    """The inference body cap: the setting, or derived from the model's feature count and the instance cap."""
+    return settings.model_max_body_bytes or body_limit(model.features, settings.model_max_instances)
+
+
+def _too_large(detail: str) -> Problem:
+    # The rest of the body is never read: the connection cannot carry another request.
+    return Problem(413, "payload_too_large", detail, headers={"Connection": "close"})
+
+
+def _read_body(limit: int) -> bytes:
+    """The whole body, refused on its Content-Length before a byte is read, and while reading (chunked bodies)."""
+    announced = request.content_length
+    if announced is not None and announced > limit:
+        raise _too_large(f"the body ({announced} bytes) is larger than the {limit}-byte limit of inference requests")
     try:
-        return schema.model_validate_json(request.get_data())
+        return b"".join(raw_body(limit))
+    except Problem as error:
+        if error.status == 413:
+            raise _too_large(f"the body is larger than the {limit}-byte limit of inference requests") from None
+        raise
+
+
+def _split(data: bytes, header: str) -> tuple[bytes, memoryview]:
+    """The binary extension's body: its JSON header, then the raw tensors (not copied)."""
+    length = int(header) if header.strip().isdigit() else -1
+    if not 0 <= length <= len(data):
+        detail = f"{BINARY_HEADER}: {header!r} is not a length within the body's {len(data)} bytes"
+        raise Problem(400, "invalid_binary_header", detail, field=BINARY_HEADER)
+    return data[:length], memoryview(data)[length:]
+
+
+def _body(schema: type[Body], limit: int) -> tuple[Body, memoryview | None]:
+    """The JSON body checked against the protocol's structure, and the binary tensors after it (V2 only, with the
+    binary extension's header); each refusal names the field."""
+    header = request.headers.get(BINARY_HEADER) if schema is InferenceRequest else None
+    binary_type = header is not None and request.mimetype == "application/octet-stream"
+    if request.mimetype and not request.is_json and not binary_type:
+        detail = f"send the request as application/json (or with no Content-Type); got {request.mimetype}"
+        raise Problem(415, "unsupported_media_type", detail)
+    data = _read_body(limit)
+    binary = None
+    if header is not None:
+        data, binary = _split(data, header)
+    try:
+        return schema.model_validate_json(data), binary
     except ValidationError as error:
         first = error.errors()[0]
         if first["type"] == "json_invalid":
-            raise Problem(
-                400, "invalid_json", f"the body is not valid JSON: {first['msg']}", error="invalid JSON"
-            ) from None
+            raise Problem(400, "invalid_json", f"the body is not valid JSON: {first['msg']}") from None
         where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
         where = where or "body"
         detail = f"{where}: {first['msg']}"
-        raise Problem(422, "invalid_inference_request", detail, field=where, error=detail) from None
+        raise Problem(422, "invalid_inference_request", detail, field=where) from None
 
 
 def _predict(
-    model: ServedModel, schema: type[Body], to_batch: Callable[[Body], npt.NDArray[np.float64]]
-) -> tuple[Body, list[Any]]:
+    model: ServedModel, schema: type[Body], to_batch: Callable[[Body, memoryview | None], npt.NDArray[np.float64]]
+) -> tuple[Body, npt.NDArray[Any]]:
     """Read and check the body, predict, and record the outcome (a refused body counts as invalid): metrics for
     every request, a span when tracing."""
     metrics = current_instruments()
     started = time.perf_counter()
     try:
-        body = _body(schema)
-        batch = to_batch(body)
+        body, binary = _body(schema, max_body_bytes(model, current_settings()))
+        batch = to_batch(body, binary)
     except (InvalidInput, Problem) as error:
         metrics.inference_duration.labels(model.name, "invalid").observe(time.perf_counter() - started)
         if isinstance(error, Problem):
             raise
-        raise Problem(
-            error.status, "invalid_inference_request", str(error), field=error.field, error=str(error)
-        ) from None
+        raise Problem(error.status, "invalid_inference_request", str(error), field=error.field) from None
     metrics.inference_instances.labels(model.name).observe(len(batch))
     try:
         tracing = current_tracing()
@@ -139,8 +204,14 @@ def _predict(
 
 def _infer(model: ServedModel) -> Response:
     limit = current_settings().model_max_instances
-    body, predictions = _predict(model, InferenceRequest, lambda body: v2_batch(body, model, limit))
-    return jsonify(v2_response(body, model, predictions))
+    body, predictions = _predict(model, InferenceRequest, lambda body, binary: v2_batch(body, model, limit, binary))
+    document, raw = v2_response(body, model, predictions)
+    if raw is None:
+        return jsonify(document)
+    header = json.dumps(document).encode()
+    response = Response(header + raw, mimetype="application/octet-stream")
+    response.headers[BINARY_HEADER] = str(len(header))
+    return response
 
 
 @bp.post(
@@ -198,6 +269,14 @@ def model_version_ready(path: VersionPath) -> tuple[Response, int]:
     return _model_ready(current_model(path.name, path.version))
 
 
+@bp.get("/v2", responses={200: ServerMetadata}, summary="Server metadata (Open Inference Protocol)")
+def server_metadata() -> Response:
+    extensions = ["binary_tensor_data"]  # the binary tensor data extension, as Triton names it
+    return jsonify(
+        ServerMetadata(name="flask-svc", version=current_settings().version, extensions=extensions).model_dump()
+    )
+
+
 @bp.get("/v2/health/live", responses={200: ServerLive}, summary="Server live (Open Inference Protocol)")
 def server_live() -> Response:
     return jsonify(ServerLive(live=True).model_dump())
@@ -209,16 +288,37 @@ def server_ready() -> tuple[Response, int]:
     return jsonify(ServerReady(ready=ready).model_dump()), 200 if ready else 503
 
 
+def _v1_predict(model: ServedModel) -> Response:
+    limit = current_settings().model_max_instances
+    _, predictions = _predict(model, PredictRequest, lambda body, _: v1_batch(body, model, limit))
+    return jsonify(predictions=predictions.tolist())
+
+
 @bp.post(
     "/api/v1/predict",
     responses={200: PredictResponse, **_ERRORS},
-    summary="Prediction, KServe V1 form: {instances: [[...], ...]} → {predictions: [...]}",
+    summary="Prediction, KServe V1 body on the model served: {instances: [[...], ...]} → {predictions: [...]}",
 )
 def predict() -> Response:
-    model: ServedModel = current_app.extensions[MODEL_EXTENSION]
-    limit = current_settings().model_max_instances
-    _, predictions = _predict(model, PredictRequest, lambda body: v1_batch(body, model, limit))
-    return jsonify(predictions=predictions)
+    return _v1_predict(current_app.extensions[MODEL_EXTENSION])
+
+
+@bp.post(
+    "/v1/models/<name>:predict",
+    responses={200: PredictResponse, **_ERRORS},
+    summary="Prediction (KServe V1 protocol): {instances: [[...], ...]} → {predictions: [...]}",
+)
+def v1_model_predict(path: ModelPath) -> Response:
+    return _v1_predict(current_model(path.name))
+
+
+@bp.get(
+    "/v1/models/<name>",
+    responses={200: ModelReady, 503: ModelReady, 404: _ERRORS[404]},
+    summary="Model ready (KServe V1 protocol)",
+)
+def v1_model_ready(path: ModelPath) -> tuple[Response, int]:
+    return _model_ready(current_model(path.name))
 
 
 def document(openapi: dict[str, Any]) -> None:
@@ -237,4 +337,11 @@ def document(openapi: dict[str, Any]) -> None:
     paths = openapi["paths"]
     for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
         paths[path]["post"]["requestBody"] = v2
-    paths["/api/v1/predict"]["post"]["requestBody"] = body(PredictRequest)
+        paths[path]["post"]["responses"]["422"] = _ERRORS[422]
+    # flask-openapi3 reads "<name>:predict" as a converter and writes the path "/v1/models/{predict"; put it back.
+    if "/v1/models/{predict" in paths:
+        paths["/v1/models/{name}:predict"] = paths.pop("/v1/models/{predict")
+    v1 = body(PredictRequest)
+    for path in ("/api/v1/predict", "/v1/models/{name}:predict"):
+        paths[path]["post"]["requestBody"] = v1
+        paths[path]["post"]["responses"]["422"] = _ERRORS[422]

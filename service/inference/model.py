@@ -30,6 +30,10 @@ _DATATYPES = {
 }
 
 
+# The protocol's datatype → the little-endian numpy dtype its binary form uses (the binary tensor data extension).
+BINARY_DTYPES = {name: np.dtype(f"{kind}{size}").newbyteorder("<") for (kind, size), name in _DATATYPES.items()}
+
+
 def datatype_of(dtype: np.dtype[Any]) -> str:
     """The protocol's name for a numpy dtype; text and Python objects travel as BYTES."""
     return _DATATYPES.get((dtype.kind, dtype.itemsize), "BYTES")
@@ -48,12 +52,11 @@ class ServedModel:
     def platform(self) -> str:
         return PLATFORM
 
-    def predict(self, batch: npt.NDArray[np.float64]) -> list[Any]:
-        """One prediction per row, as JSON-ready Python values."""
+    def predict(self, batch: npt.NDArray[np.float64]) -> npt.NDArray[Any]:
+        """One prediction per row."""
         # Requests are checked for NaN and infinity before they get here, so scikit-learn need not look again.
         with sklearn.config_context(assume_finite=True):
-            predictions = self.estimator.predict(batch)
-        return list(np.asarray(predictions).tolist())
+            return np.asarray(self.estimator.predict(batch))
 
     def metadata(self) -> dict[str, Any]:
         """The protocol's model metadata response."""

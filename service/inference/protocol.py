@@ -1,8 +1,15 @@
-"""Inference requests and responses: the Open Inference Protocol (V2) REST form and KServe's V1 form.
+"""Inference requests and responses: the Open Inference Protocol (V2) REST form, with its binary tensor data
+extension, and KServe's V1 form.
 
 The pydantic models check the JSON's structure (and document it in /openapi.json); ``v2_batch`` and ``v1_batch`` check
-the tensor against the model — datatype, shape, value count, numbers only, no NaN or infinity, at most
-``max_instances`` rows — and turn it into the matrix the model predicts on. Each refusal names the field at fault.
+the tensor against the model — datatype, shape, value count, numbers only, no NaN or infinity, within the datatype's
+range, at most ``max_instances`` rows — and turn it into the matrix the model predicts on. The declared shape and
+sizes are checked before any value is converted. Each refusal names the field at fault.
+
+The binary extension: the request's first ``Inference-Header-Content-Length`` bytes are the JSON; the rest holds the
+raw little-endian tensors, in input order, each input saying its size in ``parameters.binary_data_size`` instead of
+giving ``data``. Outputs travel the same way when the request asks (``parameters.binary_data_output``, or an output's
+``parameters.binary_data``).
 """
 
 from __future__ import annotations
@@ -16,13 +23,27 @@ import numpy as np
 import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.inference.model import OUTPUT_NAME, ServedModel
+from service.inference.model import BINARY_DTYPES, OUTPUT_NAME, ServedModel
 
 _FLOATS = ("FP16", "FP32", "FP64")
 _INTEGERS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
 NUMERIC_DATATYPES = _FLOATS + _INTEGERS
 _LARGEST = sys.float_info.max
 _NUMBER_TYPES = {int, float}
+
+
+# The inference body cap (README "Model serving"): a fixed allowance for the envelope (id, names, shape, datatype,
+# parameters) plus, per instance, its values at their longest in JSON. The longest FP64 in JSON is 24 characters
+# (-2.2250738585072014e-308); 48 leaves room for the separator and a pretty-printer's newline and indentation. A
+# binary tensor needs at most 8 bytes a value, so it always fits.
+ENVELOPE_BYTES = 16 * 1024
+JSON_BYTES_PER_VALUE = 48
+JSON_BYTES_PER_INSTANCE = 16  # a row's brackets and separator when nested
+
+
+def body_limit(features: int, max_instances: int) -> int:
+    """The largest inference body a model with ``features`` inputs takes, ``max_instances`` rows at most."""
+    return ENVELOPE_BYTES + max_instances * (features * JSON_BYTES_PER_VALUE + JSON_BYTES_PER_INSTANCE)
 
 
 class InvalidInput(Exception):
@@ -45,7 +66,9 @@ class RequestInput(_Strict):
     shape: list[int] = Field(description="[instances, features]")
     datatype: str = Field(description="A numeric datatype: " + ", ".join(NUMERIC_DATATYPES))
     parameters: dict[str, Any] | None = None
-    data: list[Any] = Field(description="Row-major values, flat or nested by row.")
+    data: list[Any] | None = Field(
+        None, description="Row-major values, flat or nested by row; absent when `parameters.binary_data_size` is set."
+    )
 
 
 class RequestOutput(_Strict):
@@ -65,7 +88,7 @@ class ResponseOutput(BaseModel):
     shape: list[int]
     datatype: str
     parameters: dict[str, Any] | None = None
-    data: list[Any]
+    data: list[Any] | None = Field(None, description="Absent when the output is binary (`binary_data_size`).")
 
 
 class InferenceResponse(BaseModel):
@@ -94,6 +117,12 @@ class ModelMetadata(BaseModel):
 class ModelReady(BaseModel):
     name: str
     ready: bool
+
+
+class ServerMetadata(BaseModel):
+    name: str
+    version: str
+    extensions: list[str]
 
 
 class ServerLive(BaseModel):
@@ -134,11 +163,23 @@ def _flatten_any(data: list[Any]) -> list[Any]:
     return flat
 
 
+def _range(datatype: str) -> tuple[float, float] | None:
+    """The values a datatype can hold, when narrower than a 64-bit float's."""
+    if datatype in ("FP16", "FP32"):
+        largest = float(np.finfo(datatype.replace("FP", "float").lower()).max)
+        return -largest, largest
+    if datatype in _INTEGERS:
+        info = np.iinfo(datatype.lower())
+        return float(info.min), float(info.max)
+    return None
+
+
 def _matrix(
-    values: list[Any], rows: int, features: int, integers: bool, where: Callable[[int], str]
+    values: list[Any], rows: int, features: int, datatype: str, where: Callable[[int], str]
 ) -> npt.NDArray[np.float64]:
-    """Numbers only (a bool is not one), whole numbers for an integer datatype, all finite; ``where`` names a value.
-    The checks run over the whole array at once; the slow search for the culprit runs only once one failed."""
+    """Numbers only (a bool is not one), whole numbers for an integer datatype, all finite and within the datatype's
+    range; ``where`` names a value. The checks run over the whole array at once; the slow search for the culprit runs
+    only once one failed."""
     if not set(map(type, values)) <= _NUMBER_TYPES:
         index = next(i for i, value in enumerate(values) if type(value) not in _NUMBER_TYPES)
         raise InvalidInput(where(index), f"{values[index]!r} is not a number")
@@ -150,12 +191,23 @@ def _matrix(
     finite = np.isfinite(matrix)
     if not finite.all():
         raise InvalidInput(where(int(np.argmin(finite))), "NaN and infinite values are refused")
-    if integers:
+    _check_values(matrix, datatype, lambda index: (where(index), repr(values[index])))
+    return matrix.reshape(rows, features)
+
+
+def _check_values(matrix: npt.NDArray[np.float64], datatype: str, culprit: Callable[[int], tuple[str, str]]) -> None:
+    """Whole numbers for an integer datatype, and every value within the datatype's range."""
+    if datatype in _INTEGERS:
         whole = matrix == np.floor(matrix)
         if not whole.all():
-            index = int(np.argmin(whole))
-            raise InvalidInput(where(index), f"{values[index]!r} is not a whole number")
-    return matrix.reshape(rows, features)
+            field, shown = culprit(int(np.argmin(whole)))
+            raise InvalidInput(field, f"{shown} is not a whole number")
+    bounds = _range(datatype)
+    if bounds is not None:
+        inside = (matrix >= bounds[0]) & (matrix <= bounds[1])
+        if not inside.all():
+            field, shown = culprit(int(np.argmin(inside)))
+            raise InvalidInput(field, f"{shown} is out of range for {datatype} ({bounds[0]:g} to {bounds[1]:g})")
 
 
 def _count(rows: int, max_instances: int, field: str) -> None:
@@ -165,35 +217,106 @@ def _count(rows: int, max_instances: int, field: str) -> None:
         raise InvalidInput(field, f"{rows} instances exceed the limit of {max_instances} per request", 413)
 
 
-def v2_batch(request: InferenceRequest, model: ServedModel, max_instances: int) -> npt.NDArray[np.float64]:
+def _size_parameter(parameters: dict[str, Any] | None, name: str, field: str) -> int | None:
+    value = (parameters or {}).get(name)
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise InvalidInput(field, f"{value!r} is not a size in bytes")
+    return value
+
+
+def v2_batch(
+    request: InferenceRequest, model: ServedModel, max_instances: int, binary: memoryview | None = None
+) -> npt.NDArray[np.float64]:
+    """The matrix to predict on; ``binary`` is what followed the JSON header (the binary extension), if anything."""
     if len(request.inputs) != 1:
         raise InvalidInput("inputs", f"the model takes exactly one input tensor, got {len(request.inputs)}")
     tensor = request.inputs[0]
+    size = _size_parameter(tensor.parameters, "binary_data_size", "inputs[0].parameters.binary_data_size")
+    received = 0 if binary is None else len(binary)
+    if size is None and received:
+        field = "inputs[0].parameters.binary_data_size"
+        raise InvalidInput(field, f"{received} binary bytes follow the JSON, for no input", 400)
     if tensor.datatype not in NUMERIC_DATATYPES:
         raise InvalidInput("inputs[0].datatype", f"{tensor.datatype!r} is not one of {', '.join(NUMERIC_DATATYPES)}")
     if len(tensor.shape) != 2 or tensor.shape[1] != model.features:
         raise InvalidInput("inputs[0].shape", f"expected [N, {model.features}], got {tensor.shape}")
     rows = tensor.shape[0]
     _count(rows, max_instances, "inputs[0].shape")
+    for index, output in enumerate(request.outputs or ()):
+        if output.name != OUTPUT_NAME:
+            raise InvalidInput(f"outputs[{index}].name", f"the model has one output, {OUTPUT_NAME!r}")
+    where = "inputs[0].data[{}]".format
+    if size is not None:
+        return _binary_matrix(tensor, rows, model.features, size, binary)
+    if tensor.data is None:
+        raise InvalidInput("inputs[0].data", "give the values in data, or in binary with parameters.binary_data_size")
     values = _flatten(tensor.data)
     if len(values) != rows * model.features:
         raise InvalidInput(
             "inputs[0].data", f"holds {len(values)} values where shape {tensor.shape} needs {rows * model.features}"
         )
-    for index, output in enumerate(request.outputs or ()):
-        if output.name != OUTPUT_NAME:
-            raise InvalidInput(f"outputs[{index}].name", f"the model has one output, {OUTPUT_NAME!r}")
-    return _matrix(values, rows, model.features, tensor.datatype in _INTEGERS, "inputs[0].data[{}]".format)
+    return _matrix(values, rows, model.features, tensor.datatype, where)
 
 
-def v2_response(request: InferenceRequest, model: ServedModel, predictions: list[Any]) -> dict[str, Any]:
+def _binary_matrix(
+    tensor: RequestInput, rows: int, features: int, size: int, binary: memoryview | None
+) -> npt.NDArray[np.float64]:
+    """The input's raw values: sizes checked against the shape and the bytes received before any value is read."""
+    field = "inputs[0].parameters.binary_data_size"
+    if tensor.data is not None:
+        raise InvalidInput("inputs[0].data", "give the values in data or in binary (binary_data_size), not both")
+    dtype = BINARY_DTYPES[tensor.datatype]
+    expected = rows * features * dtype.itemsize
+    if size != expected:
+        raise InvalidInput(field, f"{size} bytes where shape {tensor.shape} of {tensor.datatype} needs {expected}")
+    received = 0 if binary is None else len(binary)
+    if received != size:
+        raise InvalidInput(field, f"{size} bytes announced, {received} binary bytes follow the JSON header", 400)
+    raw = np.frombuffer(binary if binary is not None else b"", dtype=dtype)
+    matrix = raw.astype(np.float64)
+    finite = np.isfinite(matrix)
+    if not finite.all():
+        raise InvalidInput(f"inputs[0].data[{int(np.argmin(finite))}]", "NaN and infinite values are refused")
+    _check_values(matrix, tensor.datatype, lambda index: (f"inputs[0].data[{index}]", repr(raw[index].item())))
+    return matrix.reshape(rows, features)
+
+
+def _binary_wanted(request: InferenceRequest) -> bool:
+    """An output's own ``binary_data`` decides; else the request's ``binary_data_output``; else JSON."""
+    for output in request.outputs or ():
+        if output.name == OUTPUT_NAME and (output.parameters or {}).get("binary_data") is not None:
+            return (output.parameters or {}).get("binary_data") is True
+    return (request.parameters or {}).get("binary_data_output") is True
+
+
+def _bytes_tensor(values: npt.NDArray[Any]) -> bytes:
+    """The extension's BYTES form: each element's UTF-8 bytes after their length (4 bytes, little-endian)."""
+    parts = []
+    for value in values.tolist():
+        encoded = value if isinstance(value, bytes) else str(value).encode()
+        parts += [len(encoded).to_bytes(4, "little"), encoded]
+    return b"".join(parts)
+
+
+def v2_response(
+    request: InferenceRequest, model: ServedModel, predictions: npt.NDArray[Any]
+) -> tuple[dict[str, Any], bytes | None]:
+    """The response document and, when the request asked for binary outputs, the raw output that follows it."""
     response: dict[str, Any] = {"model_name": model.name, "model_version": model.version}
     if request.id is not None:
         response["id"] = request.id
-    response["outputs"] = [
-        {"name": OUTPUT_NAME, "shape": [len(predictions)], "datatype": model.output_datatype, "data": predictions}
-    ]
-    return response
+    output: dict[str, Any] = {"name": OUTPUT_NAME, "shape": [len(predictions)], "datatype": model.output_datatype}
+    raw = None
+    if _binary_wanted(request):
+        dtype = BINARY_DTYPES.get(model.output_datatype)
+        raw = _bytes_tensor(predictions) if dtype is None else predictions.astype(dtype, copy=False).tobytes()
+        output["parameters"] = {"binary_data_size": len(raw)}
+    else:
+        output["data"] = predictions.tolist()
+    response["outputs"] = [output]
+    return response, raw
 
 
 def v1_batch(request: PredictRequest, model: ServedModel, max_instances: int) -> npt.NDArray[np.float64]:
@@ -207,4 +330,4 @@ def v1_batch(request: PredictRequest, model: ServedModel, max_instances: int) ->
     def where(index: int) -> str:
         return f"instances[{index // features}][{index % features}]"
 
-    return _matrix(values, len(request.instances), features, False, where)
+    return _matrix(values, len(request.instances), features, "FP64", where)

@@ -6,6 +6,7 @@ tests/integration/test_inference_api.py."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -75,20 +76,61 @@ def test_requests_the_model_cannot_serve_are_problems(model_app: Flask) -> None:
     client = model_app.test_client()
     version = model_app.extensions[MODEL_EXTENSION].version
     unknown = client.post("/v2/models/other/infer", json=_infer([ROW]))
-    assert unknown.status_code == 404 and unknown.mimetype == "application/problem+json"
+    assert unknown.status_code == 404 and unknown.mimetype == "application/json"
     check_protocol(unknown.get_json(), "inference_error_response")
+    assert unknown.get_json()["error"] == unknown.get_json()["detail"] == "no model other; this server serves iris"
     assert client.get("/v2/models/iris/versions/0/ready").status_code == 404
     assert client.get(f"/v2/models/iris/versions/{version}/ready").get_json() == {"name": "iris", "ready": True}
-    assert client.post("/v2/models/iris/infer", data=b"{}", content_type="text/plain").status_code == 415
+    named = client.post("/v2/models/iris/infer", data=b"{}", content_type="text/plain")
+    assert named.status_code == 415 and "text/plain" in named.get_json()["error"]
+
+
+@pytest.mark.parametrize("path", ["/v2/models/iris/infer", "/api/v1/predict", "/v1/models/iris:predict"])
+def test_a_body_without_content_type_is_read_as_json(model_app: Flask, path: str) -> None:
+    body = _infer([ROW]) if path.startswith("/v2/") else {"instances": [ROW]}
+    response = model_app.test_client().post(path, data=json.dumps(body).encode())
+    assert response.status_code == 200, response.get_json()
+
+
+def test_a_body_beyond_the_cap_is_refused_with_the_limit_named(model_app: Flask) -> None:
+    from service.inference.protocol import body_limit
+
+    limit = body_limit(4, 8)  # FLASK_SVC_MODEL_MAX_INSTANCES=8
+    body = b'{"instances": [' + b"[1, 2, 3, 4], " * (limit // 14) + b"[1, 2, 3, 4]]}"
+    response = model_app.test_client().post("/api/v1/predict", data=body, content_type="application/json")
+    assert response.status_code == 413
+    assert response.headers["Connection"] == "close"  # the rest of the body is never read
+    assert (
+        response.get_json()["error"]
+        == f"the body ({len(body)} bytes) is larger than the {limit}-byte limit of inference requests"
+    )
+
+
+def test_the_cap_can_be_set(iris_file: Path) -> None:
+    app = make_app(FLASK_SVC_MODEL_PATH=str(iris_file), FLASK_SVC_MODEL_MAX_BODY_BYTES="100")
+    response = app.test_client().post("/api/v1/predict", json={"instances": [ROW] * 5})
+    assert response.status_code == 413 and "100-byte limit" in response.get_json()["error"]
+
+
+def test_the_kserve_v1_routes(model_app: Flask) -> None:
+    client = model_app.test_client()
+    assert client.get("/v1/models/iris").get_json() == {"name": "iris", "ready": True}
+    assert client.post("/v1/models/iris:predict", json={"instances": [ROW]}).get_json() == {"predictions": [0]}
+    unknown = client.post("/v1/models/other:predict", json={"instances": [ROW]})
+    assert unknown.status_code == 404 and "no model other" in unknown.get_json()["error"]
+    assert client.get("/v1/models/other").status_code == 404
 
 
 def test_openapi_documents_the_bodies(model_app: Flask) -> None:
     document = model_app.test_client().get("/openapi.json").get_json()
-    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer", "/api/v1/predict"):
+    paths = ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer", "/api/v1/predict")
+    for path in (*paths, "/v1/models/{name}:predict"):
         operation = document["paths"][path]["post"]
         assert operation["requestBody"]["required"] is True
         assert {"200", "413", "422"} <= set(operation["responses"]), path
-    assert document["components"]["schemas"]["RequestInput"]["required"] == ["name", "shape", "datatype", "data"]
+        for status in ("413", "422"):  # as the handlers answer, not as the other routes' problem documents
+            assert "error" in operation["responses"][status]["content"]["application/json"]["schema"]["required"]
+    assert document["components"]["schemas"]["RequestInput"]["required"] == ["name", "shape", "datatype"]
 
 
 def test_without_a_model_there_are_no_model_endpoints(client: FlaskClient) -> None:
@@ -96,3 +138,53 @@ def test_without_a_model_there_are_no_model_endpoints(client: FlaskClient) -> No
     assert client.get("/v2/health/ready").status_code == 404
     assert "model" not in client.get("/readyz").get_json()
     assert "model" not in client.get("/version").get_json()
+
+
+def _binary_request(values: bytes, size: int, header: int | None = None, **extra: object) -> tuple[bytes, str]:
+    tensor = {"name": "input-0", "shape": [1, 4], "datatype": "FP32", "parameters": {"binary_data_size": size}}
+    head = json.dumps({"inputs": [tensor], **extra}).encode()
+    return head + values, str(len(head) if header is None else header)
+
+
+def test_the_binary_extension_both_ways(model_app: Flask) -> None:
+    import numpy as np
+
+    values = np.array([ROW], dtype="<f4").tobytes()
+    body, length = _binary_request(values, 16, parameters={"binary_data_output": True})
+    response = model_app.test_client().post(
+        "/v2/models/iris/infer",
+        data=body,
+        headers={"Inference-Header-Content-Length": length, "Content-Type": "application/octet-stream"},
+    )
+    assert response.status_code == 200, response.data
+    split = int(response.headers["Inference-Header-Content-Length"])
+    document = json.loads(response.data[:split])
+    assert document["outputs"][0]["parameters"] == {"binary_data_size": 8}
+    assert np.frombuffer(response.data[split:], "<i8").tolist() == [0]
+
+
+@pytest.mark.parametrize(
+    ("header", "values", "status", "field"),
+    [
+        (10**6, b"\0" * 16, 400, "Inference-Header-Content-Length"),  # beyond the body
+        (-1, b"\0" * 16, 400, "Inference-Header-Content-Length"),
+        (None, b"\0" * 12, 400, "inputs[0].parameters.binary_data_size"),  # truncated tensor
+        (None, b"\0" * 24, 400, "inputs[0].parameters.binary_data_size"),  # sizes do not add up
+    ],
+)
+def test_binary_bodies_that_do_not_add_up_are_refused(
+    model_app: Flask, header: int | None, values: bytes, status: int, field: str
+) -> None:
+    body, length = _binary_request(values, 16, header)
+    response = model_app.test_client().post(
+        "/v2/models/iris/infer", data=body, headers={"Inference-Header-Content-Length": length}
+    )
+    assert response.status_code == status
+    assert response.get_json()["field"] == field and response.get_json()["error"].startswith(field)
+
+
+def test_octet_stream_without_the_binary_header_is_415(model_app: Flask) -> None:
+    response = model_app.test_client().post(
+        "/v2/models/iris/infer", data=b"{}", headers={"Content-Type": "application/octet-stream"}
+    )
+    assert response.status_code == 415

@@ -30,13 +30,35 @@ def test_wrk_posts_v2_bodies_flask_svc_answers(tmp_path: Path, instances: int) -
     assert result.requests > 0 and result.error_count == 0, result.errors  # a 4xx would count as a status error
 
 
-def test_report_states_the_goal() -> None:
+def test_wrk_posts_binary_bodies_flask_svc_answers(tmp_path: Path) -> None:
+    body, header = model.v2_binary_body(64)
+    body_file = tmp_path / "body.bin"
+    body_file.write_bytes(body)
+    with model.flask_svc(write_iris(tmp_path / "iris.skops")) as url:
+        settings = wrk.LoadSettings(duration_s=1, warmup_s=0, connections=2, threads=1)
+        result = wrk.run(f"{url}/v2/models/{model.MODEL}/infer", settings, body_file, None, "application/json", header)
+    assert result.requests > 0 and result.error_count == 0, result.errors
+
+
+def _row(server: str, form: str, n: int, rps: float, peak: float | None) -> dict[str, object]:
+    return {
+        "server": server, "form": form, "instances": n, "rps": rps, "instances_per_s": rps * n,
+        "p50_ms": 1.0, "p99_ms": 2.0, "peak_mib": peak,
+    }  # fmt: skip
+
+
+def test_report_states_the_goal_and_the_memory() -> None:
     rows = [
-        {"server": server, "instances": n, "rps": rps, "instances_per_s": rps * n, "p50_ms": 1.0, "p99_ms": 2.0}
-        for server, n, rps in (("flask-svc", 1, 900.0), ("mlserver", 1, 1000.0), ("flask-svc", 64, 500.0))
+        _row("flask-svc", "binary", 64, 900.0, 181.0),
+        _row("flask-svc", "json", 64, 700.0, 183.0),
+        _row("mlserver", "json", 64, 1000.0, None),
+        _row("flask-svc", "json", 1, 1200.0, 180.0),
     ]
     settings = {"connections": 16, "threads": 2, "rounds": 3, "duration_s": 3.0}
     results = {"settings": settings, "servers": model.SERVERS, "rows": rows, "goal": model.goal(rows)}
     text = model.markdown(results)
     assert "**not met** (ratio 0.9)" in text
-    assert "| MLServer (1 process) | 1 | 1000 | 1000 | 1.00 | 2.00 |" in text
+    assert "| MLServer (1 process) | json | 64 | 1000 | 64000 | 1.00 | 2.00 |  |" in text
+    assert "| binary | 64 | 900 | 57600 | 1.00 | 2.00 | 181 |" in text
+    alone = {**results, "rows": rows[:2], "goal": model.goal(rows[:2])}
+    assert "not measured (no MLServer)" in model.markdown(alone)

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +28,7 @@ from harness.models import (
 from harness.net import free_port
 from harness.server import ROOT, Server, running_server, workers_of
 from service.inference.loading import ModelSource, load
+from service.inference.protocol import body_limit
 
 FEATURES, LABELS = load_iris(return_X_y=True)
 MAX_INSTANCES = 200
@@ -53,7 +56,7 @@ def _v2(rows: list[list[float]], datatype: str = "FP64") -> dict[str, Any]:
 
 
 def test_v2_predictions_equal_the_model_in_process(model_server: Server, iris_file: Path) -> None:
-    expected = load(ModelSource(str(iris_file))).predict(FEATURES)
+    expected = load(ModelSource(str(iris_file))).predict(FEATURES).tolist()
     request = _v2(FEATURES.tolist())
     check_protocol(request, "inference_request")
     response = requests.post(f"{model_server.url}/v2/models/iris/infer", json=request, timeout=10)
@@ -77,7 +80,7 @@ def test_flat_data_and_the_versioned_path_agree(model_server: Server) -> None:
 
 
 def test_v1_predictions_equal_the_model_in_process(model_server: Server, iris_file: Path) -> None:
-    expected = load(ModelSource(str(iris_file))).predict(FEATURES[:MAX_INSTANCES])
+    expected = load(ModelSource(str(iris_file))).predict(FEATURES[:MAX_INSTANCES]).tolist()
     response = requests.post(f"{model_server.url}/api/v1/predict", json={"instances": FEATURES.tolist()}, timeout=10)
     assert response.status_code == 200
     assert response.json() == {"predictions": expected}
@@ -141,10 +144,11 @@ def test_malformed_requests_get_a_4xx_naming_the_field(
 ) -> None:
     response = _post(model_server, path, body)
     assert response.status_code == status, response.text
-    assert response.headers["Content-Type"] == "application/problem+json"
+    assert response.headers["Content-Type"] == "application/json"  # what the protocol's clients read a reason from
     problem = response.json()
     assert problem["status"] == status
     assert problem.get("field") == field
+    assert problem["error"] == problem["detail"]  # the whole reason where the clients look
     if field:
         assert problem["detail"].startswith(field)
     if path.startswith("/v2/"):
@@ -164,6 +168,22 @@ def test_the_openapi_document_describes_the_endpoints(model_server: Server) -> N
 def test_other_media_types_get_415(model_server: Server) -> None:
     response = _post(model_server, "/v2/models/iris/infer", json.dumps(_v2([ROW])), "text/plain")
     assert response.status_code == 415
+    assert "text/plain" in response.json()["error"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/v2/models/iris/infer", _v2([ROW])),
+        ("/api/v1/predict", {"instances": [ROW]}),
+        ("/v1/models/iris:predict", {"instances": [ROW]}),
+    ],
+)
+def test_a_body_without_content_type_is_json(model_server: Server, path: str, body: dict[str, Any]) -> None:
+    """As NVIDIA's client sends it: no Content-Type header at all (requests adds none for bytes)."""
+    response = requests.post(f"{model_server.url}{path}", data=json.dumps(body).encode(), timeout=10)
+    assert "Content-Type" not in response.request.headers
+    assert response.status_code == 200, response.text
 
 
 def test_inference_is_measured_by_model_and_outcome(model_server: Server) -> None:
@@ -178,6 +198,88 @@ def test_inference_is_measured_by_model_and_outcome(model_server: Server) -> Non
     assert count(after, "ok") == count(before, "ok") + 1
     assert count(after, "invalid") == count(before, "invalid") + 1
     assert 'flask_svc_inference_instances_bucket{le="4.0",model="iris"}' in after
+
+
+def _raw_head(server: Server, path: str, length: int) -> tuple[str, bytes]:
+    """Send a request's head announcing ``length`` bytes and no byte of the body: the answer must come anyway."""
+    host, port = server.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as connection:
+        head = f"POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        connection.sendall(head.encode())
+        answer = b""
+        while b"\r\n\r\n" not in answer or not answer.rstrip().endswith(b"}"):
+            chunk = connection.recv(65536)
+            if not chunk:
+                break
+            answer += chunk
+    status_line, _, rest = answer.partition(b"\r\n")
+    return status_line.decode(), rest
+
+
+@pytest.mark.parametrize("path", ["/v2/models/iris/infer", "/api/v1/predict", "/v1/models/iris:predict"])
+def test_a_body_announced_beyond_the_cap_is_refused_unread(model_server: Server, path: str) -> None:
+    limit = body_limit(4, MAX_INSTANCES)
+    status_line, rest = _raw_head(model_server, path, limit + 1)
+    assert " 413 " in status_line
+    headers, _, body = rest.partition(b"\r\n\r\n")
+    assert b"connection: close" in headers.lower()  # the unread body is never drained
+    assert f"{limit}-byte limit" in json.loads(body)["error"]
+
+
+def test_a_chunked_body_beyond_the_cap_is_refused_while_read(model_server: Server) -> None:
+    limit = body_limit(4, MAX_INSTANCES)
+
+    def chunks() -> Iterator[bytes]:
+        yield b'{"instances": ['
+        for _ in range(limit // 140 + 1):
+            yield b"[1, 2, 3, 4], " * 10
+        yield b"[1, 2, 3, 4]]}"
+
+    response = requests.post(f"{model_server.url}/api/v1/predict", data=chunks(), timeout=30)
+    assert response.status_code == 413
+    assert f"{limit}-byte limit" in response.json()["error"]
+
+
+def test_the_largest_body_allowed_is_taken(model_server: Server) -> None:
+    """At the cap, pretty-printed with the longest numbers JSON has: the formula leaves room for it."""
+    rows = [[-2.2250738585072014e-308, 1.7976931348623157e308, -0.0, 5e-324]] * MAX_INSTANCES
+    body = json.dumps(_v2(rows), indent=4).encode()
+    assert len(body) <= body_limit(4, MAX_INSTANCES)
+    response = requests.post(f"{model_server.url}/v2/models/iris/infer", data=body, timeout=30)
+    assert response.status_code == 200, response.text
+
+
+def _peak_kib(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
+
+
+def test_the_worst_bodies_on_every_thread_stay_within_the_documented_growth(iris_file: Path) -> None:
+    """The cap bounds memory by construction: a cap-sized body of the shortest values (the most Python objects a body
+    can make) on each of the 4 request threads at once, five times over, grows the worker's peak by less than the
+    README says (measured ~22 MiB). Before the cap, one 10 MiB body of zeros cost ~180 MiB."""
+    limit = body_limit(4, 1024)
+    values = b",".join([b"0"] * ((limit - 100) // 2))
+    worst = b'{"inputs":[{"name":"x","shape":[1024,4],"datatype":"FP64","data":[' + values + b"]}]}"
+    assert len(worst) <= limit
+    env = {"FLASK_SVC_MODEL_PATH": str(iris_file), "WEB_CONCURRENCY": "1", "GUNICORN_THREADS": "4"}
+    with running_server(env) as server:
+        (worker,) = server.workers()
+        url = f"{server.url}/v2/models/iris/infer"
+        assert requests.post(url, json=_v2([ROW]), timeout=10).ok  # everything a request touches is loaded
+        Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
+        before = _peak_kib(worker.pid)
+
+        def send() -> list[int]:
+            return [requests.post(url, data=worst, timeout=60).status_code for _ in range(5)]
+
+        with ThreadPoolExecutor(4) as pool:
+            statuses = {status for batch in pool.map(lambda _: send(), range(4)) for status in batch}
+        growth_mib = (_peak_kib(worker.pid) - before) / 1024
+        too_large = requests.post(url, data=b"0" * (10 * 1024 * 1024), timeout=30)
+    assert statuses == {422}  # 114,000 values where the shape says 4,096
+    assert growth_mib < 48, growth_mib
+    assert too_large.status_code == 413
 
 
 def _start(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -276,3 +378,75 @@ def test_schemathesis_finds_no_failure_in_the_model_endpoints(model_server: Serv
         min_cases=500,
     )
     assert not [r for r in model_server.json_logs() if r.get("level") in ("error", "critical")]
+
+
+# NVIDIA's Open Inference Protocol client, used as its documentation shows, against the real server. (KServe's
+# client is not in the suite: README "Model serving" says why.)
+@pytest.fixture(scope="module")
+def triton(model_server: Server) -> Any:
+    import tritonclient.http as httpclient
+
+    return httpclient.InferenceServerClient(model_server.url.removeprefix("http://"))
+
+
+def test_tritonclient_sees_a_live_ready_server_and_model(triton: Any) -> None:
+    assert triton.is_server_live() and triton.is_server_ready()
+    assert triton.is_model_ready("iris") and not triton.is_model_ready("other")
+    metadata = triton.get_model_metadata("iris")
+    assert metadata["inputs"] == [{"name": "input-0", "datatype": "FP64", "shape": [-1, 4]}]
+    assert "binary_tensor_data" in triton.get_server_metadata()["extensions"]
+
+
+@pytest.mark.parametrize("binary_in", [False, True])
+@pytest.mark.parametrize("binary_out", [False, True])
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+def test_tritonclient_infers_json_and_binary(
+    triton: Any, iris_file: Path, binary_in: bool, binary_out: bool, datatype: str
+) -> None:
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    features = FEATURES[:MAX_INSTANCES].astype(np.float32 if datatype == "FP32" else np.float64)
+    tensor = httpclient.InferInput("input-0", list(features.shape), datatype)
+    tensor.set_data_from_numpy(features, binary_data=binary_in)
+    wanted = httpclient.InferRequestedOutput("predict", binary_data=binary_out)
+    result = triton.infer("iris", [tensor], outputs=[wanted], request_id="t1")
+    expected = load(ModelSource(str(iris_file))).predict(features.astype(np.float64))
+    assert result.as_numpy("predict").tolist() == expected.tolist()
+    assert result.get_response()["id"] == "t1"
+
+
+def test_tritonclient_defaults_binary_outputs(triton: Any) -> None:
+    """With no outputs named, the client asks for every output in binary (binary_data_output)."""
+    import numpy as np
+    import tritonclient.http as httpclient
+
+    tensor = httpclient.InferInput("input-0", [1, 4], "FP32")
+    tensor.set_data_from_numpy(np.array([ROW], dtype=np.float32))
+    result = triton.infer("iris", [tensor])
+    assert result.as_numpy("predict").tolist() == [0]
+    assert "data" not in result.get_output("predict")
+
+
+@pytest.mark.parametrize(
+    ("model", "shape", "values", "reason"),
+    [
+        ("other", [1, 4], [ROW], "no model other; this server serves iris"),
+        ("iris", [1, 3], [ROW[:3]], "inputs[0].shape: expected [N, 4], got [1, 3]"),
+        ("iris", [MAX_INSTANCES + 1, 4], [ROW] * (MAX_INSTANCES + 1), f"exceed the limit of {MAX_INSTANCES}"),
+    ],
+)
+@pytest.mark.parametrize("binary", [False, True])
+def test_tritonclient_shows_the_reason_of_each_refusal(
+    triton: Any, model: str, shape: list[int], values: list[list[float]], reason: str, binary: bool
+) -> None:
+    import numpy as np
+    import tritonclient.http as httpclient
+    from tritonclient.utils import InferenceServerException
+
+    tensor = httpclient.InferInput("input-0", shape, "FP64")
+    tensor.set_data_from_numpy(np.array(values, dtype=np.float64), binary_data=binary)
+    with pytest.raises(InferenceServerException) as refused:
+        triton.infer(model, [tensor])
+    assert reason in refused.value.message()
+    assert refused.value.status() in ("404", "413", "422")

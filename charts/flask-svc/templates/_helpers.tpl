@@ -415,3 +415,13 @@ fail the Job at once; a pod deleted or evicted (DisruptionTarget) is retried wit
 }}
 {{- toJson (dict "metadata" (dict "name" (include "flask-svc.fullname" . | trunc 30 | trimSuffix "-") "labels" $labels) "spec" $spec) }}
 {{- end }}
+
+{{/* The container's resources: `resources`, with `model.resources` over it when the model is on (its memory was
+measured with the largest inference bodies, README "Model serving"). */}}
+{{- define "flask-svc.resources" -}}
+{{- $resources := deepCopy (.Values.resources | default dict) }}
+{{- if .Values.model.enabled }}
+{{- $resources = mergeOverwrite $resources (deepCopy .Values.model.resources) }}
+{{- end }}
+{{- toYaml $resources }}
+{{- end }}
