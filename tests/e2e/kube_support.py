@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -516,3 +516,79 @@ def delete_namespace(core: Any, name: str, timeout: float = 180) -> None:
         return False, f"phase={ns.status.phase}"
 
     wait_until(gone, timeout=timeout, what=f"namespace {name} to be deleted")
+
+
+BATCH_STAGE_SELECTOR = "app.kubernetes.io/component=batch-stage"
+
+
+@contextlib.contextmanager
+def batch_release(
+    core: Any,
+    *,
+    namespace: str,
+    release: str,
+    claim: str,
+    volume: str,
+    host_dir: Path,
+    size: str,
+    values: list[str],
+) -> Iterator[None]:
+    """A release with batch on, in a restricted namespace of its own, on a static hostPath volume (the cluster has no
+    storage provisioner), installed from scratch with the suite's image and ``values`` (``--set`` pairs), and removed
+    after with everything it made: stage Jobs, namespace, volume and the volume's directory."""
+    from kubernetes import client
+
+    helm = helm_binary()
+    assert helm, "helm is not on PATH"
+    delete_namespace(core, namespace)
+    _delete_volume(core, volume)
+    shutil.rmtree(host_dir, ignore_errors=True)
+    host_dir.mkdir(mode=0o770, parents=True)
+    os.chown(host_dir, 10001, 10001)  # hostPath volumes get no fsGroup: the pods' user must own it already
+    core.create_persistent_volume(
+        client.V1PersistentVolume(
+            metadata=client.V1ObjectMeta(name=volume),
+            spec=client.V1PersistentVolumeSpec(
+                capacity={"storage": size},
+                access_modes=["ReadWriteOnce"],
+                persistent_volume_reclaim_policy="Retain",
+                storage_class_name="",
+                claim_ref=client.V1ObjectReference(namespace=namespace, name=claim),
+                host_path=client.V1HostPathVolumeSource(path=str(host_dir), type="Directory"),
+            ),
+        )
+    )
+    restricted_namespace(core, namespace)
+    repository, _, tag = os.environ.get("FLASK_SVC_E2E_IMAGE", "flask-svc:e2e").rpartition(":")
+    result = run_tool(
+        [
+            helm, "install", release, "charts/flask-svc", "--namespace", namespace,
+            "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
+            "--set", "batch.enabled=true", "--set", "batch.persistence.storageClass=",
+            "--set", f"batch.persistence.size={size}", "--set", "autoscaling.enabled=false",
+            *values, "--wait", "--timeout", "4m",
+        ]
+    )  # fmt: skip
+    assert result.returncode == 0, f"helm install failed:\n{result.stdout}\n{result.stderr}"
+    assert not api_warnings(result.stderr), f"the API server warned:\n{result.stderr}"
+    try:
+        yield
+    finally:
+        # Stage Jobs are the service's, not Helm's: left alone they would hold the claim until their TTL.
+        client.BatchV1Api().delete_collection_namespaced_job(
+            namespace, label_selector=BATCH_STAGE_SELECTOR, propagation_policy="Foreground"
+        )
+        run_tool([helm, "uninstall", release, "--namespace", namespace, "--wait"])
+        delete_namespace(core, namespace)
+        _delete_volume(core, volume)
+        shutil.rmtree(host_dir, ignore_errors=True)
+
+
+def _delete_volume(core: Any, name: str) -> None:
+    from kubernetes.client.rest import ApiException
+
+    try:
+        core.delete_persistent_volume(name)
+    except ApiException as error:
+        if error.status != 404:
+            raise

@@ -17,7 +17,6 @@ import json
 import os
 import random
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,12 +27,9 @@ import requests
 
 from service.analysis import AnalysisOptions, analyze_chunks
 from tests.e2e.kube_support import (
-    api_warnings,
-    delete_namespace,
-    helm_binary,
+    batch_release,
     pod_is_ready,
     pod_port_relay,
-    restricted_namespace,
     run_tool,
     wait_until,
 )
@@ -67,64 +63,16 @@ def _text(size: int, seed: int) -> bytes:
 
 @pytest.fixture(scope="module")
 def namespace(core: Any) -> Iterator[str]:
-    from kubernetes import client
-
-    helm = helm_binary()
-    assert helm, "helm is not on PATH"
-    delete_namespace(core, NAMESPACE)
-    _delete_volume(core)
-    shutil.rmtree(HOST_DIR, ignore_errors=True)
-    HOST_DIR.mkdir(mode=0o770, parents=True)
-    os.chown(HOST_DIR, 10001, 10001)  # hostPath volumes get no fsGroup: the pods' user must own it already
-    core.create_persistent_volume(
-        client.V1PersistentVolume(
-            metadata=client.V1ObjectMeta(name=VOLUME),
-            spec=client.V1PersistentVolumeSpec(
-                capacity={"storage": "2Gi"},
-                access_modes=["ReadWriteOnce"],
-                persistent_volume_reclaim_policy="Retain",
-                storage_class_name="",
-                claim_ref=client.V1ObjectReference(namespace=NAMESPACE, name=CLAIM),
-                host_path=client.V1HostPathVolumeSource(path=str(HOST_DIR), type="Directory"),
-            ),
-        )
-    )
-    restricted_namespace(core, NAMESPACE)
-    repository, _, tag = os.environ.get("FLASK_SVC_E2E_IMAGE", "flask-svc:e2e").rpartition(":")
-    result = run_tool(
-        [
-            helm, "install", RELEASE, "charts/flask-svc", "--namespace", NAMESPACE,
-            "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-            "--set", "batch.enabled=true", "--set", "batch.persistence.storageClass=",
-            "--set", "batch.persistence.size=2Gi", "--set", "batch.reconcileSeconds=2",
-            "--set", f"batch.shardBytes={SHARD_BYTES}", "--set", f"batch.parallelism={PARALLELISM}",
-            "--set", "batch.ttlSecondsAfterFinished=600", "--set", "autoscaling.enabled=false",
-            "--set", "replicaCount=2", "--wait", "--timeout", "4m",
-        ]
-    )  # fmt: skip
-    assert result.returncode == 0, f"helm install failed:\n{result.stdout}\n{result.stderr}"
-    assert not api_warnings(result.stderr), f"the API server warned:\n{result.stderr}"
-    yield NAMESPACE
-    # Stage Jobs are the service's, not Helm's: left alone they would hold the claim until their TTL.
-    from kubernetes import client as kube
-
-    kube.BatchV1Api().delete_collection_namespaced_job(
-        NAMESPACE, label_selector="app.kubernetes.io/component=batch-stage", propagation_policy="Foreground"
-    )
-    run_tool([helm, "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"])
-    delete_namespace(core, NAMESPACE)
-    _delete_volume(core)
-    shutil.rmtree(HOST_DIR, ignore_errors=True)
-
-
-def _delete_volume(core: Any) -> None:
-    from kubernetes.client.rest import ApiException
-
-    try:
-        core.delete_persistent_volume(VOLUME)
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    values = [
+        "--set", "batch.reconcileSeconds=2", "--set", f"batch.shardBytes={SHARD_BYTES}",
+        "--set", f"batch.parallelism={PARALLELISM}", "--set", "batch.ttlSecondsAfterFinished=600",
+        "--set", "replicaCount=2",
+    ]  # fmt: skip
+    with batch_release(
+        core, namespace=NAMESPACE, release=RELEASE, claim=CLAIM, volume=VOLUME, host_dir=HOST_DIR, size="2Gi",
+        values=values,
+    ):  # fmt: skip
+        yield NAMESPACE
 
 
 def _ready_pods(core: Any) -> list[Any]:

@@ -9,8 +9,6 @@ test_e2e_batch.py, one replica: what is tested is the API server's answers, not 
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,12 +18,9 @@ import requests
 
 from tests.e2e.kube_support import (
     Settings,
-    api_warnings,
-    delete_namespace,
-    helm_binary,
+    batch_release,
     pod_is_ready,
     pod_port_relay,
-    restricted_namespace,
     run_tool,
 )
 
@@ -43,60 +38,12 @@ def namespace(settings: Settings) -> str:
 
 @pytest.fixture(scope="module")
 def release(core: Any, namespace: str) -> Iterator[str]:
-    from kubernetes import client
-
-    helm = helm_binary()
-    assert helm, "helm is not on PATH"
     volume, host_dir = f"{namespace}-batch", Path(f"/var/tmp/{namespace}-batch")  # cluster-scoped: named per run
-    delete_namespace(core, namespace)
-    _delete_volume(core, volume)
-    shutil.rmtree(host_dir, ignore_errors=True)
-    host_dir.mkdir(mode=0o770, parents=True)
-    os.chown(host_dir, 10001, 10001)  # hostPath volumes get no fsGroup: the pods' user must own it already
-    core.create_persistent_volume(
-        client.V1PersistentVolume(
-            metadata=client.V1ObjectMeta(name=volume),
-            spec=client.V1PersistentVolumeSpec(
-                capacity={"storage": "1Gi"},
-                access_modes=["ReadWriteOnce"],
-                persistent_volume_reclaim_policy="Retain",
-                storage_class_name="",
-                claim_ref=client.V1ObjectReference(namespace=namespace, name=CLAIM),
-                host_path=client.V1HostPathVolumeSource(path=str(host_dir), type="Directory"),
-            ),
-        )
-    )
-    restricted_namespace(core, namespace)
-    repository, _, tag = os.environ.get("FLASK_SVC_E2E_IMAGE", "flask-svc:e2e").rpartition(":")
-    result = run_tool(
-        [
-            helm, "install", RELEASE, "charts/flask-svc", "--namespace", namespace,
-            "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
-            "--set", "batch.enabled=true", "--set", "batch.persistence.storageClass=",
-            "--set", "batch.persistence.size=1Gi", "--set", "autoscaling.enabled=false",
-            "--set", "replicaCount=1", "--wait", "--timeout", "4m",
-        ]
-    )  # fmt: skip
-    assert result.returncode == 0, f"helm install failed:\n{result.stdout}\n{result.stderr}"
-    assert not api_warnings(result.stderr), f"the API server warned:\n{result.stderr}"
-    yield namespace
-    client.BatchV1Api().delete_collection_namespaced_job(
-        namespace, label_selector="app.kubernetes.io/component=batch-stage", propagation_policy="Foreground"
-    )
-    run_tool([helm, "uninstall", RELEASE, "--namespace", namespace, "--wait"])
-    delete_namespace(core, namespace)
-    _delete_volume(core, volume)
-    shutil.rmtree(host_dir, ignore_errors=True)
-
-
-def _delete_volume(core: Any, name: str) -> None:
-    from kubernetes.client.rest import ApiException
-
-    try:
-        core.delete_persistent_volume(name)
-    except ApiException as error:
-        if error.status != 404:
-            raise
+    with batch_release(
+        core, namespace=namespace, release=RELEASE, claim=CLAIM, volume=volume, host_dir=host_dir, size="1Gi",
+        values=["--set", "replicaCount=1"],
+    ):  # fmt: skip
+        yield namespace
 
 
 @pytest.fixture(scope="module")
