@@ -123,6 +123,10 @@ class Info(BaseModel):
     threads: int
     pid: int
     uptime_seconds: float
+    # The build, as podinfo's / shows it, and the model served: /version's facts, so one call tells what runs where.
+    version: str
+    commit: str
+    model: ModelIdentity | None = Field(None, description="The model served, when there is one.")
 
 
 def problem_responses(*statuses: int) -> dict[str | int, Any]:
