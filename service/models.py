@@ -114,6 +114,8 @@ class Version(BaseModel):
 
 
 class Info(BaseModel):
+    # KServe's V1 liveness check reads this member of GET / (its client's is_server_live).
+    status: Literal["alive"] = Field(default="alive", description="Always alive: the process answers.")
     hostname: str
     pod: str
     namespace: str | None

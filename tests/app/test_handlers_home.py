@@ -146,6 +146,7 @@ def test_json_clients_learn_the_build_and_the_model(model_app: Flask) -> None:
     assert {key: home[key] for key in ("version", "commit", "model")} == {
         key: api[key] for key in ("version", "commit", "model")
     }
+    assert home["status"] == "alive"  # KServe's V1 liveness check reads it from GET /
     plain = make_app(FLASK_SVC_VERSION="1.2.3").test_client().get("/").get_json()
     assert plain["version"] == "1.2.3" and plain["model"] is None
 
