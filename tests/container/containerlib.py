@@ -285,11 +285,21 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
+def stable_port(directory: Path) -> int:
+    """A loopback port derived from the wheelhouse's (content-keyed) name: a URL that only changes with the wheels,
+    so a build that passes it as a build arg keeps its dependency layer cached."""
+    return 20000 + int(hashlib.sha256(directory.name.encode()).hexdigest(), 16) % 20000
+
+
 @contextlib.contextmanager
-def serve_directory(directory: Path) -> Iterator[str]:
-    """Serve `directory` read-only on 127.0.0.1 (a pip find-links page); yields its URL."""
+def serve_directory(directory: Path, port: int = 0) -> Iterator[str]:
+    """Serve `directory` read-only on 127.0.0.1 (a pip find-links page); yields its URL. ``port`` is tried first; when
+    it is taken (another build serving the same wheelhouse), any free port."""
     handler = functools.partial(_QuietHandler, directory=str(directory))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, name="wheelhouse", daemon=True)
     thread.start()
     try:
@@ -340,7 +350,8 @@ def build_image(
 
     pip_via="secret": a pip.conf (find-links to the wheelhouse) and a CA bundle as BuildKit secrets; they do not
     enter the cache key, so the dependency layer stays cached from run to run.
-    pip_via="build-arg": PIP_INDEX_URL/PIP_TRUSTED_HOST build args (the port changes, so that layer rebuilds).
+    pip_via="build-arg": PIP_INDEX_URL/PIP_TRUSTED_HOST build args, served on a port keyed by the wheelhouse's content
+    so the URL, and with it the dependency layer's cache key, stays the same from run to run.
     """
     base = base_image or configured_base() or ensure_standin_base()
     wheelhouse = ensure_wheelhouse(base)
@@ -364,7 +375,8 @@ def build_image(
         **(build_args or {}),
         "BASE_IMAGE": base,
     }
-    with serve_directory(wheelhouse) as url, tempfile.TemporaryDirectory(prefix="flask-svc-build-") as tmp:
+    port = stable_port(wheelhouse) if pip_via == "build-arg" else 0
+    with serve_directory(wheelhouse, port) as url, tempfile.TemporaryDirectory(prefix="flask-svc-build-") as tmp:
         host = url.split("/")[2]
         iidfile = Path(tmp, "iid")
         cmd = ["build", "--network=host", "--progress=plain", f"--iidfile={iidfile}", "-t", tag]

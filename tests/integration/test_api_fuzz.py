@@ -26,7 +26,9 @@ def test_schemathesis_finds_no_failure(tmp_path: Path) -> None:
             "--exclude-checks",
             "negative_data_rejection",
             seed=20261121,
-            max_examples=100,
+            # 60 per operation (was 100): ~1,400 cases, every link of the stateful phase still followed, and the
+            # coverage phase's boundary cases are the same whatever this number; ~0.7x the wall time.
+            max_examples=60,
             min_cases=MIN_CASES,
         )
         server_errors = [r for r in server.json_logs() if r.get("level") in ("error", "critical")]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import pytest
 
 from service.config import VARIABLES, ConfigError, load_settings, readme_table
@@ -85,6 +88,13 @@ def test_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("GUNICORN_THREADS", "0")
     with pytest.raises(ConfigError, match=r"^GUNICORN_THREADS='0' is invalid: expected an integer from 1 to 256$"):
         load_settings()
+
+
+def test_reading_the_settings_imports_no_settings_framework() -> None:
+    """Every process start reads the settings: pydantic-settings (sources, dotenv) stays off that path."""
+    code = "import sys, service.config as c; c.load_settings(); print('pydantic_settings' in sys.modules)"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert proc.stdout.strip() == "False", proc.stderr
 
 
 @pytest.mark.parametrize(
