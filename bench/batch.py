@@ -1,11 +1,13 @@
-"""Batch analysis throughput end to end beside the synchronous endpoint (issue 13).
+"""Batch analysis throughput end to end beside the synchronous endpoint (issues 13 and 22).
 
-    .venv/bin/python -m bench.batch              # 8 MiB and 64 MiB jobs, 8 MiB synchronous, best of 3 each
+    .venv/bin/python -m bench.batch              # 8 MiB synchronous; a 64 MiB job in 16 MiB shards at P=1, P=2
 
-One service (`python -m service`, the local runner: each stage a fresh `python -m service.batch` process) on a
-temporary data directory. A batch measure is upload → `202` → polling `GET /api/v1/jobs/{id}` every 50 ms until
-`succeeded`: it includes both stage processes' start (interpreter, imports) and the files written in between. The
-synchronous one is `POST /api/v1/wordcount` of the same text (bounded by its 10 MiB limit).
+A service (`python -m service`, the local runner: the map stage a `python -m service.batch map <id> all` driver
+with P shard processes, then a merge process) on a temporary data directory, one per parallelism, in one run.
+MiB per CPU-second counts the server's whole process tree (workers and the stage processes they reaped). A batch
+measure is upload → `202` → polling `GET /api/v1/jobs/{id}` every 50 ms until `succeeded`: it includes every stage
+process's start (interpreter, imports) and the files written in between. The synchronous one is
+`POST /api/v1/wordcount` of 8 MiB (bounded by its 10 MiB limit).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import psutil
 import requests
 
 from bench.corpus import generate_text
@@ -55,35 +58,77 @@ def _best(passes: int, measure: Callable[[], float]) -> float:
     return min(measure() for _ in range(passes))
 
 
-def run(log: Callable[[str], None], sizes_mib: tuple[int, ...] = (8, 64), sync_mib: int = 8) -> dict[str, Any]:
+def _cpu_seconds(master: int) -> float:
+    """CPU of the server's process tree so far: every live process's own, plus what each has reaped (a worker's
+    stage processes, a map driver's shard processes)."""
+    total = 0.0
+    for process in [psutil.Process(master), *psutil.Process(master).children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+        except psutil.Error:
+            continue
+        total += times.user + times.system + times.children_user + times.children_system
+    return total
+
+
+def _measure(master: int, passes: int, once: Callable[[], float]) -> tuple[float, float]:
+    """Best wall seconds and the CPU seconds of that pass."""
+    best = (float("inf"), 0.0)
+    for _ in range(passes):
+        cpu = _cpu_seconds(master)
+        seconds = once()
+        best = min(best, (seconds, _cpu_seconds(master) - cpu))
+    return best
+
+
+def run(
+    log: Callable[[str], None], size_mib: int = 64, sync_mib: int = 8, shard_mib: int = 16, passes: int = PASSES
+) -> dict[str, Any]:
+    """The synchronous endpoint, then the same ``size_mib`` job at parallelism 1 and 2 (one service each, shards
+    of ``shard_mib``), in one run so the ratios share the machine's state."""
     rows = []
-    with tempfile.TemporaryDirectory(prefix="flask-svc-bench-batch-") as data:
-        env = {"FLASK_SVC_BATCH_DATA_DIR": data, "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1", "LOG_LEVEL": "warning"}
-        with running_server(env, log_to_file=True) as server:
-            body = generate_text(sync_mib * MIB, seed=13)
-            _sync_seconds(server.url, body[: MIB // 4])  # first-use costs out of the way
-            seconds = _best(PASSES, lambda: _sync_seconds(server.url, body))
-            rows.append({"what": f"POST /api/v1/wordcount, {sync_mib} MiB", "bytes": len(body), "seconds": seconds})
-            log(f"batch bench: synchronous {len(body) / MIB / seconds:.1f} MiB/s")
-            for size in sizes_mib:
-                body = generate_text(size * MIB, seed=17)
-                seconds = _best(PASSES, lambda body=body: _batch_seconds(server.url, body))
-                rows.append(
-                    {"what": f"POST /api/v1/jobs → succeeded, {size} MiB", "bytes": len(body), "seconds": seconds}
-                )
-                log(f"batch bench: {size} MiB job {len(body) / MIB / seconds:.1f} MiB/s end to end")
+    sync_body = generate_text(sync_mib * MIB, seed=13)
+    body = generate_text(size_mib * MIB, seed=17)
+    for parallelism in (1, 2):
+        with tempfile.TemporaryDirectory(prefix="flask-svc-bench-batch-") as data:
+            env = {
+                "FLASK_SVC_BATCH_DATA_DIR": data,
+                "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1",
+                "FLASK_SVC_BATCH_PARALLELISM": str(parallelism),
+                "FLASK_SVC_BATCH_SHARD_BYTES": str(shard_mib * MIB),
+                "FLASK_SVC_MAX_VOCABULARY": "1000000",
+                "LOG_LEVEL": "warning",
+            }
+            with running_server(env, log_to_file=True) as server:
+                master = server.process.pid
+                if parallelism == 1:
+                    _sync_seconds(server.url, sync_body[: MIB // 4])  # first-use costs out of the way
+                    seconds, cpu = _measure(master, passes, lambda: _sync_seconds(server.url, sync_body))
+                    what = f"POST /api/v1/wordcount, {sync_mib} MiB"
+                    rows.append({"what": what, "bytes": len(sync_body), "seconds": seconds, "cpu": cpu})
+                seconds, cpu = _measure(master, passes, lambda: _batch_seconds(server.url, body))
+                what = f"POST /api/v1/jobs → succeeded, {size_mib} MiB, {shard_mib} MiB shards, P={parallelism}"
+                rows.append({"what": what, "bytes": len(body), "seconds": seconds, "cpu": cpu})
+                log(f"batch bench: {rows[-1]['what']}: {seconds:.2f} s, {cpu:.2f} CPU-s")
     for row in rows:
         row["mib_per_s"] = row["bytes"] / MIB / row["seconds"]
-    return {"passes": PASSES, "rows": rows}
+        row["mib_per_cpu_s"] = row["bytes"] / MIB / row["cpu"] if row["cpu"] > 0 else float("nan")
+    return {"passes": passes, "rows": rows}
 
 
 def render(batch: dict[str, Any]) -> str:
-    sync = batch["rows"][0]["mib_per_s"]
-    lines = ["| what | MiB | best of 3 (s) | MiB/s | vs synchronous |", "|---|---|---|---|---|"]
+    sync, one = batch["rows"][0], batch["rows"][1]
+    lines = [
+        f"| what | MiB | best of {batch['passes']} (s) | MiB/s | MiB per CPU-s | MiB/s vs synchronous | "
+        "MiB/s vs P=1 | MiB per CPU-s vs synchronous |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in batch["rows"]:
         lines.append(
             f"| {row['what']} | {row['bytes'] / MIB:.0f} | {row['seconds']:.2f} | {row['mib_per_s']:.1f} | "
-            f"{row['mib_per_s'] / sync:.2f}× |"  # noqa: RUF001 — the multiplication sign
+            f"{row['mib_per_cpu_s']:.1f} | {row['mib_per_s'] / sync['mib_per_s']:.2f}× | "  # noqa: RUF001
+            f"{row['mib_per_s'] / one['mib_per_s']:.2f}× | "  # noqa: RUF001 — the multiplication sign
+            f"{row['mib_per_cpu_s'] / sync['mib_per_cpu_s']:.2f}× |"  # noqa: RUF001
         )
     return "\n".join(lines)
 
@@ -91,8 +136,13 @@ def render(batch: dict[str, Any]) -> str:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--json", help="also write the results here")
+    parser.add_argument("--mib", type=int, default=64, help="the batch job's size")
+    parser.add_argument("--shard-mib", type=int, default=16, help="FLASK_SVC_BATCH_SHARD_BYTES, in MiB")
+    parser.add_argument("--passes", type=int, default=PASSES)
     args = parser.parse_args(argv)
-    results = run(lambda message: print(message, file=sys.stderr))
+    results = run(
+        lambda message: print(message, file=sys.stderr), args.mib, shard_mib=args.shard_mib, passes=args.passes
+    )
     print(render(results))
     if args.json:
         with open(args.json, "w") as out:

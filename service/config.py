@@ -356,6 +356,31 @@ class Settings(BaseModel):
         ge=1,
         le=3600,
     )
+    # Batch shards (issue 22): one upload split into byte ranges counted in parallel, then merged.
+    batch_shard_bytes: int = setting(
+        "FLASK_SVC_BATCH_SHARD_BYTES",
+        64 << 20,
+        "Target size of one batch shard: an upload is split into one shard per this many bytes begun (a map "
+        "pod's memory is bounded by its shard's vocabulary, not the upload's size).",
+        unit="bytes",
+        ge=1 << 16,
+        le=1 << 40,
+    )
+    batch_max_shards: int = setting(
+        "FLASK_SVC_BATCH_MAX_SHARDS",
+        256,
+        "Most shards of one upload (the map stage's `completions`); past it shards grow beyond the target size.",
+        ge=1,
+        le=10_000,
+    )
+    batch_parallelism: int = setting(
+        "FLASK_SVC_BATCH_PARALLELISM",
+        0,
+        "Shards of one job counted at once: the local runner's worker processes (0: the CPU count), the Indexed "
+        "Job's `parallelism` (0: one; the chart sets `batch.parallelism`).",
+        ge=0,
+        le=10_000,
+    )
     model_path: AbsolutePath = setting(
         "FLASK_SVC_MODEL_PATH",
         "",

@@ -171,6 +171,12 @@ class JobStage(BaseModel):
     finished: str | None = Field(description="RFC 3339, when the pipeline left it.")
 
 
+class JobProgress(BaseModel):
+    shards: int = Field(ge=0, description="Shards of the upload's plan (0 until its first stage starts).")
+    shards_done: int = Field(ge=0, description="Shards counted so far (their partial results written).")
+    bytes_done: int = Field(ge=0, description="Bytes of the upload those shards covered.")
+
+
 class JobDocument(BaseModel):
     id: str
     state: Literal["queued", "tokenizing", "counting", "succeeded", "failed", "cancelled"]
@@ -182,6 +188,7 @@ class JobDocument(BaseModel):
     reason: str | None = Field(description="Why the job failed.")
     stages: dict[str, JobStage] = Field(description="`tokenize` and `count`.")
     result: str = Field(description="Where the result will be.")
+    progress: JobProgress = Field(description="The tokenize stage's shards: how many, how many done, bytes covered.")
 
 
 class JobList(BaseModel):

@@ -1,6 +1,6 @@
-"""``python -m service.batch tokenize|count|merge <job id>`` or ``map <job id> [<index>]``: one pipeline stage, what
-a runner starts. Without an index, ``map`` takes ``JOB_COMPLETION_INDEX``, which Kubernetes sets in each pod of an
-Indexed Job.
+"""``python -m service.batch tokenize|count|merge <job id>`` or ``map <job id> [<index>|all]``: one pipeline stage,
+what a runner starts. Without an index, ``map`` takes ``JOB_COMPLETION_INDEX``, which Kubernetes sets in each pod of
+an Indexed Job; ``all`` runs every shard in ``FLASK_SVC_BATCH_PARALLELISM`` processes (the local runner).
 
 Settings come from the same environment variables as the service (data directory, vocabulary cap, log format);
 the job's secret from ``FLASK_SVC_BATCH_JOB_SECRET`` and the trace to continue from ``TRACEPARENT``.
@@ -15,9 +15,11 @@ import signal
 import sys
 from pathlib import Path
 
+from service.batch import shards
+from service.batch.local import ALL_SHARDS, drive_map
 from service.batch.signing import JOB_SECRET_ENV
-from service.batch.stages import MAP, MERGE, ExitCode, StageContext, run, run_map, run_merge
-from service.batch.states import Stage
+from service.batch.stages import ExitCode, StageContext, run, run_map, run_merge
+from service.batch.states import MAP, MERGE, Stage
 from service.batch.store import JobStore, valid_id
 from service.config import ConfigError, load_settings
 
@@ -34,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     if not valid_id(arguments.job_id):
         parser.error(f"not a job id: {arguments.job_id!r}")
     index = arguments.index if arguments.index is not None else os.environ.get(COMPLETION_INDEX_ENV)
-    if arguments.stage == MAP and (index is None or not index.isdigit()):
+    if arguments.stage == MAP and (index is None or not (index.isdigit() or index == ALL_SHARDS)):
         parser.error(f"map needs a shard index (an argument or ${COMPLETION_INDEX_ENV}), got {index!r}")
     if arguments.stage != MAP and arguments.index is not None:
         parser.error(f"only map takes a shard index, not {arguments.stage}")
@@ -62,7 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             traced, f"batch.{name}", os.environ.get("TRACEPARENT"), {"batch.job_id": context.job_id}
         ):
             log.info("stage started", extra={"job_id": context.job_id, "stage": name, "shard": index})
-            if name == MAP:
+            if name == MAP and index == ALL_SHARDS:  # the local runner's driver over every shard
+                plan = shards.load_plan(context.store.path(context.job_id))
+                if plan is None:
+                    code = ExitCode.NO_JOB
+                else:
+                    parallelism = settings.batch_parallelism or os.cpu_count() or 1
+                    code = drive_map(len(plan), parallelism, lambda shard: run_map(context, shard))
+            elif name == MAP:
                 code = run_map(context, int(str(index)))
             elif name == MERGE:
                 code = run_merge(context)

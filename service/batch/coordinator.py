@@ -9,6 +9,7 @@ Stage names are deterministic, so a stage started twice is started once.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
@@ -19,11 +20,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from service.batch import formats, signing
+from service.batch import formats, shards, signing
 from service.batch.formats import Outcome
 from service.batch.leader import Leader
 from service.batch.runner import Phase, Runner, RunnerUnavailable
-from service.batch.states import RUNNING_STAGE, JobRecord, Stage, State
+from service.batch.stages import PERMANENT_EXIT_CODES, map_outcome_name
+from service.batch.states import COMMAND, MAP, RUNNING_STAGE, JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, UnknownJob, new_id
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,8 @@ class Limits:
     max_stored_bytes: int = 8 << 30
     retention_seconds: float = 86_400
     incoming_retention_seconds: float = 3600
+    shard_bytes: int = shards.DEFAULT_SHARD_BYTES  # FLASK_SVC_BATCH_SHARD_BYTES
+    max_shards: int = shards.DEFAULT_MAX_SHARDS  # FLASK_SVC_BATCH_MAX_SHARDS
 
 
 @dataclass
@@ -231,8 +235,8 @@ class Coordinator:
         record = self.get(job_id)
         if record.state is not State.SUCCEEDED:
             raise NotFinished(record)
-        tokenized = self.store.outcome(job_id, Stage.TOKENIZE)
-        counted = self.store.outcome(job_id, Stage.COUNT)
+        tokenized = self._outcome(record, Stage.TOKENIZE)
+        counted = self._outcome(record, Stage.COUNT)
         if tokenized is None or counted is None:
             raise NotFinished(record)
         busy = sum(outcome.finished - outcome.started for outcome in (tokenized, counted))
@@ -283,7 +287,7 @@ class Coordinator:
             if record.state is State.QUEUED:
                 return  # ``admit`` starts it when a stage slot is free
             stage = RUNNING_STAGE[record.state]
-            outcome = self.store.outcome(record.id, stage)
+            outcome = self._outcome(record, stage)
             if outcome is None:
                 status = self.runner.status(record.id, stage)
                 if status.phase is Phase.RUNNING:
@@ -291,7 +295,7 @@ class Coordinator:
                 if status.phase is Phase.MISSING:  # never created (runner was down) or removed under us
                     self._start(record, stage)
                     return
-                outcome = self.store.outcome(record.id, stage)  # it may have landed since the first look
+                outcome = self._outcome(record, stage)  # it may have landed since the first look
                 if outcome is None:
                     reason = status.reason or f"the {stage.value} stage finished without writing its outcome"
                     self._fail(record, reason)
@@ -309,6 +313,52 @@ class Coordinator:
             if not outcome.ok:
                 return
 
+    def _outcome(self, record: JobRecord, stage: Stage) -> Outcome | None:
+        """The stage's outcome once it is over, under the API's name (``tokenize``: every shard's map; ``count``:
+        the merge); None while it runs. The map is over at its first permanent failure — the lowest such index's
+        reason — or when every shard succeeded (a failure worth a retry waits for the runner's rerun or verdict).
+        Reading it refreshes the job's progress."""
+        directory = self.store.path(record.id)
+        if stage is Stage.COUNT:
+            document = formats.read_json(directory / f"{COMMAND[stage]}.json")
+            return dataclasses.replace(Outcome.from_json(document), stage=stage.value) if document else None
+        plan = shards.load_plan(directory)
+        if plan is None:
+            return None
+        record.shards = len(plan)
+        record.shards_done, record.bytes_done = shards.progress(directory, plan)
+        maps = []
+        for shard in plan:  # in index order: the lowest shard that failed for good gives the reason
+            document = formats.read_json(directory / map_outcome_name(shard.index))
+            outcome = Outcome.from_json(document) if document else None
+            if outcome is not None and not outcome.ok and outcome.exit_code in PERMANENT_EXIT_CODES:
+                return dataclasses.replace(outcome, stage=stage.value)  # its reason names the upload's offset
+            maps.append(outcome)
+        if not all(outcome is not None and outcome.ok for outcome in maps):
+            return None
+        done = [outcome for outcome in maps if outcome is not None]
+        return Outcome(
+            stage=stage.value,
+            ok=True,
+            exit_code=0,
+            bytes=sum(outcome.bytes for outcome in done),
+            tokens=sum(outcome.tokens for outcome in done),
+            unique=max((outcome.unique for outcome in done), default=0),  # the merge knows the whole's
+            started=min((outcome.started for outcome in done), default=0.0),
+            finished=max((outcome.finished for outcome in done), default=0.0),
+            peak_rss_kib=max((outcome.peak_rss_kib for outcome in done), default=0),
+        )
+
+    def _plan(self, record: JobRecord) -> int:
+        """The job's shards, planned once (a restarted first stage keeps the plan its partial results follow)."""
+        directory = self.store.path(record.id)
+        plan = shards.load_plan(directory)
+        if plan is None:
+            plan = shards.plan(directory / INPUT, self.limits.shard_bytes, self.limits.max_shards)
+            shards.save_plan(directory, plan)
+        record.shards = len(plan)
+        return len(plan)
+
     def _fail(self, record: JobRecord, reason: str) -> None:
         record.move_to(State.FAILED, reason=reason)
         log.warning("job failed", extra={"job_id": record.id, "reason": reason})
@@ -319,8 +369,9 @@ class Coordinator:
         if record.traceparent:
             env["TRACEPARENT"] = record.traceparent
         try:
-            name = self.runner.start(record.id, stage, env)
-        except OSError as error:  # the local runner could not even spawn it
+            count = self._plan(record) if stage is Stage.TOKENIZE else 1
+            name = self.runner.start(record.id, stage, env, count)
+        except OSError as error:  # the local runner could not even spawn it (or the plan could not be written)
             raise RunnerUnavailable(str(error)) from error
         record.stages[stage.value].job_name = name
         log.info("stage started", extra={"job_id": record.id, "stage": stage.value, "stage_job": name})
@@ -366,14 +417,18 @@ class Coordinator:
             raise ForgedEvent(job_id)
         try:
             event = json.loads(body)
-            stage, ok, reason = Stage(event["stage"]), bool(event["ok"]), event.get("reason")
+            stage, ok, reason = _EVENT_STAGES[event["stage"]], bool(event["ok"]), event.get("reason")
             if event["job"] != job_id:
                 raise ValueError("the event names another job")
+            index = event.get("index")
+            if (event["stage"] == MAP) != (type(index) is int and index >= 0):
+                raise ValueError("a map event names its shard (a non-negative index), no other event does")
         except (ValueError, KeyError, TypeError) as error:
             raise MalformedEvent(str(error)) from None
+        written = map_outcome_name(index) if index is not None else f"{COMMAND[stage]}.json"
         with self._locked(job_id) as record:
             # A failure the stage could not write down (a full volume) is known only from its report.
-            if RUNNING_STAGE.get(record.state) is stage and not ok and self.store.outcome(job_id, stage) is None:
+            if RUNNING_STAGE.get(record.state) is stage and not ok and not (self.store.path(job_id) / written).exists():
                 self._fail(record, str(reason or f"the {stage.value} stage failed"))
                 self.store.save(record)
                 self.observer.job_finished(record)
@@ -429,6 +484,10 @@ class Coordinator:
         except (UnknownJob, RunnerUnavailable):
             return  # gone already, or the next round tries again
         log.info("finished job removed (retention)", extra={"job_id": job_id, "state": record.state.value})
+
+
+# The stages a callback may name: the commands that run them, and the API's names (the seed's stage commands).
+_EVENT_STAGES = {**{command: stage for stage, command in COMMAND.items()}, **{stage.value: stage for stage in Stage}}
 
 
 class Reconciler:

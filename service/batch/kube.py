@@ -5,6 +5,12 @@ This module imports the ``kubernetes`` package (about half a second and tens of 
 security context, resources, the shared volume, backoffLimit, activeDeadlineSeconds, ttlSecondsAfterFinished); the
 runner adds the name, the labels, the stage's arguments and its environment. The name is ``<prefix>-<job id>-<stage>``:
 creating an existing one is a no-op (409), so two replicas racing create one Job.
+
+The tokenize stage is ONE Indexed Job over the shard plan (``completions``: the shards, ``parallelism``:
+``FLASK_SVC_BATCH_PARALLELISM``, each pod's ``map`` reading ``JOB_COMPLETION_INDEX``): Kubernetes reruns a failed
+index on its own (``backoffLimitPerIndex``, the chart's ``backoffLimit`` per shard), fails the Job at once on a
+permanent exit code (the template's ``podFailurePolicy``) and as soon as one index has used its retries
+(``maxFailedIndexes: 0``). The count stage is one Job running the merge.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
 from service.batch.runner import Phase, RunnerUnavailable, StageStatus
-from service.batch.states import Stage
+from service.batch.states import COMMAND, MAP, Stage
 from service.config import ConfigError
 
 if TYPE_CHECKING:
@@ -56,6 +62,7 @@ class KubernetesRunner:
         self.template: dict[str, Any] = json.loads(settings.batch_job_template)
         prefix = str(self.template.get("metadata", {}).get("name") or "batch")
         self.prefix = prefix[:_MAX_PREFIX].rstrip("-")
+        self.parallelism = settings.batch_parallelism or 1  # the service pod's CPU count says nothing of the nodes'
 
     def stage_name(self, job_id: str, stage: Stage) -> str:
         return f"{self.prefix}-{job_id}-{stage.value}"
@@ -76,7 +83,7 @@ class KubernetesRunner:
     def check(self) -> None:
         self._call("list Jobs", self.api.list_namespaced_job, self.namespace, limit=1)
 
-    def manifest(self, job_id: str, stage: Stage, env: Mapping[str, str]) -> dict[str, Any]:
+    def manifest(self, job_id: str, stage: Stage, env: Mapping[str, str], shards: int = 1) -> dict[str, Any]:
         job = copy.deepcopy(self.template)
         name = self.stage_name(job_id, stage)
         labels = {JOB_ID_LABEL: job_id, STAGE_LABEL: stage.value}
@@ -86,16 +93,20 @@ class KubernetesRunner:
         pod = job.setdefault("spec", {}).setdefault("template", {})
         pod.setdefault("metadata", {}).setdefault("labels", {}).update(labels)
         container = pod["spec"]["containers"][0]
-        container["args"] = [stage.value, job_id]
+        container["args"] = [COMMAND[stage], job_id]
         container["env"] = [*container.get("env", []), *({"name": k, "value": v} for k, v in env.items())]
+        if COMMAND[stage] == MAP:
+            spec = job["spec"]
+            retries = spec.pop("backoffLimit", None)  # per index instead: one shard's retries are its own
+            spec.update(completionMode="Indexed", completions=shards, parallelism=min(self.parallelism, shards))
+            spec.update(backoffLimitPerIndex=6 if retries is None else retries, maxFailedIndexes=0)
         return job
 
-    def start(self, job_id: str, stage: Stage, env: Mapping[str, str]) -> str:
+    def start(self, job_id: str, stage: Stage, env: Mapping[str, str], shards: int = 1) -> str:
         name = self.stage_name(job_id, stage)
+        manifest = self.manifest(job_id, stage, env, shards)
         with contextlib.suppress(ApiException):  # 409: it exists already, which is what was wanted
-            self._call(
-                "create a Job", self.api.create_namespaced_job, self.namespace, self.manifest(job_id, stage, env)
-            )
+            self._call("create a Job", self.api.create_namespaced_job, self.namespace, manifest)
         return name
 
     def status(self, job_id: str, stage: Stage) -> StageStatus:

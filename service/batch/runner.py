@@ -45,8 +45,9 @@ class Runner(Protocol):
     def stage_name(self, job_id: str, stage: Stage) -> str:
         """The deterministic name of a job's stage (a Kubernetes Job name, a local process label)."""
 
-    def start(self, job_id: str, stage: Stage, env: Mapping[str, str]) -> str:
-        """Start the stage unless it exists; returns its name."""
+    def start(self, job_id: str, stage: Stage, env: Mapping[str, str], shards: int = 1) -> str:
+        """Start the stage unless it exists; returns its name. The tokenize stage maps ``shards`` shards (the plan
+        is on the volume), the count stage merges them."""
 
     def status(self, job_id: str, stage: Stage) -> StageStatus: ...
 

@@ -30,7 +30,7 @@ from service.analysis.pipeline import InvalidText, stream_words
 from service.batch import formats, shards
 from service.batch.formats import Outcome
 from service.batch.signing import SIGNATURE_HEADER, sign
-from service.batch.states import Stage
+from service.batch.states import MAP, MERGE, Stage
 from service.batch.store import INPUT, JobStore
 
 log = logging.getLogger("service.batch.stage")
@@ -67,8 +67,6 @@ class StageContext:
     secret: str
 
 
-MAP = "map"
-MERGE = "merge"
 Work = Callable[[Path, AnalysisOptions, StageContext, Outcome], None]
 
 
@@ -79,7 +77,7 @@ def run(stage: Stage, context: StageContext) -> ExitCode:
 
 def run_map(context: StageContext, index: int) -> ExitCode:
     """Count shard ``index`` of the job's plan into its partial result; never raises."""
-    return _run(MAP, map_outcome_name(index), partial(_map, index), context)
+    return _run(MAP, map_outcome_name(index), partial(_map, index), context, index)
 
 
 def run_merge(context: StageContext) -> ExitCode:
@@ -91,7 +89,7 @@ def map_outcome_name(index: int) -> str:
     return f"{MAP}-{index:05d}.json"
 
 
-def _run(name: str, outcome_name: str, work: Work, context: StageContext) -> ExitCode:
+def _run(name: str, outcome_name: str, work: Work, context: StageContext, index: int | None = None) -> ExitCode:
     started = time.time()
     directory = context.store.path(context.job_id)
     outcome = Outcome(stage=name, ok=False, exit_code=ExitCode.UNEXPECTED, started=started)
@@ -112,7 +110,7 @@ def _run(name: str, outcome_name: str, work: Work, context: StageContext) -> Exi
     outcome.finished = time.time()
     outcome.peak_rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     _record(directory / outcome_name, outcome, context)
-    _report(outcome, context)
+    _report(outcome, context, index)
     return ExitCode(outcome.exit_code)
 
 
@@ -203,16 +201,20 @@ def _record(path: Path, outcome: Outcome, context: StageContext) -> None:
         log.warning("could not write the outcome", extra={"job_id": context.job_id, "error": str(error)})
 
 
-def event_body(job_id: str, outcome: Outcome) -> bytes:
-    return json.dumps(
-        {"job": job_id, "stage": outcome.stage, "ok": outcome.ok, "reason": outcome.reason}, separators=(",", ":")
-    ).encode()
+def event_body(job_id: str, outcome: Outcome, index: int | None = None) -> bytes:
+    """The callback's JSON; a map stage's names its shard (``index``)."""
+    event: dict[str, object] = {"job": job_id, "stage": outcome.stage, "ok": outcome.ok, "reason": outcome.reason}
+    if index is not None:
+        event["index"] = index
+    return json.dumps(event, separators=(",", ":")).encode()
 
 
-def _report(outcome: Outcome, context: StageContext, sleep: Callable[[float], None] = time.sleep) -> None:
+def _report(
+    outcome: Outcome, context: StageContext, index: int | None = None, sleep: Callable[[float], None] = time.sleep
+) -> None:
     if not context.callback_url:
         return
-    body = event_body(context.job_id, outcome)
+    body = event_body(context.job_id, outcome, index)
     url = f"{context.callback_url.rstrip('/')}/api/v1/jobs/{context.job_id}/events"
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(context.secret, body)}
     for attempt in range(_CALLBACK_ATTEMPTS):

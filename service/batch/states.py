@@ -31,6 +31,14 @@ class Stage(enum.StrEnum):
     COUNT = "count"
 
 
+# What runs each stage of the API's vocabulary (``python -m service.batch <command>``): the sharded pipeline's map
+# over every shard of the plan (the tokenize stage, fused with counting: measured cheaper, see the README), then the
+# merge of the partial results (the count stage).
+MAP = "map"
+MERGE = "merge"
+COMMAND = {Stage.TOKENIZE: MAP, Stage.COUNT: MERGE}
+
+
 TERMINAL = frozenset({State.SUCCEEDED, State.FAILED, State.CANCELLED})
 # The pipeline's forward path; failing and cancelling are allowed from every live state.
 _FORWARD = {State.QUEUED: State.TOKENIZING, State.TOKENIZING: State.COUNTING, State.COUNTING: State.SUCCEEDED}
@@ -70,6 +78,10 @@ class JobRecord:
     traceparent: str | None = None
     # The authenticated username that created the job; "" when the service runs without authentication.
     owner: str = ""
+    # The map stage's progress: shards in the plan, shards with their partial result, and the bytes those covered.
+    shards: int = 0
+    shards_done: int = 0
+    bytes_done: int = 0
     stages: dict[str, StageRecord] = field(default_factory=lambda: {stage.value: StageRecord() for stage in Stage})
 
     def move_to(self, wanted: State, *, reason: str | None = None, now: float | None = None) -> None:
@@ -107,5 +119,8 @@ class JobRecord:
             reason=document.get("reason"),
             traceparent=document.get("traceparent"),
             owner=str(document.get("owner") or ""),
+            shards=int(document.get("shards", 0)),
+            shards_done=int(document.get("shards_done", 0)),
+            bytes_done=int(document.get("bytes_done", 0)),
             stages=stages,
         )

@@ -134,6 +134,8 @@ def _limits(settings: Settings) -> Limits:
         max_stored_bytes=settings.batch_max_stored_bytes,
         retention_seconds=settings.batch_retention_seconds,
         incoming_retention_seconds=settings.batch_incoming_retention_seconds,
+        shard_bytes=settings.batch_shard_bytes,
+        max_shards=settings.batch_max_shards,
     )
 
 
@@ -210,6 +212,7 @@ def _document(record: JobRecord) -> dict[str, Any]:
             for name, stage in record.stages.items()
         },
         "result": url_for("batch.result", job_id=record.id),
+        "progress": {"shards": record.shards, "shards_done": record.shards_done, "bytes_done": record.bytes_done},
     }
 
 

@@ -66,6 +66,8 @@ def test_a_job_answers_what_wordcount_answers(batch: FlaskClient) -> None:
     done = _finished(batch, created["id"])
     assert done["state"] == "succeeded" and done["reason"] is None
     assert done["stages"]["count"]["finished"] >= done["stages"]["tokenize"]["finished"]
+    assert created["progress"]["shards"] == 1  # planned when the first stage started (64 MiB shards by default)
+    assert done["progress"] == {"shards": 1, "shards_done": 1, "bytes_done": len(TEXT)}
     result = batch.get(f"{JOBS_PATH}/{created['id']}/result?limit=5").get_json()
     synchronous = batch.post(
         f"{API_PREFIX}/{WORDCOUNT}?stopwords=en&min_length=2&limit=5", data=TEXT, content_type="text/plain"
@@ -145,6 +147,15 @@ def test_callbacks_must_be_signed_by_the_job(batch: FlaskClient, batch_app: Flas
     # A genuine, late report is acknowledged with the job's state and changes nothing.
     assert post(signing.sign(secret, body)).get_json() == {"state": "succeeded"}
     assert batch.get(f"{JOBS_PATH}/{job['id']}").get_json() == done
+    # A map stage's report names its shard: accepted, not malformed (the seed's coordinator answered 400).
+    shard = json.dumps({"job": job["id"], "stage": "map", "index": 0, "ok": True, "reason": None}).encode()
+    response = batch.post(
+        url,
+        data=shard,
+        content_type="application/json",
+        headers={signing.SIGNATURE_HEADER: signing.sign(secret, shard)},
+    )
+    assert response.status_code == 200 and response.get_json() == {"state": "succeeded"}
 
 
 def test_a_signature_that_is_not_ascii_is_403_not_500(batch: FlaskClient) -> None:

@@ -141,6 +141,7 @@ def test_batch_section_runs_a_job_through_its_states(
     assert states[0] in ("queued", "tokenizing") and states[-1] == "succeeded", states
     assert len(states) == len(set(states))  # each state once, in the order seen
     expect(page.locator("#batch-tokens")).to_have_text("600")
+    expect(page.locator("#batch-progress")).to_have_text("1 of 1 (3400 bytes)")  # one shard, every byte
     rows = page.locator("#batch-top-words tbody tr")
     expect(rows.first).to_contain_text("gamma")
     expect(rows.first).to_contain_text("300")

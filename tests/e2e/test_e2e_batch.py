@@ -1,11 +1,14 @@
-"""Batch analysis on the live cluster: a release with `batch.enabled=true` runs each upload as two Kubernetes Jobs.
+"""Batch analysis on the live cluster: a release with `batch.enabled=true` runs each upload as two Kubernetes Jobs,
+an Indexed Job mapping its shards (`batch.parallelism` pods at a time) and a Job merging them.
 
 A release of its own in a namespace of its own that enforces the restricted Pod Security Standard, on a static
 hostPath PersistentVolume made here (the local cluster has no dynamic provisioner; the node is this machine). The
 tests run in file order and share the release (its callers authenticated as an editor; who may do what is
-test_e2e_batch_access.py): a 100 MiB upload whose answer equals the local one; the coordinator
-pods deleted mid-pipeline; a stage pod deleted; a DELETE; what the ServiceAccount may do; and, on the suite's main
-release (batch off), that no token is mounted at all.
+test_e2e_batch_access.py): a 256 MiB upload (`FLASK_SVC_E2E_BATCH_MIB`) in 8 shards whose answer equals the local
+one; the coordinator pods deleted mid-pipeline; one shard's pod deleted (that index alone reruns); a DELETE; what the
+ServiceAccount may do; and, on the suite's main release (batch off), that no token is mounted at all. The namespace
+and release are `FLASK_SVC_E2E_BATCH_NAMESPACE` (default `flask-svc-batch`), so an engineer can run it beside the
+suite's.
 """
 
 from __future__ import annotations
@@ -37,12 +40,15 @@ from tests.e2e.kube_support import (
 
 pytestmark = pytest.mark.e2e
 
-NAMESPACE = "flask-svc-batch"
-RELEASE = "batch"
+NAMESPACE = os.environ.get("FLASK_SVC_E2E_BATCH_NAMESPACE", "flask-svc-batch")
+RELEASE = "batch" if NAMESPACE == "flask-svc-batch" else NAMESPACE  # its ClusterRoles are named after it
 CLAIM = f"{RELEASE}-flask-svc-batch"
-VOLUME = "flask-svc-e2e-batch"
-HOST_DIR = Path("/var/tmp/flask-svc-e2e-batch")
+VOLUME = f"flask-svc-e2e-{RELEASE}"
+HOST_DIR = Path(f"/var/tmp/flask-svc-e2e-{RELEASE}")
 JOBS_DIR = HOST_DIR / "jobs"  # the chart's FLASK_SVC_BATCH_DATA_DIR on the volume, made private by the service
+SHARD_BYTES = 32 * 1024 * 1024
+PARALLELISM = 2
+UPLOAD_MIB = int(os.environ.get("FLASK_SVC_E2E_BATCH_MIB", "256"))  # 1024 for the issue's 1 GiB (a few minutes more)
 APP_SELECTOR = f"app.kubernetes.io/instance={RELEASE},app.kubernetes.io/name=flask-svc"
 JOB_LABEL = "flask-svc.dev/batch-job"
 SERVICE_ACCOUNT = f"system:serviceaccount:{NAMESPACE}:{RELEASE}-flask-svc"
@@ -91,6 +97,7 @@ def namespace(core: Any) -> Iterator[str]:
             "--set", f"image.repository={repository}", "--set", f"image.tag={tag}",
             "--set", "batch.enabled=true", "--set", "batch.persistence.storageClass=",
             "--set", "batch.persistence.size=2Gi", "--set", "batch.reconcileSeconds=2",
+            "--set", f"batch.shardBytes={SHARD_BYTES}", "--set", f"batch.parallelism={PARALLELISM}",
             "--set", "batch.ttlSecondsAfterFinished=600", "--set", "autoscaling.enabled=false",
             "--set", "replicaCount=2", "--wait", "--timeout", "4m",
         ]
@@ -202,38 +209,53 @@ def _stage_jobs(batch: Any, job_id: str) -> dict[str, Any]:
     return {job.metadata.labels["flask-svc.dev/batch-stage"]: job for job in jobs}
 
 
-@pytest.mark.timeout(600)
-def test_a_100_mib_upload_runs_as_two_jobs_in_turn(service: Service, batch: Any) -> None:
-    text = _text(100 * MiB, seed=3)
+@pytest.mark.timeout(max(600, 2 * UPLOAD_MIB))  # 1 GiB: about 4 minutes of map on a busy 2-core machine, 4 local
+def test_a_large_upload_is_mapped_by_an_indexed_job_then_merged(service: Service, batch: Any) -> None:
+    text = _text(UPLOAD_MIB * MiB, seed=3)
     started = time.monotonic()
     job = service.create(text)
     uploaded = time.monotonic() - started
-    done = service.finished(job["id"], timeout=480)
+    # The local answer while the cluster works, read in 1 MiB chunks as a stream would be.
+    expected = analyze_chunks((text[at : at + MiB] for at in range(0, len(text), MiB)), AnalysisOptions()).counts
+    done = service.finished(job["id"], timeout=max(480, UPLOAD_MIB))
     elapsed = time.monotonic() - started
     assert done["state"] == "succeeded", done
 
     # The outcome on the volume ends the job; the Job object says Complete once its pod has exited.
+    shards = done["progress"]["shards"]
+    assert shards == -(-len(text) // SHARD_BYTES)
+    assert done["progress"] == {"shards": shards, "shards_done": shards, "bytes_done": len(text)}
+
     def both_complete() -> tuple[bool, str]:
         found = _stage_jobs(batch, job["id"])
         states = {stage: found[stage].status.succeeded for stage in found}
-        return states == {"tokenize": 1, "count": 1}, str(states)
+        return states == {"tokenize": shards, "count": 1}, str(states)
 
     wait_until(both_complete, timeout=60, what="both stage Jobs to be Complete")
     stages = _stage_jobs(batch, job["id"])
     tokenize, count = stages["tokenize"], stages["count"]
-    # In turn: the count Job is created once tokenize's outcome is on the volume (its Job turns Complete a moment
-    # later, when the pod has exited); creation times have whole seconds.
-    tokenized = json.loads((JOBS_DIR / job["id"] / "tokenize.json").read_text())
-    assert tokenized["ok"] and count.metadata.creation_timestamp.timestamp() >= int(tokenized["finished"])
+    spec = tokenize.spec
+    assert (spec.completion_mode, spec.completions, spec.parallelism) == ("Indexed", shards, PARALLELISM)
+    assert tokenize.status.completed_indexes == f"0-{shards - 1}" and not tokenize.status.failed_indexes
+    # In turn: the merge Job is created once every shard's outcome is on the volume (the Indexed Job turns Complete
+    # a moment later, when the pods have exited); creation times have whole seconds.
+    maps = [json.loads((JOBS_DIR / job["id"] / f"map-{index:05d}.json").read_text()) for index in range(shards)]
+    assert all(outcome["ok"] for outcome in maps)
+    assert count.metadata.creation_timestamp.timestamp() >= int(max(outcome["finished"] for outcome in maps))
     assert tokenize.status.start_time <= count.metadata.creation_timestamp
+    peaks = [outcome["peak_rss_kib"] for outcome in maps]
     assert done["stages"]["tokenize"]["job_name"] == tokenize.metadata.name
     result = requests.get(
         f"{service.url()}/api/v1/jobs/{job['id']}/result?limit=100", headers=service.auth, timeout=30
     ).json()
-    expected = analyze_chunks([text], AnalysisOptions()).counts
     assert (result["bytes"], result["tokens"], result["unique"]) == (len(text), expected.total, expected.unique)
     assert [(entry["word"], entry["count"]) for entry in result["counts"]] == expected.most_common(100)
-    print(f"100 MiB batch job on the cluster: upload {uploaded:.1f} s, done after {elapsed:.1f} s")
+    merged = json.loads((JOBS_DIR / job["id"] / "merge.json").read_text())
+    print(
+        f"{UPLOAD_MIB} MiB batch job on the cluster ({shards} shards, parallelism {PARALLELISM}): "
+        f"upload {uploaded:.1f} s, done after {elapsed:.1f} s; map pods' peak RSS {min(peaks)}-{max(peaks)} KiB, "
+        f"merge {merged['peak_rss_kib']} KiB"
+    )
 
 
 @pytest.mark.timeout(420)
@@ -247,28 +269,48 @@ def test_the_job_completes_when_the_coordinators_are_deleted_mid_pipeline(servic
 
 
 @pytest.mark.timeout(420)
-def test_a_deleted_stage_pod_is_retried_or_fails_never_hangs(service: Service, core: Any, batch: Any) -> None:
-    job = service.create(_text(30 * MiB, seed=6))
+def test_one_shard_pod_deleted_reruns_that_index_alone(service: Service, core: Any, batch: Any) -> None:
+    job = service.create(_text(3 * SHARD_BYTES - MiB, seed=6))  # three shards
     name = job["stages"]["tokenize"]["job_name"]
+    index = "batch.kubernetes.io/job-completion-index"
 
-    def stage_pod_running() -> tuple[bool, str]:
-        pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={name}").items
+    outcome = JOBS_DIR / job["id"] / "map-00001.json"
+
+    def shard_pod_running() -> tuple[bool, str]:
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={name},{index}=1").items
         running = [pod for pod in pods if pod.status.phase == "Running"]
+        assert not outcome.exists(), "shard 1 was done before its pod could be deleted"
         return bool(running), ",".join(f"{pod.metadata.name}:{pod.status.phase}" for pod in pods) or "no pod yet"
 
-    wait_until(stage_pod_running, timeout=120, interval=0.5, what=f"a running pod of {name}")
-    for pod in core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={name}").items:
-        core.delete_namespaced_pod(pod.metadata.name, NAMESPACE)
+    wait_until(shard_pod_running, timeout=120, interval=0.2, what=f"the running pod of shard 1 of {name}")
+    (victim,) = core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={name},{index}=1").items
+    core.delete_namespaced_pod(victim.metadata.name, NAMESPACE)
     done = service.finished(job["id"], timeout=360)
-    assert done["state"] in ("succeeded", "failed"), done
-    if done["state"] == "failed":
-        assert done["reason"], "a failed job says why"
-    print(f"stage pod deleted: the job {done['state']} ({done.get('reason')})")
+    assert done["state"] == "succeeded", done
+
+    def complete() -> tuple[bool, str]:  # the outcomes end the job; the Job turns Complete once its pods exit
+        status = batch.read_namespaced_job(name, NAMESPACE).status
+        return any(c.type == "Complete" and c.status == "True" for c in status.conditions or []), str(status)
+
+    wait_until(complete, timeout=120, what=f"the Indexed Job {name} to be Complete")
+    mapped = batch.read_namespaced_job(name, NAMESPACE)
+    assert mapped.status.completed_indexes == "0-2" and not mapped.status.failed_indexes, mapped.status
+    pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"job-name={name}").items
+    by_index: dict[str, list[str]] = {}
+    for pod in pods:
+        by_index.setdefault(pod.metadata.labels[index], []).append(f"{pod.metadata.name}:{pod.status.phase}")
+    # Each index ended with one succeeded pod; index 1's is a new one, and only index 1 ran twice (the Job's count).
+    assert sorted(by_index) == ["0", "1", "2"] and all(len(names) == 1 for names in by_index.values()), by_index
+    assert victim.metadata.name not in by_index["1"][0]
+    assert mapped.status.succeeded == 3 and mapped.status.failed == 1, mapped.status  # the deleted pod, once
+    print(f"shard 1's pod deleted: the job succeeded; pods {by_index}, Job failed count {mapped.status.failed}")
 
 
 @pytest.mark.timeout(300)
 def test_delete_removes_the_jobs_and_the_files(service: Service, batch: Any) -> None:
-    job = service.create(_text(20 * MiB, seed=8))
+    from kubernetes import client
+
+    job = service.create(_text(2 * SHARD_BYTES, seed=8))  # two shards: the map's pods run while it is deleted
     wait_until(lambda: (bool(_stage_jobs(batch, job["id"])), "no Job yet"), timeout=60, what="the first Job")
     response = requests.delete(f"{service.url()}/api/v1/jobs/{job['id']}", headers=service.auth, timeout=60)
     assert response.status_code == 200, response.text
@@ -278,6 +320,13 @@ def test_delete_removes_the_jobs_and_the_files(service: Service, batch: Any) -> 
         timeout=120,
         what="the stage Jobs to go",
     )
+    core = client.CoreV1Api()
+
+    def no_pods() -> tuple[bool, str]:
+        pods = core.list_namespaced_pod(NAMESPACE, label_selector=f"{JOB_LABEL}={job['id']}").items
+        return not pods, ",".join(pod.metadata.name for pod in pods)
+
+    wait_until(no_pods, timeout=120, what="every shard's pods to go")
     assert not (JOBS_DIR / job["id"]).exists()
     gone = requests.get(f"{service.url()}/api/v1/jobs/{job['id']}", headers=service.auth, timeout=30)
     assert gone.status_code == 404

@@ -123,15 +123,16 @@ def test_a_200_mib_upload_completes_with_bounded_memory(server: Server, data_dir
     result = requests.get(f"{server.url}/api/v1/jobs/{job['id']}/result?limit=3", timeout=10).json()
     assert result["bytes"] == size
     assert result["unique"] == 5006
-    stage_peaks = {
-        stage: json.loads((data_dir / job["id"] / f"{stage}.json").read_text())["peak_rss_kib"]
-        for stage in ("tokenize", "count")
+    stage_peaks = {  # every shard's map process, then the merge
+        path.stem: json.loads(path.read_text())["peak_rss_kib"]
+        for path in [*sorted((data_dir / job["id"]).glob("map-*.json")), data_dir / job["id"] / "merge.json"]
     }
     print(
         f"200 MiB batch job: {elapsed:.1f} s ({size / MiB / elapsed:.1f} MiB/s end to end); worker peak RSS growth "
         f"{upload_growth_kib} KiB during the upload, {worker_growth_kib} KiB overall; stage peak RSS {stage_peaks} KiB"
     )
-    # The worker streams the upload to disk; each stage holds a chunk, a batch of words and the vocabulary.
+    # The worker streams the upload to disk; each map holds a chunk and its shard's vocabulary, the merge one line
+    # per shard and the totals.
     assert worker_growth_kib < 16 * 1024
     for stage, peak in stage_peaks.items():
         assert peak < 96 * 1024, f"{stage} stage peaked at {peak} KiB"
@@ -196,7 +197,7 @@ def test_a_forged_callback_is_refused_and_changes_nothing(server: Server, data_d
     assert done["reason"] != "forged"
     assert done["state"] == "failed"
     assert done["reason"] == "the upload is not valid UTF-8 (first bad byte at offset 0)"
-    outcome = json.loads((data_dir / job["id"] / "tokenize.json").read_text())
+    outcome = json.loads((data_dir / job["id"] / "map-00000.json").read_text())  # the one shard's map
     assert outcome["exit_code"] == ExitCode.BAD_INPUT
     failed = _problem(requests.get(f"{server.url}/api/v1/jobs/{job['id']}/result", timeout=10), 409, "job_not_finished")
     assert "not valid UTF-8" in str(failed["detail"])
@@ -236,10 +237,10 @@ def test_a_full_volume_fails_the_job_with_a_clear_reason(tmp_path: Path) -> None
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", str(volume)], check=True)
     try:
         # A directory on it, as the chart does: the tmpfs's root is writable by everyone (1777), which is refused.
-        env = {"FLASK_SVC_BATCH_DATA_DIR": str(volume / "jobs")}
+        env = {"FLASK_SVC_BATCH_DATA_DIR": str(volume / "jobs"), "FLASK_SVC_MAX_VOCABULARY": "1000000"}
         with running_server(env) as server:
-            # 1.6 MiB of one-letter words: the upload fits, the tokens file (as large again) does not.
-            job = _create(server, b"a b c d " * (200 * 1024)).json()
+            # 1.4 MiB of distinct words: the upload fits, the map's partial result (larger still) does not.
+            job = _create(server, b"".join(b"w%06d " % n for n in range(180_000))).json()
             done = _wait(server, job["id"])
             assert done["state"] == "failed"
             assert done["reason"] == "the shared volume is full (no space left on device)"
@@ -278,13 +279,13 @@ def test_one_trace_spans_the_upload_and_both_stages(tmp_path: Path) -> None:
             deadline = time.monotonic() + 15
             while time.monotonic() < deadline:
                 names = {span.name for span in list(receiver.spans)}
-                if {"POST /api/v1/jobs", "batch.tokenize", "batch.count"} <= names:
+                if {"POST /api/v1/jobs", "batch.map", "batch.merge"} <= names:
                     break
                 time.sleep(0.1)
             spans = {span.name: span for span in list(receiver.spans)}
         logs = [r for r in server.json_logs() if r.get("job_id") == job["id"]]
     upload = spans["POST /api/v1/jobs"]
-    for stage in ("batch.tokenize", "batch.count"):
+    for stage in ("batch.map", "batch.merge"):  # the tokenize stage's map (driver and shards), the count's merge
         assert spans[stage].trace_id == upload.trace_id, stage
         assert spans[stage].parent_span_id == upload.span_id, stage
     # Both stages and the coordinator log the job's id (the stages' lines go to their log files, not the server's).

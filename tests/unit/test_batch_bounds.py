@@ -37,7 +37,7 @@ class HeldRunner:
     def stage_name(self, job_id: str, stage: Stage) -> str:
         return f"held-{job_id}-{stage.value}"
 
-    def start(self, job_id: str, stage: Stage, env: Mapping[str, str]) -> str:
+    def start(self, job_id: str, stage: Stage, env: Mapping[str, str], shards: int = 1) -> str:
         if (job_id, stage) not in self.started:
             self.started.append((job_id, stage))
         return self.stage_name(job_id, stage)

@@ -37,9 +37,10 @@ def closed_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def kubernetes_runner(host: str) -> KubernetesRunner:
+def kubernetes_runner(host: str, parallelism: int = 0) -> KubernetesRunner:
     settings = load_settings(
         {
+            "FLASK_SVC_BATCH_PARALLELISM": str(parallelism),
             "FLASK_SVC_BATCH_RUNNER": "kubernetes",
             "FLASK_SVC_BATCH_JOB_TEMPLATE": json.dumps(TEMPLATE),
             "FLASK_SVC_BATCH_CALLBACK_URL": "http://svc.ns.svc:8080",
@@ -78,13 +79,31 @@ def test_the_manifest_names_labels_and_arguments_each_stage() -> None:
     for labels in (job["metadata"]["labels"], job["spec"]["template"]["metadata"]["labels"]):
         assert labels[JOB_ID_LABEL] == "a" * 21 and labels[STAGE_LABEL] == "count"
     stage = job["spec"]["template"]["spec"]["containers"][0]
-    assert stage["args"] == ["count", "a" * 21]
+    assert stage["args"] == ["merge", "a" * 21]  # the count stage merges the shards' partial results
+    assert "completionMode" not in job["spec"] and job["spec"]["backoffLimit"] == 2
     assert stage["env"] == [
         {"name": "KEEP", "value": "1"},
         {"name": "FLASK_SVC_BATCH_JOB_SECRET", "value": "s"},
         {"name": "TRACEPARENT", "value": "t"},
     ]
     assert TEMPLATE["spec"]["template"]["spec"]["containers"][0]["env"] == [{"name": "KEEP", "value": "1"}]  # type: ignore[index]
+
+
+@pytest.mark.parametrize(("shards", "parallelism"), [(16, 2), (1, 2), (3, 0)])
+def test_the_tokenize_stage_is_one_indexed_job_over_the_shards(shards: int, parallelism: int) -> None:
+    runner = kubernetes_runner("http://127.0.0.1:1", parallelism)
+    job = runner.manifest("a" * 21, Stage.TOKENIZE, {}, shards)
+    assert job["metadata"]["name"] == f"rel-flask-svc-{'a' * 21}-tokenize"
+    assert job["spec"]["template"]["spec"]["containers"][0]["args"] == ["map", "a" * 21]  # index: JOB_COMPLETION_INDEX
+    spec = {key: value for key, value in job["spec"].items() if key != "template"}
+    assert spec == {
+        "completionMode": "Indexed",
+        "completions": shards,
+        "parallelism": min(shards, parallelism or 1),  # never more pods than shards; unset: one
+        "backoffLimitPerIndex": 2,  # the chart's backoffLimit, per shard: one shard's retries are its own
+        "maxFailedIndexes": 0,  # a shard out of retries fails the job without waiting for the others
+    }
+    assert TEMPLATE["spec"]["backoffLimit"] == 2  # type: ignore[index]
 
 
 @pytest.mark.parametrize("api", ["unreachable", "refusing"])

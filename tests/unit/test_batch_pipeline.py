@@ -16,8 +16,8 @@ from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import formats, signing
 from service.batch.coordinator import Coordinator, ForgedEvent, NotFinished, UnsignedEvent
 from service.batch.local import LocalRunner
-from service.batch.stages import ExitCode, event_body
-from service.batch.states import JobRecord, Stage, State
+from service.batch.stages import ExitCode, event_body, map_outcome_name
+from service.batch.states import JobRecord, State
 from service.batch.store import JobStore, UnknownJob, new_id
 
 OPTIONS = {"lowercase": True, "min_length": 1, "stopwords": "none"}
@@ -85,7 +85,7 @@ def test_a_stage_outcome_is_counted_once_while_the_next_stage_cannot_start(coord
 
     record = coordinator.create(_chunks(b"some words to count " * 50), OPTIONS, traceparent=None)
     deadline = time.monotonic() + 30
-    while coordinator.store.outcome(record.id, Stage.TOKENIZE) is None and time.monotonic() < deadline:
+    while not (coordinator.store.path(record.id) / map_outcome_name(0)).exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     runner = coordinator.runner
     real_start = runner.start
@@ -107,8 +107,8 @@ def test_invalid_utf8_fails_the_job_with_the_stage_reason(coordinator: Coordinat
     done = _until_done(coordinator, record.id)
     assert done.state is State.FAILED
     assert done.reason == "the upload is not valid UTF-8 (first bad byte at offset 11)"
-    outcome = coordinator.store.outcome(record.id, Stage.TOKENIZE)
-    assert outcome is not None and outcome.exit_code == ExitCode.BAD_INPUT
+    outcome = formats.read_json(coordinator.store.path(record.id) / map_outcome_name(0))
+    assert outcome is not None and outcome["exit_code"] == ExitCode.BAD_INPUT
 
 
 def test_the_vocabulary_cap_applies_to_the_count_stage(coordinator: Coordinator) -> None:
@@ -123,7 +123,7 @@ def test_a_stage_process_that_dies_fails_the_job_instead_of_hanging(coordinator:
     (tmp_path / record.id / "input.txt").unlink()  # the stage finds no input and exits NO_JOB
     done = _until_done(coordinator, record.id)
     assert done.state is State.FAILED
-    assert "upload is gone" in (done.reason or "")
+    assert "the upload or its shard plan is gone" in (done.reason or "")
 
 
 def test_cancel_stops_the_stage_and_removes_the_job(coordinator: Coordinator, tmp_path: Path) -> None:

@@ -31,6 +31,9 @@
 
   function showState(job) {
     $("batch-state").textContent = job.state + (job.reason ? " (" + job.reason + ")" : "");
+    const progress = job.progress;  // the map stage's shards (issue 22)
+    $("batch-progress").textContent =
+      progress.shards_done + " of " + progress.shards + " (" + progress.bytes_done + " bytes)";
     const seen = $("batch-states");
     const last = seen.lastElementChild;
     if (!last || last.textContent !== job.state) {
