@@ -114,6 +114,8 @@ class Version(BaseModel):
 
 
 class Info(BaseModel):
+    # KServe's V1 liveness check reads this member of GET / (its client's is_server_live).
+    status: Literal["alive"] = Field(default="alive", description="Always alive: the process answers.")
     hostname: str
     pod: str
     namespace: str | None
@@ -123,6 +125,10 @@ class Info(BaseModel):
     threads: int
     pid: int
     uptime_seconds: float
+    # The build, as podinfo's / shows it, and the model served: /version's facts, so one call tells what runs where.
+    version: str
+    commit: str
+    model: ModelIdentity | None = Field(None, description="The model served, when there is one.")
 
 
 def problem_responses(*statuses: int) -> dict[str | int, Any]:

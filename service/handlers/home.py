@@ -5,6 +5,7 @@ Everything the page shows is rendered on the server, so it works with JavaScript
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +18,14 @@ from service.batch.access import Mode
 from service.handlers import current_lifecycle, current_settings
 from service.handlers.analysis import count_words
 from service.handlers.ops import info_document
-from service.names import ANALYZE, BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, JOBS_PATH
+from service.names import ANALYZE, BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, JOBS_PATH, MODEL_EXTENSION
 from service.problems import Problem
 
 WEB = Path(__file__).resolve().parent.parent / "web"
 HTML = "text/html"
 TOP_MAX = 100
+# Up to this many features the Predict form has a number field for each (Iris: four); a JSON tensor always works.
+FEATURE_FIELDS_MAX = 16
 # Past this size the submitted text is not echoed back into the textarea: the page stays small.
 REFILL_MAX_BYTES = 64 * 1024
 CONTENT_SECURITY_POLICY = "; ".join(
@@ -72,6 +75,50 @@ def analyze_form() -> ResponseReturnValue:
         page = _page(form=form, error=problem)
         return Response(page, status=problem.status, headers=problem.headers, mimetype=HTML)
     return Response(_page(form=form, result=result), mimetype=HTML)
+
+
+@bp.post("/ui/predict")
+def predict_form() -> ResponseReturnValue:
+    """The page's Predict form (with a model served): the rows checked and predicted as /api/v1/predict does."""
+    if MODEL_EXTENSION not in current_app.extensions:
+        raise Problem(404, "not_found", "no model is served here (FLASK_SVC_MODEL_PATH is not set)")
+    from service.handlers import inference  # numpy and scikit-learn: only with a model
+
+    form: dict[str, str] = {}
+    try:
+        parts = uploads.form_parts(inference.max_body_bytes(inference.served(), current_settings()))
+        form = {name: _text(value) for name, value in parts.items() if name == "tensor" or name.startswith("feature-")}
+        rows = _rows(form, inference.served().features)
+        prediction = list(zip(rows, inference.predict_instances(rows), strict=True))
+    except Problem as problem:
+        page = _page(predict_form=form, predict_error=problem)
+        return Response(page, status=problem.status, headers=problem.headers, mimetype=HTML)
+    return Response(_page(predict_form=form, prediction=prediction), mimetype=HTML)
+
+
+def _rows(form: dict[str, str], features: int) -> Any:
+    """The instances the form gives: its JSON tensor when filled in (one row, or a list of rows), else one row of
+    the number fields. Only the JSON and the numbers are read here; the model's checks name what else is wrong."""
+    tensor = form.get("tensor", "").strip()
+    if tensor:
+        try:
+            value = json.loads(tensor)
+        except ValueError as error:
+            raise Problem(400, "invalid_json", f"“JSON tensor” is not valid JSON: {error}") from None
+        if isinstance(value, dict) and "instances" in value:
+            value = value["instances"]
+        if isinstance(value, list) and value and not any(isinstance(item, list) for item in value):
+            value = [value]  # one row
+        return value
+    row: list[float] = []
+    for index in range(features):
+        raw = form.get(f"feature-{index}", "").strip()
+        try:
+            row.append(float(raw))
+        except ValueError:
+            shown = f"“{raw}” is not a number" if raw else "is empty"
+            raise Problem(422, "unprocessable", f"Feature {index + 1} {shown}; or give a JSON tensor") from None
+    return [row]
 
 
 def _text(raw: bytes) -> str:
@@ -127,7 +174,13 @@ def _metrics_url() -> str:
 
 
 def _page(
-    form: dict[str, str] | None = None, result: dict[str, Any] | None = None, error: Problem | None = None
+    form: dict[str, str] | None = None,
+    result: dict[str, Any] | None = None,
+    error: Problem | None = None,
+    *,
+    predict_form: dict[str, str] | None = None,
+    prediction: list[tuple[Any, Any]] | None = None,
+    predict_error: Problem | None = None,
 ) -> str:
     settings = current_settings()
     state = current_lifecycle()
@@ -148,6 +201,10 @@ def _page(
         result=result,
         error=error,
         batch=_batch_section(),
+        model=_model_section(),
+        predict_form=predict_form or {},
+        prediction=prediction,
+        predict_error=predict_error,
     )
 
 
@@ -158,6 +215,15 @@ def _batch_section() -> dict[str, Any] | None:
     if BATCH_EXTENSION not in current_app.extensions or gate is None:
         return None
     return {"jobs_path": JOBS_PATH, "token": gate.mode is not Mode.NONE}
+
+
+def _model_section() -> dict[str, Any] | None:
+    """What the Predict form needs, when a model is served: its identity and how many features it takes."""
+    model = current_app.extensions.get(MODEL_EXTENSION)
+    if model is None:
+        return None
+    fields = model.features if model.features <= FEATURE_FIELDS_MAX else 0
+    return {"name": model.name, "version": model.version, "sha256": model.sha256, "fields": fields}
 
 
 def _switch(field: str) -> bool:

@@ -158,25 +158,40 @@ def _body(schema: type[Body], limit: int) -> tuple[Body, memoryview | None]:
     try:
         return schema.model_validate_json(data), binary
     except ValidationError as error:
-        first = error.errors()[0]
-        if first["type"] == "json_invalid":
-            raise Problem(400, "invalid_json", f"the body is not valid JSON: {first['msg']}") from None
-        where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
-        where = where or "body"
-        detail = f"{where}: {first['msg']}"
-        raise Problem(422, "invalid_inference_request", detail, field=where) from None
+        raise _refusal(error) from None
+
+
+def _refusal(error: ValidationError) -> Problem:
+    """A body the protocol's structure refuses: its first fault, named by where it is."""
+    first = error.errors()[0]
+    if first["type"] == "json_invalid":
+        return Problem(400, "invalid_json", f"the body is not valid JSON: {first['msg']}")
+    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
+    where = where or "body"
+    return Problem(422, "invalid_inference_request", f"{where}: {first['msg']}", field=where)
 
 
 def _predict(
     model: ServedModel, schema: type[Body], to_batch: Callable[[Body, memoryview | None], npt.NDArray[np.float64]]
 ) -> tuple[Body, npt.NDArray[Any]]:
-    """Read and check the body, predict, and record the outcome (a refused body counts as invalid): metrics for
-    every request, a span when tracing."""
+    """Read and check the body, predict, and record the outcome."""
+
+    def checked() -> tuple[Body, npt.NDArray[np.float64]]:
+        body, binary = _body(schema, max_body_bytes(model, current_settings()))
+        return body, to_batch(body, binary)
+
+    return _run(model, checked)
+
+
+def _run(
+    model: ServedModel, checked: Callable[[], tuple[Body, npt.NDArray[np.float64]]]
+) -> tuple[Body, npt.NDArray[Any]]:
+    """Check the request, predict, and record the outcome (a refused request counts as invalid): metrics for every
+    request, a span when tracing."""
     metrics = current_instruments()
     started = time.perf_counter()
     try:
-        body, binary = _body(schema, max_body_bytes(model, current_settings()))
-        batch = to_batch(body, binary)
+        body, batch = checked()
     except (InvalidInput, Problem) as error:
         metrics.inference_duration.labels(model.name, "invalid").observe(time.perf_counter() - started)
         if isinstance(error, Problem):
@@ -288,6 +303,27 @@ def server_ready() -> tuple[Response, int]:
     return jsonify(ServerReady(ready=ready).model_dump()), 200 if ready else 503
 
 
+def served() -> ServedModel:
+    served_model: ServedModel = current_app.extensions[MODEL_EXTENSION]
+    return served_model
+
+
+def predict_instances(instances: Any) -> list[Any]:
+    """The home page's Predict form: rows checked and predicted as ``/api/v1/predict`` does them, counted in the
+    same metrics; each refusal is a Problem naming the field."""
+    model = served()
+
+    def checked() -> tuple[PredictRequest, npt.NDArray[np.float64]]:
+        try:
+            body = PredictRequest.model_validate({"instances": instances})
+        except ValidationError as error:
+            raise _refusal(error) from None
+        return body, v1_batch(body, model, current_settings().model_max_instances)
+
+    predictions: list[Any] = _run(model, checked)[1].tolist()
+    return predictions
+
+
 def _v1_predict(model: ServedModel) -> Response:
     limit = current_settings().model_max_instances
     _, predictions = _predict(model, PredictRequest, lambda body, _: v1_batch(body, model, limit))
@@ -300,7 +336,7 @@ def _v1_predict(model: ServedModel) -> Response:
     summary="Prediction, KServe V1 body on the model served: {instances: [[...], ...]} → {predictions: [...]}",
 )
 def predict() -> Response:
-    return _v1_predict(current_app.extensions[MODEL_EXTENSION])
+    return _v1_predict(served())
 
 
 @bp.post(

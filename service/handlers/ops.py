@@ -26,7 +26,7 @@ def version() -> Response:
     )
 
 
-@bp.get("/api/v1/info", responses={200: Info}, summary="Pod, node, runtime and process model")
+@bp.get("/api/v1/info", responses={200: Info}, summary="Pod, node, runtime, process model, build and the model served")
 def info() -> Response:
     return jsonify(info_document().model_dump())
 
@@ -46,4 +46,7 @@ def info_document() -> Info:
         threads=settings.threads,
         pid=os.getpid(),
         uptime_seconds=round(state.uptime(), 3),
+        version=settings.version,
+        commit=settings.git_commit,
+        model=served_model(),
     )

@@ -6,11 +6,15 @@ Rendering, the form in a real browser and the drills' buttons are in tests/brows
 from __future__ import annotations
 
 import io
+import json
 import re
 from typing import Any
 
+import pytest
+from flask import Flask
 from flask.testing import FlaskClient
 
+from harness.models import write_iris
 from service.names import ANALYZE_PATH, LIFECYCLE_EXTENSION
 from tests.app.conftest import BROWSER_ACCEPT, make_app, sample
 
@@ -113,3 +117,82 @@ def test_the_batch_section_shows_with_batch_jobs_and_asks_a_token_when_access_is
     assert 'id="batch-token"' in checked and "s3cret" not in checked
     off = page(FLASK_SVC_BATCH_RUNNER="off")
     assert 'id="batch"' not in off and "batch.js" not in off
+
+
+@pytest.fixture(scope="module")
+def model_app(tmp_path_factory: pytest.TempPathFactory) -> Flask:
+    iris = write_iris(tmp_path_factory.mktemp("model") / "iris.skops")
+    return make_app(
+        FLASK_SVC_MODEL_PATH=str(iris),
+        FLASK_SVC_MODEL_MAX_INSTANCES="4",
+        FLASK_SVC_VERSION="9.8.7",
+        FLASK_SVC_GIT_COMMIT="abc123",
+    )
+
+
+def _predict(client: FlaskClient, fields: dict[str, str]) -> Any:
+    return client.post(
+        "/ui/predict", headers={"Accept": BROWSER_ACCEPT}, data=fields, content_type="multipart/form-data"
+    )
+
+
+def test_json_clients_learn_the_build_and_the_model(model_app: Flask) -> None:
+    client = model_app.test_client()
+    api = client.get("/api/v1/info").get_json()
+    assert (api["version"], api["commit"]) == ("9.8.7", "abc123")
+    assert api["model"] == client.get("/version").get_json()["model"]
+    assert set(api["model"]) == {"name", "version", "sha256"} and api["model"]["name"] == "iris"
+    home = client.get("/", headers={"Accept": "application/json"}).get_json()
+    assert {key: home[key] for key in ("version", "commit", "model")} == {
+        key: api[key] for key in ("version", "commit", "model")
+    }
+    assert home["status"] == "alive"  # KServe's V1 liveness check reads it from GET /
+    plain = make_app(FLASK_SVC_VERSION="1.2.3").test_client().get("/").get_json()
+    assert plain["version"] == "1.2.3" and plain["model"] is None
+
+
+def test_the_predict_form_shows_only_with_a_model(model_app: Flask, client: FlaskClient) -> None:
+    page = model_app.test_client().get("/", headers={"Accept": BROWSER_ACCEPT}).text
+    model = model_app.test_client().get("/version").get_json()["model"]
+    assert 'id="predict"' in page and model["version"] in page and model["sha256"] in page
+    assert [f'name="feature-{index}"' in page for index in range(5)] == [True] * 4 + [False]
+    assert 'id="predict"' not in client.get("/", headers={"Accept": BROWSER_ACCEPT}).text
+    refused = client.post("/ui/predict", data={"tensor": "[[1, 2, 3, 4]]"}, content_type="multipart/form-data")
+    assert refused.status_code == 404
+
+
+def test_the_predict_form_answers_like_the_api_and_is_measured_like_it(model_app: Flask) -> None:
+    client = model_app.test_client()
+    before = sample(model_app, "flask_svc_inference_duration_seconds_count", {"model": "iris", "outcome": "ok"})
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    api = client.post("/api/v1/predict", json={"instances": rows}).get_json()["predictions"]
+    fields = _predict(client, {f"feature-{index}": str(value) for index, value in enumerate(rows[0])})
+    assert fields.status_code == 200 and f"<td>5.1, 3.5, 1.4, 0.2</td><td>{api[0]}</td>" in fields.text
+    assert 'value="5.1"' in fields.text  # the numbers stay for another try
+    tensor = _predict(client, {"tensor": json.dumps(rows)})
+    assert tensor.status_code == 200
+    assert f"<td>6.7, 3.0, 5.2, 2.3</td><td>{api[1]}</td>" in tensor.text
+    one_row = _predict(client, {"tensor": json.dumps(rows[1])})  # a single row needs no outer brackets
+    assert f"<td>6.7, 3.0, 5.2, 2.3</td><td>{api[1]}</td>" in one_row.text
+    after = sample(model_app, "flask_svc_inference_duration_seconds_count", {"model": "iris", "outcome": "ok"})
+    assert after - before == 4
+
+
+def test_bad_predict_input_gets_a_clear_4xx_page(model_app: Flask) -> None:
+    client = model_app.test_client()
+    full = {"feature-0": "1", "feature-1": "2", "feature-2": "3"}
+    cases = [
+        ({**full, "feature-3": ""}, 422, "Feature 4 is empty"),
+        ({**full, "feature-3": "four"}, 422, "Feature 4 “four” is not a number"),
+        ({**full, "feature-3": "nan"}, 422, "instances[0][3]: NaN and infinite values are refused"),
+        ({"tensor": "[[1, 2"}, 400, "“JSON tensor” is not valid JSON"),
+        ({"tensor": "[[1, 2, 3]]"}, 422, "instances[0]: holds 3 values; the model takes 4"),
+        ({"tensor": '[[1, 2, 3, "x"]]'}, 422, "instances[0][3]: &#39;x&#39; is not a number"),
+        ({"tensor": '"rows"'}, 422, "instances: Input should be a valid list"),
+        ({"tensor": json.dumps([[1, 2, 3, 4]] * 5)}, 413, "5 instances exceed the limit of 4"),
+    ]
+    for fields, status, message in cases:
+        response = _predict(client, fields)
+        assert response.status_code == status, (response.status_code, response.text[-2000:])
+        assert response.mimetype == "text/html" and message in response.text, response.text[-2000:]
+    assert client.post("/ui/predict", data="[[1, 2, 3, 4]]", content_type="text/plain").status_code == 415

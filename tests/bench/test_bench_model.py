@@ -40,25 +40,46 @@ def test_wrk_posts_binary_bodies_flask_svc_answers(tmp_path: Path) -> None:
     assert result.requests > 0 and result.error_count == 0, result.errors
 
 
-def _row(server: str, form: str, n: int, rps: float, peak: float | None) -> dict[str, object]:
+def _row(server: str, form: str, n: int, rps: float, peak: float | None, per_cpu: float) -> dict[str, object]:
     return {
         "server": server, "form": form, "instances": n, "rps": rps, "instances_per_s": rps * n,
-        "p50_ms": 1.0, "p99_ms": 2.0, "peak_mib": peak,
+        "per_cpu_s": per_cpu, "p50_ms": 1.0, "p99_ms": 2.0, "peak_mib": peak,
     }  # fmt: skip
 
 
 def test_report_states_the_goal_and_the_memory() -> None:
     rows = [
-        _row("flask-svc", "binary", 64, 900.0, 181.0),
-        _row("flask-svc", "json", 64, 700.0, 183.0),
-        _row("mlserver", "json", 64, 1000.0, None),
-        _row("flask-svc", "json", 1, 1200.0, 180.0),
+        _row("flask-svc", "binary", 64, 900.0, 181.0, 1100.0),
+        _row("flask-svc", "json", 64, 700.0, 183.0, 800.0),
+        _row("mlserver", "json", 64, 1000.0, None, 1000.0),
+        _row("flask-svc", "json", 1, 1200.0, 180.0, 1300.0),
     ]
     settings = {"connections": 16, "threads": 2, "rounds": 3, "duration_s": 3.0}
     results = {"settings": settings, "servers": model.SERVERS, "rows": rows, "goal": model.goal(rows)}
     text = model.markdown(results)
-    assert "**not met** (ratio 0.9)" in text
-    assert "| MLServer (1 process) | json | 64 | 1000 | 64000 | 1.00 | 2.00 |  |" in text
-    assert "| binary | 64 | 900 | 57600 | 1.00 | 2.00 | 181 |" in text
+    # Judged per CPU-second (1100 / 1000), requests per second beside it.
+    assert "**met** (ratio 1.1; requests per second: 0.9)" in text
+    assert "| MLServer (1 process) | json | 64 | 1000 | 1000 | 64000 | 1.00 | 2.00 |  |" in text
+    assert "| binary | 64 | 900 | 1100 | 57600 | 1.00 | 2.00 | 181 |" in text
+    cheaper = [
+        _row("flask-svc", "binary", 64, 1100.0, 181.0, 900.0),
+        _row("mlserver", "json", 64, 1000.0, None, 1000.0),
+    ]
+    assert model.goal(cheaper) == {"met": False, "ratio": 0.9, "rps_ratio": 1.1}
     alone = {**results, "rows": rows[:2], "goal": model.goal(rows[:2])}
     assert "not measured (no MLServer)" in model.markdown(alone)
+
+
+def test_measure_counts_the_server_cpu_of_every_run(tmp_path: Path) -> None:
+    """flask-svc alone, one short round per size and form: each row carries its requests per CPU-second, from the
+    CPU its process tree spent in that round (the goal is judged on it)."""
+    settings = wrk.LoadSettings(duration_s=1, warmup_s=0.5, connections=2, threads=1)
+    results = model.measure(write_iris(tmp_path / "iris.skops"), settings, 1, log=lambda _: None, mlserver_too=False)
+    assert {(row["form"], row["instances"]) for row in results["rows"]} == {
+        (form, batch) for form in model.FORMS for batch in model.BATCHES
+    }
+    for row in results["rows"]:
+        (one,) = row["rounds"]
+        assert one["requests"] > 0 and one["cpu_s"] > 0, row
+        assert row["per_cpu_s"] == round(one["requests"] / one["cpu_s"], 1)
+    assert results["goal"] is None

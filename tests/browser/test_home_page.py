@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -9,6 +10,7 @@ import pytest
 import requests
 from playwright.sync_api import Browser, Page, expect
 
+from harness.models import write_iris
 from harness.server import Server, running_server
 from tests.browser.conftest import open_page
 
@@ -175,3 +177,49 @@ def test_batch_section_sends_the_token_typed(browser: Browser, token_server: Ser
         "console: Failed to load resource: the server responded with a status of 401 (UNAUTHORIZED)"
     ]
     assert not watched.csp_violations()
+
+
+@pytest.fixture(scope="module")
+def model_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    iris = write_iris(tmp_path_factory.mktemp("model") / "iris.skops")
+    with running_server({"FLASK_SVC_MODEL_PATH": str(iris)}) as server:
+        yield server
+
+
+def test_predict_form_answers_with_the_model_named(browser: Browser, model_server: Server, artifacts: Path) -> None:
+    model = requests.get(model_server.url + "/api/v1/info", timeout=5).json()["model"]
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3]]
+    api = requests.post(model_server.url + "/api/v1/predict", json={"instances": rows}, timeout=5).json()
+    watched = open_page(browser, height=1400)
+    page = watched.page
+    page.goto(model_server.url + "/")
+    expect(page.locator("#model-name")).to_have_text(model["name"])
+    expect(page.locator("#model-version")).to_have_text(model["version"])
+    for index, value in enumerate(rows[0]):
+        page.get_by_label(f"Feature {index + 1}", exact=True).fill(str(value))
+    page.get_by_role("button", name="Predict").click()
+    answers = page.locator("#predictions tbody tr td:nth-child(2)")
+    expect(answers).to_have_text([str(api["predictions"][0])])
+    expect(page.locator("#prediction h3")).to_contain_text(f"{model['name']} {model['version']}")
+    page.get_by_label("…or a JSON tensor").fill(json.dumps(rows))
+    page.get_by_role("button", name="Predict").click()
+    expect(answers).to_have_text([str(answer) for answer in api["predictions"]])
+    page.screenshot(path=str(artifacts / "home-predict.png"), full_page=True)
+    watched.assert_clean()
+
+
+def test_predict_form_shows_the_reason_with_javascript_off(browser: Browser, model_server: Server) -> None:
+    watched = open_page(browser, javascript=False, width=360, height=1400)
+    page = watched.page
+    page.goto(model_server.url + "/")
+    page.get_by_label("…or a JSON tensor").fill("[[1, 2, 3]]")
+    with page.expect_navigation() as navigation:
+        page.get_by_role("button", name="Predict").click()
+    response = navigation.value
+    assert response is not None and response.status == 422
+    expect(page.locator("#predict-error")).to_contain_text("instances[0]: holds 3 values; the model takes 4")
+    expect(page.get_by_label("…or a JSON tensor")).to_have_value("[[1, 2, 3]]")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 360
+    assert watched.problems == [
+        "console: Failed to load resource: the server responded with a status of 422 (UNPROCESSABLE ENTITY)"
+    ]

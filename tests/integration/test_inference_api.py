@@ -3,6 +3,7 @@ files stop the server at start, and every body matches the Open Inference Protoc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -380,8 +381,8 @@ def test_schemathesis_finds_no_failure_in_the_model_endpoints(model_server: Serv
     assert not [r for r in model_server.json_logs() if r.get("level") in ("error", "critical")]
 
 
-# NVIDIA's Open Inference Protocol client, used as its documentation shows, against the real server. (KServe's
-# client is not in the suite: README "Model serving" says why.)
+# NVIDIA's Open Inference Protocol client, used as its documentation shows, against the real server. KServe's is
+# further down, run in a virtualenv of its own.
 @pytest.fixture(scope="module")
 def triton(model_server: Server) -> Any:
     import tritonclient.http as httpclient
@@ -450,3 +451,55 @@ def test_tritonclient_shows_the_reason_of_each_refusal(
         triton.infer(model, [tensor])
     assert reason in refused.value.message()
     assert refused.value.status() in ("404", "413", "422")
+
+
+# KServe's Python client, in .tools/kserve-venv (`make setup`, mk/clients.mk): it cannot share the project's venv.
+# One run of tests/clients/kserve/calls.py makes every call of its REST client; the tests read its report.
+KSERVE_LOCK = ROOT / "tests" / "clients" / "kserve" / "requirements.lock"
+KSERVE_VENV = ROOT / ".tools" / "kserve-venv"
+KSERVE_ROWS = FEATURES[[0, 100]]
+
+
+@pytest.fixture(scope="module")
+def kserve(model_server: Server) -> dict[str, Any]:
+    stamp = KSERVE_VENV / f".installed-{hashlib.sha256(KSERVE_LOCK.read_bytes()).hexdigest()[:16]}"
+    if not stamp.exists():
+        pytest.skip(f"KServe's client is not installed for {KSERVE_LOCK.name} as it is: run `make setup`")
+    script = KSERVE_LOCK.with_name("calls.py")
+    ran = subprocess.run(
+        [str(KSERVE_VENV / "bin" / "python"), str(script), model_server.url, "iris", json.dumps(KSERVE_ROWS.tolist())],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    report: dict[str, Any] = json.loads(ran.stdout)
+    return report
+
+
+def test_kserve_client_sees_a_live_ready_server_and_model(kserve: dict[str, Any]) -> None:
+    for call in ("v2_server_live", "v2_server_ready", "v2_model_ready", "v1_server_live", "v1_model_ready"):
+        assert kserve[call] == {"value": True}, call
+    assert kserve["v2_unknown_model_ready"] == {"value": False}  # V2: a 404 is "not ready"
+
+
+def test_kserve_client_infers_json_binary_and_v1(kserve: dict[str, Any], iris_file: Path) -> None:
+    expected = load(ModelSource(str(iris_file))).predict(KSERVE_ROWS).tolist()
+    for call in ("v2_infer_json", "v2_infer_binary", "v2_infer_binary_output"):
+        assert kserve[call] == {"value": {"predict": expected}}, call
+    assert kserve["v1_predict"] == {"value": {"predictions": expected}}
+
+
+@pytest.mark.parametrize(
+    ("call", "reason"),
+    [
+        ("v2_unknown_model", "no model other; this server serves iris, '404 NOT FOUND'"),
+        ("v2_wrong_shape", "inputs[0].shape: expected [N, 4], got [1, 3], '422 UNPROCESSABLE ENTITY'"),
+        ("v1_unknown_model_ready", "no model other; this server serves iris, '404 NOT FOUND'"),
+        ("v1_unknown_model", "no model other; this server serves iris, '404 NOT FOUND'"),
+        ("v1_wrong_shape", "instances[0]: holds 3 values; the model takes 4, '422 UNPROCESSABLE ENTITY'"),
+    ],
+)
+def test_kserve_client_shows_the_reason_of_each_refusal(kserve: dict[str, Any], call: str, reason: str) -> None:
+    assert kserve[call]["error"].startswith("HTTPStatusError: " + reason), kserve[call]
