@@ -75,6 +75,8 @@ class Instruments:
     batch_jobs_finished: Counter
     batch_stage_duration: Histogram
     batch_bytes: Counter
+    batch_shards: Counter
+    batch_shard_bytes: Counter
     inference_duration: Histogram
     inference_instances: Histogram
     registry: CollectorRegistry | None = None  # where they can be read in-process; None when metrics are off
@@ -153,6 +155,14 @@ class Instruments:
                 "flask_svc_batch_processed_bytes",
                 "Bytes of text that went through a batch stage",
                 ["stage"],
+                registry=registry,
+            ),
+            # Progress inside the map stage, counted as each shard's partial result lands (the stage's own bytes
+            # above arrive only when its last shard does).
+            batch_shards=Counter("flask_svc_batch_shards_counted", "Map shards counted", registry=registry),
+            batch_shard_bytes=Counter(
+                "flask_svc_batch_shard_bytes",
+                "Bytes of uploads covered by the map shards counted",
                 registry=registry,
             ),
             inference_duration=Histogram(

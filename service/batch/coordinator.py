@@ -78,6 +78,8 @@ class Observer(Protocol):
 
     def jobs_by_state(self, counts: Mapping[State, int]) -> None: ...
 
+    def shards_counted(self, shards: int, covered: int) -> None: ...
+
 
 class _Unobserved:
     def stage_finished(self, outcome: Outcome) -> None:
@@ -87,6 +89,9 @@ class _Unobserved:
         pass
 
     def jobs_by_state(self, counts: Mapping[State, int]) -> None:
+        pass
+
+    def shards_counted(self, shards: int, covered: int) -> None:
         pass
 
 
@@ -269,12 +274,16 @@ class Coordinator:
         with self._locked(job_id) as record:
             if not record.state.terminal:
                 before = record.to_json()
+                done, covered = record.shards_done, record.bytes_done
                 try:
                     self._advance(record)
                 except RunnerUnavailable as error:
                     log.warning("runner unavailable; will retry", extra={"job_id": job_id, "error": str(error)})
                 if record.to_json() != before:
                     self.store.save(record)
+                    # Counted against the saved progress, so a shard is counted once whichever pass sees it.
+                    if record.shards_done > done:
+                        self.observer.shards_counted(record.shards_done - done, max(0, record.bytes_done - covered))
                     if record.state.terminal:
                         self.observer.job_finished(record)
                         freed = True

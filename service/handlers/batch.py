@@ -85,6 +85,10 @@ class MetricsObserver:
         for state, count in counts.items():
             self.instruments.batch_jobs.labels(state.value).set(count)
 
+    def shards_counted(self, shards: int, covered: int) -> None:
+        self.instruments.batch_shards.inc(shards)
+        self.instruments.batch_shard_bytes.inc(covered)
+
 
 _STAGE_ENV_WITHHELD = re.compile(r"^OTEL_RESOURCE_ATTRIBUTES$|HEADERS")
 

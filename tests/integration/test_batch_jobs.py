@@ -227,6 +227,9 @@ def test_the_pipeline_is_counted_in_the_merged_metrics(server: Server) -> None:
     assert 'flask_svc_batch_processed_bytes_total{stage="tokenize"}' in metrics
     succeeded = [line for line in metrics.splitlines() if line.startswith('flask_svc_batch_jobs{state="succeeded"}')]
     assert succeeded and float(succeeded[0].split()[-1]) >= 1
+    values = {line.split()[0]: float(line.split()[-1]) for line in metrics.splitlines() if not line.startswith("#")}
+    assert values["flask_svc_batch_shards_counted_total"] >= 1  # the map's progress, shard by shard
+    assert values["flask_svc_batch_shard_bytes_total"] >= len(b"metrics words")
 
 
 def test_a_full_volume_fails_the_job_with_a_clear_reason(tmp_path: Path) -> None:

@@ -203,3 +203,6 @@ class _Quiet:
 
     def jobs_by_state(self, counts: object) -> None:
         pass
+
+    def shards_counted(self, shards: int, covered: int) -> None:
+        pass

@@ -146,6 +146,9 @@ class _Quiet:
     def jobs_by_state(self, counts: object) -> None:
         pass
 
+    def shards_counted(self, shards: int, covered: int) -> None:
+        pass
+
 
 def test_active_names_the_jobs_whose_stage_jobs_have_not_finished() -> None:
     def job(name: str, job_id: str, condition: str | None) -> dict[str, object]:

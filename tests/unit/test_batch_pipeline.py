@@ -43,6 +43,9 @@ class Recorder:
     def jobs_by_state(self, counts: object) -> None:
         pass
 
+    def shards_counted(self, shards: int, covered: int) -> None:
+        pass
+
 
 def _chunks(data: bytes, size: int = 1000) -> Iterator[bytes]:
     for start in range(0, len(data), size):

@@ -46,6 +46,9 @@ class _Quiet:
     def jobs_by_state(self, counts: object) -> None:
         pass
 
+    def shards_counted(self, shards: int, covered: int) -> None:
+        pass
+
 
 def _until_done(coordinator: Coordinator, job_id: str, timeout: float = 60) -> JobRecord:
     deadline = time.monotonic() + timeout
@@ -155,3 +158,25 @@ def test_a_killed_shard_process_reruns_alone_and_the_job_succeeds(tmp_path: Path
     assert [(line["exit_code"], line["shard"] in (0, 1)) for line in reruns] == [(-signal.SIGKILL, True)]
     assert len(seen) == 3, seen  # two shards, one of them twice: the other was not rerun
     assert shards.progress(tmp_path / job_id, plan) == (2, upload.stat().st_size)
+
+
+class _Progress(_Quiet):
+    def __init__(self) -> None:
+        self.counted: list[tuple[int, int]] = []
+
+    def shards_counted(self, shards: int, covered: int) -> None:
+        self.counted.append((shards, covered))
+
+
+def test_each_shard_and_its_bytes_are_reported_once_as_the_map_progresses(tmp_path: Path) -> None:
+    progress = _Progress()
+    env = {"FLASK_SVC_BATCH_DATA_DIR": str(tmp_path), "FLASK_SVC_BATCH_PARALLELISM": "2", "LOG_FORMAT": "json"}
+    limits = Limits(shard_bytes=SHARD, max_shards=8)
+    coordinator = Coordinator.open(tmp_path, LocalRunner(tmp_path), "", env, observer=progress, limits=limits)
+    text = ("one two three four " * 1000).encode()  # 19 KB: 5 shards
+    record = coordinator.create([text], OPTIONS, traceparent=None)
+    done = _until_done(coordinator, record.id)
+    assert done.state is State.SUCCEEDED, done.reason
+    coordinator.reconcile()  # a pass over a finished job counts nothing again
+    assert sum(shards for shards, _ in progress.counted) == done.shards == 5
+    assert sum(covered for _, covered in progress.counted) == len(text)
