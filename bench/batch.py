@@ -1,6 +1,7 @@
 """Batch analysis throughput end to end beside the synchronous endpoint (issues 13 and 22).
 
     .venv/bin/python -m bench.batch              # 8 MiB synchronous; a 64 MiB job in 16 MiB shards at P=1, P=2
+    .venv/bin/python -m bench.batch --peaks 1024 # one 1 GiB job at P=2: each process's peak memory (VmHWM)
 
 A service (`python -m service`, the local runner: the map stage a `python -m service.batch map <id> all` driver
 with P shard processes, then a merge process) on a temporary data directory, one per parallelism, in one run.
@@ -16,8 +17,10 @@ import argparse
 import json
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import psutil
@@ -116,6 +119,98 @@ def run(
     return {"passes": passes, "rows": rows}
 
 
+def _role(process: psutil.Process, master: int) -> str:
+    """What a process of the server's tree is, from its command line (forked processes share their parent's)."""
+    command = " ".join(process.cmdline())
+    if process.pid == master:
+        return "gunicorn master"
+    if "service.batch" in command:
+        if " merge " in f"{command} ":
+            return "merge"
+        parent = process.parent()
+        return "map shard" if parent is not None and "service.batch" in " ".join(parent.cmdline()) else "map driver"
+    if "metrics_server" in command:
+        return "metrics server"
+    return "gunicorn worker"
+
+
+def _vm_hwm_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _sample_peaks(master: int, peaks: dict[int, tuple[str, int]], stop: threading.Event) -> None:
+    """Every process's VmHWM (the kernel's high-water mark, so a sample misses nothing but the last moments of a
+    process that exits between two samples), by pid, while the job runs."""
+    while not stop.is_set():
+        tree = psutil.Process(master)
+        for process in [tree, *tree.children(recursive=True)]:
+            try:
+                role = peaks[process.pid][0] if process.pid in peaks else _role(process, master)
+                peaks[process.pid] = (role, max(peaks.get(process.pid, (role, 0))[1], _vm_hwm_kib(process.pid)))
+            except (psutil.Error, OSError):
+                continue
+        stop.wait(0.05)
+
+
+def run_peaks(
+    log: Callable[[str], None], size_mib: int = 1024, shard_mib: int = 16, parallelism: int = 2
+) -> dict[str, Any]:
+    """One ``size_mib`` job through the local runner, and the peak resident set of each process that took part:
+    sampled VmHWM for the long-lived ones (gunicorn master and workers, the map driver), and each stage process's
+    own ``peak_rss_kib`` from its outcome file (its getrusage high-water mark at the end: exact even for a shard too
+    short to be sampled)."""
+    body = generate_text(size_mib * MIB, seed=19)
+    with tempfile.TemporaryDirectory(prefix="flask-svc-bench-batch-") as data:
+        env = {
+            "FLASK_SVC_BATCH_DATA_DIR": data,
+            "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1",
+            "FLASK_SVC_BATCH_PARALLELISM": str(parallelism),
+            "FLASK_SVC_BATCH_SHARD_BYTES": str(shard_mib * MIB),
+            "FLASK_SVC_BATCH_MAX_UPLOAD_BYTES": str(max(len(body), 1 << 30)),
+            "FLASK_SVC_MAX_VOCABULARY": "1000000",
+            "LOG_LEVEL": "warning",
+        }
+        with running_server(env, log_to_file=True) as server:
+            sampled: dict[int, tuple[str, int]] = {}
+            stop = threading.Event()
+            sampler = threading.Thread(target=_sample_peaks, args=(server.process.pid, sampled, stop), daemon=True)
+            sampler.start()
+            try:
+                seconds = _batch_seconds(server.url, body)
+            finally:
+                stop.set()
+                sampler.join()
+            job = next(path.parent for path in Path(data).glob("*/merge.json"))
+            outcomes = {path.name: json.loads(path.read_text()) for path in job.glob("*.json") if path.stem != "job"}
+    peaks: dict[str, list[int]] = {}
+    for role, kib in sampled.values():
+        if role not in ("map shard", "merge"):  # those from their outcome files below
+            peaks.setdefault(role, []).append(kib)
+    for name, outcome in sorted(outcomes.items()):
+        if "peak_rss_kib" in outcome:
+            peaks.setdefault("merge" if name.startswith("merge") else "map shard", []).append(outcome["peak_rss_kib"])
+    log(f"batch bench: {size_mib} MiB at P={parallelism}: {seconds:.1f} s")
+    return {"mib": size_mib, "shard_mib": shard_mib, "parallelism": parallelism, "seconds": seconds, "peaks": peaks}
+
+
+def render_peaks(result: dict[str, Any]) -> str:
+    lines = [
+        f"{result['mib']} MiB job, {result['shard_mib']} MiB shards, P={result['parallelism']}: "
+        f"succeeded after {result['seconds']:.1f} s ({result['mib'] / result['seconds']:.1f} MiB/s)",
+        "",
+        "| process | count | peak resident set (VmHWM), MiB |",
+        "|---|---|---|",
+    ]
+    for role, kibs in sorted(result["peaks"].items()):
+        low, high = min(kibs) / 1024, max(kibs) / 1024
+        figure = f"{high:.0f}" if round(low) == round(high) else f"{low:.0f} – {high:.0f}"  # noqa: RUF001
+        lines.append(f"| {role} | {len(kibs)} | {figure} |")
+    return "\n".join(lines)
+
+
 def render(batch: dict[str, Any]) -> str:
     sync, one = batch["rows"][0], batch["rows"][1]
     lines = [
@@ -139,7 +234,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mib", type=int, default=64, help="the batch job's size")
     parser.add_argument("--shard-mib", type=int, default=16, help="FLASK_SVC_BATCH_SHARD_BYTES, in MiB")
     parser.add_argument("--passes", type=int, default=PASSES)
+    parser.add_argument(
+        "--peaks", type=int, metavar="MIB", help="instead: one job of this size at P=2, each process's peak memory"
+    )
     args = parser.parse_args(argv)
+    if args.peaks:
+        peaks = run_peaks(lambda message: print(message, file=sys.stderr), args.peaks, shard_mib=args.shard_mib)
+        print(render_peaks(peaks))
+        if args.json:
+            with open(args.json, "w") as out:
+                json.dump(peaks, out, indent=1)
+        return 0
     results = run(
         lambda message: print(message, file=sys.stderr), args.mib, shard_mib=args.shard_mib, passes=args.passes
     )

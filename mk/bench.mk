@@ -49,8 +49,9 @@ bench-model: venv-dev setup-bench $(MLSERVER_STAMP) ## model serving: flask-svc 
 bench-wordcount: venv ## word-count MB/s of the service's pipeline beside `wc -w` (issue 2)
 	$(BIN)/python -m bench.wordcount
 
+# `make bench-batch BATCH_ARGS="--peaks 1024"`: instead, 1 GiB through the local runner and each process's peak memory.
 bench-batch: venv-dev ## batch jobs (upload → succeeded, stage starts included) beside POST /api/v1/wordcount
-	$(BIN)/python -m bench.batch
+	$(BIN)/python -m bench.batch $(BATCH_ARGS)
 
 bench-slow-clients: venv-dev $(BENCH_STAMP) ## idle and slow-header clients: flask-svc, stock gthread and uvicorn (~2 min)
 	$(BIN)/python -m bench.slowclients
