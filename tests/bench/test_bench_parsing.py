@@ -268,12 +268,21 @@ def test_slow_client_results_render_as_their_own_section() -> None:
 def test_batch_results_render_beside_the_synchronous_endpoint() -> None:
     mib = 1024 * 1024
     rows = [
-        {"what": "POST /api/v1/wordcount, 8 MiB", "bytes": 8 * mib, "seconds": 0.5, "mib_per_s": 16.0},
-        {"what": "POST /api/v1/jobs → succeeded, 64 MiB", "bytes": 64 * mib, "seconds": 8.0, "mib_per_s": 8.0},
+        {
+            "what": "POST /api/v1/wordcount, 8 MiB",
+            "bytes": 8 * mib,
+            "seconds": 0.5,
+            "mib_per_s": 16.0,
+            "mib_per_cpu_s": 20.0,
+        },
+        {"what": "jobs, P=1", "bytes": 64 * mib, "seconds": 8.0, "mib_per_s": 8.0, "mib_per_cpu_s": 10.0},
+        {"what": "jobs, P=2", "bytes": 64 * mib, "seconds": 5.0, "mib_per_s": 12.8, "mib_per_cpu_s": 9.0},
     ]
     text = report.render_markdown({"batch": {"passes": 3, "rows": rows}})
     assert "## Batch analysis" in text
-    assert "| POST /api/v1/jobs → succeeded, 64 MiB | 64 | 8.00 | 8.0 | 0.50× |" in text
+    # MiB/s and MiB per CPU-second against the synchronous endpoint, and P=2's MiB/s against P=1's.
+    assert "| jobs, P=1 | 64 | 8.00 | 8.0 | 10.0 | 0.50× | 1.00× | 0.50× |" in text
+    assert "| jobs, P=2 | 64 | 5.00 | 12.8 | 9.0 | 0.80× | 1.60× | 0.45× |" in text
     assert "## Batch analysis" not in report.render_markdown({})
 
 
