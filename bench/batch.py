@@ -84,6 +84,18 @@ def _measure(master: int, passes: int, once: Callable[[], float]) -> tuple[float
     return best
 
 
+def _local_runner_env(data: str, parallelism: int, shard_mib: int) -> dict[str, str]:
+    """The service's batch settings for a run through the local runner in ``data``."""
+    return {
+        "FLASK_SVC_BATCH_DATA_DIR": data,
+        "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1",
+        "FLASK_SVC_BATCH_PARALLELISM": str(parallelism),
+        "FLASK_SVC_BATCH_SHARD_BYTES": str(shard_mib * MIB),
+        "FLASK_SVC_MAX_VOCABULARY": "1000000",
+        "LOG_LEVEL": "warning",
+    }
+
+
 def run(
     log: Callable[[str], None], size_mib: int = 64, sync_mib: int = 8, shard_mib: int = 16, passes: int = PASSES
 ) -> dict[str, Any]:
@@ -94,14 +106,7 @@ def run(
     body = generate_text(size_mib * MIB, seed=17)
     for parallelism in (1, 2):
         with tempfile.TemporaryDirectory(prefix="flask-svc-bench-batch-") as data:
-            env = {
-                "FLASK_SVC_BATCH_DATA_DIR": data,
-                "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1",
-                "FLASK_SVC_BATCH_PARALLELISM": str(parallelism),
-                "FLASK_SVC_BATCH_SHARD_BYTES": str(shard_mib * MIB),
-                "FLASK_SVC_MAX_VOCABULARY": "1000000",
-                "LOG_LEVEL": "warning",
-            }
+            env = _local_runner_env(data, parallelism, shard_mib)
             with running_server(env, log_to_file=True) as server:
                 master = server.process.pid
                 if parallelism == 1:
@@ -164,15 +169,8 @@ def run_peaks(
     short to be sampled)."""
     body = generate_text(size_mib * MIB, seed=19)
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-batch-") as data:
-        env = {
-            "FLASK_SVC_BATCH_DATA_DIR": data,
-            "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1",
-            "FLASK_SVC_BATCH_PARALLELISM": str(parallelism),
-            "FLASK_SVC_BATCH_SHARD_BYTES": str(shard_mib * MIB),
-            "FLASK_SVC_BATCH_MAX_UPLOAD_BYTES": str(max(len(body), 1 << 30)),
-            "FLASK_SVC_MAX_VOCABULARY": "1000000",
-            "LOG_LEVEL": "warning",
-        }
+        env = _local_runner_env(data, parallelism, shard_mib)
+        env["FLASK_SVC_BATCH_MAX_UPLOAD_BYTES"] = str(max(len(body), 1 << 30))
         with running_server(env, log_to_file=True) as server:
             sampled: dict[int, tuple[str, int]] = {}
             stop = threading.Event()

@@ -38,3 +38,6 @@ MODEL_EXTENSION = "flask_svc.model"  # the ServedModel, when FLASK_SVC_MODEL_PAT
 MODEL_IDENTITY_EXTENSION = "flask_svc.model_identity"  # its name, version and sha256, for /readyz and /version
 # The WSGI environ key where the app leaves the access line's fields (route, request and trace ids) for gunicorn.
 ACCESS_ENVIRON_KEY = "flask_svc.access"
+
+# What a pod with a mounted ServiceAccount token finds here: its token, the cluster CA and its namespace.
+SERVICE_ACCOUNT_DIR = "/var/run/secrets/kubernetes.io/serviceaccount"

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from service.names import SERVICE_ACCOUNT_DIR
+
 log = logging.getLogger(__name__)
 
 API_GROUP = "flask-svc.dev"
@@ -39,7 +41,7 @@ RESOURCE = "analysisjobs"
 ADMIN_SUBRESOURCE = "all"  # `analysisjobs/all`: the verb on every user's jobs
 AUTH_VARIABLE = "FLASK_SVC_BATCH_AUTH"
 TOKENS_VARIABLE = "FLASK_SVC_BATCH_AUTH_TOKENS_FILE"
-_SA_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_SA_NAMESPACE = Path(SERVICE_ACCOUNT_DIR) / "namespace"
 CACHE_SECONDS = 10.0
 CACHE_ENTRIES = 4096
 ANONYMOUS = ""  # the owner of jobs made without authentication
@@ -339,14 +341,12 @@ class KubeReviews:
     def __init__(self, configuration: Any = None) -> None:
         from kubernetes import client, config  # about half a second: only in this mode
 
-        if configuration is None:
-            try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-            except config.ConfigException as error:
-                raise ValueError(f"it needs a pod's service account: {error}") from None
-            configuration = client.Configuration.get_default_copy()
-        configuration.retries = 1
-        api = client.ApiClient(configuration)
+        from service.batch.kube import api_client
+
+        try:
+            api = api_client(configuration)
+        except config.ConfigException as error:
+            raise ValueError(f"it needs a pod's service account: {error}") from None
         self._client = client
         self._authn = client.AuthenticationV1Api(api)
         self._authz = client.AuthorizationV1Api(api)

@@ -81,7 +81,7 @@ class Observer(Protocol):
     def shards_counted(self, shards: int, covered: int) -> None: ...
 
 
-class _Unobserved:
+class Unobserved:
     def stage_finished(self, outcome: Outcome) -> None:
         pass
 
@@ -131,7 +131,7 @@ class Coordinator:
     runner: Runner
     key: bytes
     stage_env: Mapping[str, str]  # what every stage needs besides its job's secret and trace
-    observer: Observer = field(default_factory=_Unobserved)
+    observer: Observer = field(default_factory=Unobserved)
     limits: Limits = field(default_factory=Limits)
 
     @classmethod

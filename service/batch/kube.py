@@ -29,13 +29,14 @@ from kubernetes.client.exceptions import ApiException
 from service.batch.runner import Phase, RunnerUnavailable, StageStatus
 from service.batch.states import COMMAND, MAP, Stage
 from service.config import ConfigError
+from service.names import SERVICE_ACCOUNT_DIR
 
 if TYPE_CHECKING:
     from service.config import Settings
 
 JOB_ID_LABEL = "flask-svc.dev/batch-job"
 STAGE_LABEL = "flask-svc.dev/batch-stage"
-_NAMESPACE_FILE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+_NAMESPACE_FILE = Path(SERVICE_ACCOUNT_DIR) / "namespace"
 _TIMEOUT = (3.05, 10)  # connect, read: a request must not hold a request thread for long
 _MAX_PREFIX = 63 - 21 - len("-tokenize") - 1  # Job names become pod labels: 63 characters at most
 
@@ -45,19 +46,27 @@ def namespace(settings: Settings) -> str:
     return settings.pod_namespace or _NAMESPACE_FILE.read_text().strip()
 
 
+def api_client(configuration: client.Configuration | None = None) -> client.ApiClient:
+    """A client with ``configuration``, else the pod's own credentials (``config.ConfigException`` outside a pod);
+    one retry either way: callers fail fast when the API server is away (reconciling retries later, a request gets
+    503)."""
+    if configuration is None:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+        configuration = client.Configuration.get_default_copy()
+    configuration.retries = 1
+    return client.ApiClient(configuration)
+
+
 class KubernetesRunner:
     name = "kubernetes"
 
     def __init__(self, settings: Settings, configuration: client.Configuration | None = None) -> None:
         """In-cluster credentials unless a ``configuration`` is given (another cluster, a test)."""
-        if configuration is None:
-            try:
-                config.load_incluster_config()  # type: ignore[no-untyped-call]
-            except config.ConfigException as error:
-                raise ConfigError(f"FLASK_SVC_BATCH_RUNNER=kubernetes needs a pod's service account: {error}") from None
-            configuration = client.Configuration.get_default_copy()
-        configuration.retries = 1  # fail fast when the API is away; reconciling retries later
-        self.api = client.BatchV1Api(client.ApiClient(configuration))
+        try:
+            api = api_client(configuration)
+        except config.ConfigException as error:
+            raise ConfigError(f"FLASK_SVC_BATCH_RUNNER=kubernetes needs a pod's service account: {error}") from None
+        self.api = client.BatchV1Api(api)
         self.namespace = namespace(settings)
         self.template: dict[str, Any] = json.loads(settings.batch_job_template)
         prefix = str(self.template.get("metadata", {}).get("name") or "batch")

@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from service.batch import formats
-from service.batch.coordinator import Coordinator, Limits, OverQuota, TooManyJobs
+from service.batch.coordinator import Coordinator, Limits, OverQuota, TooManyJobs, Unobserved
 from service.batch.local import LocalRunner
 from service.batch.runner import Phase, StageStatus
-from service.batch.states import RUNNING_STAGE, JobRecord, Stage, State
+from service.batch.states import RUNNING_STAGE, Stage, State
 
 
 class HeldRunner:
@@ -60,7 +59,7 @@ class HeldRunner:
 
 
 def held(tmp_path: Path, **limits: float) -> Coordinator:
-    return Coordinator.open(tmp_path, HeldRunner(), "", {}, observer=_Quiet(), limits=Limits(**limits))  # type: ignore[arg-type]
+    return Coordinator.open(tmp_path, HeldRunner(), "", {}, observer=Unobserved(), limits=Limits(**limits))  # type: ignore[arg-type]
 
 
 def _runner(coordinator: Coordinator) -> HeldRunner:
@@ -173,7 +172,7 @@ def test_leftovers_of_a_killed_upload_are_removed_once_stale(tmp_path: Path) -> 
 def test_real_stages_never_exceed_the_cap_and_all_succeed(tmp_path: Path) -> None:
     env = {"FLASK_SVC_BATCH_DATA_DIR": str(tmp_path), "FLASK_SVC_MAX_VOCABULARY": "1000", "LOG_FORMAT": "json"}
     coordinator = Coordinator.open(
-        tmp_path, LocalRunner(tmp_path), "", env, observer=_Quiet(), limits=Limits(max_running_stages=2)
+        tmp_path, LocalRunner(tmp_path), "", env, observer=Unobserved(), limits=Limits(max_running_stages=2)
     )
     ids = [coordinator.create([b"the cat and the hat " * 50], {}, traceparent=None).id for _ in range(5)]
     most = 0
@@ -192,17 +191,3 @@ def test_real_stages_never_exceed_the_cap_and_all_succeed(tmp_path: Path) -> Non
 def _unread() -> Iterator[bytes]:
     raise AssertionError("the body was read")
     yield b""  # pragma: no cover
-
-
-class _Quiet:
-    def stage_finished(self, outcome: formats.Outcome) -> None:
-        pass
-
-    def job_finished(self, record: JobRecord) -> None:
-        pass
-
-    def jobs_by_state(self, counts: object) -> None:
-        pass
-
-    def shards_counted(self, shards: int, covered: int) -> None:
-        pass

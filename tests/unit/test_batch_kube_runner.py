@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from service.batch.coordinator import Coordinator
+from service.batch.coordinator import Coordinator, Unobserved
 from service.batch.kube import JOB_ID_LABEL, STAGE_LABEL, KubernetesRunner
 from service.batch.runner import RunnerUnavailable
 from service.batch.states import Stage, State
@@ -114,7 +114,7 @@ def test_an_api_that_cannot_answer_refuses_new_jobs_and_keeps_nothing(
     runner = kubernetes_runner(host)
     with pytest.raises(RunnerUnavailable, match="Kubernetes API"):
         runner.check()
-    coordinator = Coordinator.open(tmp_path, runner, "", {}, observer=_Quiet())
+    coordinator = Coordinator.open(tmp_path, runner, "", {}, observer=Unobserved())
     with pytest.raises(RunnerUnavailable):
         coordinator.create([b"never read"], {}, traceparent=None)
     assert coordinator.store.ids() == []
@@ -124,7 +124,7 @@ def test_an_api_that_cannot_answer_refuses_new_jobs_and_keeps_nothing(
 def test_a_job_accepted_before_the_api_went_away_waits_and_resumes(refusing_api: str, tmp_path: Path) -> None:
     from service.batch.local import LocalRunner
 
-    accepting = Coordinator.open(tmp_path, LocalRunner(tmp_path), "", {}, observer=_Quiet())
+    accepting = Coordinator.open(tmp_path, LocalRunner(tmp_path), "", {}, observer=Unobserved())
     accepting.runner = kubernetes_runner(refusing_api)  # the API goes away after the upload was checked
     accepting.runner.check = lambda: None  # type: ignore[method-assign]
     record = accepting.create([b"some words"], {}, traceparent=None)
@@ -134,20 +134,6 @@ def test_a_job_accepted_before_the_api_went_away_waits_and_resumes(refusing_api:
     accepting.runner = LocalRunner(tmp_path)  # the API is back: the next round starts it
     accepting.reconcile()
     assert accepting.get(record.id).state in (State.TOKENIZING, State.COUNTING, State.SUCCEEDED)
-
-
-class _Quiet:
-    def stage_finished(self, outcome: object) -> None:
-        pass
-
-    def job_finished(self, record: object) -> None:
-        pass
-
-    def jobs_by_state(self, counts: object) -> None:
-        pass
-
-    def shards_counted(self, shards: int, covered: int) -> None:
-        pass
 
 
 def test_active_names_the_jobs_whose_stage_jobs_have_not_finished() -> None:

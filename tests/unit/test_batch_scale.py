@@ -14,7 +14,7 @@ import pytest
 
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import formats, shards, signing
-from service.batch.coordinator import Coordinator, Limits, MalformedEvent
+from service.batch.coordinator import Coordinator, Limits, MalformedEvent, Unobserved
 from service.batch.local import LocalRunner
 from service.batch.stages import ExitCode, event_body, map_outcome_name
 from service.batch.states import JobRecord, Stage, State
@@ -33,21 +33,7 @@ def coordinator(tmp_path: Path) -> Coordinator:
         "LOG_FORMAT": "json",
     }
     limits = Limits(shard_bytes=SHARD, max_shards=8)
-    return Coordinator.open(tmp_path, LocalRunner(tmp_path), "", env, observer=_Quiet(), limits=limits)
-
-
-class _Quiet:
-    def stage_finished(self, outcome: formats.Outcome) -> None:
-        pass
-
-    def job_finished(self, record: JobRecord) -> None:
-        pass
-
-    def jobs_by_state(self, counts: object) -> None:
-        pass
-
-    def shards_counted(self, shards: int, covered: int) -> None:
-        pass
+    return Coordinator.open(tmp_path, LocalRunner(tmp_path), "", env, observer=Unobserved(), limits=limits)
 
 
 def _until_done(coordinator: Coordinator, job_id: str, timeout: float = 60) -> JobRecord:
@@ -160,7 +146,7 @@ def test_a_killed_shard_process_reruns_alone_and_the_job_succeeds(tmp_path: Path
     assert shards.progress(tmp_path / job_id, plan) == (2, upload.stat().st_size)
 
 
-class _Progress(_Quiet):
+class _Progress(Unobserved):
     def __init__(self) -> None:
         self.counted: list[tuple[int, int]] = []
 
