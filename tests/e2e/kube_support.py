@@ -147,6 +147,12 @@ def pod_is_ready(pod: Any) -> bool:
     return any(c.type == "Ready" and c.status == "True" for c in pod.status.conditions or [])
 
 
+def ready_pods(core: Any, namespace: str, selector: str) -> list[Any]:
+    """The pods matching ``selector`` that are Ready and not on their way out."""
+    pods = core.list_namespaced_pod(namespace, label_selector=selector).items
+    return [pod for pod in pods if pod.metadata.deletion_timestamp is None and pod_is_ready(pod)]
+
+
 def selector_string(match_labels: Mapping[str, str]) -> str:
     return ",".join(f"{k}={v}" for k, v in sorted(match_labels.items()))
 

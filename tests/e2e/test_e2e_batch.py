@@ -28,8 +28,8 @@ import requests
 from service.analysis import AnalysisOptions, analyze_chunks
 from tests.e2e.kube_support import (
     batch_release,
-    pod_is_ready,
     pod_port_relay,
+    ready_pods,
     run_tool,
     wait_until,
 )
@@ -76,8 +76,7 @@ def namespace(core: Any) -> Iterator[str]:
 
 
 def _ready_pods(core: Any) -> list[Any]:
-    pods = core.list_namespaced_pod(NAMESPACE, label_selector=APP_SELECTOR).items
-    return [pod for pod in pods if pod.metadata.deletion_timestamp is None and pod_is_ready(pod)]
+    return ready_pods(core, NAMESPACE, APP_SELECTOR)
 
 
 class Service:

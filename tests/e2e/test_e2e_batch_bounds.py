@@ -23,8 +23,8 @@ import yaml
 
 from tests.e2e.kube_support import (
     batch_release,
-    pod_is_ready,
     pod_port_relay,
+    ready_pods,
     wait_until,
 )
 
@@ -79,8 +79,7 @@ def namespace(core: Any, kube_api: Any) -> Iterator[str]:
 
 
 def _ready_pods(core: Any) -> list[Any]:
-    pods = core.list_namespaced_pod(NAMESPACE, label_selector=APP_SELECTOR).items
-    return [pod for pod in pods if pod.metadata.deletion_timestamp is None and pod_is_ready(pod)]
+    return ready_pods(core, NAMESPACE, APP_SELECTOR)
 
 
 class Service:

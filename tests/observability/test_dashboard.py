@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -170,15 +169,6 @@ def test_rates_are_shown_per_second(dashboard: dict[str, Any]) -> None:
 
 
 # ---- as the chart renders it
-
-
-@pytest.fixture(scope="module")
-def helm() -> str:
-    local = ROOT / ".tools/bin/helm"
-    path = str(local) if local.is_file() else shutil.which("helm")
-    if path is None:
-        pytest.skip("helm not installed (make setup-chart)")
-    return path
 
 
 def rendered(helm: str, *values: str) -> dict[str, Any]:

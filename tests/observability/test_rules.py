@@ -98,15 +98,6 @@ def test_every_selector_carries_the_release_marker() -> None:
         assert not bare, f"{name}: selectors without the release marker: {bare}"
 
 
-@pytest.fixture(scope="module")
-def helm() -> str:
-    local = ROOT / ".tools/bin/helm"
-    path = str(local) if local.is_file() else shutil.which("helm")
-    if path is None:
-        pytest.skip("helm not installed (make setup-chart)")
-    return path
-
-
 def rendered_groups(helm: str, release: str, namespace: str, *values: str) -> list[dict[str, Any]]:
     result = run(
         helm, "template", release, str(CHART), "--namespace", namespace, "--kube-version", "1.31.0",
