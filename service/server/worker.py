@@ -33,11 +33,11 @@ from gunicorn import util
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from service.config import Settings
-from service.handlers.health import ALIVE
-from service.httphead import MAX_HEAD_BYTES, Head, read_head
+from service.lifecycle import ALIVE
 from service.metrics import OFF, Instruments
 from service.names import METRICS_EXTENSION
 from service.problems import PROBLEM_JSON, problem_document
+from service.server.httphead import MAX_HEAD_BYTES, Head, read_head
 
 _RECV_BYTES = 64 * 1024
 
