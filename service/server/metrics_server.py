@@ -89,13 +89,11 @@ class MetricsProcess:
     def keep_running(self) -> None:
         """Start the server again if it has exited (called from the master's loop: at least once a second).
 
-        gunicorn's loop may have reaped it already (it waits for any child); ``poll`` then reports it gone all the
-        same."""
+        gunicorn's loop may have reaped it already (it waits for any child): ``poll`` reports it gone all the same."""
         if self.process is None or self.process.poll() is None or time.monotonic() < self.retry_after:
             return
-        self.log.warning(
-            "the metrics server (pid %d) exited (code %s): starting it again", self.process.pid, self.process.returncode
-        )
+        # Its exit status went to whoever reaped it first: gunicorn logs it (debug) when that was its loop.
+        self.log.warning("the metrics server (pid %d) has exited: starting it again", self.process.pid)
         try:
             self.start()
         except RuntimeError as error:
