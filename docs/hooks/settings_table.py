@@ -7,6 +7,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mkdocs.exceptions import PluginError
+
 ROOT = Path(__file__).resolve().parents[2]
 PAGE = "configuration.md"
 MARKER = "<!-- settings table: generated from service.config.Settings -->"
@@ -32,5 +34,5 @@ def on_page_markdown(markdown: str, page: Any, **_: Any) -> str:
     if page.file.src_uri != PAGE:
         return markdown
     if MARKER not in markdown:
-        raise ValueError(f"{PAGE} lost its marker {MARKER!r}: the settings table has nowhere to go")
+        raise PluginError(f"{PAGE} lost its marker {MARKER!r}: the settings table has nowhere to go")
     return markdown.replace(MARKER, settings_table())
