@@ -81,6 +81,8 @@ def test_the_strict_build_fails_on_a_broken_link_in_a_page(tmp_path: Path) -> No
     project = tmp_path / "project"
     shutil.copytree(ROOT / "docs", project / "docs")
     shutil.copy(ROOT / "mkdocs.yml", project / "mkdocs.yml")
+    for watched in ("README.md", "service", "charts", "bench"):  # mkdocs.yml's `watch:` paths must exist
+        (project / watched).symlink_to(ROOT / watched)
     # Linked, not copied: the hooks find the repository's files (service/, charts/, bench/results/) from their own.
     for hook in (project / "docs" / "hooks").glob("*.py"):
         hook.unlink()
