@@ -80,8 +80,8 @@ def test_the_master_starts_the_metrics_server_again_when_it_dies() -> None:
         first.kill()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
-            replacement = [p for p in psutil.Process(server.process.pid).children() if p.pid != first.pid]
-            if len(replacement) > 1 and http_status(server.metrics_port, "/metrics") == 200:
+            others = [p for p in psutil.Process(server.process.pid).children() if p.pid != first.pid]
+            if len(others) == 2 and http_status(server.metrics_port, "/metrics") == 200:  # the worker and the new one
                 break
             time.sleep(0.1)
         after = requests.get(server.metrics_url, timeout=5).text
