@@ -10,8 +10,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from bench.cputime import per_cpu_second
-
 TARGET_LABELS = {
     "svc-on": "flask-svc, all on",
     "svc-default": "flask-svc, defaults",
@@ -30,6 +28,13 @@ ENDPOINT_LABELS = {
 ANALYZE = ("analyze-1k", "analyze-100k")
 TIMES = "\u00d7"  # the multiplication sign, spelled out so linters do not take it for an x
 DASH = "\u2013"
+
+
+def per_cpu_second(requests: int, cpu_s: float | None) -> float | None:
+    """Requests per CPU-second; None when no CPU was measured (a window shorter than one clock tick)."""
+    if not cpu_s or cpu_s <= 0:
+        return None
+    return requests / cpu_s
 
 
 def best_round(rounds: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:

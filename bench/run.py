@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -32,8 +31,9 @@ from typing import Any
 
 import psutil
 
-from bench import batch, cputime, profiling, report, slowclients, targets, wrk
+from bench import batch, profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
+from harness import proc
 from harness.docker import DOCKER, HARDENED_RUN
 from harness.net import free_port, http_status
 from harness.otlp import otlp_receiver
@@ -126,30 +126,6 @@ def versions() -> dict[str, str]:
 # ---- load runs ----------------------------------------------------------------------------------------------------
 
 
-class PeakMemory:
-    """Samples a process tree's RSS/PSS in the background and keeps the peak."""
-
-    def __init__(self, pid: int, every: float = 0.5) -> None:
-        self.pid, self.every = pid, every
-        self.rss = self.pss = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss, pss = targets.tree_memory(self.pid)
-            self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
 def body_files(tmp: Path) -> dict[str, Path]:
     files = {}
     for endpoint, size in BODY_SIZES.items():
@@ -230,16 +206,16 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
             if any("analyze-1k" in t.endpoints for t in running) and "analyze-1k" in plan.endpoints:
                 results["sanity"] = check_answers(running, bodies)
             time.sleep(1.0)  # let start-up settle before the idle reading
-            peaks: dict[str, PeakMemory] = {}
+            peaks: dict[str, proc.PeakMemory] = {}
             for target in running:
-                rss, pss = targets.tree_memory(target.pid)
+                rss, pss = proc.tree_memory(target.pid)
                 results["memory"].append(
                     {
                         "target": target.key,
                         "workers": workers,
                         "idle_rss_mb": rss,
                         "idle_pss_mb": pss,
-                        "processes_rss_mb": [round(each, 1) for each in targets.process_rss(target.pid)],
+                        "processes_rss_mb": [round(each, 1) for each in proc.process_rss(target.pid)],
                     }
                 )
             for endpoint in plan.endpoints:
@@ -254,13 +230,13 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                     order = serving[round_index % len(serving) :] + serving[: round_index % len(serving)]
                     for target in order:
                         cpu_before = sum(own.cpu_times()[:2])
-                        peak = peaks.setdefault(target.key, PeakMemory(target.pid))
-                        sampler = PeakMemory(target.pid)
+                        peak = peaks.setdefault(target.key, proc.PeakMemory(target.pid))
+                        sampler = proc.PeakMemory(target.pid)
                         try:
                             with sampler:
-                                server_cpu_before = cputime.tree_cpu_seconds(target.pid)
+                                server_cpu_before = proc.tree_cpu_seconds(target.pid)
                                 result = wrk.run(url_for(target, endpoint), settings, body)
-                                server_cpu = cputime.tree_cpu_seconds(target.pid) - server_cpu_before
+                                server_cpu = proc.tree_cpu_seconds(target.pid) - server_cpu_before
                         except (wrk.WrkError, subprocess.TimeoutExpired) as error:
                             log(f"  {workers}w {target.key} {endpoint}: wrk failed, round dropped: {error}")
                             results.setdefault("failures", []).append(f"{workers}w {target.key} {endpoint}: {error}")
@@ -279,7 +255,7 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                                 "errors": result.error_count,
                             }
                         )
-                        per_cpu = cputime.per_cpu_second(result.requests, server_cpu)
+                        per_cpu = report.per_cpu_second(result.requests, server_cpu)
                         log(
                             f"  {workers}w {target.key:11} {endpoint:12} {result.rps:9,.0f} req/s  "
                             f"{per_cpu or 0:9,.0f} req/CPU-s  "

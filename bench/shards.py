@@ -9,7 +9,7 @@ In-process, no server and no process starts: what is left is each design's own w
 - ``tokenize → count``: the seed's two stages (``stages.run``), the word-per-line file in between.
 - ``map of K shards, P=1|2``: the K shards mapped by P worker processes, then the merge; CPU is summed over the
   processes, so MiB per CPU-second shows the overhead of sharding and MiB/s the gain from the second core.
-MiB per CPU-second moves much less than MiB/s with whatever else shares the machine (see ``bench.cputime``).
+MiB per CPU-second moves much less than MiB/s with whatever else shares the machine (see ``harness.proc``).
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.corpus import generate_text
+from harness.proc import peak_kib
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import shards
 from service.batch.stages import ExitCode, StageContext, run
@@ -55,14 +56,7 @@ def _sync(path: Path) -> None:
 
 def _map_one(directory: Path, shard: shards.Shard) -> int:
     shards.map_shard(directory / INPUT, directory, shard, AnalysisOptions(), VOCABULARY)
-    return peak_rss_kib()
-
-
-def peak_rss_kib() -> int:
-    """This process's own high-water mark. Not ``ru_maxrss``: Linux carries that over ``exec`` from the parent, so a
-    worker started by a large process would report the parent's size."""
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmHWM:", 1)[1].split()[0])
+    return peak_kib()  # this worker's own high-water mark
 
 
 def _two_stages(store: JobStore, job_id: str) -> None:

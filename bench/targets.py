@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from harness.net import free_port, process_gone, wait_until_ready
+from harness.proc import tree
 from harness.server import ROOT, running_server
 from service.names import READYZ
 
@@ -43,38 +42,6 @@ class Target:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def tree_memory(pid: int) -> tuple[float, float]:
-    """(RSS, PSS) of a process and all its descendants, in MB. PSS splits pages shared after fork fairly."""
-    rss = pss = 0
-    for proc in tree(pid):
-        try:
-            info = proc.memory_full_info()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        rss += info.rss
-        pss += getattr(info, "pss", info.rss)
-    return rss / 1e6, pss / 1e6
-
-
-def process_rss(pid: int) -> list[float]:
-    """RSS of each process of the tree in MB, the root (e.g. the gunicorn master) first."""
-    sizes = []
-    for proc in tree(pid):
-        try:
-            sizes.append(proc.memory_info().rss / 1e6)
-        except psutil.NoSuchProcess:
-            continue
-    return sizes
 
 
 def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, path: str = READYZ) -> float:
