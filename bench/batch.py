@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 import requests
 
+from bench import report
 from bench.corpus import generate_text
 from harness.proc import peak_kib, tree_cpu_seconds
 from harness.server import running_server
@@ -176,35 +177,11 @@ def run_peaks(
 
 
 def render_peaks(result: dict[str, Any]) -> str:
-    lines = [
-        f"{result['mib']} MiB job, {result['shard_mib']} MiB shards, P={result['parallelism']}: "
-        f"succeeded after {result['seconds']:.1f} s ({result['mib'] / result['seconds']:.1f} MiB/s)",
-        "",
-        "| process | count | peak resident set (VmHWM), MiB |",
-        "|---|---|---|",
-    ]
-    for role, kibs in sorted(result["peaks"].items()):
-        low, high = min(kibs) / 1024, max(kibs) / 1024
-        figure = f"{high:.0f}" if round(low) == round(high) else f"{low:.0f} – {high:.0f}"  # noqa: RUF001
-        lines.append(f"| {role} | {len(kibs)} | {figure} |")
-    return "\n".join(lines)
+    return report.render_table("peaks", result)
 
 
 def render(batch: dict[str, Any]) -> str:
-    sync, one = batch["rows"][0], batch["rows"][1]
-    lines = [
-        f"| what | MiB | best of {batch['passes']} (s) | MiB/s | MiB per CPU-s | MiB/s vs synchronous | "
-        "MiB/s vs P=1 | MiB per CPU-s vs synchronous |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in batch["rows"]:
-        lines.append(
-            f"| {row['what']} | {row['bytes'] / MIB:.0f} | {row['seconds']:.2f} | {row['mib_per_s']:.1f} | "
-            f"{row['mib_per_cpu_s']:.1f} | {row['mib_per_s'] / sync['mib_per_s']:.2f}× | "  # noqa: RUF001
-            f"{row['mib_per_s'] / one['mib_per_s']:.2f}× | "  # noqa: RUF001 — the multiplication sign
-            f"{row['mib_per_cpu_s'] / sync['mib_per_cpu_s']:.2f}× |"  # noqa: RUF001
-        )
-    return "\n".join(lines)
+    return report.render_table("batch", batch)
 
 
 def main(argv: list[str] | None = None) -> int:

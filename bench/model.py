@@ -219,43 +219,7 @@ def goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    settings = results["settings"]
-    lines = [
-        "# Model serving: flask-svc beside Seldon MLServer",
-        "",
-        f"The same skops file (the Iris model), Open Inference Protocol V2 over HTTP, one worker each; wrk with "
-        f"{settings['connections']} connections, {settings['threads']} threads, best of {settings['rounds']} "
-        f"interleaved {settings['duration_s']:g} s rounds. Binary: the binary tensor data extension (FP64 in, "
-        "INT64 out). Per CPU-second: requests over the server's process tree's CPU time, the median round. Peak: "
-        "flask-svc's worker's peak resident set while that size and form ran.",
-        "",
-        "| server | form | instances per request | requests/s | requests/CPU-s | instances/s | p50 ms | p99 ms | "
-        "peak MiB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in sorted(results["rows"], key=lambda r: (r["instances"], r["server"], r.get("form", "json"))):
-        peak, per_cpu = row.get("peak_mib"), row.get("per_cpu_s")
-        lines.append(
-            f"| {results['servers'][row['server']]} | {row.get('form', 'json')} | {row['instances']} | "
-            f"{row['rps']:.0f} | {'' if per_cpu is None else f'{per_cpu:.0f}'} | {row['instances_per_s']:.0f} | "
-            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
-            f"{'' if peak is None else f'{peak:.0f}'} |"
-        )
-    outcome = results["goal"]
-    lines.append("")
-    if outcome is None:
-        lines.append(
-            "Goal, flask-svc's binary 64-instance requests per CPU-second at or above MLServer's: not measured (no "
-            "MLServer)."
-        )
-    else:
-        verdict = "met" if outcome["met"] else "not met"
-        lines.append(
-            f"Goal, flask-svc's binary 64-instance requests per CPU-second at or above MLServer's 64-instance JSON: "
-            f"**{verdict}** (ratio {outcome['ratio']}; requests per second: {outcome['rps_ratio']})."
-        )
-    lines.append("")
-    return "\n".join(lines)
+    return report.render("model.md.j2", r=results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from bench import report
 from bench.corpus import generate_text
 from harness.proc import peak_kib
 from service.analysis import AnalysisOptions, analyze_chunks
@@ -136,18 +137,7 @@ def run_bench(
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = [
-        f"| what | MiB | MiB per CPU-second | vs sync | MiB/s (best of {results['passes']}) | peak RSS (MiB) |",
-        "|---|---|---|---|---|---|",
-    ]
-    sync = {row["mib"]: row["mib_per_cpu_s"] for row in results["rows"] if row["what"].startswith("sync")}
-    for row in results["rows"]:
-        peak = f"{row['peak_rss_kib'] / 1024:.0f}" if "peak_rss_kib" in row else ""
-        lines.append(
-            f"| {row['what']} | {row['mib']} | {row['mib_per_cpu_s']:.1f} | "
-            f"{row['mib_per_cpu_s'] / sync[row['mib']]:.2f}× | {row['mib_per_s']:.1f} | {peak} |"  # noqa: RUF001
-        )
-    return "\n".join(lines)
+    return report.render_table("shards", results)
 
 
 def main(argv: list[str] | None = None) -> int:
