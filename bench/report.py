@@ -10,6 +10,7 @@ import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 TARGET_LABELS = {
@@ -86,50 +87,38 @@ def measured(
     return None
 
 
-def rps(runs: Iterable[Mapping[str, Any]], workers: int, target: str, endpoint: str) -> float | None:
-    return measured(runs, workers, target, endpoint, best_rps)
+# Every comparison the ratio tables show and the goals use: (name, numerator, denominator, column heading).
+RATIOS = (
+    ("default_vs_bare", "svc-default", "bare", "defaults / bare Flask"),  # flask-svc as shipped / bare Flask
+    ("off_vs_bare", "svc-off", "bare", "all off / bare Flask"),  # all instrumentation off / bare Flask
+    ("default_vs_fastapi", "svc-default", "fastapi", "defaults / FastAPI"),
+    ("off_vs_fastapi", "svc-off", "fastapi", "all off / FastAPI"),
+    ("default_vs_off", "svc-default", "svc-off", "defaults / all off"),  # metrics + access log / nothing
+    ("sampled_vs_default", "svc-sampled", "svc-default", "tracing 10 % / defaults"),  # the chart's default
+    ("on_vs_default", "svc-on", "svc-default", "tracing 100 % / defaults"),
+    ("on_vs_off", "svc-on", "svc-off", "all on / all off"),
+)
 
 
-@dataclass
-class RatioRow:
-    workers: int
-    endpoint: str
-    default_vs_bare: float | None  # flask-svc as shipped / bare Flask
-    off_vs_bare: float | None  # flask-svc with all instrumentation off / bare Flask
-    default_vs_fastapi: float | None
-    off_vs_fastapi: float | None
-    on_vs_off: float | None  # everything on (tracing 100 %) / everything off
-    default_vs_off: float | None  # metrics + access log / nothing
-    sampled_vs_default: float | None = None  # tracing at 10 % (the chart's default) / no tracing
-    on_vs_default: float | None = None  # tracing at 100 % / no tracing
+class RatioRow(SimpleNamespace):
+    """One (``workers``, ``endpoint``) scenario and each ratio of RATIOS by name (None where a side did not run)."""
 
 
 def ratios(runs: Sequence[Mapping[str, Any]], of: Measure = best_rps) -> list[RatioRow]:
     """Every comparison for each (workers, scenario), on one measure: best-round req/s or median req/CPU-s."""
-    rows = []
     order = list(ENDPOINT_LABELS)
-    for workers, endpoint in sorted(
-        {(r["workers"], r["endpoint"]) for r in runs}, key=lambda k: (k[0], order.index(k[1]))
-    ):
-
-        def get(target: str, workers: int = workers, endpoint: str = endpoint) -> float | None:
-            return measured(runs, workers, target, endpoint, of)
-
-        rows.append(
-            RatioRow(
-                workers,
-                endpoint,
-                default_vs_bare=ratio(get("svc-default"), get("bare")),
-                off_vs_bare=ratio(get("svc-off"), get("bare")),
-                default_vs_fastapi=ratio(get("svc-default"), get("fastapi")),
-                off_vs_fastapi=ratio(get("svc-off"), get("fastapi")),
-                on_vs_off=ratio(get("svc-on"), get("svc-off")),
-                default_vs_off=ratio(get("svc-default"), get("svc-off")),
-                sampled_vs_default=ratio(get("svc-sampled"), get("svc-default")),
-                on_vs_default=ratio(get("svc-on"), get("svc-default")),
-            )
+    scenarios = sorted({(r["workers"], r["endpoint"]) for r in runs}, key=lambda k: (k[0], order.index(k[1])))
+    return [
+        RatioRow(
+            workers=workers,
+            endpoint=endpoint,
+            **{
+                name: ratio(measured(runs, workers, top, endpoint, of), measured(runs, workers, bottom, endpoint, of))
+                for name, top, bottom, _ in RATIOS
+            },
         )
-    return rows
+        for workers, endpoint in scenarios
+    ]
 
 
 @dataclass
@@ -322,78 +311,8 @@ def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     return "\n".join(lines)
 
 
-THROUGHPUT_HEADER = (
-    "server",
-    "scenario",
-    "req/s (best)",
-    "req/s (all rounds)",
-    "req/CPU-s (median)",
-    "req/CPU-s (all rounds)",
-    "p50 ms",
-    "p99 ms",
-    "errors",
-)
-
-
 def _range(values: Sequence[float]) -> str:
     return f"{min(values):,.0f}{DASH}{max(values):,.0f}" if values else "n/a"
-
-
-def throughput_rows(runs: Sequence[Mapping[str, Any]], workers: int) -> list[list[str]]:
-    rows = []
-    for run in runs:
-        if run["workers"] != workers:
-            continue
-        best = best_round(run["rounds"])
-        if best is None:
-            continue
-        errors = sum(r.get("errors", 0) for r in run["rounds"])
-        rows.append(
-            [
-                TARGET_LABELS.get(run["target"], run["target"]),
-                ENDPOINT_LABELS.get(run["endpoint"], run["endpoint"]),
-                f"{best['rps']:,.0f}",
-                _range([r["rps"] for r in run["rounds"]]),
-                _fmt(median_per_cpu(run["rounds"]), ",.0f"),
-                _range(per_cpu_values(run["rounds"])),
-                f"{best['p50_ms']:.2f}",
-                f"{best['p99_ms']:.2f}",
-                str(errors),
-            ]
-        )
-    return rows
-
-
-def ratio_rows(runs: Sequence[Mapping[str, Any]], of: Measure = best_rps) -> list[list[str]]:
-    return [
-        [
-            f"{row.workers}",
-            ENDPOINT_LABELS.get(row.endpoint, row.endpoint),
-            _x(row.default_vs_bare),
-            _x(row.off_vs_bare),
-            _x(row.default_vs_fastapi),
-            _x(row.off_vs_fastapi),
-            _x(row.default_vs_off),
-            _x(row.sampled_vs_default),
-            _x(row.on_vs_default),
-            _x(row.on_vs_off),
-        ]
-        for row in ratios(runs, of)
-    ]
-
-
-RATIO_HEADER = (
-    "workers",
-    "scenario",
-    "defaults / bare Flask",
-    "all off / bare Flask",
-    "defaults / FastAPI",
-    "all off / FastAPI",
-    "defaults / all off",
-    "tracing 10 % / defaults",
-    "tracing 100 % / defaults",
-    "all on / all off",
-)
 
 
 def _spread(values: Sequence[float]) -> float | None:
@@ -461,15 +380,17 @@ def _environment() -> Any:
     env.filters["fmt"] = _fmt
     env.tests["startswith"] = str.startswith
     env.globals.update(
-        {name: globals()[name] for name in ("TARGET_LABELS", "THROUGHPUT_HEADER", "RATIO_HEADER", "TIMES", "DASH")},
+        {name: globals()[name] for name in ("TARGET_LABELS", "ENDPOINT_LABELS", "RATIOS", "TIMES", "DASH")},
         MIB=2**20,
         table=md_table,
         ratio=ratio,
         median=statistics.median,
         goals_table=goals_table,
         machine_line=machine_line,
-        throughput_rows=throughput_rows,
-        ratio_rows=ratio_rows,
+        ratios=ratios,
+        best_round=best_round,
+        per_cpu_values=per_cpu_values,
+        span=_range,
         median_per_cpu=median_per_cpu,
         spread_note=spread_note,
         slow_clients=_slow_clients,

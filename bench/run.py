@@ -34,10 +34,11 @@ import psutil
 from bench import batch, profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
 from harness import proc
-from harness.docker import DOCKER, HARDENED_RUN
-from harness.net import free_port, http_status
+from harness.container import run_container, wait_ready
+from harness.docker import DOCKER, docker
 from harness.otlp import otlp_receiver
 from harness.server import ROOT, running_server, workers_of
+from image.docker import image_size
 from service.names import ANALYZE_PATH, LIVEZ, READYZ
 
 RESULTS = ROOT / "bench" / "results"
@@ -377,52 +378,30 @@ def container(count: int, log: Callable[[str], None]) -> dict[str, Any]:
     if not os.access(DOCKER, os.X_OK):
         found["note"] = "No container engine on this machine."
         return found
-    inspect = subprocess.run(
-        [DOCKER, "image", "inspect", IMAGE, "--format", "{{.Size}}"], capture_output=True, text=True, timeout=60
-    )
-    if inspect.returncode != 0:
+    try:
+        found["size_mb"] = image_size(IMAGE) / 1e6
+    except RuntimeError:
         found["note"] = f"No image {IMAGE} (build it with the container tests or `make image IMAGE_TAG=test`)."
         return found
-    found["size_mb"] = int(inspect.stdout.strip()) / 1e6
-    base = subprocess.run(
-        [
-            DOCKER,
-            "image",
-            "inspect",
-            "--format",
-            '{{ index .Config.Labels "org.opencontainers.image.base.name" }}',
-            IMAGE,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    label = '{{ index .Config.Labels "org.opencontainers.image.base.name" }}'
+    base = docker("image", "inspect", "--format", label, IMAGE, check=False, timeout=30)
     found["base"] = base.stdout.strip() or None  # the Dockerfile's BASE_IMAGE build arg, as labelled
     for index in range(count):
-        port, metrics_port = free_port(), free_port()
-        name = f"flask-svc-bench-{os.getpid()}-{index}"
-        cmd = [DOCKER, "run", "--rm", "--detach", "--name", name, *HARDENED_RUN]  # as the tests and the chart run it
-        cmd += ["-e", "HOST=127.0.0.1", "-e", f"PORT={port}", "-e", f"METRICS_PORT={metrics_port}"]
-        started = time.monotonic()
+        started = time.time()
         try:
-            subprocess.run([*cmd, IMAGE], check=True, capture_output=True, timeout=60)
-            deadline = started + 30
-            while time.monotonic() < deadline:
-                if http_status(port) == 200:
-                    found["starts"].append(time.monotonic() - started)
-                    if index == count - 1:
-                        found["idle_memory_mb"] = container_memory(name)
-                    break
-                time.sleep(0.005)
-            else:
-                found["note"] = "a container did not become ready within 30 s"
-                break
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            running = run_container(IMAGE)  # hardened as the tests and the chart run it
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
             found["note"] = f"docker run failed: {error}"
             break
+        try:
+            found["starts"].append(wait_ready(running, interval=0.005) - started)
+            if index == count - 1:
+                found["idle_memory_mb"] = container_memory(running.name)
+        except TimeoutError:
+            found["note"] = "a container did not become ready within 30 s"
+            break
         finally:
-            subprocess.run([DOCKER, "rm", "--force", name], capture_output=True, timeout=60, check=False)
+            running.remove()
     if found["starts"]:
         median = statistics.median(found["starts"])
         log(f"container start → ready median {median:.3f} s, image {found['size_mb']:.0f} MB")
@@ -443,13 +422,7 @@ def parse_docker_memory(usage: str) -> float | None:
 def container_memory(name: str) -> float | None:
     """The container's memory as its cgroup counts it (what a Kubernetes limit applies to), a second after ready."""
     time.sleep(1)
-    stats = subprocess.run(
-        [DOCKER, "stats", "--no-stream", "--format", "{{.MemUsage}}", name],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    stats = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", name, check=False, timeout=30)
     return parse_docker_memory(stats.stdout) if stats.returncode == 0 else None
 
 
@@ -662,7 +635,7 @@ def main(argv: list[str] | None = None) -> int:
         results = execute(plan, Path(tmp), wordcount_too=not args.matrix_only, container_too=not args.matrix_only)
     markdown = write(results, args.out)
     log_to_stderr(f"done in {results['elapsed_s']:.0f} s: {os.path.relpath(markdown, ROOT)}")
-    print(report.md_table(report.RATIO_HEADER, report.ratio_rows(results["runs"], report.median_per_cpu)))
+    print(report.render_table("ratio_table", report.ratios(results["runs"], report.median_per_cpu)))
     print()
     print(report.goals_table(results))
     return 0
