@@ -59,10 +59,6 @@ def _sync_seconds(url: str, body: bytes) -> float:
     return time.perf_counter() - started
 
 
-def _best(passes: int, measure: Callable[[], float]) -> float:
-    return min(measure() for _ in range(passes))
-
-
 def _measure(master: int, passes: int, once: Callable[[], float]) -> tuple[float, float]:
     """Best wall seconds and the CPU seconds of that pass."""
     best = (float("inf"), 0.0)

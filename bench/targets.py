@@ -150,28 +150,7 @@ def fastapi(workers: int) -> Iterator[Target]:
         yield Target("fastapi", "FastAPI/uvicorn", port, proc.pid, PYTHON_ENDPOINTS)
 
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes {workers};
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        default_type application/json;
-        location / {{ return 200 '{{"status":"ok"}}'; }}
-    }}
-}}
-"""
+NGINX_CONF = Path(__file__).with_name("nginx.conf")  # a str.format template
 
 
 def nginx_binary() -> str | None:
@@ -189,7 +168,7 @@ def nginx(workers: int) -> Iterator[Target]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="flask-svc-nginx-") as tmp:
         conf = Path(tmp, "nginx.conf")
-        conf.write_text(NGINX_CONF.format(workers=workers, tmp=tmp, port=port))
+        conf.write_text(NGINX_CONF.read_text().format(workers=workers, tmp=tmp, port=port))
         with launched(
             [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"], port, stop_signal=signal.SIGQUIT
         ) as proc:
