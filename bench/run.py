@@ -34,7 +34,7 @@ import psutil
 from bench import batch, profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
 from harness import proc
-from harness.container import run_container, wait_ready
+from harness.container import TEST_IMAGE, run_container, wait_ready
 from harness.docker import DOCKER, docker
 from harness.otlp import otlp_receiver
 from harness.server import ROOT, running_server, workers_of
@@ -42,7 +42,7 @@ from image.docker import image_size
 from service.names import ANALYZE_PATH, LIVEZ, READYZ
 
 RESULTS = ROOT / "bench" / "results"
-IMAGE = "flask-svc:test"
+IMAGE = TEST_IMAGE
 # readyz goes through the framework in every Python app (flask-svc answers /livez in its worker loop).
 ENDPOINTS = ("livez", "readyz", "analyze-1k", "analyze-100k")
 BODY_SIZES = {"analyze-1k": 1024, "analyze-100k": 100 * 1024}

@@ -21,7 +21,7 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +30,7 @@ from bench.corpus import generate_text
 from harness.proc import peak_kib
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import shards
+from service.batch.formats import read_chunks
 from service.batch.stages import ExitCode, StageContext, run
 from service.batch.states import JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, new_id
@@ -45,14 +46,8 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _chunks(path: Path, size: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(size):
-            yield chunk
-
-
 def _sync(path: Path) -> None:
-    analyze_chunks(_chunks(path, CHUNK_BYTES), AnalysisOptions(), VOCABULARY).counts.most_common(10)
+    analyze_chunks(read_chunks(path, CHUNK_BYTES), AnalysisOptions(), VOCABULARY).counts.most_common(10)
 
 
 def _map_one(directory: Path, shard: shards.Shard) -> int:

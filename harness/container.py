@@ -24,6 +24,9 @@ from harness.net import free_port, wait_until_ready
 from image.build import build_image
 from image.docker import engine_problem, image_size
 
+# The tag the container tests build and the benchmark measures.
+TEST_IMAGE = "flask-svc:test"
+
 
 def http_get(url: str, timeout: float = 5) -> tuple[int, str]:
     try:
@@ -117,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m harness.container", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
     meas = sub.add_parser("measure", help="print image size and start → /readyz 200 as JSON")
-    meas.add_argument("--image", default="flask-svc:test")
+    meas.add_argument("--image", default=TEST_IMAGE)
     meas.add_argument("--build", action="store_true", help="build the image first (python -m image build)")
     meas.add_argument("--runs", type=int, default=3)
     opts = parser.parse_args(argv)

@@ -3,7 +3,7 @@ run hardened on loopback ports (``harness.container``, shared with the benchmark
 
 from __future__ import annotations
 
-from harness.container import Container, http_get, run_container, wait_ready
+from harness.container import TEST_IMAGE, Container, http_get, run_container, wait_ready
 from harness.docker import DOCKER, docker
 from image.base import REPO, configured_base
 from image.build import BuiltImage, build_image
@@ -26,5 +26,5 @@ __all__ = [
     "wait_ready",
 ]
 
-TEST_TAG = "flask-svc:test"
-ML_TEST_TAG = "flask-svc:test-ml"
+TEST_TAG = TEST_IMAGE
+ML_TEST_TAG = f"{TEST_IMAGE}-ml"
