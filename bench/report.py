@@ -305,12 +305,6 @@ def wordcount_ratio(wordcount: Mapping[str, Any] | None) -> tuple[float, float, 
 # ---- Markdown -----------------------------------------------------------------------------------------------------
 
 
-def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
 def _range(values: Sequence[float]) -> str:
     return f"{min(values):,.0f}{DASH}{max(values):,.0f}" if values else "n/a"
 
@@ -329,37 +323,6 @@ def round_spread(
     if not spreads:
         return None
     return statistics.median(spreads), max(spreads)
-
-
-def spread_note(runs: Sequence[Mapping[str, Any]]) -> str:
-    """How far the rounds of one scenario moved, in req/s and in req/CPU-s: why the goals use the second."""
-    rate, cpu = round_spread(runs), round_spread(runs, per_cpu_values)
-    if rate is None:
-        return ""
-    note = f"Between the rounds of one scenario req/s moved by {rate[0]:.0%} (median over scenarios; "
-    note += f"worst {rate[1]:.0%})"
-    if cpu is not None:
-        note += f", req/CPU-s by {cpu[0]:.0%} (worst {cpu[1]:.0%})"
-    return (
-        note + ": other work on this shared machine. Ratios closer to each other than that are not differences; the "
-        "several-fold gaps are."
-    )
-
-
-def goals_table(results: Mapping[str, Any]) -> str:
-    return md_table(
-        ["goal", "target", "measured", "verdict", "detail"],
-        [[g.name, g.target, g.value, g.verdict, g.detail] for g in goals(results)],
-    )
-
-
-def machine_line(results: Mapping[str, Any]) -> str:
-    m = results.get("machine", {})
-    return (
-        f"{m.get('nproc', '?')} CPUs ({m.get('cpu', '?')}), Linux {m.get('kernel', '?')}, "
-        f"{m.get('memory_gib', 0):.0f} GiB RAM; load average {m.get('loadavg_start', '?')} at start, "
-        f"{m.get('loadavg_end', '?')} at end (the machine is shared: read ratios, not absolutes)"
-    )
 
 
 TEMPLATES = Path(__file__).with_name("templates")
@@ -382,17 +345,15 @@ def _environment() -> Any:
     env.globals.update(
         {name: globals()[name] for name in ("TARGET_LABELS", "ENDPOINT_LABELS", "RATIOS", "TIMES", "DASH")},
         MIB=2**20,
-        table=md_table,
         ratio=ratio,
         median=statistics.median,
-        goals_table=goals_table,
-        machine_line=machine_line,
+        goals=goals,
+        round_spread=round_spread,
         ratios=ratios,
         best_round=best_round,
         per_cpu_values=per_cpu_values,
         span=_range,
         median_per_cpu=median_per_cpu,
-        spread_note=spread_note,
         slow_clients=_slow_clients,
     )
     return env

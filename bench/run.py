@@ -637,7 +637,7 @@ def main(argv: list[str] | None = None) -> int:
     log_to_stderr(f"done in {results['elapsed_s']:.0f} s: {os.path.relpath(markdown, ROOT)}")
     print(report.render_table("ratio_table", report.ratios(results["runs"], report.median_per_cpu)))
     print()
-    print(report.goals_table(results))
+    print(report.render_table("goal_table", results))
     return 0
 
 
