@@ -27,11 +27,10 @@ import psutil
 import requests
 
 from bench import report
-from bench.corpus import generate_text
+from bench.corpus import MIB, generate_text
 from harness.proc import peak_kib, tree_cpu_seconds
 from harness.server import running_server
 
-MIB = 1024 * 1024
 PASSES = 3
 POLL_SECONDS = 0.05
 

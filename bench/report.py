@@ -330,8 +330,10 @@ TEMPLATES = Path(__file__).with_name("templates")
 
 @functools.cache
 def _environment() -> Any:
-    # Imported here: bench.plot imports this module in the bench venv, which has no Jinja2.
+    # Imported here: bench.plot imports this module in the bench venv, which has no Jinja2 (nor the service).
     import jinja2
+
+    from bench.corpus import MIB
 
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(TEMPLATES),
@@ -344,7 +346,7 @@ def _environment() -> Any:
     env.tests["startswith"] = str.startswith
     env.globals.update(
         {name: globals()[name] for name in ("TARGET_LABELS", "ENDPOINT_LABELS", "RATIOS", "TIMES", "DASH")},
-        MIB=2**20,
+        MIB=MIB,
         ratio=ratio,
         median=statistics.median,
         goals=goals,

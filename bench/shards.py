@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.corpus import generate_text
+from bench.corpus import MIB, generate_text
 from harness.proc import peak_kib
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import shards
@@ -36,7 +36,6 @@ from service.batch.states import JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, new_id
 from service.names import CHUNK_BYTES
 
-MIB = 1024 * 1024
 VOCABULARY = 1_000_000  # the cap is not what is measured
 
 

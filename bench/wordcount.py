@@ -23,13 +23,11 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.corpus import generate_text
+from bench.corpus import MIB, generate_text
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.analysis.tokenizer import ASCII_WORD
 from service.batch.formats import read_chunks
 from service.names import CHUNK_BYTES  # what the service's handlers read per step
-
-MIB = 1024 * 1024
 
 
 @dataclass
