@@ -43,6 +43,12 @@ if _settings.model_enabled:
         print(f"flask-svc: model refused: {_reason}", file=sys.stderr)
         sys.exit(2)
 
+if not _settings.reload:
+    # The app's modules (not the app: importing them starts no thread and opens nothing), imported here once so that
+    # the workers forked from this process share their pages and do not import them again. Not under reload: a
+    # worker started after a change must import the changed code, not inherit this process's copy.
+    import service.app  # noqa: F401
+
 from service.logs import gunicorn_logger
 from service.names import LIFECYCLE_EXTENSION
 from service.server import shutdown
