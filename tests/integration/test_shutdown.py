@@ -65,7 +65,8 @@ def test_sigterm_stops_everything_that_was_started_in_order_and_leaves_nothing_r
     assert [line["message"] for line in lines] == list(SHUTDOWN_STEPS)
     # The reconciler's and the span processor's threads are gone (a local stage's reaper thread may still be writing
     # the exit file of a stage that has exited: it is a daemon and holds nothing).
-    assert not {"batch-reconcile", "OtelBatchSpanRecordProcessor"} & set(lines[2]["threads_left"])  # type: ignore[arg-type]
+    threads_left = set(lines[2]["threads_left"])  # type: ignore[arg-type]
+    assert not {"batch-reconcile", "OtelBatchSpanRecordProcessor"} & threads_left
     assert any(span.kind == SERVER_KIND and span.name == f"POST {ANALYZE_PATH}" for span in spans)
     for process in (master, worker, metrics):
         assert not process.is_running(), process
