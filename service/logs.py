@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
 REQUEST_ID: contextvars.ContextVar[str | None] = contextvars.ContextVar("request_id", default=None)
 _CONTEXT_FIELDS = ("request_id", "trace_id", "span_id")
+_LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info"}  # the access line's two levels, as lines print them
 
 
 def rfc3339(created: float) -> str:
@@ -83,6 +84,9 @@ class JsonLineFormatter(JsonFormatter):
         for name in _CONTEXT_FIELDS:  # absent beats null: keeps lines short outside requests
             if name in line and line[name] is None:
                 del line[name]
+        return self.encode_line(line)
+
+    def encode_line(self, line: dict[str, Any]) -> str:
         return str(self._encode(line))
 
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
@@ -190,35 +194,56 @@ class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]
         level = logging.DEBUG if path in PROBE_PATHS else logging.INFO
         if not self.access_log.isEnabledFor(level):
             return  # the line would be dropped: skip building it
-        fields: dict[str, Any] = dict(environ.get(ACCESS_ENVIRON_KEY) or {})
+        method = environ.get("REQUEST_METHOD")
         status = resp.status_code if hasattr(resp, "status_code") else int(str(resp.status).split()[0])
-        fields.update(
-            method=environ.get("REQUEST_METHOD"),
-            path=path,
-            query=environ.get("QUERY_STRING") or None,
-            status=status,
-            duration_ms=round(request_time.total_seconds() * 1000, 3),
-            bytes=getattr(resp, "sent", None),
-            remote_addr=environ.get("REMOTE_ADDR"),
-            user_agent=environ.get("HTTP_USER_AGENT"),
+        request_fields = (
+            ("method", method),
+            ("path", path),
+            ("query", environ.get("QUERY_STRING") or None),
+            ("status", status),
+            ("duration_ms", round(request_time.total_seconds() * 1000, 3)),
+            ("bytes", getattr(resp, "sent", None)),
+            ("remote_addr", environ.get("REMOTE_ADDR")),
+            ("user_agent", environ.get("HTTP_USER_AGENT")),
         )
-        fields = {key: value for key, value in fields.items() if value is not None}
         handler = self.json_handler
         if handler is None or self.access_log.handlers != [handler]:  # console lines, or someone else's handler
-            self.access_log.log(level, "%s %s %s", environ.get("REQUEST_METHOD"), path, status, extra=fields)
+            fields = dict(environ.get(ACCESS_ENVIRON_KEY) or {})
+            fields.update(request_fields)
+            fields = {key: value for key, value in fields.items() if value is not None}
+            self.access_log.log(level, "%s %s %s", method, path, status, extra=fields)
             return
-        # The JSON line built once, straight from the fields: no LogRecord copied into a dict and scanned again.
-        # What ContextFilter would stamp on a record goes in the same place, after the fields.
-        if fields.get("request_id") is None:
-            fields["request_id"] = REQUEST_ID.get()
-        if fields.get("trace_id") is None:
-            fields["trace_id"], fields["span_id"] = current_trace_ids()
-        message = "%s %s %s" % (environ.get("REQUEST_METHOD"), path, status)  # noqa: UP031 — the record's message
+        # The JSON line built once, straight into the dict that is encoded: no LogRecord copied into a dict and
+        # scanned again. Field order and what is left out are the record path's: the app's fields, the request's,
+        # then what ContextFilter would stamp on a record; None values left out.
+        message = "%s %s %s" % (method, path, status)  # noqa: UP031 — the record's message
+        line: dict[str, Any] = {
+            "timestamp": rfc3339(time.time()),
+            "level": _LEVEL_NAMES[level],
+            "logger": self.access_log.name,
+            "message": message,
+        }
+        for key, value in (environ.get(ACCESS_ENVIRON_KEY) or {}).items():
+            if value is not None:
+                line[key] = value
+        for key, value in request_fields:
+            if value is not None:
+                line[key] = value
+        if "request_id" not in line and (request_id := REQUEST_ID.get()) is not None:
+            line["request_id"] = request_id
+        if "trace_id" not in line:
+            trace_id, span_id = current_trace_ids()
+            if trace_id is not None:
+                line["trace_id"] = trace_id
+            if span_id is not None:
+                line["span_id"] = span_id
+            else:
+                line.pop("span_id", None)
         formatter: JsonLineFormatter = handler.formatter  # type: ignore[assignment]
-        line = formatter.plain_line(time.time(), logging.getLevelName(level), self.access_log.name, message, fields)
+        text = formatter.encode_line(line)
         handler.acquire()
         try:
-            handler.stream.write(line + handler.terminator)
+            handler.stream.write(text + handler.terminator)
             handler.flush()
         except Exception:  # a closed or broken stdout: logging's own handling, as for any other line
             handler.handleError(logging.makeLogRecord({"msg": message}))

@@ -7,7 +7,7 @@ import re
 from contextvars import Token
 from dataclasses import dataclass
 
-from flask import Flask, Response, request
+from flask import Flask, Request, Response, request
 
 from service.config import Settings
 from service.lifecycle import Lifecycle
@@ -43,40 +43,45 @@ class _Begun:
 
 def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instruments) -> None:
     read_timeout = settings.read_timeout
+    in_flight = metrics.in_flight
 
     @app.before_request
     def _begin() -> Response | None:
-        environ = request.environ
+        # The request object once, not through the proxy per attribute (each proxied read is a context lookup).
+        current: Request = request._get_current_object()  # type: ignore[attr-defined]
+        environ = current.environ
         # A client that stops sending its body must not hold a request thread forever: past this wait, reading
         # the body raises TimeoutError (answered 408). gunicorn resets the socket when the connection goes idle.
         sock = environ.get("gunicorn.socket")
         if sock is not None:
             sock.settimeout(read_timeout)
-        supplied = environ.get(_REQUEST_ID_ENVIRON, "")
-        request_id = supplied if _VALID_REQUEST_ID.fullmatch(supplied) else new_request_id()
-        path = request.path
+        supplied = environ.get(_REQUEST_ID_ENVIRON)
+        request_id = supplied if supplied and _VALID_REQUEST_ID.fullmatch(supplied) else new_request_id()
+        path = current.path
         counted = path not in PROBE_PATHS
         environ[_STATE_KEY] = _Begun(request_id, REQUEST_ID.set(request_id), counted)
         if counted:
-            metrics.in_flight.inc()
-            if state.fault and not _spared_by_fault(path, request.method):
+            in_flight.inc()
+            if state.fault and not _spared_by_fault(path, current.method):
                 return problem_response(500, "fault injection is on (POST /fault/disable to stop it)", "fault_injected")
         return None
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        environ = request.environ
+        current: Request = request._get_current_object()  # type: ignore[attr-defined]
+        environ = current.environ
         begun: _Begun | None = environ.get(_STATE_KEY)
         request_id = begun.request_id if begun else None
         if request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
-        if response.status_code in REJECT_REASONS and request.path not in PROBE_PATHS:
-            metrics.rejected.labels(REJECT_REASONS[response.status_code]).inc()
+        status = response.status_code
+        if status in REJECT_REASONS and current.path not in PROBE_PATHS:
+            metrics.rejected.labels(REJECT_REASONS[status]).inc()
         # Without a tracer provider no request carries a span context: skip the lookup.
         traced = app.extensions.get(TRACING_EXTENSION) is not None
         trace_id, span_id = current_trace_ids() if traced else (None, None)
         environ[ACCESS_ENVIRON_KEY] = {
-            "route": url_rule(request),
+            "route": url_rule(current),
             "request_id": request_id,
             "trace_id": trace_id,
             "span_id": span_id,
@@ -89,7 +94,7 @@ def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instrume
         if begun is None:
             return
         if begun.counted_in_flight:
-            metrics.in_flight.dec()
+            in_flight.dec()
         REQUEST_ID.reset(begun.token)
 
 

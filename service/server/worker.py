@@ -28,6 +28,7 @@ tests/server/test_gunicorn_internals.py.
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import errno
 import heapq
 import itertools
@@ -70,6 +71,22 @@ def write_problem(sock: Any, status: int, reason: str, detail: str) -> None:
     util.write_nonblock(sock, _problem_bytes(status, reason, detail))
 
 
+class _SecondsDate:
+    """gunicorn's ``util.http_date``, the ``Date`` header of every response, formatted once per second instead of
+    once per response (``email.utils.formatdate`` is a datetime and a string format each time). The same text:
+    a header's date has a resolution of one second."""
+
+    def __init__(self) -> None:
+        self.formatted: tuple[int, str] = (-1, "")  # one tuple, swapped whole: a thread reads a consistent pair
+
+    def __call__(self, timestamp: float | None = None) -> str:
+        second = int(time.time() if timestamp is None else timestamp)
+        formatted = self.formatted
+        if formatted[0] != second:
+            formatted = self.formatted = (second, email.utils.formatdate(second, localtime=False, usegmt=True))
+        return formatted[1]
+
+
 def close_when_asked(app: Any) -> Any:
     """WSGI middleware: a response that says ``Connection: close`` closes the connection.
 
@@ -80,10 +97,12 @@ def close_when_asked(app: Any) -> Any:
 
     def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
         def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            if any(name.lower() == "connection" and value.strip().lower() == "close" for name, value in headers):
-                force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
-                if force_close is not None:
-                    force_close()
+            for name, value in headers:
+                if len(name) == 10 and name.lower() == "connection" and value.strip().lower() == "close":
+                    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
+                    if force_close is not None:
+                        force_close()
+                    break
             return start_response(status, headers, exc_info)
 
         return app(environ, start)
@@ -117,6 +136,7 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
             raise RuntimeError("ServiceWorker does not terminate TLS")
         # gunicorn writes its error pages through util.write_error; this process answers them as problem+json.
         util.write_error = write_problem
+        util.http_date = _SecondsDate()
         self.header_timeout = self.bound_settings.header_timeout
         self.liveness_stall = self.bound_settings.liveness_stall
         self.waiting: dict[Any, _Waiting] = {}

@@ -83,6 +83,11 @@ def test_error_pages_go_through_util_write_error_looked_up_on_each_call() -> Non
     assert callable(Response.force_close) and callable(Response.start_response)
 
 
+def test_the_date_header_goes_through_util_http_date_looked_up_on_each_call() -> None:
+    assert "util.http_date()" in inspect.getsource(Response.default_headers)
+    assert _parameters(util.http_date) == ["timestamp"]
+
+
 def test_the_master_calls_manage_workers_every_round_and_on_exit_after_the_workers_stopped() -> None:
     assert "self.manage_workers()" in inspect.getsource(Arbiter.run)
     assert "manage_workers" not in inspect.getsource(Arbiter.stop)
