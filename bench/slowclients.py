@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bench import report, targets
+from bench.report import TARGET_LABELS
 from service.names import ANALYZE_PATH, LIVEZ
 
 IDLE = 300
@@ -88,7 +89,7 @@ def measure(target: targets.Target) -> dict[str, Any]:
     cut = [c for c in closed if c is not None]
     return {
         "key": target.key,
-        "label": target.label,
+        "label": LABELS.get(target.key, TARGET_LABELS[target.key]),
         "requests": len(answers),
         "within_1s": sum(t <= WITHIN for t in times),
         "within_2s": len(times),
@@ -99,24 +100,17 @@ def measure(target: targets.Target) -> dict[str, Any]:
     }
 
 
-TARGETS: Mapping[str, Callable[[], contextlib.AbstractContextManager[targets.Target]]] = {
-    "svc-default": lambda: targets.flask_svc(1, "svc-default"),
-    "bare": lambda: targets.bare_flask(1),
-    "fastapi": lambda: targets.fastapi(1),
-}
-
-
 LABELS = {"bare": "gunicorn gthread, stock (bare Flask)"}
 
 
 def run(log: Callable[[str], None]) -> dict[str, Any]:
     rows = []
-    for key, factory in TARGETS.items():
-        if key == "fastapi" and not targets.fastapi_available():
-            raise RuntimeError("the bench venv is missing: run `make setup-bench-full`")
-        with factory() as target:
-            log(f"slow clients: {target.label}")
-            rows.append({**measure(target), "label": LABELS.get(key, target.label)})
+    for key in ("svc-default", "bare", "fastapi"):
+        if reason := targets.missing(key):
+            raise RuntimeError(reason)
+        with targets.start(key, 1) as target:
+            log(f"slow clients: {TARGET_LABELS[key]}")
+            rows.append(measure(target))
     return {"idle": IDLE, "slow": SLOW, "watch_s": WATCH_SECONDS, "rows": rows}
 
 
