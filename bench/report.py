@@ -5,8 +5,12 @@ Pure functions over plain data, so they are unit-tested without running a server
 
 from __future__ import annotations
 
+import argparse
 import functools
+import json
 import statistics
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -328,3 +332,25 @@ def render_markdown(results: Mapping[str, Any]) -> str:
 def render_latest(results: Mapping[str, Any]) -> str:
     """The short summary the README includes: goals, the 1-worker table, links to the full results and the plot."""
     return render("latest.md.j2", r=results)
+
+
+# ---- the command lines of the standalone benches (bench.batch, bench.shards, bench.slowclients, bench.run) ---------
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so that stdout holds only the table."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cli(doc: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def emit(results: Mapping[str, Any], table: str, json_path: Path | None, *args: Any) -> int:
+    """Print a bench's table of tables.md.j2, write its results as JSON if asked; the exit status."""
+    print(render_table(table, results, *args))
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=1))
+    return 0

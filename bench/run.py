@@ -69,10 +69,6 @@ class Plan:
     log: Callable[[str], None] = print
 
 
-def log_to_stderr(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
 # ---- facts about the machine and the software ---------------------------------------------------------------------
 
 
@@ -599,12 +595,12 @@ def main(argv: list[str] | None = None) -> int:
         wordcount_mb=args.wordcount_mb,
         profiles=not args.no_profiles,
         extras=not args.matrix_only,
-        log=log_to_stderr,
+        log=report.log,
     )
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-") as tmp:
         results = execute(plan, Path(tmp), wordcount_too=not args.matrix_only, container_too=not args.matrix_only)
     markdown = write(results, args.out)
-    log_to_stderr(f"done in {results['elapsed_s']:.0f} s: {os.path.relpath(markdown, ROOT)}")
+    report.log(f"done in {results['elapsed_s']:.0f} s: {os.path.relpath(markdown, ROOT)}")
     print(report.render_table("ratio_table", report.ratios(results["runs"], report.median_per_cpu)))
     print()
     print(report.render_table("goal_table", results))

@@ -14,8 +14,6 @@ MiB per CPU-second moves much less than MiB/s with whatever else shares the mach
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
 import resource
 import sys
@@ -135,19 +133,13 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = report.cli(__doc__)
     parser.add_argument("--mib", type=int, action="append", help="upload sizes (default: 8 and 64)")
     parser.add_argument("--passes", type=int, default=2, help="passes per measure; the best is kept")
     parser.add_argument("--shard-mib", type=int, default=8, help="target shard size for the P=1|2 rows")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    results = run_bench(
-        lambda message: print(message, file=sys.stderr), tuple(args.mib or (8, 64)), args.passes, args.shard_mib
-    )
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    return 0
+    results = run_bench(report.log, tuple(args.mib or (8, 64)), args.passes, args.shard_mib)
+    return report.emit(results, "shards", args.json)
 
 
 if __name__ == "__main__":

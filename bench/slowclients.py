@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import selectors
 import socket
 import statistics
@@ -118,11 +117,9 @@ def render(result: Mapping[str, Any]) -> str:
     return report.render_table("slow_clients", result, ROUNDS, ANSWER_TIMEOUT)
 
 
-def main() -> int:
-    result = run(lambda message: print(message, file=sys.stderr))
-    print(json.dumps(result))
-    print(render(result))
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    args = report.cli(__doc__).parse_args(argv)
+    return report.emit(run(report.log), "slow_clients", args.json, ROUNDS, ANSWER_TIMEOUT)
 
 
 if __name__ == "__main__":
