@@ -187,18 +187,13 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
             if any("analyze-1k" in t.endpoints for t in running) and "analyze-1k" in plan.endpoints:
                 results["sanity"] = check_answers(running, bodies)
             time.sleep(1.0)  # let start-up settle before the idle reading
-            peaks: dict[str, proc.PeakMemory] = {}
+            memory: dict[str, dict[str, Any]] = {}  # by target, in results["memory"] too
             for target in running:
                 rss, pss = proc.tree_memory(target.pid)
-                results["memory"].append(
-                    {
-                        "target": target.key,
-                        "workers": workers,
-                        "idle_rss_mb": rss,
-                        "idle_pss_mb": pss,
-                        "processes_rss_mb": [round(each, 1) for each in proc.process_rss(target.pid)],
-                    }
-                )
+                processes = [round(each, 1) for each in proc.process_rss(target.pid)]
+                memory[target.key] = {"target": target.key, "workers": workers, "idle_rss_mb": rss, "idle_pss_mb": pss}
+                memory[target.key]["processes_rss_mb"] = processes
+                results["memory"].append(memory[target.key])
             for endpoint in plan.endpoints:
                 serving = [t for t in running if endpoint in t.endpoints]
                 body = bodies.get(endpoint)
@@ -211,7 +206,6 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                     order = serving[round_index % len(serving) :] + serving[: round_index % len(serving)]
                     for target in order:
                         cpu_before = sum(own.cpu_times()[:2])
-                        peak = peaks.setdefault(target.key, proc.PeakMemory(target.pid))
                         try:
                             with proc.PeakMemory(target.pid) as sampler:
                                 result = wrk.run(url_for(target, endpoint), settings, body, cpu_of=target.pid)
@@ -219,7 +213,9 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                             log(f"  {workers}w {target.key} {endpoint}: wrk failed, round dropped: {error}")
                             results.setdefault("failures", []).append(f"{workers}w {target.key} {endpoint}: {error}")
                             continue
-                        peak.rss, peak.pss = max(peak.rss, sampler.rss), max(peak.pss, sampler.pss)
+                        loaded = memory[target.key]  # the peak over every round
+                        loaded["loaded_rss_mb"] = max(loaded.get("loaded_rss_mb", 0.0), sampler.rss)
+                        loaded["loaded_pss_mb"] = max(loaded.get("loaded_pss_mb", 0.0), sampler.pss)
                         if target.key in TRACED:
                             sink_cpu += sum(own.cpu_times()[:2]) - cpu_before
                         records[target.key].append(
@@ -242,10 +238,6 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                         )
                 for key, rounds in records.items():
                     results["runs"].append({"workers": workers, "target": key, "endpoint": endpoint, "rounds": rounds})
-            for entry in results["memory"]:
-                peak = peaks.get(entry["target"]) if entry["workers"] == workers else None
-                if peak is not None:
-                    entry["loaded_rss_mb"], entry["loaded_pss_mb"] = peak.rss, peak.pss
             if plan.profiles and workers == min(plan.workers) and profiling.available():
                 results["profiles"] += profile_servers(running, bodies, settings, tmp, log)
             results["tracing"]["spans_dropped"] += spans_dropped(running)
@@ -550,14 +542,8 @@ def write(results: dict[str, Any], out_dir: Path, plot: bool = True) -> Path:
     markdown.write_text(report.render_markdown(results))
     (out_dir / "latest.md").write_text(report.render_latest(results))
     if plot and not targets.missing("fastapi"):  # matplotlib lives in the bench venv
-        cmd = [
-            str(targets.BENCH_PYTHON),
-            "-m",
-            "bench.plot",
-            str(out_dir / f"{date}.json"),
-            str(out_dir / f"{date}.png"),
-        ]
-        subprocess.run(cmd, cwd=ROOT, check=True, timeout=120)
+        plot_args = [str(out_dir / f"{date}.json"), str(out_dir / f"{date}.png")]
+        subprocess.run([str(targets.BENCH_PYTHON), "-m", "bench.plot", *plot_args], cwd=ROOT, check=True, timeout=120)
     return markdown
 
 

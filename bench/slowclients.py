@@ -1,13 +1,7 @@
-"""Idle and slow clients (issue 11): does a replica keep answering while they hold connections open?
-
-Each server gets hundreds of connections that send nothing and a handful that send a request line and one header,
-then nothing. Meanwhile a prober asks for ``/livez`` and a small ``POST /api/v1/analyze`` on fresh connections, as a
-kubelet and a client would, each with a 2 s timeout. Then the slow connections are watched: when (if ever) does the
-server close them? flask-svc, gunicorn's stock gthread worker (bare Flask, the same 4 threads) and FastAPI on uvicorn
-run one after another in the same run.
-
-    python -m bench.slowclients      # or: make bench-slow-clients; also a phase of `make bench`
-"""
+"""Idle and slow clients (issue 11), ``python -m bench.slowclients`` or a phase of `make bench`: while hundreds of
+connections send nothing and a handful send half a head, does a server still answer `/livez` and a small analyze
+on fresh connections within the probe timeout, and when does it close the slow ones? flask-svc, gunicorn's stock
+gthread worker (bare Flask) and FastAPI on uvicorn, one after another, one worker each."""
 
 from __future__ import annotations
 

@@ -1,12 +1,6 @@
-"""Word-count throughput of the service's pipeline beside `wc -w`, on the same generated file (issue 2).
-
-    .venv/bin/python -m bench.wordcount            # 32 MiB of generated prose, best of 3 passes each
-    .venv/bin/python -m bench.wordcount --mb 8 --json out.json
-
-The pipeline is the one ``POST /api/v1/wordcount`` runs: UTF-8 decode → NFC check → tokenize → ``Counter`` of every
-word (full frequencies), fed in the handler's 16 KiB chunks, file read included. ``wc -w`` only counts
-whitespace-separated runs and keeps no vocabulary; it is the yardstick, not an equivalent. Two Python floors show
-where the time goes: splitting on whitespace into a Counter (no tokenizer at all), and the word regex alone.
+"""Word-count throughput of the service's pipeline (``POST /api/v1/wordcount``'s: decode, NFC check, tokenize, a
+Counter of every word, 16 KiB chunks, file read included) beside `wc -w` on the same generated file (issue 2), with
+two Python floors that show where the time goes: ``python -m bench.wordcount [--mb 8 --json out.json]``.
 """
 
 from __future__ import annotations
