@@ -20,6 +20,7 @@ import requests
 
 from bench import report, targets, wrk
 from harness import proc
+from harness.models import write_iris
 from harness.net import free_port
 from harness.server import ROOT, Server, running_server
 
@@ -196,13 +197,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--without-mlserver", action="store_true", help="flask-svc alone (no comparison)")
     opts = parser.parse_args(argv)
-    settings = wrk.LoadSettings.from_args(opts)
-    from service.inference.train import main as train
-
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-model-") as tmp:
-        model = Path(tmp, "iris.skops")
-        train([str(model)])
-        results = measure(model, settings, opts.rounds, mlserver_too=not opts.without_mlserver)
+        model = write_iris(Path(tmp, "iris.skops"))  # the model the tests serve
+        results = measure(model, wrk.LoadSettings.from_args(opts), opts.rounds, mlserver_too=not opts.without_mlserver)
     results["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     opts.out.mkdir(parents=True, exist_ok=True)
     stem = f"model-{results['date'][:10]}"
