@@ -56,14 +56,11 @@ def best_rps(rounds: Sequence[Mapping[str, Any]]) -> float | None:
     return float(best["rps"]) if best else None
 
 
-def round_per_cpu(one: Mapping[str, Any]) -> float | None:
-    """A round's requests per CPU-second of the server's process tree; None for runs recorded without CPU time."""
-    return per_cpu_second(one["requests"], one.get("cpu_s"))
-
-
 def per_cpu_values(rounds: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Each clean round's requests per CPU-second of the server's process tree (none for runs recorded before CPU
+    time was)."""
     clean = [r for r in rounds if not r.get("errors")] or list(rounds)
-    return [value for value in map(round_per_cpu, clean) if value is not None]
+    return [value for r in clean if (value := per_cpu_second(r["requests"], r.get("cpu_s"))) is not None]
 
 
 def median_per_cpu(rounds: Sequence[Mapping[str, Any]]) -> float | None:
