@@ -1,8 +1,8 @@
 """Prometheus metrics of an app: RED metrics per route and the workload's own instruments.
 
 Under gunicorn every worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn
-config before prometheus_client is first imported); ``service.metrics_server``, a process the master starts, merges
-them and serves ``/metrics`` on ``METRICS_PORT``. Outside gunicorn the samples stay in the app's own registry.
+config before prometheus_client is first imported); ``service.server.metrics_server``, a process the master starts,
+merges them and serves ``/metrics`` on ``METRICS_PORT``. Outside gunicorn the samples stay in the app's own registry.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING
 from flask import request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-from service.metrics_server import REQUEST_DURATION, WithRequestTotals
 from service.names import ANALYSIS_ENDPOINTS, METRICS_EXTENSION, PROBE_PATHS, UNMATCHED_ROUTE
 from service.problems import STATUS_CODES
+from service.request_totals import REQUEST_DURATION, WithRequestTotals
 
 if TYPE_CHECKING:
     from flask import Flask, Request, Response

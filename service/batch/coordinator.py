@@ -499,6 +499,9 @@ class Coordinator:
 _EVENT_STAGES = {**{command: stage for stage, command in COMMAND.items()}, **{stage.value: stage for stage in Stage}}
 
 
+_STOP_WAIT_SECONDS = 5.0  # for a round in progress when the reconciler stops; the pod's drain budget is short
+
+
 class Reconciler:
     """A daemon thread per worker that calls ``reconcile`` every ``interval`` seconds while its ``leader`` says this
     process leads (see ``service.batch.leader``); without one, every round."""
@@ -515,6 +518,8 @@ class Reconciler:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread.is_alive():  # a round in progress ends before the lock or Lease is given up (bounded)
+            self._thread.join(_STOP_WAIT_SECONDS)
         release = getattr(self.leader, "release", None)
         if release is not None:
             release()

@@ -49,7 +49,13 @@ from service.models import (
     WordcountResult,
     problem_responses,
 )
-from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from service.names import (
+    BATCH_ACCESS_EXTENSION,
+    BATCH_EXTENSION,
+    BATCH_RECONCILER_EXTENSION,
+    JOBS_PATH,
+    LIFECYCLE_EXTENSION,
+)
 from service.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -125,6 +131,7 @@ def init_app(app: OpenAPI, settings: Settings, instruments: Instruments) -> None
         raise ConfigError(f"FLASK_SVC_BATCH_AUTH={settings.batch_auth} cannot work: {error}") from None
     reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds, make_leader(settings))
     reconciler.start()
+    app.extensions[LIFECYCLE_EXTENSION].on_stop("batch reconciler", reconciler.stop)
     app.extensions[BATCH_ACCESS_EXTENSION] = gate
     app.extensions[BATCH_EXTENSION] = coordinator
     app.extensions[BATCH_RECONCILER_EXTENSION] = reconciler
