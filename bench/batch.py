@@ -26,6 +26,7 @@ from bench import report
 from bench.corpus import MIB, generate_text
 from harness.proc import peak_kib, tree_cpu_seconds
 from harness.server import running_server
+from service.names import API_PREFIX, JOBS_PATH, WORDCOUNT
 
 PASSES = 3
 POLL_SECONDS = 0.05
@@ -33,7 +34,7 @@ POLL_SECONDS = 0.05
 
 def _batch_seconds(url: str, body: bytes) -> float:
     started = time.perf_counter()
-    response = requests.post(f"{url}/api/v1/jobs", data=body, headers={"Content-Type": "text/plain"}, timeout=600)
+    response = requests.post(f"{url}{JOBS_PATH}", data=body, headers={"Content-Type": "text/plain"}, timeout=600)
     response.raise_for_status()
     job_url = f"{url}{response.headers['Location']}"
     while True:
@@ -48,7 +49,7 @@ def _batch_seconds(url: str, body: bytes) -> float:
 def _sync_seconds(url: str, body: bytes) -> float:
     started = time.perf_counter()
     response = requests.post(
-        f"{url}/api/v1/wordcount?limit=10", data=body, headers={"Content-Type": "text/plain"}, timeout=600
+        f"{url}{API_PREFIX}/{WORDCOUNT}?limit=10", data=body, headers={"Content-Type": "text/plain"}, timeout=600
     )
     response.raise_for_status()
     return time.perf_counter() - started
