@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import math
 import sys
 import time
 from datetime import UTC, datetime
@@ -33,7 +34,25 @@ _LEVEL_NAMES = {logging.DEBUG: "debug", logging.INFO: "info"}  # the access line
 
 
 def rfc3339(created: float) -> str:
-    return datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    """``created`` (seconds since the epoch) as UTC with milliseconds, e.g. ``2026-12-07T16:41:05.123Z``: what
+    ``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`` writes (rounded to the microsecond
+    the same way), with the date and time of day formatted once per second — every log line asks for one."""
+    global _seconds_formatted
+    fraction, whole = math.modf(created)
+    micro = round(fraction * 1_000_000)  # half to even, as datetime rounds a float timestamp
+    if micro < 0:  # before 1970: modf keeps the sign
+        micro, whole = micro + 1_000_000, whole - 1
+    if micro >= 1_000_000:
+        micro, whole = micro - 1_000_000, whole + 1
+    second = int(whole)
+    cached = _seconds_formatted
+    if cached[0] != second:
+        cached = (second, datetime.fromtimestamp(second, UTC).isoformat(timespec="seconds").removesuffix("+00:00"))
+        _seconds_formatted = cached
+    return f"{cached[1]}.{micro // 1000:03d}Z"
+
+
+_seconds_formatted: tuple[int, str] = (0, "1970-01-01T00:00:00")  # one tuple, swapped whole: threads share it
 
 
 class ContextFilter(logging.Filter):

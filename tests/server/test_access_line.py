@@ -7,7 +7,7 @@ import io
 import json
 import logging
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
 from service.config import load_settings
-from service.logs import REQUEST_ID, GunicornLogger, gunicorn_logger
+from service.logs import REQUEST_ID, GunicornLogger, gunicorn_logger, rfc3339
 from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, LIVEZ
 
 TRACE_ID = 0x4BF92F3577B34DA6A3CE929D0E0E4736
@@ -115,3 +115,15 @@ def test_console_lines_still_go_through_logging(caplog: pytest.LogCaptureFixture
     (record,) = [r for r in caplog.records if r.name == "gunicorn.access"]
     assert record.getMessage() == f"POST {ANALYZE_PATH} 200"
     assert logging.getLevelName(record.levelno) == "INFO"
+
+
+@pytest.mark.parametrize(
+    "created",
+    [0.0, 0.0005, 0.9994999, 0.9995, 0.9999994, 0.9999995, 1.9999996, -0.5, -1.0000004, 1_765_100_000.123456],
+)
+def test_every_line_s_timestamp_is_datetime_s_to_the_millisecond(created: float) -> None:
+    """The date and time of day are formatted once per second; the milliseconds and the rounding at a second's edge
+    are datetime's."""
+    expected = datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    assert rfc3339(created) == expected
+    assert rfc3339(created) == expected  # from the second formatted just now
