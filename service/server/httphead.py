@@ -66,11 +66,11 @@ def read_head(buffer: bytes | bytearray, probes_only: bool = False) -> Head | No
     end = data.find(HEAD_END, start)
     if end < 0:
         return None
-    lines = data[start:end].decode("latin-1").split("\r\n")
-    words = lines[0].split(" ")
+    words = data[start : data.find(b"\r\n", start)].decode("latin-1").split(" ")  # the request line
     method, target, version = words if len(words) == 3 else ("", "", "")
     if probes_only and not (method in ("GET", "HEAD") and target.partition("?")[0] in LIVENESS_PATHS):
         return Head(method, target.partition("?")[0], version, {}, end + len(HEAD_END), well_formed=False)
+    lines = data[start:end].decode("latin-1").split("\r\n")
     headers = {}
     well_formed = len(words) == 3 and end + len(HEAD_END) <= _PROBE_HEAD_BYTES and len(lines) <= _PROBE_FIELDS + 1
     for line in lines[1:]:
