@@ -21,7 +21,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from service.models import TextBody
+from service.core.schemas import TextBody
 from service.names import CHUNK_BYTES
 from service.problems import Problem
 

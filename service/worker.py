@@ -33,7 +33,7 @@ from gunicorn import util
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from service.config import Settings
-from service.handlers.health import ALIVE
+from service.core.health import ALIVE
 from service.httphead import MAX_HEAD_BYTES, Head, read_head
 from service.metrics import OFF, Instruments
 from service.names import METRICS_EXTENSION

@@ -7,7 +7,8 @@ import sys
 
 import pytest
 
-from service.config import VARIABLES, ConfigError, load_settings, readme_table
+from service.config import VARIABLES, ConfigError, load_settings
+from service.config_doc import readme_table
 
 
 def test_defaults() -> None:
@@ -75,7 +76,7 @@ def test_readme_table_is_generated_from_the_settings() -> None:
     from pathlib import Path
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert readme_table() in readme, "README's configuration table is stale: paste `python -m service.config`"
+    assert readme_table() in readme, "README's configuration table is stale: paste `python -m service.config_doc`"
     assert all(f"`{v.env}`" in readme for v in VARIABLES)
 
 

@@ -8,7 +8,7 @@ import logging
 import pytest
 
 from service.config import load_settings
-from service.handlers.debug import REDACTED, redact
+from service.core.debug import REDACTED, redact
 from service.logs import make_handler, rfc3339
 from service.tracing import EXCLUDED_URLS
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from flask.testing import FlaskClient
 
-from service.handlers.docs import ASSETS
+from service.page.docs import ASSETS
 from service.problems import PROBLEM_JSON
 
 

@@ -23,7 +23,8 @@ from flask_openapi3.models.tag import Tag
 from pydantic import BaseModel, Field, ValidationError
 
 from service.config import Settings
-from service.handlers import current_instruments, current_lifecycle, current_settings, current_tracing
+from service.core.current import current_lifecycle, current_settings, current_tracing
+from service.core.schemas import ProblemDetail, QueryModel
 from service.inference.loading import ModelSource, load
 from service.inference.model import ServedModel
 from service.inference.protocol import (
@@ -42,7 +43,8 @@ from service.inference.protocol import (
     v2_batch,
     v2_response,
 )
-from service.models import ProblemDetail, QueryModel
+from service.inference.web.instruments import InferenceInstruments
+from service.metrics import feature_instruments
 from service.names import MODEL_EXTENSION
 from service.problems import Problem, problem_document
 from service.uploads import raw_body
@@ -188,7 +190,7 @@ def _run(
 ) -> tuple[Body, npt.NDArray[Any]]:
     """Check the request, predict, and record the outcome (a refused request counts as invalid): metrics for every
     request, a span when tracing."""
-    metrics = current_instruments()
+    metrics = feature_instruments(current_app, InferenceInstruments)
     started = time.perf_counter()
     try:
         body, batch = checked()

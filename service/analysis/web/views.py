@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, TypeVar
 
-from flask import Response, jsonify
+from flask import Response, current_app, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 from opentelemetry.trace import Tracer, get_current_span
@@ -14,18 +14,19 @@ from opentelemetry.trace import Tracer, get_current_span
 from service import uploads
 from service.analysis import AnalysisOptions, StreamStats, VocabularyTooLarge, WordCount, analyze_chunks, first_words
 from service.analysis.pipeline import InvalidText
-from service.handlers import current_instruments, current_settings, current_tracing
-from service.models import (
+from service.analysis.web.instruments import AnalysisInstruments
+from service.analysis.web.schemas import (
     AnalyzeQuery,
     AnalyzeResult,
-    TextBody,
     TextOptions,
     TokenizeQuery,
     TokenizeResult,
     WordcountQuery,
     WordcountResult,
-    problem_responses,
 )
+from service.core.current import current_settings, current_tracing
+from service.core.schemas import TextBody, problem_responses
+from service.metrics import feature_instruments
 from service.names import ANALYZE, API_PREFIX, TOKENIZE, WORDCOUNT
 from service.problems import Problem
 
@@ -52,6 +53,10 @@ def request_body_spec(media_types: tuple[str, ...] = uploads.MEDIA_TYPES) -> dic
     return {"required": True, "content": {media: spec for media, spec in content.items() if media in media_types}}
 
 
+def _instruments() -> AnalysisInstruments:
+    return feature_instruments(current_app, AnalysisInstruments)
+
+
 def _options(options: TextOptions) -> AnalysisOptions:
     return AnalysisOptions(lowercase=options.lowercase, min_length=options.min_length, stopwords=options.stopwords)
 
@@ -69,7 +74,7 @@ def _measured(
     except VocabularyTooLarge as error:
         raise Problem(413, "vocabulary_too_large", str(error), limit=error.limit) from None
     elapsed = time.perf_counter() - started
-    metrics = current_instruments()
+    metrics = _instruments()
     metrics.analyzed_bytes.inc(stats.bytes)
     metrics.analysis_duration.labels(endpoint).observe(elapsed)
     tracing = current_tracing()
@@ -108,7 +113,7 @@ def count_words(
         return {"analysis.tokens": counts.total, "analysis.unique": counts.unique}
 
     counts, stats, elapsed_ms = _measured(endpoint, work, sizes)
-    current_instruments().tokens.inc(counts.total)
+    _instruments().tokens.inc(counts.total)
     return counts, stats, elapsed_ms
 
 
@@ -156,7 +161,7 @@ def tokenize(query: TokenizeQuery) -> Response:
         lambda: first_words(body, _options(query), query.limit),
         lambda sample: {"analysis.tokens": sample.total},
     )
-    current_instruments().tokens.inc(sample.total)
+    _instruments().tokens.inc(sample.total)
     return jsonify(
         bytes=stats.bytes,
         total=sample.total,

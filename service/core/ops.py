@@ -10,8 +10,8 @@ from flask import Response, jsonify
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from service.handlers import current_lifecycle, current_settings, served_model
-from service.models import Info, Version
+from service.core.current import current_lifecycle, current_settings, served_model
+from service.core.schemas import Info, Version
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="ops", description="Build and runtime information")])
 

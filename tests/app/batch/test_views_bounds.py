@@ -10,9 +10,9 @@ from pathlib import Path
 from flask import Flask
 
 from service.names import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from tests.app.analysis.test_views import assert_problem
 from tests.app.conftest import make_app
-from tests.app.test_handlers_analysis import assert_problem
-from tests.unit.test_batch_bounds import HeldRunner
+from tests.unit.batch.test_bounds import HeldRunner
 
 
 def _app(tmp_path: Path, **env: str) -> Flask:

@@ -1,11 +1,13 @@
-"""service.models: the bounds the API documents are the ones it enforces, and the cached schemas stay private."""
+"""The API schemas (service.core.schemas and the features'): the bounds the API documents are the ones it enforces,
+and the cached schemas stay private."""
 
 from __future__ import annotations
 
 import pytest
 from pydantic import ValidationError
 
-from service.models import AnalyzeQuery, ProblemDetail, TokenizeQuery, WordcountQuery, problem_responses
+from service.analysis.web.schemas import AnalyzeQuery, TokenizeQuery, WordcountQuery
+from service.core.schemas import ProblemDetail, problem_responses
 
 
 @pytest.mark.parametrize(

@@ -18,8 +18,8 @@ from flask.testing import FlaskClient
 from service.batch import signing
 from service.batch.coordinator import Coordinator
 from service.names import API_PREFIX, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH, WORDCOUNT
+from tests.app.analysis.test_views import assert_problem
 from tests.app.conftest import make_app
-from tests.app.test_handlers_analysis import assert_problem
 
 TEXT = ("The cat and the hat. The CAT sat; don't stop rock-n-roll 42 42 42. Café, l’été! " * 200).encode()
 
@@ -209,7 +209,7 @@ def test_with_the_runner_off_there_is_no_jobs_api() -> None:
 
 
 def test_the_api_answers_503_problem_json_and_keeps_nothing(tmp_path: Path) -> None:
-    from tests.unit.test_batch_kube_runner import closed_port, kubernetes_runner
+    from tests.unit.batch.test_kube_runner import closed_port, kubernetes_runner
 
     app = make_app(FLASK_SVC_BATCH_DATA_DIR=str(tmp_path))
     app.extensions[BATCH_RECONCILER_EXTENSION].stop()

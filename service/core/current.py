@@ -1,16 +1,13 @@
-"""HTTP handlers, one module per family: health, ops, analysis, debug, home, docs, inference.
-
-What a handler needs from the factory it reads from the current app through these accessors.
-"""
+"""What a view needs from the factory, read from the current app: the settings, the lifecycle, tracing, the model
+identity. Every feature's web layer reads them through these accessors."""
 
 from __future__ import annotations
 
 from flask import current_app
 
 from service.config import Settings
+from service.core.schemas import ModelIdentity
 from service.lifecycle import Lifecycle
-from service.metrics import Instruments, instruments_of
-from service.models import ModelIdentity
 from service.names import LIFECYCLE_EXTENSION, MODEL_IDENTITY_EXTENSION, SETTINGS_EXTENSION
 from service.tracing import Tracing, tracing_of
 
@@ -23,10 +20,6 @@ def current_settings() -> Settings:
 def current_lifecycle() -> Lifecycle:
     state: Lifecycle = current_app.extensions[LIFECYCLE_EXTENSION]
     return state
-
-
-def current_instruments() -> Instruments:
-    return instruments_of(current_app)
 
 
 def current_tracing() -> Tracing | None:

@@ -14,14 +14,14 @@ from flask.typing import ResponseReturnValue
 
 from service import uploads
 from service.analysis import AnalysisOptions
+from service.analysis.web.views import count_words
 from service.batch.access import Mode
-from service.handlers import current_lifecycle, current_settings
-from service.handlers.analysis import count_words
-from service.handlers.ops import info_document
+from service.core.current import current_lifecycle, current_settings
+from service.core.ops import info_document
 from service.names import ANALYZE, BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, JOBS_PATH, MODEL_EXTENSION
 from service.problems import Problem
 
-WEB = Path(__file__).resolve().parent.parent / "web"
+WEB = Path(__file__).resolve().parent
 HTML = "text/html"
 TOP_MAX = 100
 # Up to this many features the Predict form has a number field for each (Iris: four); a JSON tensor always works.
@@ -82,7 +82,7 @@ def predict_form() -> ResponseReturnValue:
     """The page's Predict form (with a model served): the rows checked and predicted as /api/v1/predict does."""
     if MODEL_EXTENSION not in current_app.extensions:
         raise Problem(404, "not_found", "no model is served here (FLASK_SVC_MODEL_PATH is not set)")
-    from service.handlers import inference  # numpy and scikit-learn: only with a model
+    from service.inference.web import views as inference  # numpy and scikit-learn: only with a model
 
     form: dict[str, str] = {}
     try:

@@ -1,55 +1,36 @@
-"""The batch API: uploads become jobs run as separate stages (see ``service.batch``), polled for their result."""
+"""The batch API's views: uploads become jobs run as separate stages (``service.batch``), polled for their result."""
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-from collections.abc import Mapping
-from pathlib import Path
 from typing import Any
 
 from flask import Response, current_app, jsonify, request, url_for
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from flask_openapi3.openapi import OpenAPI
 
 from service import tracing, uploads
+from service.analysis.web.schemas import TextOptions, WordcountResult
 from service.batch import access
 from service.batch.access import Gate, User, Verb
 from service.batch.coordinator import (
     Coordinator,
     ForgedEvent,
-    Limits,
     MalformedEvent,
     NotFinished,
     OverQuota,
-    Reconciler,
     StorageFull,
     TooManyJobs,
     UnsignedEvent,
 )
-from service.batch.formats import Outcome
-from service.batch.leader import make_leader
-from service.batch.runner import RunnerUnavailable, make_runner
+from service.batch.runner import RunnerUnavailable
 from service.batch.states import JobRecord, State
 from service.batch.store import UnknownJob
-from service.config import ConfigError, Settings, address
-from service.handlers import current_settings
+from service.batch.web.schemas import JobDocument, JobEventReceipt, JobList, JobListQuery, JobPath, JobResultQuery
+from service.core.current import current_settings
+from service.core.schemas import problem_responses
 from service.logs import rfc3339
-from service.metrics import Instruments
-from service.models import (
-    JobDocument,
-    JobEventReceipt,
-    JobList,
-    JobListQuery,
-    JobPath,
-    JobResultQuery,
-    TextOptions,
-    WordcountResult,
-    problem_responses,
-)
-from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, JOBS_PATH
 from service.problems import Problem
 
 log = logging.getLogger(__name__)
@@ -63,84 +44,6 @@ bp = APIBlueprint(
     url_prefix=JOBS_PATH,
     abp_tags=[Tag(name="batch", description="Analysis of large uploads as a pipeline of separate stages")],
 )
-
-
-class MetricsObserver:
-    """The coordinator's facts as the app's metrics (called from request threads and the reconcile thread)."""
-
-    def __init__(self, instruments: Instruments) -> None:
-        self.instruments = instruments
-
-    def stage_finished(self, outcome: Outcome) -> None:
-        metrics = self.instruments
-        result = "ok" if outcome.ok else "failed"
-        metrics.batch_stage_duration.labels(outcome.stage, result).observe(max(0.0, outcome.finished - outcome.started))
-        if outcome.ok:
-            metrics.batch_bytes.labels(outcome.stage).inc(outcome.bytes)
-
-    def job_finished(self, record: JobRecord) -> None:
-        self.instruments.batch_jobs_finished.labels(record.state.value).inc()
-
-    def jobs_by_state(self, counts: Mapping[State, int]) -> None:
-        for state, count in counts.items():
-            self.instruments.batch_jobs.labels(state.value).set(count)
-
-    def shards_counted(self, shards: int, covered: int) -> None:
-        self.instruments.batch_shards.inc(shards)
-        self.instruments.batch_shard_bytes.inc(covered)
-
-
-_STAGE_ENV_WITHHELD = re.compile(r"^OTEL_RESOURCE_ATTRIBUTES$|HEADERS")
-
-
-def init_app(app: OpenAPI, settings: Settings, instruments: Instruments) -> None:
-    """Serve the batch API with the configured runner and start this worker's reconcile loop; idempotent."""
-    if settings.batch_runner == "off" or BATCH_EXTENSION in app.extensions:
-        return
-    # A wildcard bind answers on loopback.
-    host = {"0.0.0.0": "127.0.0.1", "::": "::1"}.get(settings.host, settings.host)
-    callback = settings.batch_callback_url or f"http://{address(host, settings.port)}"
-    stage_env = {
-        "FLASK_SVC_BATCH_DATA_DIR": settings.batch_data_dir,
-        "FLASK_SVC_BATCH_CALLBACK_URL": callback,
-        "FLASK_SVC_MAX_VOCABULARY": str(settings.max_vocabulary),
-        "LOG_FORMAT": settings.log_format,
-        "LOG_LEVEL": settings.log_level,
-        # The stages export their spans where the service does; the resource attributes name this pod, not theirs.
-        # Headers (a collector's credentials) stay out: the kubernetes runner writes this environment into the Job.
-        **{k: v for k, v in os.environ.items() if k.startswith("OTEL_") and not _STAGE_ENV_WITHHELD.search(k)},
-    }
-    coordinator = Coordinator.open(
-        Path(settings.batch_data_dir),
-        make_runner(settings),
-        settings.batch_callback_key_file,
-        stage_env,
-        MetricsObserver(instruments),
-        _limits(settings),
-    )
-    mode = access.resolve_mode(settings.batch_auth, settings.host)
-    try:
-        gate = access.make_gate(mode, settings.batch_auth_tokens_file, settings.pod_namespace)
-    except (OSError, ValueError) as error:
-        raise ConfigError(f"FLASK_SVC_BATCH_AUTH={settings.batch_auth} cannot work: {error}") from None
-    reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds, make_leader(settings))
-    reconciler.start()
-    app.extensions[BATCH_ACCESS_EXTENSION] = gate
-    app.extensions[BATCH_EXTENSION] = coordinator
-    app.extensions[BATCH_RECONCILER_EXTENSION] = reconciler
-    app.register_api(bp)
-
-
-def _limits(settings: Settings) -> Limits:
-    return Limits(
-        max_running_stages=settings.batch_max_running_stages,
-        max_active_per_owner=settings.batch_max_active_jobs_per_owner,
-        max_stored_bytes=settings.batch_max_stored_bytes,
-        retention_seconds=settings.batch_retention_seconds,
-        incoming_retention_seconds=settings.batch_incoming_retention_seconds,
-        shard_bytes=settings.batch_shard_bytes,
-        max_shards=settings.batch_max_shards,
-    )
 
 
 def _coordinator() -> Coordinator:

@@ -14,7 +14,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 
 from service.config import VARIABLES
-from service.handlers import current_lifecycle, current_settings
+from service.core.current import current_lifecycle, current_settings
 from service.problems import Problem, problem_response
 
 bp = Blueprint("debug", __name__)

@@ -24,7 +24,7 @@ from service.batch.stages import ExitCode, StageContext, map_outcome_name, run, 
 from service.batch.states import JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, new_id
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 OPTIONS = AnalysisOptions()
 
 

@@ -15,9 +15,9 @@ from kubernetes import client
 
 from service.batch.access import KubeReviews, KubernetesGate
 from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from tests.app.analysis.test_views import assert_problem
 from tests.app.conftest import make_app
-from tests.app.test_handlers_analysis import assert_problem
-from tests.unit.test_batch_kube_runner import closed_port, refusing_api  # noqa: F401 — a fixture
+from tests.unit.batch.test_kube_runner import closed_port, refusing_api  # noqa: F401 — a fixture
 
 TOKENS = {"alice": "alice-secret-token", "bob": "bob-secret-token", "root": "root-secret-token"}
 TEXT = b"the cat and the hat " * 50

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from flask import Blueprint, Response, render_template, send_from_directory
 
-from service.handlers.home import WEB
+from service.page.views import WEB
 from service.problems import Problem
 
 SWAGGER_DIR = Path(str(files("flask_openapi3_swagger") / "templates" / "swagger"))

@@ -11,8 +11,8 @@ from flask import Flask, Response, current_app
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
 
-from service.handlers import current_lifecycle, served_model
-from service.models import Health
+from service.core.current import current_lifecycle, served_model
+from service.core.schemas import Health
 from service.names import LIVENESS_PATHS, READYZ, STARTUPZ
 from service.problems import PROBLEM_JSON, problem_document
 
