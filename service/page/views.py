@@ -14,6 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from service import uploads
 from service.analysis import AnalysisOptions
+from service.analysis.stopwords import CHOICES as STOPWORD_CHOICES
 from service.analysis.web.views import count_words
 from service.batch.access import Mode
 from service.core.current import current_lifecycle, current_settings
@@ -138,8 +139,8 @@ def _top(raw: str) -> int:
 def _analyze(text: bytes, upload: bytes, form: dict[str, str]) -> dict[str, Any]:
     top = _top(form.get("top", ""))
     stopwords = form.get("stopwords") or "none"
-    if stopwords not in ("none", "en"):
-        raise Problem(422, "unprocessable", "“Stop words” must be none or en")
+    if stopwords not in STOPWORD_CHOICES:
+        raise Problem(422, "unprocessable", f"“Stop words” must be {' or '.join(STOPWORD_CHOICES)}")
     pieces = [piece for piece in (text, upload) if piece.strip()]
     if not pieces:
         raise Problem(400, "empty_text", "Paste some text or choose a file first")

@@ -3,17 +3,23 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
+from service.analysis.stopwords import CHOICES
 from service.core.schemas import QueryModel
+
+if TYPE_CHECKING:
+    StopwordsChoice = str
+else:  # the document lists the choices as an enum of strings, from the one definition
+    StopwordsChoice = Literal[CHOICES]
 
 
 class TextOptions(QueryModel):
     lowercase: bool = Field(True, description="Fold words to lower case before counting.")
     min_length: int = Field(1, ge=1, le=100, description="Ignore words shorter than this many characters.")
-    stopwords: Literal["none", "en"] = Field("none", description="Drop common words of this language.")
+    stopwords: StopwordsChoice = Field("none", description="Drop common words of this language.")
 
 
 class AnalyzeQuery(TextOptions):

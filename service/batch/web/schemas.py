@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
 from service.analysis.web.schemas import TextOptions
+from service.batch.states import State
 from service.core.schemas import QueryModel
+
+if TYPE_CHECKING:
+    StateName = str
+else:  # the document lists the states as an enum of strings, from the one definition
+    StateName = Literal[tuple(state.value for state in State)]
 
 
 class JobPath(BaseModel):
@@ -46,7 +52,7 @@ class JobProgress(BaseModel):
 
 class JobDocument(BaseModel):
     id: str
-    state: Literal["queued", "tokenizing", "counting", "succeeded", "failed", "cancelled"]
+    state: StateName
     owner: str = Field(description="Who created the job (the authenticated username; empty without authentication).")
     created: str = Field(description="RFC 3339.")
     updated: str = Field(description="RFC 3339.")

@@ -24,6 +24,7 @@ from service.batch.coordinator import (
     UnsignedEvent,
 )
 from service.batch.runner import RunnerUnavailable
+from service.batch.signing import EVENTS, SIGNATURE_HEADER
 from service.batch.states import JobRecord, State
 from service.batch.store import UnknownJob
 from service.batch.web.schemas import JobDocument, JobEventReceipt, JobList, JobListQuery, JobPath, JobResultQuery
@@ -238,7 +239,7 @@ def cancel(path: JobPath) -> Response:
 
 
 @bp.post(
-    "/<job_id>/events",
+    f"/<job_id>/{EVENTS}",
     responses={200: JobEventReceipt, **problem_responses(400, 401, 403, 404, 411, 413)},
     summary="A stage reports its outcome (signed with its job's secret)",
 )
@@ -249,15 +250,15 @@ def events(path: JobPath) -> Response:
         raise Problem(413, "payload_too_large", f"an event is at most {_EVENT_MAX_BYTES} bytes")
     body = request.get_data(cache=False)
     try:
-        record = _coordinator().report(path.job_id, body, request.headers.get("X-Batch-Signature"))
+        record = _coordinator().report(path.job_id, body, request.headers.get(SIGNATURE_HEADER))
     except UnknownJob:
         raise _unknown(path.job_id) from None
     except UnsignedEvent:
         raise Problem(
             401,
             "unsigned_event",
-            "sign the event with the job's secret (X-Batch-Signature)",
-            headers={"WWW-Authenticate": "X-Batch-Signature"},
+            f"sign the event with the job's secret ({SIGNATURE_HEADER})",
+            headers={"WWW-Authenticate": SIGNATURE_HEADER},
         ) from None
     except ForgedEvent:
         raise Problem(403, "forged_event", "the signature does not match this job's secret") from None
