@@ -56,7 +56,7 @@ build_one() {
   if [[ -f "${out}/.complete" ]]; then
     return 0
   fi
-  log "${name} $(version_of "$name"): building into ${out} (cold builds take minutes; see the README)"
+  log "${name} $(version_of "$name"): building into ${out} (cold builds take minutes; see docs/cluster.md)"
   start=$SECONDS
   tmp="${out}.tmp.$$"
   rm -rf "${tmp}" && mkdir -p "${tmp}"

@@ -1,4 +1,4 @@
-# Dev loop on kind (issue 6): kind-up → dev → port-forward → kind-down. See "Run it on kind" in the README.
+# Dev loop on kind (issue 6): kind-up → dev → port-forward → kind-down. See docs/cluster.md, "Run it on kind".
 # These targets drive kind, kubectl, helm and skaffold on a developer's machine; `make test` needs none of them.
 
 KIND ?= kind
@@ -54,7 +54,7 @@ devloop-tools: ## check that kind, kubectl, helm and skaffold are installed
 	if [ -n "$$missing" ]; then \
 		echo "missing:$$missing"; \
 		echo "install kind $(DEVLOOP_KIND_VERSION), skaffold $(DEVLOOP_SKAFFOLD_VERSION), helm $(DEVLOOP_HELM_VERSION), kubectl and docker;"; \
-		echo "see 'Run it on kind' in the README"; exit 1; fi
+		echo "see 'Run it on kind' in docs/cluster.md"; exit 1; fi
 
 kind-up: devloop-tools ## create the kind cluster (k8s/kind-config.yaml) and install metrics-server
 	@if $(KIND) get clusters 2>/dev/null | grep -qx '$(KIND_CLUSTER)'; then \
@@ -69,7 +69,7 @@ metrics-server: ## install metrics-server (pinned chart, --kubelet-insecure-tls 
 		--repo https://kubernetes-sigs.github.io/metrics-server/ --version $(METRICS_SERVER_CHART_VERSION) \
 		--kube-context $(KUBE_CONTEXT) --namespace kube-system -f k8s/metrics-server.yaml --wait --timeout 5m
 
-# The README's first install: nothing is pulled. pullPolicy Never makes a missed `kind load` an ErrImageNeverPull
+# The chart page's first install (docs/chart.md): nothing is pulled. pullPolicy Never makes a missed `kind load` an ErrImageNeverPull
 # naming the image, instead of a pull from a registry that does not have it.
 kind-install: devloop-tools ## build the image, kind-load it and helm install the chart with it (no registry needed)
 	DOCKER_BUILDKIT=1 docker build -t $(LOCAL_IMAGE_REPOSITORY):$(LOCAL_IMAGE_TAG) .

@@ -1,4 +1,4 @@
-# The chart and the service on a live cluster (issue 10): `make e2e`, the README's third command.
+# The chart and the service on a live cluster (issue 10): `make e2e`, the README's third command (docs/cluster.md).
 #   cluster-up / cluster-down   a local single-node Kubernetes built from upstream sources (cluster/), Linux + root
 #   e2e                         uses the current kube context when it reaches a cluster; otherwise brings up the
 #                               local cluster, runs everything against it and tears it down, even on failure
@@ -35,5 +35,5 @@ cluster-up: ## start the local single-node cluster (Linux, root; builds it from 
 cluster-down: ## stop the local cluster and remove everything it made
 	cluster/local-cluster.sh down
 
-e2e: setup-e2e ## the chart and service on a live cluster: current context, else a local one (see README)
+e2e: setup-e2e ## the chart and service on a live cluster: current context, else a local one (see docs/cluster.md)
 	tests/e2e/run.sh

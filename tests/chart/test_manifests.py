@@ -533,8 +533,8 @@ def test_model_from_the_image_runs_the_ml_variant(chart: Helm) -> None:
 
 
 def test_a_pod_serving_the_model_gets_the_memory_measured_for_it(chart: Helm, deployment: dict[str, Any]) -> None:
-    """The largest inference bodies on every thread at once need more than the text service (README "Model
-    serving"): the model's memory replaces the defaults' and keeps the CPU request."""
+    """The largest inference bodies on every thread at once need more than the text service (docs/model-serving.md,
+    "Memory bounded by construction"): the model's memory replaces the defaults' and keeps the CPU request."""
     rendered = chart.render("--set", "model.enabled=true")
     resources = one(rendered, "Deployment")["spec"]["template"]["spec"]["containers"][0]["resources"]
     assert resources == {"requests": {"cpu": "200m", "memory": "320Mi"}, "limits": {"memory": "512Mi"}}

@@ -1,4 +1,4 @@
-"""Every version the dev loop, the workflows and the README pin is one upstream publishes.
+"""Every version the dev loop, the workflows and the manual (docs/cluster.md) pin is one upstream publishes.
 
 tests/devloop/upstream_releases.yaml records what upstream published when it was last read (tags of the upstream
 repositories; see its header). The tests cannot reach the internet, so they check the pins against that record:
@@ -63,13 +63,13 @@ TEXT_PINS: list[tuple[str, str, str]] = [
     (".github/workflows/e2e.yaml", "gateway-api", r"gateway-api/releases/download/(v[\d.]+)/"),
     (".github/workflows/e2e.yaml", "keda", r"kedacore\.github\.io/charts --version (\S+)"),
     (".github/workflows/release.yaml", "helm", r"setup-helm@\S+.*\n\s+with:\n\s+version:\s*(\S+)"),
-    # The README's tool table and dev-stack table say the same versions.
-    ("README.md", "skaffold", r"^\| skaffold \| (v[\d.]+) "),
-    ("README.md", "kind", r"^\| kind \| (v[\d.]+) "),
-    ("README.md", "kube-prometheus-stack", r"prometheus-community/kube-prometheus-stack ([\d.]+) "),
-    ("README.md", "jaeger", r"jaegertracing/jaeger ([\d.]+) "),
-    ("README.md", "opentelemetry-collector", r"open-telemetry/opentelemetry-collector ([\d.]+) "),
-    ("README.md", "metrics-server", r"metrics-server \(pinned chart ([\d.]+),"),
+    # The live-cluster page's tool table and dev-stack table say the same versions.
+    ("docs/cluster.md", "skaffold", r"^\| skaffold \| (v[\d.]+) "),
+    ("docs/cluster.md", "kind", r"^\| kind \| (v[\d.]+) "),
+    ("docs/cluster.md", "kube-prometheus-stack", r"prometheus-community/kube-prometheus-stack ([\d.]+) "),
+    ("docs/cluster.md", "jaeger", r"jaegertracing/jaeger ([\d.]+) "),
+    ("docs/cluster.md", "opentelemetry-collector", r"open-telemetry/opentelemetry-collector ([\d.]+) "),
+    ("docs/cluster.md", "metrics-server", r"metrics-server \(pinned chart ([\d.]+),"),
 ]
 
 
@@ -132,7 +132,7 @@ def test_every_pin_is_a_published_release(skaffold: dict[str, Any], upstream: di
 
 
 def test_one_version_per_tool_across_files(skaffold: dict[str, Any]) -> None:
-    """The dev loop, the workflows and the README name the same skaffold, kind and chart versions."""
+    """The dev loop, the workflows and the manual name the same skaffold, kind and chart versions."""
     pins = all_pins(skaffold)
     for component in (
         "skaffold",

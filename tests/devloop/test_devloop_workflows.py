@@ -34,6 +34,9 @@ VERIFIED_PINS = {
     "docker/metadata-action": ("030e881283bb7a6894de51c315a6bfe6a94e05cf", "v6.0.0"),
     "docker/build-push-action": ("bcafcacb16a39f128d818304e6c9c0c18556b85f", "v7.1.0"),
     "sigstore/cosign-installer": ("6f9f17788090df1f26f669e9d70d6ae9567deba6", "v4.1.2"),
+    # docs.yaml: checked against the tag in the upstream repository (its v5 branch tag points to the same commit).
+    "actions/upload-pages-artifact": ("fc324d3547104276b827a68afc52ff2a11cc49c9", "v5.0.0"),
+    "actions/deploy-pages": ("cd2ce8fcbc39b97be8ca5fce6e763baed58fa128", "v5.0.0"),
 }
 
 
@@ -62,8 +65,8 @@ def devloop_var(name: str) -> str:
     return match.group(1)
 
 
-def test_the_three_workflows_exist() -> None:
-    assert [w.name for w in WORKFLOWS] == ["ci.yaml", "e2e.yaml", "release.yaml"]
+def test_the_four_workflows_exist() -> None:
+    assert [w.name for w in WORKFLOWS] == ["ci.yaml", "docs.yaml", "e2e.yaml", "release.yaml"]
 
 
 @pytest.mark.parametrize("schema", ["vendor.github-workflows", "custom.github-workflows-require-timeout"])
@@ -121,10 +124,12 @@ def test_every_job_has_a_timeout_and_least_privilege() -> None:
         for name, job in doc["jobs"].items():
             assert isinstance(job.get("timeout-minutes"), int), f"{path.name}:{name} has no timeout-minutes"
             granted = {k for k, v in job.get("permissions", {}).items() if v == "write"}
-            if path.name != "release.yaml":
-                assert not granted, f"{path.name}:{name} asks for write access: {granted}"
-            else:
+            if path.name == "release.yaml":
                 assert granted <= {"packages", "id-token"}, granted
+            elif path.name == "docs.yaml" and name == "deploy":
+                assert granted <= {"pages", "id-token"}, granted
+            else:
+                assert not granted, f"{path.name}:{name} asks for write access: {granted}"
         for step in steps(doc):
             if step.get("uses", "").startswith("actions/checkout@"):
                 assert step.get("with", {}).get("persist-credentials") is False, (
@@ -183,6 +188,16 @@ def test_e2e_runs_on_kind_and_may_not_skip() -> None:
         assert needle in text, f"e2e.yaml does not run {needle!r}"
     helm = next(s for s in steps(doc) if s.get("uses", "").startswith("azure/setup-helm@"))
     assert helm["with"]["version"] == devloop_var("DEVLOOP_HELM_VERSION")
+
+
+def test_docs_publishes_the_strict_build_of_the_pinned_lock() -> None:
+    doc = workflow("docs.yaml")
+    assert re.search(r"^make docs-build DOCS_SITE=_site$", run_text(doc), re.M)
+    upload = next(s for s in steps(doc) if s.get("uses", "").startswith("actions/upload-pages-artifact@"))
+    assert upload["with"]["path"] == "_site"
+    assert doc["jobs"]["deploy"]["needs"] == "build"
+    assert "pull_request" not in triggers(doc), "only main is published"
+    assert "--strict" in (ROOT / "mk" / "docs.mk").read_text()
 
 
 def test_release_signs_a_multi_arch_image_and_an_oci_chart() -> None:

@@ -22,7 +22,7 @@ from typing import Any
 
 from tests.e2e.loadgen import LoadResult
 
-# Environment knobs (documented in the README's CI/CD section).
+# Environment knobs (documented in docs/contributing.md, CI/CD).
 REQUIRED_ENV = "FLASK_SVC_E2E_REQUIRED"
 NAMESPACE_ENV = "FLASK_SVC_E2E_NAMESPACE"
 RELEASE_ENV = "FLASK_SVC_E2E_RELEASE"

@@ -76,8 +76,9 @@ for key, path, body in (("v2", "/v2/models/iris/infer", {"inputs": [tensor]}),
 print(json.dumps(answers))
 """
 )
-# The largest bodies the default cap allows (README "Model serving"), from 4 threads (the chart's gunicorn.threads)
-# for `seconds`: the valid one at its longest, and the one that makes the most Python objects (refused, 422).
+# The largest bodies the default cap allows (docs/model-serving.md, "Memory bounded by construction"), from 4 threads
+# (the chart's gunicorn.threads) for `seconds`: the valid one at its longest, and the one that makes the most Python
+# objects (refused, 422).
 PRESSURE = (
     POST
     + """

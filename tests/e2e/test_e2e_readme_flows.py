@@ -1,5 +1,6 @@
-"""The README's user flow with a port-forward, run exactly as written there: forward the Service's port 8080 to the
-host, then /readyz and /api/v1/analyze from the host, as a person would with curl."""
+"""The chart page's user flow (docs/chart.md, "Deploy it with Helm") with a port-forward, run exactly as written
+there: forward the Service's port 8080 to the host, then /readyz and /api/v1/analyze from the host, as a person would
+with curl."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from tests.e2e.kube_support import CONTEXT_ENV, Settings
 
 pytestmark = pytest.mark.e2e
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+README = Path(__file__).resolve().parents[2] / "docs" / "chart.md"
 FORWARD = "kubectl -n flask-svc port-forward service/flask-svc 8080:8080"
 TEXT = "the cat and the hat and the bat"
 
@@ -32,8 +33,8 @@ def port_answers(port: int) -> bool:
 
 @pytest.fixture
 def readme_port_forward(settings: Settings) -> Iterator[None]:
-    assert FORWARD in README.read_text(encoding="utf-8"), f"the README no longer says `{FORWARD}`"
-    assert (settings.namespace, settings.release) == ("flask-svc", "flask-svc"), "the README names flask-svc"
+    assert FORWARD in README.read_text(encoding="utf-8"), f"docs/chart.md no longer says `{FORWARD}`"
+    assert (settings.namespace, settings.release) == ("flask-svc", "flask-svc"), "docs/chart.md names flask-svc"
     assert not port_answers(8080), "something already listens on 127.0.0.1:8080"
     argv = FORWARD.split()
     context = os.environ.get(CONTEXT_ENV)

@@ -258,7 +258,7 @@ def _peak_kib(pid: int) -> int:
 def test_the_worst_bodies_on_every_thread_stay_within_the_documented_growth(iris_file: Path) -> None:
     """The cap bounds memory by construction: a cap-sized body of the shortest values (the most Python objects a body
     can make) on each of the 4 request threads at once, five times over, grows the worker's peak by less than the
-    README says (measured ~22 MiB). Before the cap, one 10 MiB body of zeros cost ~180 MiB."""
+    docs/model-serving.md says (measured ~22 MiB). Before the cap, one 10 MiB body of zeros cost ~180 MiB."""
     limit = body_limit(4, 1024)
     values = b",".join([b"0"] * ((limit - 100) // 2))
     worst = b'{"inputs":[{"name":"x","shape":[1024,4],"datatype":"FP64","data":[' + values + b"]}]}"

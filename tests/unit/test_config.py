@@ -8,7 +8,6 @@ import sys
 import pytest
 
 from service.config import VARIABLES, ConfigError, load_settings
-from service.config_doc import readme_table
 
 
 def test_defaults() -> None:
@@ -70,14 +69,6 @@ def test_the_message_names_the_variable_its_value_and_what_it_accepts(variable: 
     with pytest.raises(ConfigError) as error:
         load_settings({variable: value})
     assert str(error.value) == f"{variable}={value!r} is invalid: expected {expected}"
-
-
-def test_readme_table_is_generated_from_the_settings() -> None:
-    from pathlib import Path
-
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
-    assert readme_table() in readme, "README's configuration table is stale: paste `python -m service.config_doc`"
-    assert all(f"`{v.env}`" in readme for v in VARIABLES)
 
 
 def test_process_environment_is_read(monkeypatch: pytest.MonkeyPatch) -> None:
