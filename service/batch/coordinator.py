@@ -13,86 +13,30 @@ import dataclasses
 import errno
 import json
 import logging
-import threading
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 from service.batch import formats, shards, signing
+from service.batch.errors import (
+    ForgedEvent,
+    MalformedEvent,
+    NotFinished,
+    OverQuota,
+    StorageFull,
+    TooManyJobs,
+    UnsignedEvent,
+)
 from service.batch.formats import Outcome
-from service.batch.leader import Leader
+from service.batch.observer import Observer, Unobserved
 from service.batch.runner import Phase, Runner, RunnerUnavailable
 from service.batch.stages import PERMANENT_EXIT_CODES, map_outcome_name
 from service.batch.states import COMMAND, MAP, RUNNING_STAGE, JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, UnknownJob, new_id
 
 log = logging.getLogger(__name__)
-
-
-class NotFinished(Exception):
-    def __init__(self, record: JobRecord) -> None:
-        super().__init__(f"job {record.id} is {record.state.value}, not succeeded")
-        self.record = record
-
-
-class StorageFull(OSError):
-    """The shared volume has no room for the upload."""
-
-
-class OverQuota(Exception):
-    """The upload would take the stored bytes past ``Limits.max_stored_bytes`` (507, nothing kept)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the jobs may keep at most {limit} bytes; delete finished jobs or wait for retention")
-        self.limit = limit
-
-
-class TooManyJobs(Exception):
-    """The owner already has ``Limits.max_active_per_owner`` unfinished jobs (429)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"at most {limit} unfinished jobs per owner; wait for one to finish")
-        self.limit = limit
-
-
-class UnsignedEvent(Exception):
-    pass
-
-
-class ForgedEvent(Exception):
-    pass
-
-
-class MalformedEvent(ValueError):
-    pass
-
-
-class Observer(Protocol):
-    """What the coordinator reports for metrics; called once per fact (under the job's lock)."""
-
-    def stage_finished(self, outcome: Outcome) -> None: ...
-
-    def job_finished(self, record: JobRecord) -> None: ...
-
-    def jobs_by_state(self, counts: Mapping[State, int]) -> None: ...
-
-    def shards_counted(self, shards: int, covered: int) -> None: ...
-
-
-class Unobserved:
-    def stage_finished(self, outcome: Outcome) -> None:
-        pass
-
-    def job_finished(self, record: JobRecord) -> None:
-        pass
-
-    def jobs_by_state(self, counts: Mapping[State, int]) -> None:
-        pass
-
-    def shards_counted(self, shards: int, covered: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -497,32 +441,3 @@ class Coordinator:
 
 # The stages a callback may name: the commands that run them, and the API's names (the seed's stage commands).
 _EVENT_STAGES = {**{command: stage for stage, command in COMMAND.items()}, **{stage.value: stage for stage in Stage}}
-
-
-class Reconciler:
-    """A daemon thread per worker that calls ``reconcile`` every ``interval`` seconds while its ``leader`` says this
-    process leads (see ``service.batch.leader``); without one, every round."""
-
-    def __init__(self, coordinator: Coordinator, interval: float, leader: Leader | None = None) -> None:
-        self.coordinator = coordinator
-        self.interval = interval
-        self.leader = leader
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="batch-reconcile", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        release = getattr(self.leader, "release", None)
-        if release is not None:
-            release()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if self.leader is None or self.leader.lead():
-                    self.coordinator.reconcile()
-            except Exception:  # the next round tries again; one bad job must not stop the loop
-                log.exception("batch reconcile failed")

@@ -179,7 +179,7 @@ class BatchSettings(Section):
                 if not value:
                     raise ConfigError(f"{needed} is empty: FLASK_SVC_BATCH_RUNNER=kubernetes needs it")
         if self.batch_auth == "kubernetes":
-            from service.batch.access import in_cluster
+            from service.batch.access_kube import in_cluster
 
             if not in_cluster(environ):
                 raise ConfigError(
@@ -187,7 +187,7 @@ class BatchSettings(Section):
                     "its token); outside a cluster use token or none"
                 )
         if self.batch_auth == "token":
-            from service.batch.access import read_token_file
+            from service.batch.access_tokens import read_token_file
 
             try:
                 read_token_file(self.batch_auth_tokens_file)

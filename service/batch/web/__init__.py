@@ -11,8 +11,9 @@ from flask_openapi3.openapi import OpenAPI
 
 from service.analysis.web.views import request_body_spec
 from service.batch import access
-from service.batch.coordinator import Coordinator, Limits, Reconciler
+from service.batch.coordinator import Coordinator, Limits
 from service.batch.leader import make_leader
+from service.batch.reconciler import Reconciler
 from service.batch.runner import Runner
 from service.batch.web import views
 from service.batch.web.instruments import BatchInstruments, MetricsObserver
@@ -36,7 +37,7 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
     )
     mode = access.resolve_mode(settings.batch_auth, settings.host)
     try:
-        gate = access.make_gate(mode, settings.batch_auth_tokens_file, settings.pod_namespace)
+        gate = make_gate(mode, settings.batch_auth_tokens_file, settings.pod_namespace)
     except (OSError, ValueError) as error:
         raise ConfigError(f"FLASK_SVC_BATCH_AUTH={settings.batch_auth} cannot work: {error}") from None
     reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds, make_leader(settings))
@@ -46,6 +47,21 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
     app.extensions[BATCH_RECONCILER_EXTENSION] = reconciler
     app.register_api(views.bp)
     amend(app, _upload_body)
+
+
+def make_gate(mode: access.Mode, tokens_file: str, namespace: str) -> access.Gate:
+    """The gate for ``mode``; ``OSError``/``ValueError`` when it cannot work (no token file, no service account)."""
+    if mode is access.Mode.KUBERNETES:
+        from service.batch.access_kube import SA_NAMESPACE, KubeReviews, KubernetesGate
+
+        return KubernetesGate(KubeReviews(), namespace or SA_NAMESPACE.read_text().strip())
+    if mode is access.Mode.TOKEN:
+        from service.batch.access_tokens import TokenGate
+
+        return TokenGate(tokens_file)
+    if mode is access.Mode.NONE:
+        return access.OpenGate()
+    return access.ClosedGate()
 
 
 def make_runner(settings: Settings) -> Runner:

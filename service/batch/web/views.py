@@ -13,8 +13,8 @@ from service import tracing, uploads
 from service.analysis.web.schemas import TextOptions, WordcountResult
 from service.batch import access
 from service.batch.access import Gate, User, Verb
-from service.batch.coordinator import (
-    Coordinator,
+from service.batch.coordinator import Coordinator
+from service.batch.errors import (
     ForgedEvent,
     MalformedEvent,
     NotFinished,

@@ -13,7 +13,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from kubernetes import client
 
-from service.batch.access import KubeReviews, KubernetesGate
+from service.batch.access_kube import KubeReviews, KubernetesGate
 from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
 from tests.app.analysis.test_views import assert_problem
 from tests.app.conftest import make_app

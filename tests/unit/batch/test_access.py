@@ -11,26 +11,23 @@ import pytest
 
 from service.batch.access import (
     ClosedGate,
-    KubernetesGate,
     MissingToken,
     Mode,
     NotConfigured,
     OpenGate,
     RejectedToken,
     ReviewUnavailable,
-    TokenGate,
-    TtlCache,
     User,
     Verb,
     bearer_token,
-    parse_tokens,
-    read_token_file,
     require,
     resolve_mode,
     startup_note,
     token_key,
 )
 from service.batch.access import Forbidden as AccessForbidden
+from service.batch.access_kube import KubernetesGate, TtlCache
+from service.batch.access_tokens import TokenGate, parse_tokens, read_token_file
 from service.config import ConfigError, load_settings
 
 

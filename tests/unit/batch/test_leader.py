@@ -19,8 +19,8 @@ from kubernetes import client
 from kubernetes.client.exceptions import ApiException
 
 from service.batch import leader as leader_module
-from service.batch.coordinator import Reconciler
 from service.batch.leader import FileLeader, LeaseLeader
+from service.batch.reconciler import Reconciler
 
 
 def test_one_holder_of_the_file_lock_until_it_lets_go(tmp_path: Path) -> None:
