@@ -24,7 +24,7 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
     if not settings.model_enabled:
         return
     from service.inference.loading import ModelRefused
-    from service.inference.web import views
+    from service.inference.web import openapi, views
     from service.inference.web.instruments import InferenceInstruments
 
     try:
@@ -37,4 +37,4 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
     )
     feature_instruments(app, InferenceInstruments).declare(model.name)
     app.register_api(views.bp)
-    amend(app, views.document, own_errors=True)  # the model routes answer their 422s as application/json
+    amend(app, openapi.document, own_errors=True)  # the model routes answer their 422s as application/json

@@ -13,14 +13,14 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 from flask import Flask, Response, current_app, json, jsonify, request
 from flask_openapi3.blueprint import APIBlueprint
 from flask_openapi3.models.tag import Tag
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import Field, ValidationError
 
 from service.config import Settings
 from service.core.current import current_lifecycle, current_settings, current_tracing
@@ -43,15 +43,13 @@ from service.inference.protocol import (
     v2_batch,
     v2_response,
 )
+from service.inference.web.bodies import BINARY_HEADER, Body, checked_body, refusal
 from service.inference.web.instruments import InferenceInstruments
 from service.metrics import feature_instruments
 from service.names import MODEL_EXTENSION
 from service.problems import Problem, problem_document
-from service.uploads import raw_body
 
 log = logging.getLogger(__name__)
-BINARY_HEADER = "Inference-Header-Content-Length"  # the binary tensor data extension: the JSON header's length
-Body = TypeVar("Body", InferenceRequest, PredictRequest)
 
 
 class InferenceError(ProblemDetail):
@@ -61,7 +59,7 @@ class InferenceError(ProblemDetail):
 
 
 _ERROR_SCHEMA = InferenceError.model_json_schema()
-_ERRORS: dict[str | int, Any] = {
+ERRORS: dict[str | int, Any] = {
     status: {"description": "The reason, in `error`", "content": {"application/json": {"schema": _ERROR_SCHEMA}}}
     for status in (400, 404, 413, 415, 422)
 }
@@ -118,68 +116,13 @@ def max_body_bytes(model: ServedModel, settings: Settings) -> int:
     return settings.model_max_body_bytes or body_limit(model.features, settings.model_max_instances)
 
 
-def _too_large(detail: str) -> Problem:
-    # The rest of the body is never read: the connection cannot carry another request.
-    return Problem(413, "payload_too_large", detail, headers={"Connection": "close"})
-
-
-def _read_body(limit: int) -> bytes:
-    """The whole body, refused on its Content-Length before a byte is read, and while reading (chunked bodies)."""
-    announced = request.content_length
-    if announced is not None and announced > limit:
-        raise _too_large(f"the body ({announced} bytes) is larger than the {limit}-byte limit of inference requests")
-    try:
-        return b"".join(raw_body(limit))
-    except Problem as error:
-        if error.status == 413:
-            raise _too_large(f"the body is larger than the {limit}-byte limit of inference requests") from None
-        raise
-
-
-def _split(data: bytes, header: str) -> tuple[bytes, memoryview]:
-    """The binary extension's body: its JSON header, then the raw tensors (not copied)."""
-    length = int(header) if header.strip().isdigit() else -1
-    if not 0 <= length <= len(data):
-        detail = f"{BINARY_HEADER}: {header!r} is not a length within the body's {len(data)} bytes"
-        raise Problem(400, "invalid_binary_header", detail, field=BINARY_HEADER)
-    return data[:length], memoryview(data)[length:]
-
-
-def _body(schema: type[Body], limit: int) -> tuple[Body, memoryview | None]:
-    """The JSON body checked against the protocol's structure, and the binary tensors after it (V2 only, with the
-    binary extension's header); each refusal names the field."""
-    header = request.headers.get(BINARY_HEADER) if schema is InferenceRequest else None
-    binary_type = header is not None and request.mimetype == "application/octet-stream"
-    if request.mimetype and not request.is_json and not binary_type:
-        detail = f"send the request as application/json (or with no Content-Type); got {request.mimetype}"
-        raise Problem(415, "unsupported_media_type", detail)
-    data = _read_body(limit)
-    binary = None
-    if header is not None:
-        data, binary = _split(data, header)
-    try:
-        return schema.model_validate_json(data), binary
-    except ValidationError as error:
-        raise _refusal(error) from None
-
-
-def _refusal(error: ValidationError) -> Problem:
-    """A body the protocol's structure refuses: its first fault, named by where it is."""
-    first = error.errors()[0]
-    if first["type"] == "json_invalid":
-        return Problem(400, "invalid_json", f"the body is not valid JSON: {first['msg']}")
-    where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}" for part in first["loc"]).lstrip(".")
-    where = where or "body"
-    return Problem(422, "invalid_inference_request", f"{where}: {first['msg']}", field=where)
-
-
 def _predict(
     model: ServedModel, schema: type[Body], to_batch: Callable[[Body, memoryview | None], npt.NDArray[np.float64]]
 ) -> tuple[Body, npt.NDArray[Any]]:
     """Read and check the body, predict, and record the outcome."""
 
     def checked() -> tuple[Body, npt.NDArray[np.float64]]:
-        body, binary = _body(schema, max_body_bytes(model, current_settings()))
+        body, binary = checked_body(schema, max_body_bytes(model, current_settings()))
         return body, to_batch(body, binary)
 
     return _run(model, checked)
@@ -233,7 +176,7 @@ def _infer(model: ServedModel) -> Response:
 
 @bp.post(
     "/v2/models/<name>/infer",
-    responses={200: InferenceResponse, **_ERRORS},
+    responses={200: InferenceResponse, **ERRORS},
     summary="Inference (Open Inference Protocol): [N, features] in, N predictions out",
 )
 def infer(path: ModelPath) -> Response:
@@ -242,21 +185,21 @@ def infer(path: ModelPath) -> Response:
 
 @bp.post(
     "/v2/models/<name>/versions/<version>/infer",
-    responses={200: InferenceResponse, **_ERRORS},
+    responses={200: InferenceResponse, **ERRORS},
     summary="Inference on a named version",
 )
 def infer_version(path: VersionPath) -> Response:
     return _infer(current_model(path.name, path.version))
 
 
-@bp.get("/v2/models/<name>", responses={200: ModelMetadata, 404: _ERRORS[404]}, summary="Model metadata")
+@bp.get("/v2/models/<name>", responses={200: ModelMetadata, 404: ERRORS[404]}, summary="Model metadata")
 def metadata(path: ModelPath) -> Response:
     return jsonify(current_model(path.name).metadata())
 
 
 @bp.get(
     "/v2/models/<name>/versions/<version>",
-    responses={200: ModelMetadata, 404: _ERRORS[404]},
+    responses={200: ModelMetadata, 404: ERRORS[404]},
     summary="Model metadata for a named version",
 )
 def metadata_version(path: VersionPath) -> Response:
@@ -270,7 +213,7 @@ def _model_ready(model: ServedModel) -> tuple[Response, int]:
 
 @bp.get(
     "/v2/models/<name>/ready",
-    responses={200: ModelReady, 503: ModelReady, 404: _ERRORS[404]},
+    responses={200: ModelReady, 503: ModelReady, 404: ERRORS[404]},
     summary="Model ready: loaded and the server not draining",
 )
 def model_ready(path: ModelPath) -> tuple[Response, int]:
@@ -279,7 +222,7 @@ def model_ready(path: ModelPath) -> tuple[Response, int]:
 
 @bp.get(
     "/v2/models/<name>/versions/<version>/ready",
-    responses={200: ModelReady, 503: ModelReady, 404: _ERRORS[404]},
+    responses={200: ModelReady, 503: ModelReady, 404: ERRORS[404]},
     summary="Model ready, for a named version",
 )
 def model_version_ready(path: VersionPath) -> tuple[Response, int]:
@@ -319,7 +262,7 @@ def predict_instances(instances: Any) -> list[Any]:
         try:
             body = PredictRequest.model_validate({"instances": instances})
         except ValidationError as error:
-            raise _refusal(error) from None
+            raise refusal(error) from None
         return body, v1_batch(body, model, current_settings().model_max_instances)
 
     predictions: list[Any] = _run(model, checked)[1].tolist()
@@ -334,7 +277,7 @@ def _v1_predict(model: ServedModel) -> Response:
 
 @bp.post(
     "/api/v1/predict",
-    responses={200: PredictResponse, **_ERRORS},
+    responses={200: PredictResponse, **ERRORS},
     summary="Prediction, KServe V1 body on the model served: {instances: [[...], ...]} → {predictions: [...]}",
 )
 def predict() -> Response:
@@ -343,7 +286,7 @@ def predict() -> Response:
 
 @bp.post(
     "/v1/models/<name>:predict",
-    responses={200: PredictResponse, **_ERRORS},
+    responses={200: PredictResponse, **ERRORS},
     summary="Prediction (KServe V1 protocol): {instances: [[...], ...]} → {predictions: [...]}",
 )
 def v1_model_predict(path: ModelPath) -> Response:
@@ -352,34 +295,8 @@ def v1_model_predict(path: ModelPath) -> Response:
 
 @bp.get(
     "/v1/models/<name>",
-    responses={200: ModelReady, 503: ModelReady, 404: _ERRORS[404]},
+    responses={200: ModelReady, 503: ModelReady, 404: ERRORS[404]},
     summary="Model ready (KServe V1 protocol)",
 )
 def v1_model_ready(path: ModelPath) -> tuple[Response, int]:
     return _model_ready(current_model(path.name))
-
-
-def document(openapi: dict[str, Any]) -> None:
-    """Add the request bodies to the OpenAPI document: the handlers read their JSON themselves (to name the field
-    at fault in every refusal), so the generator cannot see them."""
-    schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
-
-    def body(model: type[BaseModel]) -> dict[str, Any]:
-        schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
-        schemas.update(schema.pop("$defs", {}))
-        schemas[model.__name__] = schema
-        ref = {"$ref": f"#/components/schemas/{model.__name__}"}
-        return {"required": True, "content": {"application/json": {"schema": ref}}}
-
-    v2 = body(InferenceRequest)
-    paths = openapi["paths"]
-    for path in ("/v2/models/{name}/infer", "/v2/models/{name}/versions/{version}/infer"):
-        paths[path]["post"]["requestBody"] = v2
-        paths[path]["post"]["responses"]["422"] = _ERRORS[422]
-    # flask-openapi3 reads "<name>:predict" as a converter and writes the path "/v1/models/{predict"; put it back.
-    if "/v1/models/{predict" in paths:
-        paths["/v1/models/{name}:predict"] = paths.pop("/v1/models/{predict")
-    v1 = body(PredictRequest)
-    for path in ("/api/v1/predict", "/v1/models/{name}:predict"):
-        paths[path]["post"]["requestBody"] = v1
-        paths[path]["post"]["responses"]["422"] = _ERRORS[422]
