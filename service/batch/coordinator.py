@@ -9,9 +9,7 @@ Stage names are deterministic, so a stage started twice is started once.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
-import json
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping
@@ -22,18 +20,19 @@ from typing import Any
 from service.batch import formats, shards, signing
 from service.batch.errors import (
     ForgedEvent,
-    MalformedEvent,
     NotFinished,
     OverQuota,
     StorageFull,
     TooManyJobs,
     UnsignedEvent,
 )
+from service.batch.events import parse_event
 from service.batch.formats import Outcome
 from service.batch.observer import Observer, Unobserved
+from service.batch.outcomes import stage_outcome
 from service.batch.runner import Phase, Runner, RunnerUnavailable
-from service.batch.stages import PERMANENT_EXIT_CODES, map_outcome_name
-from service.batch.states import COMMAND, MAP, RUNNING_STAGE, JobRecord, Stage, State
+from service.batch.stages import map_outcome_name
+from service.batch.states import COMMAND, RUNNING_STAGE, JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, UnknownJob, new_id
 
 log = logging.getLogger(__name__)
@@ -267,40 +266,7 @@ class Coordinator:
                 return
 
     def _outcome(self, record: JobRecord, stage: Stage) -> Outcome | None:
-        """The stage's outcome once it is over, under the API's name (``tokenize``: every shard's map; ``count``:
-        the merge); None while it runs. The map is over at its first permanent failure — the lowest such index's
-        reason — or when every shard succeeded (a failure worth a retry waits for the runner's rerun or verdict).
-        Reading it refreshes the job's progress."""
-        directory = self.store.path(record.id)
-        if stage is Stage.COUNT:
-            document = formats.read_json(directory / f"{COMMAND[stage]}.json")
-            return dataclasses.replace(Outcome.from_json(document), stage=stage.value) if document else None
-        plan = shards.load_plan(directory)
-        if plan is None:
-            return None
-        record.shards = len(plan)
-        record.shards_done, record.bytes_done = shards.progress(directory, plan)
-        maps = []
-        for shard in plan:  # in index order: the lowest shard that failed for good gives the reason
-            document = formats.read_json(directory / map_outcome_name(shard.index))
-            outcome = Outcome.from_json(document) if document else None
-            if outcome is not None and not outcome.ok and outcome.exit_code in PERMANENT_EXIT_CODES:
-                return dataclasses.replace(outcome, stage=stage.value)  # its reason names the upload's offset
-            maps.append(outcome)
-        if not all(outcome is not None and outcome.ok for outcome in maps):
-            return None
-        done = [outcome for outcome in maps if outcome is not None]
-        return Outcome(
-            stage=stage.value,
-            ok=True,
-            exit_code=0,
-            bytes=sum(outcome.bytes for outcome in done),
-            tokens=sum(outcome.tokens for outcome in done),
-            unique=max((outcome.unique for outcome in done), default=0),  # the merge knows the whole's
-            started=min((outcome.started for outcome in done), default=0.0),
-            finished=max((outcome.finished for outcome in done), default=0.0),
-            peak_rss_kib=max((outcome.peak_rss_kib for outcome in done), default=0),
-        )
+        return stage_outcome(self.store.path(record.id), record, stage)
 
     def _plan(self, record: JobRecord) -> int:
         """The job's shards, planned once (a restarted first stage keeps the plan its partial results follow)."""
@@ -368,16 +334,7 @@ class Coordinator:
             raise UnsignedEvent(job_id)
         if not signing.verify(signing.job_secret(self.key, job_id), body, signature):
             raise ForgedEvent(job_id)
-        try:
-            event = json.loads(body)
-            stage, ok, reason = _EVENT_STAGES[event["stage"]], bool(event["ok"]), event.get("reason")
-            if event["job"] != job_id:
-                raise ValueError("the event names another job")
-            index = event.get("index")
-            if (event["stage"] == MAP) != (type(index) is int and index >= 0):
-                raise ValueError("a map event names its shard (a non-negative index), no other event does")
-        except (ValueError, KeyError, TypeError) as error:
-            raise MalformedEvent(str(error)) from None
+        stage, ok, reason, index = parse_event(body, job_id)
         written = map_outcome_name(index) if index is not None else f"{COMMAND[stage]}.json"
         with self._locked(job_id) as record:
             # A failure the stage could not write down (a full volume) is known only from its report.
@@ -437,7 +394,3 @@ class Coordinator:
         except (UnknownJob, RunnerUnavailable):
             return  # gone already, or the next round tries again
         log.info("finished job removed (retention)", extra={"job_id": job_id, "state": record.state.value})
-
-
-# The stages a callback may name: the commands that run them, and the API's names (the seed's stage commands).
-_EVENT_STAGES = {**{command: stage for stage, command in COMMAND.items()}, **{stage.value: stage for stage in Stage}}

@@ -13,8 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from service.batch.coordinator import Coordinator, Limits, OverQuota, TooManyJobs, Unobserved
+from service.batch.coordinator import Coordinator, Limits
+from service.batch.errors import OverQuota, TooManyJobs
 from service.batch.local import LocalRunner
+from service.batch.observer import Unobserved
 from service.batch.runner import Phase, StageStatus
 from service.batch.states import RUNNING_STAGE, Stage, State
 

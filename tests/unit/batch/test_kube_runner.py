@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from kubernetes import client
 
-from service.batch.coordinator import Coordinator, Unobserved
+from service.batch.coordinator import Coordinator
 from service.batch.kube import JOB_ID_LABEL, STAGE_LABEL, KubernetesRunner
+from service.batch.observer import Unobserved
 from service.batch.runner import RunnerUnavailable
 from service.batch.states import Stage, State
 from service.config import load_settings

@@ -14,7 +14,8 @@ import pytest
 
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import formats, signing
-from service.batch.coordinator import Coordinator, ForgedEvent, NotFinished, UnsignedEvent
+from service.batch.coordinator import Coordinator
+from service.batch.errors import ForgedEvent, NotFinished, UnsignedEvent
 from service.batch.local import LocalRunner
 from service.batch.stages import ExitCode, event_body, map_outcome_name
 from service.batch.states import JobRecord, State
