@@ -54,7 +54,7 @@ lint: venv-dev ## ruff lint and format check, and the import contracts (pyprojec
 	$(BIN)/ruff format --check .
 	$(BIN)/lint-imports --no-cache
 
-typecheck: venv-dev ## mypy (strict) on service/
+typecheck: venv-dev ## mypy (strict) on service/ and image/
 	$(BIN)/mypy
 
 PYTEST_ARGS ?= -m "not e2e"

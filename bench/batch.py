@@ -26,10 +26,11 @@ from typing import Any
 import psutil
 import requests
 
-from bench.corpus import generate_text
+from bench import report
+from bench.corpus import MIB, generate_text
+from harness.proc import peak_kib, tree_cpu_seconds
 from harness.server import running_server
 
-MIB = 1024 * 1024
 PASSES = 3
 POLL_SECONDS = 0.05
 
@@ -57,30 +58,13 @@ def _sync_seconds(url: str, body: bytes) -> float:
     return time.perf_counter() - started
 
 
-def _best(passes: int, measure: Callable[[], float]) -> float:
-    return min(measure() for _ in range(passes))
-
-
-def _cpu_seconds(master: int) -> float:
-    """CPU of the server's process tree so far: every live process's own, plus what each has reaped (a worker's
-    stage processes, a map driver's shard processes)."""
-    total = 0.0
-    for process in [psutil.Process(master), *psutil.Process(master).children(recursive=True)]:
-        try:
-            times = process.cpu_times()
-        except psutil.Error:
-            continue
-        total += times.user + times.system + times.children_user + times.children_system
-    return total
-
-
 def _measure(master: int, passes: int, once: Callable[[], float]) -> tuple[float, float]:
     """Best wall seconds and the CPU seconds of that pass."""
     best = (float("inf"), 0.0)
     for _ in range(passes):
-        cpu = _cpu_seconds(master)
+        cpu = tree_cpu_seconds(master)
         seconds = once()
-        best = min(best, (seconds, _cpu_seconds(master) - cpu))
+        best = min(best, (seconds, tree_cpu_seconds(master) - cpu))
     return best
 
 
@@ -139,13 +123,6 @@ def _role(process: psutil.Process, master: int) -> str:
     return "gunicorn worker"
 
 
-def _vm_hwm_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    return 0
-
-
 def _sample_peaks(master: int, peaks: dict[int, tuple[str, int]], stop: threading.Event) -> None:
     """Every process's VmHWM (the kernel's high-water mark, so a sample misses nothing but the last moments of a
     process that exits between two samples), by pid, while the job runs."""
@@ -154,8 +131,8 @@ def _sample_peaks(master: int, peaks: dict[int, tuple[str, int]], stop: threadin
         for process in [tree, *tree.children(recursive=True)]:
             try:
                 role = peaks[process.pid][0] if process.pid in peaks else _role(process, master)
-                peaks[process.pid] = (role, max(peaks.get(process.pid, (role, 0))[1], _vm_hwm_kib(process.pid)))
-            except (psutil.Error, OSError):
+                peaks[process.pid] = (role, max(peaks.get(process.pid, (role, 0))[1], peak_kib(process.pid)))
+            except (psutil.Error, OSError, ValueError):  # exited, or a zombie with no memory left
                 continue
         stop.wait(0.05)
 
@@ -195,35 +172,11 @@ def run_peaks(
 
 
 def render_peaks(result: dict[str, Any]) -> str:
-    lines = [
-        f"{result['mib']} MiB job, {result['shard_mib']} MiB shards, P={result['parallelism']}: "
-        f"succeeded after {result['seconds']:.1f} s ({result['mib'] / result['seconds']:.1f} MiB/s)",
-        "",
-        "| process | count | peak resident set (VmHWM), MiB |",
-        "|---|---|---|",
-    ]
-    for role, kibs in sorted(result["peaks"].items()):
-        low, high = min(kibs) / 1024, max(kibs) / 1024
-        figure = f"{high:.0f}" if round(low) == round(high) else f"{low:.0f} – {high:.0f}"  # noqa: RUF001
-        lines.append(f"| {role} | {len(kibs)} | {figure} |")
-    return "\n".join(lines)
+    return report.render_table("peaks", result)
 
 
 def render(batch: dict[str, Any]) -> str:
-    sync, one = batch["rows"][0], batch["rows"][1]
-    lines = [
-        f"| what | MiB | best of {batch['passes']} (s) | MiB/s | MiB per CPU-s | MiB/s vs synchronous | "
-        "MiB/s vs P=1 | MiB per CPU-s vs synchronous |",
-        "|---|---|---|---|---|---|---|---|",
-    ]
-    for row in batch["rows"]:
-        lines.append(
-            f"| {row['what']} | {row['bytes'] / MIB:.0f} | {row['seconds']:.2f} | {row['mib_per_s']:.1f} | "
-            f"{row['mib_per_cpu_s']:.1f} | {row['mib_per_s'] / sync['mib_per_s']:.2f}× | "  # noqa: RUF001
-            f"{row['mib_per_s'] / one['mib_per_s']:.2f}× | "  # noqa: RUF001 — the multiplication sign
-            f"{row['mib_per_cpu_s'] / sync['mib_per_cpu_s']:.2f}× |"  # noqa: RUF001
-        )
-    return "\n".join(lines)
+    return report.render_table("batch", batch)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -12,6 +12,8 @@ import random
 
 from service.analysis.stopwords import ENGLISH
 
+MIB = 1024 * 1024  # the unit the benches size their text in
+
 # Consonant-vowel pairs and a few endings: made-up words that look like words (no dictionary needed).
 _SYLLABLES = (*(c + v for c in "bdfklmnprstvz" for v in "aeiou"), "tion", "ment", "ing", "er", "ly", "al")
 # Sprinkled in when non-ASCII text is asked for: composed and decomposed accents, CJK, an inner apostrophe.

@@ -10,7 +10,7 @@ MLServer runs from .tools/mlserver-venv (bench/mlserver/requirements.lock), with
 bench/mlserver/skops_runtime.py and `parallel_workers: 0`, so inference runs in its one process as flask-svc's runs in
 its one worker. Both answer on 127.0.0.1 only. For each request size and form, flask-svc's worker's peak resident set
 (VmHWM, reset before the size's runs) is reported, and each server's requests per CPU-second (its process tree's CPU
-over each round, bench/cputime.py; the median round), which moves much less than requests per second on a shared
+over each round, harness/proc.py; the median round), which moves much less than requests per second on a shared
 machine. The goal (flask-svc's binary 64-instance requests per CPU-second at or above MLServer's 64-instance JSON) is
 reported, never asserted.
 """
@@ -28,7 +28,8 @@ from typing import Any
 
 import requests
 
-from bench import cputime, report, targets, wrk
+from bench import report, targets, wrk
+from harness import proc
 from harness.net import free_port
 from harness.server import ROOT, running_server
 
@@ -61,16 +62,6 @@ def v2_binary_body(count: int) -> tuple[bytes, int]:
     tensor = {"name": "input-0", "shape": [count, 4], "datatype": "FP64", "parameters": {"binary_data_size": len(raw)}}
     header = json.dumps({"inputs": [tensor], "parameters": {"binary_data_output": True}}).encode()
     return header + raw, len(header)
-
-
-def peak_mib(pid: int) -> float:
-    """A process's peak resident set since the last reset_peak."""
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1]) / 1024
-
-
-def reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 @contextmanager
@@ -157,7 +148,7 @@ def measure(
         rounds_cpu: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
         for batch in BATCHES:
             for form in FORMS:
-                reset_peak(worker.pid)
+                proc.reset_peak(worker.pid)
                 body, header = bodies[(batch, form)]
                 for (_, target_form), url in targets.items():
                     if target_form == form:  # warm-up
@@ -173,12 +164,12 @@ def measure(
                     for (name, target_form), url in targets.items():
                         if target_form != form:
                             continue
-                        cpu_before = cputime.tree_cpu_seconds(pids[name])
+                        cpu_before = proc.tree_cpu_seconds(pids[name])
                         result = wrk.run(
                             f"{url}/v2/models/{MODEL}/infer", settings, body, None, "application/json", header
                         )
-                        cpu_s = cputime.tree_cpu_seconds(pids[name]) - cpu_before
-                        per_cpu = cputime.per_cpu_second(result.requests, cpu_s)
+                        cpu_s = proc.tree_cpu_seconds(pids[name]) - cpu_before
+                        per_cpu = report.per_cpu_second(result.requests, cpu_s)
                         rounds_cpu.setdefault((name, form, batch), []).append(
                             {"requests": result.requests, "cpu_s": round(cpu_s, 3)}
                         )
@@ -190,7 +181,7 @@ def measure(
                         )
                         if (name, form, batch) not in best or result.rps > best[(name, form, batch)].rps:
                             best[(name, form, batch)] = result
-                memory[(form, batch)] = peak_mib(worker.pid)
+                memory[(form, batch)] = proc.peak_kib(worker.pid) / 1024
         for (name, form, batch), result in best.items():
             per_cpu = report.median_per_cpu(rounds_cpu[(name, form, batch)])
             results["rows"].append(
@@ -228,43 +219,7 @@ def goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    settings = results["settings"]
-    lines = [
-        "# Model serving: flask-svc beside Seldon MLServer",
-        "",
-        f"The same skops file (the Iris model), Open Inference Protocol V2 over HTTP, one worker each; wrk with "
-        f"{settings['connections']} connections, {settings['threads']} threads, best of {settings['rounds']} "
-        f"interleaved {settings['duration_s']:g} s rounds. Binary: the binary tensor data extension (FP64 in, "
-        "INT64 out). Per CPU-second: requests over the server's process tree's CPU time, the median round. Peak: "
-        "flask-svc's worker's peak resident set while that size and form ran.",
-        "",
-        "| server | form | instances per request | requests/s | requests/CPU-s | instances/s | p50 ms | p99 ms | "
-        "peak MiB |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
-    ]
-    for row in sorted(results["rows"], key=lambda r: (r["instances"], r["server"], r.get("form", "json"))):
-        peak, per_cpu = row.get("peak_mib"), row.get("per_cpu_s")
-        lines.append(
-            f"| {results['servers'][row['server']]} | {row.get('form', 'json')} | {row['instances']} | "
-            f"{row['rps']:.0f} | {'' if per_cpu is None else f'{per_cpu:.0f}'} | {row['instances_per_s']:.0f} | "
-            f"{row['p50_ms']:.2f} | {row['p99_ms']:.2f} | "
-            f"{'' if peak is None else f'{peak:.0f}'} |"
-        )
-    outcome = results["goal"]
-    lines.append("")
-    if outcome is None:
-        lines.append(
-            "Goal, flask-svc's binary 64-instance requests per CPU-second at or above MLServer's: not measured (no "
-            "MLServer)."
-        )
-    else:
-        verdict = "met" if outcome["met"] else "not met"
-        lines.append(
-            f"Goal, flask-svc's binary 64-instance requests per CPU-second at or above MLServer's 64-instance JSON: "
-            f"**{verdict}** (ratio {outcome['ratio']}; requests per second: {outcome['rps_ratio']})."
-        )
-    lines.append("")
-    return "\n".join(lines)
+    return report.render("model.md.j2", r=results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -5,12 +5,13 @@ Pure functions over plain data, so they are unit-tested without running a server
 
 from __future__ import annotations
 
+import functools
 import statistics
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
-
-from bench.cputime import per_cpu_second
 
 TARGET_LABELS = {
     "svc-on": "flask-svc, all on",
@@ -30,6 +31,13 @@ ENDPOINT_LABELS = {
 ANALYZE = ("analyze-1k", "analyze-100k")
 TIMES = "\u00d7"  # the multiplication sign, spelled out so linters do not take it for an x
 DASH = "\u2013"
+
+
+def per_cpu_second(requests: int, cpu_s: float | None) -> float | None:
+    """Requests per CPU-second; None when no CPU was measured (a window shorter than one clock tick)."""
+    if not cpu_s or cpu_s <= 0:
+        return None
+    return requests / cpu_s
 
 
 def best_round(rounds: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
@@ -79,50 +87,38 @@ def measured(
     return None
 
 
-def rps(runs: Iterable[Mapping[str, Any]], workers: int, target: str, endpoint: str) -> float | None:
-    return measured(runs, workers, target, endpoint, best_rps)
+# Every comparison the ratio tables show and the goals use: (name, numerator, denominator, column heading).
+RATIOS = (
+    ("default_vs_bare", "svc-default", "bare", "defaults / bare Flask"),  # flask-svc as shipped / bare Flask
+    ("off_vs_bare", "svc-off", "bare", "all off / bare Flask"),  # all instrumentation off / bare Flask
+    ("default_vs_fastapi", "svc-default", "fastapi", "defaults / FastAPI"),
+    ("off_vs_fastapi", "svc-off", "fastapi", "all off / FastAPI"),
+    ("default_vs_off", "svc-default", "svc-off", "defaults / all off"),  # metrics + access log / nothing
+    ("sampled_vs_default", "svc-sampled", "svc-default", "tracing 10 % / defaults"),  # the chart's default
+    ("on_vs_default", "svc-on", "svc-default", "tracing 100 % / defaults"),
+    ("on_vs_off", "svc-on", "svc-off", "all on / all off"),
+)
 
 
-@dataclass
-class RatioRow:
-    workers: int
-    endpoint: str
-    default_vs_bare: float | None  # flask-svc as shipped / bare Flask
-    off_vs_bare: float | None  # flask-svc with all instrumentation off / bare Flask
-    default_vs_fastapi: float | None
-    off_vs_fastapi: float | None
-    on_vs_off: float | None  # everything on (tracing 100 %) / everything off
-    default_vs_off: float | None  # metrics + access log / nothing
-    sampled_vs_default: float | None = None  # tracing at 10 % (the chart's default) / no tracing
-    on_vs_default: float | None = None  # tracing at 100 % / no tracing
+class RatioRow(SimpleNamespace):
+    """One (``workers``, ``endpoint``) scenario and each ratio of RATIOS by name (None where a side did not run)."""
 
 
 def ratios(runs: Sequence[Mapping[str, Any]], of: Measure = best_rps) -> list[RatioRow]:
     """Every comparison for each (workers, scenario), on one measure: best-round req/s or median req/CPU-s."""
-    rows = []
     order = list(ENDPOINT_LABELS)
-    for workers, endpoint in sorted(
-        {(r["workers"], r["endpoint"]) for r in runs}, key=lambda k: (k[0], order.index(k[1]))
-    ):
-
-        def get(target: str, workers: int = workers, endpoint: str = endpoint) -> float | None:
-            return measured(runs, workers, target, endpoint, of)
-
-        rows.append(
-            RatioRow(
-                workers,
-                endpoint,
-                default_vs_bare=ratio(get("svc-default"), get("bare")),
-                off_vs_bare=ratio(get("svc-off"), get("bare")),
-                default_vs_fastapi=ratio(get("svc-default"), get("fastapi")),
-                off_vs_fastapi=ratio(get("svc-off"), get("fastapi")),
-                on_vs_off=ratio(get("svc-on"), get("svc-off")),
-                default_vs_off=ratio(get("svc-default"), get("svc-off")),
-                sampled_vs_default=ratio(get("svc-sampled"), get("svc-default")),
-                on_vs_default=ratio(get("svc-on"), get("svc-default")),
-            )
+    scenarios = sorted({(r["workers"], r["endpoint"]) for r in runs}, key=lambda k: (k[0], order.index(k[1])))
+    return [
+        RatioRow(
+            workers=workers,
+            endpoint=endpoint,
+            **{
+                name: ratio(measured(runs, workers, top, endpoint, of), measured(runs, workers, bottom, endpoint, of))
+                for name, top, bottom, _ in RATIOS
+            },
         )
-    return rows
+        for workers, endpoint in scenarios
+    ]
 
 
 @dataclass
@@ -138,8 +134,8 @@ class Goal:
         return {True: "met", False: "**missed**", None: "not measured"}[self.met]
 
 
-def _fmt(value: float | None, spec: str = ".2f", suffix: str = "") -> str:
-    return "n/a" if value is None else f"{value:{spec}}{suffix}"
+def _fmt(value: float | None, spec: str = ".2f", suffix: str = "", missing: str = "n/a") -> str:
+    return missing if value is None else f"{value:{spec}}{suffix}"
 
 
 def _x(value: float | None) -> str:
@@ -309,84 +305,8 @@ def wordcount_ratio(wordcount: Mapping[str, Any] | None) -> tuple[float, float, 
 # ---- Markdown -----------------------------------------------------------------------------------------------------
 
 
-def md_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines)
-
-
-THROUGHPUT_HEADER = (
-    "server",
-    "scenario",
-    "req/s (best)",
-    "req/s (all rounds)",
-    "req/CPU-s (median)",
-    "req/CPU-s (all rounds)",
-    "p50 ms",
-    "p99 ms",
-    "errors",
-)
-
-
 def _range(values: Sequence[float]) -> str:
     return f"{min(values):,.0f}{DASH}{max(values):,.0f}" if values else "n/a"
-
-
-def throughput_rows(runs: Sequence[Mapping[str, Any]], workers: int) -> list[list[str]]:
-    rows = []
-    for run in runs:
-        if run["workers"] != workers:
-            continue
-        best = best_round(run["rounds"])
-        if best is None:
-            continue
-        errors = sum(r.get("errors", 0) for r in run["rounds"])
-        rows.append(
-            [
-                TARGET_LABELS.get(run["target"], run["target"]),
-                ENDPOINT_LABELS.get(run["endpoint"], run["endpoint"]),
-                f"{best['rps']:,.0f}",
-                _range([r["rps"] for r in run["rounds"]]),
-                _fmt(median_per_cpu(run["rounds"]), ",.0f"),
-                _range(per_cpu_values(run["rounds"])),
-                f"{best['p50_ms']:.2f}",
-                f"{best['p99_ms']:.2f}",
-                str(errors),
-            ]
-        )
-    return rows
-
-
-def ratio_rows(runs: Sequence[Mapping[str, Any]], of: Measure = best_rps) -> list[list[str]]:
-    return [
-        [
-            f"{row.workers}",
-            ENDPOINT_LABELS.get(row.endpoint, row.endpoint),
-            _x(row.default_vs_bare),
-            _x(row.off_vs_bare),
-            _x(row.default_vs_fastapi),
-            _x(row.off_vs_fastapi),
-            _x(row.default_vs_off),
-            _x(row.sampled_vs_default),
-            _x(row.on_vs_default),
-            _x(row.on_vs_off),
-        ]
-        for row in ratios(runs, of)
-    ]
-
-
-RATIO_HEADER = (
-    "workers",
-    "scenario",
-    "defaults / bare Flask",
-    "all off / bare Flask",
-    "defaults / FastAPI",
-    "all off / FastAPI",
-    "defaults / all off",
-    "tracing 10 % / defaults",
-    "tracing 100 % / defaults",
-    "all on / all off",
-)
 
 
 def _spread(values: Sequence[float]) -> float | None:
@@ -405,316 +325,63 @@ def round_spread(
     return statistics.median(spreads), max(spreads)
 
 
-def spread_note(runs: Sequence[Mapping[str, Any]]) -> str:
-    """How far the rounds of one scenario moved, in req/s and in req/CPU-s: why the goals use the second."""
-    rate, cpu = round_spread(runs), round_spread(runs, per_cpu_values)
-    if rate is None:
-        return ""
-    note = f"Between the rounds of one scenario req/s moved by {rate[0]:.0%} (median over scenarios; "
-    note += f"worst {rate[1]:.0%})"
-    if cpu is not None:
-        note += f", req/CPU-s by {cpu[0]:.0%} (worst {cpu[1]:.0%})"
-    return (
-        note + ": other work on this shared machine. Ratios closer to each other than that are not differences; the "
-        "several-fold gaps are."
+TEMPLATES = Path(__file__).with_name("templates")
+
+
+@functools.cache
+def _environment() -> Any:
+    # Imported here: bench.plot imports this module in the bench venv, which has no Jinja2 (nor the service).
+    import jinja2
+
+    from bench.corpus import MIB
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(TEMPLATES),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        autoescape=False,  # Markdown, not HTML
     )
-
-
-def goals_table(results: Mapping[str, Any]) -> str:
-    return md_table(
-        ["goal", "target", "measured", "verdict", "detail"],
-        [[g.name, g.target, g.value, g.verdict, g.detail] for g in goals(results)],
+    env.filters["fmt"] = _fmt
+    env.tests["startswith"] = str.startswith
+    env.globals.update(
+        {name: globals()[name] for name in ("TARGET_LABELS", "ENDPOINT_LABELS", "RATIOS", "TIMES", "DASH")},
+        MIB=MIB,
+        ratio=ratio,
+        median=statistics.median,
+        goals=goals,
+        round_spread=round_spread,
+        ratios=ratios,
+        best_round=best_round,
+        per_cpu_values=per_cpu_values,
+        span=_range,
+        median_per_cpu=median_per_cpu,
+        slow_clients=_slow_clients,
     )
+    return env
 
 
-def machine_line(results: Mapping[str, Any]) -> str:
-    m = results.get("machine", {})
-    return (
-        f"{m.get('nproc', '?')} CPUs ({m.get('cpu', '?')}), Linux {m.get('kernel', '?')}, "
-        f"{m.get('memory_gib', 0):.0f} GiB RAM; load average {m.get('loadavg_start', '?')} at start, "
-        f"{m.get('loadavg_end', '?')} at end (the machine is shared: read ratios, not absolutes)"
-    )
+def render(template: str, **context: Any) -> str:
+    """A Markdown file from one of bench/templates."""
+    return str(_environment().get_template(template).render(**context)).rstrip() + "\n"
 
 
-def _profile_section(profile: Mapping[str, Any]) -> str:
-    parts = [f"#### {profile['title']}", ""]
-    if profile.get("note"):
-        parts += [profile["note"], ""]
-    if not profile.get("samples"):
-        return "\n".join([*parts, "no samples (py-spy unavailable or the process was idle)", ""])
-    parts.append(f"{profile['samples']} samples of Python CPU (GIL held).")
-    parts.append("")
-    parts.append(md_table(["component (innermost non-stdlib frame)", "share"], _shares(profile["components"])))
-    parts.append("")
-    if profile.get("watched"):
-        parts.append(md_table(["known cost (inclusive: anywhere in the stack)", "share"], _shares(profile["watched"])))
-        parts.append("")
-    parts.append(
-        md_table(
-            ["hottest lines (C calls count to their caller)", "share", "source"],
-            [[f"`{where}`", f"{share:.1%}", f"`{src}`" if src else ""] for where, share, src in profile["lines"]],
-        )
-    )
-    parts.append("")
-    return "\n".join(parts)
+def render_table(macro: str, *args: Any) -> str:
+    """One table of bench/templates/tables.md.j2, alone (bench.batch, bench.shards and bench.slowclients print them)."""
+    return str(getattr(_environment().get_template("tables.md.j2").module, macro)(*args)).strip()
 
 
-def _shares(items: Iterable[Sequence[Any]]) -> list[list[str]]:
-    return [[str(name), f"{share:.1%}"] for name, share, *_ in items]
+def _slow_clients(result: Mapping[str, Any]) -> str:
+    # Here, not at the top: bench.slowclients starts servers (psutil), which the bench venv that plots has not.
+    from bench.slowclients import render as render_slow_clients
+
+    return render_slow_clients(result)
 
 
 def render_markdown(results: Mapping[str, Any]) -> str:
-    out: list[str] = []
-    add = out.append
-    settings = results.get("settings", {})
-    add(f"# flask-svc benchmark — {results.get('date', '?')}")
-    add("")
-    add(f"Generated by `make bench` in {results.get('elapsed_s', 0):.0f} s. Machine: {machine_line(results)}.")
-    add("")
-    add("## Goals")
-    add("")
-    add(
-        "Reported, never asserted, and judged on requests per CPU-second of the server's whole process tree "
-        "(master and workers, /proc utime + stime over each round; the median round), with req/s (best round) "
-        "beside. flask-svc is judged as shipped (its defaults: metrics and access log on, tracing off) except where "
-        "a goal names a variant. See Settings for the variants."
-    )
-    add("")
-    add(goals_table(results))
-    add("")
-    add("## Machine, versions, settings")
-    add("")
-    machine = results.get("machine", {})
-    versions = results.get("versions", {})
-    add(
-        md_table(
-            ["item", "value"],
-            [
-                ["CPUs (nproc)", machine.get("nproc", "?")],
-                ["CPU model", machine.get("cpu", "?")],
-                ["kernel", machine.get("kernel", "?")],
-                ["Python", machine.get("python", "?")],
-                *[[name, version] for name, version in versions.items()],
-                ["load generator", settings.get("load", "?")],
-                [
-                    "rounds",
-                    f"{settings.get('rounds', '?')} interleaved rounds per scenario; req/s: the best round, "
-                    "req/CPU-s: the median round",
-                ],
-                ["bodies", settings.get("bodies", "?")],
-                ["flask-svc, all on", settings.get("svc_on", "?")],
-                ["flask-svc, tracing 10 %", settings.get("svc_sampled", "?")],
-                ["flask-svc, defaults", settings.get("svc_default", "?")],
-                ["flask-svc, all off", settings.get("svc_off", "?")],
-                ["bare Flask", settings.get("bare", "?")],
-                ["FastAPI", settings.get("fastapi", "?")],
-                ["nginx", settings.get("nginx", "?")],
-            ],
-        )
-    )
-    add("")
-    add("## Throughput and latency")
-    add("")
-    for workers in sorted({r["workers"] for r in results.get("runs", [])}):
-        add(f"### {workers} worker process{'es' if workers > 1 else ''}")
-        add("")
-        add(md_table(THROUGHPUT_HEADER, throughput_rows(results.get("runs", []), workers)))
-        add("")
-    runs = results.get("runs", [])
-    add("### Ratios (req/CPU-s, median round): what the goals are judged on")
-    add("")
-    add(md_table(RATIO_HEADER, ratio_rows(runs, median_per_cpu)))
-    add("")
-    add("### Ratios (req/s, best round)")
-    add("")
-    add(md_table(RATIO_HEADER, ratio_rows(runs)))
-    add("")
-    add(spread_note(runs))
-    add("")
-    tracing = results.get("tracing", {})
-    if tracing:
-        add(
-            f"Tracing check: {tracing.get('spans_received', 0):,} spans reached the loopback OTLP sink, "
-            f"{tracing.get('spans_dropped', 0):,} counted as dropped by the service; the sink (in the bench "
-            f"process) used {tracing.get('sink_cpu_s', 0):.1f} CPU-seconds, which the instrumented runs share the "
-            "machine with."
-        )
-        add("")
-    sanity = results.get("sanity")
-    if sanity:
-        add(f"Sanity: {sanity}")
-        add("")
-    add("## Start → ready")
-    add("")
-    startup = results.get("startup", {})
-    rows = []
-    for key, label in (("svc", "flask-svc (`python -m service`, 1 worker)"), ("bare", "bare Flask on gunicorn")):
-        values = startup.get(key, [])
-        if values:
-            rows.append(
-                [label, len(values), f"{statistics.median(values):.3f}", f"{min(values):.3f}", f"{max(values):.3f}"]
-            )
-    container = results.get("container", {})
-    if container.get("starts"):
-        values = container["starts"]
-        rows.append(
-            [
-                f"container `{container.get('image')}` (docker run → /readyz)",
-                len(values),
-                f"{statistics.median(values):.3f}",
-                f"{min(values):.3f}",
-                f"{max(values):.3f}",
-            ]
-        )
-    add(md_table(["process", "starts", "median s", "min s", "max s"], rows) if rows else "not measured")
-    add("")
-    add("Time from spawning the process to the first `200` from `/readyz` (polled every 5 ms).")
-    if startup.get("failed"):
-        add(f"{startup['failed']} start(s) failed and were not timed (see Failures).")
-    add("")
-    add("## Memory (whole process tree, MB)")
-    add("")
-    add(
-        md_table(
-            ["server", "workers", "idle RSS", "idle PSS", "loaded RSS (peak)", "loaded PSS (peak)"],
-            [
-                [
-                    TARGET_LABELS.get(m["target"], m["target"]),
-                    m["workers"],
-                    f"{m['idle_rss_mb']:.0f}",
-                    f"{m['idle_pss_mb']:.0f}",
-                    _fmt(m.get("loaded_rss_mb"), ".0f"),
-                    _fmt(m.get("loaded_pss_mb"), ".0f"),
-                ]
-                for m in results.get("memory", [])
-            ],
-        )
-    )
-    add("")
-    add(
-        "RSS counts pages shared between the gunicorn master and its forked workers once per process; PSS divides "
-        "them among the sharers, so the PSS sum is what the tree really occupies."
-    )
-    add("")
-    split = [
-        f"{TARGET_LABELS.get(m['target'], m['target'])}: " + " + ".join(f"{mb:.0f}" for mb in m["processes_rss_mb"])
-        for m in results.get("memory", [])
-        if m["workers"] == 1 and len(m.get("processes_rss_mb", [])) > 1
-    ]
-    if split:
-        add("Idle RSS per process with 1 worker (the parent first): " + "; ".join(split) + " MB.")
-        add("")
-    container_mb = results.get("container", {}).get("idle_memory_mb")
-    if container_mb:
-        add(
-            f"The image's container, idle after start, as its cgroup counts it (`docker stats`, what a Kubernetes "
-            f"memory limit applies to): {container_mb:.0f} MB."
-        )
-        add("")
-    imports = results.get("import_memory", [])
-    if imports:
-        add("Resident memory added by importing each layer (one fresh interpreter, in this order):")
-        add("")
-        add(md_table(["import", "+MB", "total MB"], [[f"`{m}`", f"{d:.1f}", f"{t:.1f}"] for m, d, t in imports]))
-        add("")
-    add("## Image")
-    add("")
-    size = container.get("size_mb")
-    base = container.get("base")
-    add(
-        f"`{container.get('image', 'flask-svc:test')}`: "
-        + (f"{size:.0f} MB" if size else "n/a")
-        + (f", built on `{base}`" if base else "")
-        + "."
-    )
-    if container.get("note"):
-        add(f" {container['note']}")
-    add("")
-    add("## Word count")
-    add("")
-    wordcount = results.get("wordcount") or {}
-    for key, title in (("ascii", "ASCII prose"), ("unicode", "prose with 1 % non-ASCII words")):
-        data = wordcount.get(key)
-        if not data:
-            continue
-        measures = data["measures"]
-        base = next((m["mb_per_s"] for m in measures if m["name"].startswith("wc -w (LC_ALL=C)")), None)
-        add(f"{title}, {data['bytes'] / 1e6:.1f} MB, best of {wordcount.get('passes', '?')} passes:")
-        add("")
-        add(
-            md_table(
-                ["counter", "MB/s", f"{TIMES} `wc -w`", "words", "note"],
-                [
-                    [m["name"], f"{m['mb_per_s']:.1f}", _fmt(ratio(m["mb_per_s"], base), ".3f"), m["words"], m["note"]]
-                    for m in measures
-                ],
-            )
-        )
-        add("")
-    add("## Profiles")
-    add("")
-    add(
-        "py-spy samples of the gunicorn worker (or the word-count process) while wrk keeps it busy; each sample is "
-        "charged to the innermost frame outside the standard library, so `logging` time shows under whoever logs."
-    )
-    add("")
-    for profile in results.get("profiles", []):
-        add(_profile_section(profile))
-    import_costs = results.get("import_costs", [])
-    if import_costs:
-        add("#### Start-up: import time by package (`python -X importtime`, self time summed)")
-        add("")
-        add(md_table(["package", "ms"], [[name, f"{ms:.1f}"] for name, ms in import_costs]))
-        add("")
-    if "slow_clients" in results:
-        # Here, not at the top: bench.plot imports this module in the bench venv, which has no psutil.
-        from bench.slowclients import render as render_slow_clients
-
-        add("## Idle and slow clients")
-        add("")
-        add(render_slow_clients(results["slow_clients"]))
-        add("")
-    if "batch" in results:
-        from bench.batch import render as render_batch  # here too: bench.batch needs requests, the bench venv has not
-
-        add("## Batch analysis (`/api/v1/jobs`, local runner) beside the synchronous endpoint")
-        add("")
-        add("Upload to `succeeded`, both stage processes' start included; polled every 50 ms.")
-        add("")
-        add(render_batch(results["batch"]))
-        add("")
-    failures = results.get("failures", [])
-    if failures:
-        add("## Failures during this run")
-        add("")
-        out.extend(f"- {failure}" for failure in failures)
-        add("")
-    return "\n".join(out).rstrip() + "\n"
+    return render("report.md.j2", r=results)
 
 
 def render_latest(results: Mapping[str, Any]) -> str:
     """The short summary the README includes: goals, the 1-worker table, links to the full results and the plot."""
-    date = results.get("date", "?")
-    out = [
-        f"Latest run: {date} — {machine_line(results)}.",
-        "",
-        goals_table(results),
-        "",
-    ]
-    workers = sorted({r["workers"] for r in results.get("runs", [])})
-    if workers:
-        out += [
-            f"Throughput with {workers[0]} worker process ({results.get('settings', {}).get('rounds', '?')} "
-            "interleaved rounds; req/s of the best, requests per CPU-second of the server's process tree of the "
-            "median):",
-            "",
-            md_table(THROUGHPUT_HEADER, throughput_rows(results["runs"], workers[0])),
-            "",
-            spread_note(results["runs"]),
-            "",
-        ]
-    out += [
-        f"Full results: [`bench/results/{date}.md`]({date}.md) · plot: [`bench/results/{date}.png`]({date}.png)",
-        "",
-    ]
-    return "\n".join(out)
+    return render("latest.md.j2", r=results)

@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
@@ -32,16 +31,18 @@ from typing import Any
 
 import psutil
 
-from bench import batch, cputime, profiling, report, slowclients, targets, wrk
+from bench import batch, profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
-from harness.docker import DOCKER, HARDENED_RUN
-from harness.net import free_port, http_status
+from harness import proc
+from harness.container import TEST_IMAGE, run_container, wait_ready
+from harness.docker import DOCKER, docker
 from harness.otlp import otlp_receiver
 from harness.server import ROOT, running_server, workers_of
+from image.docker import image_size
 from service.names import ANALYZE_PATH, LIVEZ, READYZ
 
 RESULTS = ROOT / "bench" / "results"
-IMAGE = "flask-svc:test"
+IMAGE = TEST_IMAGE
 # readyz goes through the framework in every Python app (flask-svc answers /livez in its worker loop).
 ENDPOINTS = ("livez", "readyz", "analyze-1k", "analyze-100k")
 BODY_SIZES = {"analyze-1k": 1024, "analyze-100k": 100 * 1024}
@@ -126,30 +127,6 @@ def versions() -> dict[str, str]:
 # ---- load runs ----------------------------------------------------------------------------------------------------
 
 
-class PeakMemory:
-    """Samples a process tree's RSS/PSS in the background and keeps the peak."""
-
-    def __init__(self, pid: int, every: float = 0.5) -> None:
-        self.pid, self.every = pid, every
-        self.rss = self.pss = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            rss, pss = targets.tree_memory(self.pid)
-            self.rss, self.pss = max(self.rss, rss), max(self.pss, pss)
-            self._stop.wait(self.every)
-
-    def __enter__(self) -> PeakMemory:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
-
-
 def body_files(tmp: Path) -> dict[str, Path]:
     files = {}
     for endpoint, size in BODY_SIZES.items():
@@ -230,16 +207,16 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
             if any("analyze-1k" in t.endpoints for t in running) and "analyze-1k" in plan.endpoints:
                 results["sanity"] = check_answers(running, bodies)
             time.sleep(1.0)  # let start-up settle before the idle reading
-            peaks: dict[str, PeakMemory] = {}
+            peaks: dict[str, proc.PeakMemory] = {}
             for target in running:
-                rss, pss = targets.tree_memory(target.pid)
+                rss, pss = proc.tree_memory(target.pid)
                 results["memory"].append(
                     {
                         "target": target.key,
                         "workers": workers,
                         "idle_rss_mb": rss,
                         "idle_pss_mb": pss,
-                        "processes_rss_mb": [round(each, 1) for each in targets.process_rss(target.pid)],
+                        "processes_rss_mb": [round(each, 1) for each in proc.process_rss(target.pid)],
                     }
                 )
             for endpoint in plan.endpoints:
@@ -254,13 +231,13 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                     order = serving[round_index % len(serving) :] + serving[: round_index % len(serving)]
                     for target in order:
                         cpu_before = sum(own.cpu_times()[:2])
-                        peak = peaks.setdefault(target.key, PeakMemory(target.pid))
-                        sampler = PeakMemory(target.pid)
+                        peak = peaks.setdefault(target.key, proc.PeakMemory(target.pid))
+                        sampler = proc.PeakMemory(target.pid)
                         try:
                             with sampler:
-                                server_cpu_before = cputime.tree_cpu_seconds(target.pid)
+                                server_cpu_before = proc.tree_cpu_seconds(target.pid)
                                 result = wrk.run(url_for(target, endpoint), settings, body)
-                                server_cpu = cputime.tree_cpu_seconds(target.pid) - server_cpu_before
+                                server_cpu = proc.tree_cpu_seconds(target.pid) - server_cpu_before
                         except (wrk.WrkError, subprocess.TimeoutExpired) as error:
                             log(f"  {workers}w {target.key} {endpoint}: wrk failed, round dropped: {error}")
                             results.setdefault("failures", []).append(f"{workers}w {target.key} {endpoint}: {error}")
@@ -279,7 +256,7 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                                 "errors": result.error_count,
                             }
                         )
-                        per_cpu = cputime.per_cpu_second(result.requests, server_cpu)
+                        per_cpu = report.per_cpu_second(result.requests, server_cpu)
                         log(
                             f"  {workers}w {target.key:11} {endpoint:12} {result.rps:9,.0f} req/s  "
                             f"{per_cpu or 0:9,.0f} req/CPU-s  "
@@ -401,52 +378,30 @@ def container(count: int, log: Callable[[str], None]) -> dict[str, Any]:
     if not os.access(DOCKER, os.X_OK):
         found["note"] = "No container engine on this machine."
         return found
-    inspect = subprocess.run(
-        [DOCKER, "image", "inspect", IMAGE, "--format", "{{.Size}}"], capture_output=True, text=True, timeout=60
-    )
-    if inspect.returncode != 0:
+    try:
+        found["size_mb"] = image_size(IMAGE) / 1e6
+    except RuntimeError:
         found["note"] = f"No image {IMAGE} (build it with the container tests or `make image IMAGE_TAG=test`)."
         return found
-    found["size_mb"] = int(inspect.stdout.strip()) / 1e6
-    base = subprocess.run(
-        [
-            DOCKER,
-            "image",
-            "inspect",
-            "--format",
-            '{{ index .Config.Labels "org.opencontainers.image.base.name" }}',
-            IMAGE,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    label = '{{ index .Config.Labels "org.opencontainers.image.base.name" }}'
+    base = docker("image", "inspect", "--format", label, IMAGE, check=False, timeout=30)
     found["base"] = base.stdout.strip() or None  # the Dockerfile's BASE_IMAGE build arg, as labelled
     for index in range(count):
-        port, metrics_port = free_port(), free_port()
-        name = f"flask-svc-bench-{os.getpid()}-{index}"
-        cmd = [DOCKER, "run", "--rm", "--detach", "--name", name, *HARDENED_RUN]  # as the tests and the chart run it
-        cmd += ["-e", "HOST=127.0.0.1", "-e", f"PORT={port}", "-e", f"METRICS_PORT={metrics_port}"]
-        started = time.monotonic()
+        started = time.time()
         try:
-            subprocess.run([*cmd, IMAGE], check=True, capture_output=True, timeout=60)
-            deadline = started + 30
-            while time.monotonic() < deadline:
-                if http_status(port) == 200:
-                    found["starts"].append(time.monotonic() - started)
-                    if index == count - 1:
-                        found["idle_memory_mb"] = container_memory(name)
-                    break
-                time.sleep(0.005)
-            else:
-                found["note"] = "a container did not become ready within 30 s"
-                break
-        except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as error:
+            running = run_container(IMAGE)  # hardened as the tests and the chart run it
+        except (RuntimeError, subprocess.TimeoutExpired) as error:
             found["note"] = f"docker run failed: {error}"
             break
+        try:
+            found["starts"].append(wait_ready(running, interval=0.005) - started)
+            if index == count - 1:
+                found["idle_memory_mb"] = container_memory(running.name)
+        except TimeoutError:
+            found["note"] = "a container did not become ready within 30 s"
+            break
         finally:
-            subprocess.run([DOCKER, "rm", "--force", name], capture_output=True, timeout=60, check=False)
+            running.remove()
     if found["starts"]:
         median = statistics.median(found["starts"])
         log(f"container start → ready median {median:.3f} s, image {found['size_mb']:.0f} MB")
@@ -467,13 +422,7 @@ def parse_docker_memory(usage: str) -> float | None:
 def container_memory(name: str) -> float | None:
     """The container's memory as its cgroup counts it (what a Kubernetes limit applies to), a second after ready."""
     time.sleep(1)
-    stats = subprocess.run(
-        [DOCKER, "stats", "--no-stream", "--format", "{{.MemUsage}}", name],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    stats = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", name, check=False, timeout=30)
     return parse_docker_memory(stats.stdout) if stats.returncode == 0 else None
 
 
@@ -686,9 +635,9 @@ def main(argv: list[str] | None = None) -> int:
         results = execute(plan, Path(tmp), wordcount_too=not args.matrix_only, container_too=not args.matrix_only)
     markdown = write(results, args.out)
     log_to_stderr(f"done in {results['elapsed_s']:.0f} s: {os.path.relpath(markdown, ROOT)}")
-    print(report.md_table(report.RATIO_HEADER, report.ratio_rows(results["runs"], report.median_per_cpu)))
+    print(report.render_table("ratio_table", report.ratios(results["runs"], report.median_per_cpu)))
     print()
-    print(report.goals_table(results))
+    print(report.render_table("goal_table", results))
     return 0
 
 

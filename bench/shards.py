@@ -9,7 +9,7 @@ In-process, no server and no process starts: what is left is each design's own w
 - ``tokenize → count``: the seed's two stages (``stages.run``), the word-per-line file in between.
 - ``map of K shards, P=1|2``: the K shards mapped by P worker processes, then the merge; CPU is summed over the
   processes, so MiB per CPU-second shows the overhead of sharding and MiB/s the gain from the second core.
-MiB per CPU-second moves much less than MiB/s with whatever else shares the machine (see ``bench.cputime``).
+MiB per CPU-second moves much less than MiB/s with whatever else shares the machine (see ``harness.proc``).
 """
 
 from __future__ import annotations
@@ -21,19 +21,21 @@ import resource
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench.corpus import generate_text
+from bench import report
+from bench.corpus import MIB, generate_text
+from harness.proc import peak_kib
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import shards
+from service.batch.formats import read_chunks
 from service.batch.stages import ExitCode, StageContext, run
 from service.batch.states import JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, new_id
 from service.names import CHUNK_BYTES
 
-MIB = 1024 * 1024
 VOCABULARY = 1_000_000  # the cap is not what is measured
 
 
@@ -43,26 +45,13 @@ def _cpu() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _chunks(path: Path, size: int) -> Iterator[bytes]:
-    with open(path, "rb") as handle:
-        while chunk := handle.read(size):
-            yield chunk
-
-
 def _sync(path: Path) -> None:
-    analyze_chunks(_chunks(path, CHUNK_BYTES), AnalysisOptions(), VOCABULARY).counts.most_common(10)
+    analyze_chunks(read_chunks(path, CHUNK_BYTES), AnalysisOptions(), VOCABULARY).counts.most_common(10)
 
 
 def _map_one(directory: Path, shard: shards.Shard) -> int:
     shards.map_shard(directory / INPUT, directory, shard, AnalysisOptions(), VOCABULARY)
-    return peak_rss_kib()
-
-
-def peak_rss_kib() -> int:
-    """This process's own high-water mark. Not ``ru_maxrss``: Linux carries that over ``exec`` from the parent, so a
-    worker started by a large process would report the parent's size."""
-    status = Path("/proc/self/status").read_text()
-    return int(status.split("VmHWM:", 1)[1].split()[0])
+    return peak_kib()  # this worker's own high-water mark
 
 
 def _two_stages(store: JobStore, job_id: str) -> None:
@@ -142,18 +131,7 @@ def run_bench(
 
 
 def render(results: dict[str, Any]) -> str:
-    lines = [
-        f"| what | MiB | MiB per CPU-second | vs sync | MiB/s (best of {results['passes']}) | peak RSS (MiB) |",
-        "|---|---|---|---|---|---|",
-    ]
-    sync = {row["mib"]: row["mib_per_cpu_s"] for row in results["rows"] if row["what"].startswith("sync")}
-    for row in results["rows"]:
-        peak = f"{row['peak_rss_kib'] / 1024:.0f}" if "peak_rss_kib" in row else ""
-        lines.append(
-            f"| {row['what']} | {row['mib']} | {row['mib_per_cpu_s']:.1f} | "
-            f"{row['mib_per_cpu_s'] / sync[row['mib']]:.2f}× | {row['mib_per_s']:.1f} | {peak} |"  # noqa: RUF001
-        )
-    return "\n".join(lines)
+    return report.render_table("shards", results)
 
 
 def main(argv: list[str] | None = None) -> int:

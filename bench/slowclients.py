@@ -22,7 +22,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from bench import targets
+from bench import report, targets
 from service.names import ANALYZE_PATH, LIVEZ
 
 IDLE = 300
@@ -121,28 +121,7 @@ def run(log: Callable[[str], None]) -> dict[str, Any]:
 
 
 def render(result: Mapping[str, Any]) -> str:
-    header = (
-        f"{result['idle']} idle + {result['slow']} slow-header connections held open; {ROUNDS} times `GET /livez` "
-        f"and a small `POST /api/v1/analyze` on fresh connections, {ANSWER_TIMEOUT:.0f} s client timeout; "
-        "one worker process."
-    )
-    lines = [
-        header,
-        "",
-        "| server | answered ≤ 1 s | answered ≤ 2 s | median | slowest | slow clients closed after |",
-        "|---|---|---|---|---|---|",
-    ]
-    for row in result["rows"]:
-        median, slowest = (f"{ms:.0f} ms" if ms is not None else "none" for ms in (row["median_ms"], row["max_ms"]))
-        if row["slow_closed"]:
-            cut = f"{row['slow_closed_after_s']:.1f} s ({row['slow_closed']} of {result['slow']})"
-        else:
-            cut = f"never within {result['watch_s']:.0f} s"
-        lines.append(
-            f"| {row['label']} | {row['within_1s']}/{row['requests']} | {row['within_2s']}/{row['requests']} "
-            f"| {median} | {slowest} | {cut} |"
-        )
-    return "\n".join(lines)
+    return report.render_table("slow_clients", result, ROUNDS, ANSWER_TIMEOUT)
 
 
 def main() -> int:

@@ -18,9 +18,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import psutil
-
 from harness.net import free_port, process_gone, wait_until_ready
+from harness.proc import tree
 from harness.server import ROOT, running_server
 from service.names import READYZ
 
@@ -43,38 +42,6 @@ class Target:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def tree(pid: int) -> list[psutil.Process]:
-    try:
-        root = psutil.Process(pid)
-        return [root, *root.children(recursive=True)]
-    except psutil.NoSuchProcess:
-        return []
-
-
-def tree_memory(pid: int) -> tuple[float, float]:
-    """(RSS, PSS) of a process and all its descendants, in MB. PSS splits pages shared after fork fairly."""
-    rss = pss = 0
-    for proc in tree(pid):
-        try:
-            info = proc.memory_full_info()
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            continue
-        rss += info.rss
-        pss += getattr(info, "pss", info.rss)
-    return rss / 1e6, pss / 1e6
-
-
-def process_rss(pid: int) -> list[float]:
-    """RSS of each process of the tree in MB, the root (e.g. the gunicorn master) first."""
-    sizes = []
-    for proc in tree(pid):
-        try:
-            sizes.append(proc.memory_info().rss / 1e6)
-        except psutil.NoSuchProcess:
-            continue
-    return sizes
 
 
 def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, path: str = READYZ) -> float:
@@ -183,28 +150,7 @@ def fastapi(workers: int) -> Iterator[Target]:
         yield Target("fastapi", "FastAPI/uvicorn", port, proc.pid, PYTHON_ENDPOINTS)
 
 
-NGINX_CONF = """\
-daemon off;
-master_process on;
-worker_processes {workers};
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    keepalive_requests 1000000;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    server {{
-        listen 127.0.0.1:{port};
-        default_type application/json;
-        location / {{ return 200 '{{"status":"ok"}}'; }}
-    }}
-}}
-"""
+NGINX_CONF = Path(__file__).with_name("nginx.conf")  # a str.format template
 
 
 def nginx_binary() -> str | None:
@@ -222,7 +168,7 @@ def nginx(workers: int) -> Iterator[Target]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="flask-svc-nginx-") as tmp:
         conf = Path(tmp, "nginx.conf")
-        conf.write_text(NGINX_CONF.format(workers=workers, tmp=tmp, port=port))
+        conf.write_text(NGINX_CONF.read_text().format(workers=workers, tmp=tmp, port=port))
         with launched(
             [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"], port, stop_signal=signal.SIGQUIT
         ) as proc:

@@ -19,16 +19,15 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from bench.corpus import generate_text
+from bench.corpus import MIB, generate_text
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.analysis.tokenizer import ASCII_WORD
+from service.batch.formats import read_chunks
 from service.names import CHUNK_BYTES  # what the service's handlers read per step
-
-MIB = 1024 * 1024
 
 
 @dataclass
@@ -38,12 +37,6 @@ class Measure:
     mb_per_s: float
     words: int
     note: str = ""
-
-
-def _chunks(path: Path, size: int) -> Iterator[bytes]:
-    with path.open("rb") as stream:
-        while chunk := stream.read(size):
-            yield chunk
 
 
 def best_of(passes: int, work: Callable[[], int]) -> tuple[float, int]:
@@ -64,7 +57,7 @@ def wc_words(path: Path, locale: str) -> int:
 
 def pipeline_words(path: Path, chunk: int = CHUNK_BYTES) -> tuple[int, float, float]:
     """Words counted, plus the pipeline's own split: seconds decoding+tokenizing, seconds counting."""
-    analysis = analyze_chunks(_chunks(path, chunk), AnalysisOptions())
+    analysis = analyze_chunks(read_chunks(path, chunk), AnalysisOptions())
     analysis.counts.most_common(10)
     return analysis.counts.total, analysis.stats.tokenize_ns / 1e9, analysis.stats.consume_ns / 1e9
 

@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 : "${IMAGE:?skaffold sets IMAGE}"
-.venv/bin/python -m tests.container.containerlib build --image "${IMAGE}" \
+.venv/bin/python -m image build --image "${IMAGE}" \
   --build-arg "APP_CODE_OWNER=${APP_CODE_OWNER:-10001:10001}"
 # Without a push skaffold deploys the image by its ID (repository:<image id>), not by the tag it asked for: give the
 # node both names.

@@ -28,6 +28,10 @@ setup-container:
 		echo "setup-container: dockerd did not answer within 60 s; last log lines:" >&2; \
 		tail -n 20 $(DOCKERD_LOG) >&2; exit 1'
 
+# Where no registry is reachable (as on this project's machines), the image package builds the same Dockerfile on a
+# stand-in base with pip fed from a loopback wheelhouse: `.venv/bin/python -m image build --image flask-svc:dev
+# [--target ml]` (what `make e2e` and the local cluster's skaffold builder run).
+#
 # For humans: the image from the working tree, labelled with the version, commit and build time.
 # Behind a TLS-intercepting proxy, `make image PIP_CA=/path/to/ca.pem`; for a private index,
 # `make image PIP_CONF=/path/to/pip.conf`. Both go in as BuildKit secrets, never into a layer.

@@ -66,8 +66,8 @@ export FLASK_SVC_E2E_CONTEXT="${CONTEXT}"
 
 t=$SECONDS
 # The default image, and its model-serving variant (`--target ml`, tag suffix -ml) for test_e2e_model.py.
-"${PYTHON}" -m tests.container.containerlib build --image "${FLASK_SVC_E2E_IMAGE}"
-"${PYTHON}" -m tests.container.containerlib build --image "${FLASK_SVC_E2E_IMAGE}-ml" --target ml
+"${PYTHON}" -m image build --image "${FLASK_SVC_E2E_IMAGE}"
+"${PYTHON}" -m image build --image "${FLASK_SVC_E2E_IMAGE}-ml" --target ml
 for image in "${FLASK_SVC_E2E_IMAGE}" "${FLASK_SVC_E2E_IMAGE}-ml"; do
   if [[ "${LOCAL}" == true || "${CONTEXT}" == flask-svc-local ]]; then  # brought up here, or by `make cluster-up`
     cluster/local-cluster.sh load "${image}"

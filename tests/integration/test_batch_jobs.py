@@ -20,6 +20,7 @@ import psutil
 import pytest
 import requests
 
+from harness.proc import peak_kib, reset_peak
 from harness.server import ROOT, Server, running_server
 from service.batch import signing
 from service.batch.stages import ExitCode
@@ -94,20 +95,13 @@ def _worker(server: Server) -> psutil.Process:
     return worker
 
 
-def _peak_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def test_a_200_mib_upload_completes_with_bounded_memory(server: Server, data_dir: Path) -> None:
     worker = _worker(server)
     # A first small job pays the one-time costs (imports, allocator arenas) before measuring.
     warm = _create(server, b"warm up words " * 1000)
     assert _wait(server, warm.json()["id"])["state"] == "succeeded"
-    Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
-    before = _peak_kib(worker.pid)
+    reset_peak(worker.pid)
+    before = peak_kib(worker.pid)
     size = 200 * MiB
     started = time.monotonic()
     response = _create(server, _text(size))  # a generator: sent chunked, never whole in this process either
@@ -115,11 +109,11 @@ def test_a_200_mib_upload_completes_with_bounded_memory(server: Server, data_dir
     job = response.json()
     assert response.headers["Location"] == f"/api/v1/jobs/{job['id']}"
     assert job["bytes"] == size
-    upload_growth_kib = _peak_kib(worker.pid) - before
+    upload_growth_kib = peak_kib(worker.pid) - before
     done = _wait(server, job["id"], timeout=600)
     elapsed = time.monotonic() - started
     assert done["state"] == "succeeded", done
-    worker_growth_kib = _peak_kib(worker.pid) - before
+    worker_growth_kib = peak_kib(worker.pid) - before
     result = requests.get(f"{server.url}/api/v1/jobs/{job['id']}/result?limit=3", timeout=10).json()
     assert result["bytes"] == size
     assert result["unique"] == 5006

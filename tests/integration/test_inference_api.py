@@ -27,6 +27,7 @@ from harness.models import (
     write_untrusted,
 )
 from harness.net import free_port
+from harness.proc import peak_kib, reset_peak
 from harness.server import ROOT, Server, running_server, workers_of
 from service.inference.loading import ModelSource, load
 from service.inference.protocol import body_limit
@@ -250,11 +251,6 @@ def test_the_largest_body_allowed_is_taken(model_server: Server) -> None:
     assert response.status_code == 200, response.text
 
 
-def _peak_kib(pid: int) -> int:
-    status = Path(f"/proc/{pid}/status").read_text()
-    return int(next(line for line in status.splitlines() if line.startswith("VmHWM:")).split()[1])
-
-
 def test_the_worst_bodies_on_every_thread_stay_within_the_documented_growth(iris_file: Path) -> None:
     """The cap bounds memory by construction: a cap-sized body of the shortest values (the most Python objects a body
     can make) on each of the 4 request threads at once, five times over, grows the worker's peak by less than the
@@ -268,15 +264,15 @@ def test_the_worst_bodies_on_every_thread_stay_within_the_documented_growth(iris
         (worker,) = server.workers()
         url = f"{server.url}/v2/models/iris/infer"
         assert requests.post(url, json=_v2([ROW]), timeout=10).ok  # everything a request touches is loaded
-        Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
-        before = _peak_kib(worker.pid)
+        reset_peak(worker.pid)
+        before = peak_kib(worker.pid)
 
         def send() -> list[int]:
             return [requests.post(url, data=worst, timeout=60).status_code for _ in range(5)]
 
         with ThreadPoolExecutor(4) as pool:
             statuses = {status for batch in pool.map(lambda _: send(), range(4)) for status in batch}
-        growth_mib = (_peak_kib(worker.pid) - before) / 1024
+        growth_mib = (peak_kib(worker.pid) - before) / 1024
         too_large = requests.post(url, data=b"0" * (10 * 1024 * 1024), timeout=30)
     assert statuses == {422}  # 114,000 values where the shape says 4,096
     assert growth_mib < 48, growth_mib

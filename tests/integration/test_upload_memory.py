@@ -7,25 +7,14 @@ peak is read back: the growth is what the request cost at its worst moment.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import pytest
 import requests
 
+from harness.proc import peak_kib, reset_peak
 from harness.server import Server, running_server
 
 UPLOAD_BYTES = 10 * 1024 * 1024
-
-
-def _peak_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
-def _reset_peak(pid: int) -> None:
-    Path(f"/proc/{pid}/clear_refs").write_text("5")
 
 
 def _text() -> bytes:
@@ -61,10 +50,10 @@ def test_peak_memory_growth_is_a_fraction_of_the_upload(big_server: Server, form
     url = big_server.url + "/api/v1/analyze"
     # A first 2 MiB request of the same form pays the one-time costs (allocator arenas, imports) before measuring.
     assert _post(url, form, body[: 2 * 1024 * 1024]).status_code == 200
-    _reset_peak(pid)
-    before = _peak_kib(pid)
+    reset_peak(pid)
+    before = peak_kib(pid)
     response = _post(url, form, body)
-    growth_kib = _peak_kib(pid) - before
+    growth_kib = peak_kib(pid) - before
     assert response.status_code == 200, response.text
     assert response.json()["bytes"] == len(body)
     print(f"{form}: peak RSS growth {growth_kib} KiB for a {len(body) // 1024} KiB upload")

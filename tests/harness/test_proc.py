@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from bench import cputime
+from bench import report
+from harness import proc as cputime
 
 
 def _stat_line(pid: int, comm: str, ppid: int, utime: int, stime: int, cutime: int = 0, cstime: int = 0) -> str:
@@ -84,9 +85,9 @@ def _tree(worker_21: tuple[int, int]) -> list[str]:
 
 
 def test_requests_per_cpu_second() -> None:
-    assert cputime.per_cpu_second(3000, 1.5) == 2000
-    assert cputime.per_cpu_second(3000, 0.0) is None  # under one clock tick: nothing to divide by
-    assert cputime.per_cpu_second(3000, None) is None
+    assert report.per_cpu_second(3000, 1.5) == 2000
+    assert report.per_cpu_second(3000, 0.0) is None  # under one clock tick: nothing to divide by
+    assert report.per_cpu_second(3000, None) is None
 
 
 def test_a_real_child_that_burns_cpu_and_exits_is_still_in_the_tree_total() -> None:
