@@ -26,12 +26,6 @@ class QueryModel(BaseModel):
         return copy.deepcopy(_SCHEMAS[key])
 
 
-class TextBody(BaseModel):
-    """The ``application/json`` form of a text upload."""
-
-    text: str = Field(description="The text to analyse.")
-
-
 class ProblemDetail(BaseModel):
     """RFC 9457 problem details."""
 

@@ -25,10 +25,11 @@ from service.analysis.web.schemas import (
     WordcountResult,
 )
 from service.core.current import current_settings, current_tracing
-from service.core.schemas import TextBody, problem_responses
+from service.core.schemas import problem_responses
 from service.metrics import feature_instruments
 from service.names import ANALYZE, API_PREFIX, TOKENIZE, WORDCOUNT
 from service.problems import Problem
+from service.uploads import TextBody
 
 _ERRORS = problem_responses(400, 408, 413, 415, 422)
 T = TypeVar("T")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 from flask import Response, current_app, jsonify, request, url_for
@@ -34,7 +33,6 @@ from service.logs import rfc3339
 from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, JOBS_PATH
 from service.problems import Problem
 
-log = logging.getLogger(__name__)
 _EVENT_MAX_BYTES = 4096
 _RETRY_AFTER_SECONDS = "5"
 _RETRY_AFTER_BUSY_SECONDS = "30"  # an owner's jobs take about this long to make room

@@ -49,7 +49,7 @@ from service.metrics import feature_instruments
 from service.names import MODEL_EXTENSION
 from service.problems import Problem, problem_document
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("service.handlers.inference")  # the logger its line has always had (log fields stay)
 
 
 class InferenceError(ProblemDetail):
