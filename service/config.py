@@ -4,8 +4,8 @@
 feature's (``service.batch.settings``, ``service.inference.settings``). Each field names its variable
 (``validation_alias``), its default, its bounds and what it means. ``load_settings`` turns a bad value into
 ``ConfigError``, one line naming the variable and what it accepts (derived from the field's type and bounds), so the
-process can stop before it binds a port. The configuration table is generated from the same fields
-(``python -m service.config_doc``).
+process can stop before it binds a port. The manual's configuration table is generated from the same fields, outside
+the running service (docs/hooks/settings_table.py).
 """
 
 from __future__ import annotations
