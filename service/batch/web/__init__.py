@@ -11,8 +11,9 @@ from flask_openapi3.openapi import OpenAPI
 
 from service.analysis.web.views import request_body_spec
 from service.batch import access
-from service.batch.coordinator import Coordinator, Limits
+from service.batch.coordinator import Coordinator
 from service.batch.leader import make_leader
+from service.batch.progress import Limits
 from service.batch.reconciler import Reconciler
 from service.batch.runner import Runner
 from service.batch.web import views

@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from service.batch.coordinator import Coordinator, Limits
+from service.batch.coordinator import Coordinator
 from service.batch.errors import OverQuota, TooManyJobs
 from service.batch.local import LocalRunner
 from service.batch.observer import Unobserved
+from service.batch.progress import Limits
 from service.batch.runner import Phase, StageStatus
 from service.batch.states import RUNNING_STAGE, Stage, State
 

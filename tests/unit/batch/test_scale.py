@@ -14,10 +14,11 @@ import pytest
 
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import formats, shards, signing
-from service.batch.coordinator import Coordinator, Limits
+from service.batch.coordinator import Coordinator
 from service.batch.errors import MalformedEvent
 from service.batch.local import LocalRunner
 from service.batch.observer import Unobserved
+from service.batch.progress import Limits
 from service.batch.stages import ExitCode, event_body, map_outcome_name
 from service.batch.states import JobRecord, Stage, State
 from service.batch.store import JobStore, new_id
