@@ -136,7 +136,7 @@ ENV FLASK_SVC_VERSION=${VERSION} \
 
 # gunicorn is PID 1: it handles SIGTERM as a graceful drain and reaps its own workers.
 STOPSIGNAL SIGTERM
-CMD ["gunicorn", "--config", "python:service.gunicorn_conf"]
+CMD ["gunicorn", "--config", "python:service.server.gunicorn_conf"]
 
 # The model-serving packages, beyond those already in the virtualenv, installed apart with the base image's pip.
 FROM builder AS ml-deps

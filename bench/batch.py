@@ -1,19 +1,15 @@
-"""Batch analysis throughput end to end beside the synchronous endpoint (issues 13 and 22).
+"""Batch analysis end to end beside the synchronous endpoint (issues 13 and 22), through `python -m service` with the
+local runner on a temporary data directory:
 
     .venv/bin/python -m bench.batch              # 8 MiB synchronous; a 64 MiB job in 16 MiB shards at P=1, P=2
     .venv/bin/python -m bench.batch --peaks 1024 # one 1 GiB job at P=2: each process's peak memory (VmHWM)
 
-A service (`python -m service`, the local runner: the map stage a `python -m service.batch map <id> all` driver
-with P shard processes, then a merge process) on a temporary data directory, one per parallelism, in one run.
-MiB per CPU-second counts the server's whole process tree (workers and the stage processes they reaped). A batch
-measure is upload → `202` → polling `GET /api/v1/jobs/{id}` every 50 ms until `succeeded`: it includes every stage
-process's start (interpreter, imports) and the files written in between. The synchronous one is
-`POST /api/v1/wordcount` of 8 MiB (bounded by its 10 MiB limit).
+A job is timed from upload to `succeeded` (polled every 50 ms), every stage process's start included; MiB per
+CPU-second counts the server's whole process tree, the stage processes it reaped included.
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import tempfile
@@ -30,6 +26,7 @@ from bench import report
 from bench.corpus import MIB, generate_text
 from harness.proc import peak_kib, tree_cpu_seconds
 from harness.server import running_server
+from service.names import API_PREFIX, JOBS_PATH, WORDCOUNT
 
 PASSES = 3
 POLL_SECONDS = 0.05
@@ -37,7 +34,7 @@ POLL_SECONDS = 0.05
 
 def _batch_seconds(url: str, body: bytes) -> float:
     started = time.perf_counter()
-    response = requests.post(f"{url}/api/v1/jobs", data=body, headers={"Content-Type": "text/plain"}, timeout=600)
+    response = requests.post(f"{url}{JOBS_PATH}", data=body, headers={"Content-Type": "text/plain"}, timeout=600)
     response.raise_for_status()
     job_url = f"{url}{response.headers['Location']}"
     while True:
@@ -52,7 +49,7 @@ def _batch_seconds(url: str, body: bytes) -> float:
 def _sync_seconds(url: str, body: bytes) -> float:
     started = time.perf_counter()
     response = requests.post(
-        f"{url}/api/v1/wordcount?limit=10", data=body, headers={"Content-Type": "text/plain"}, timeout=600
+        f"{url}{API_PREFIX}/{WORDCOUNT}?limit=10", data=body, headers={"Content-Type": "text/plain"}, timeout=600
     )
     response.raise_for_status()
     return time.perf_counter() - started
@@ -69,7 +66,6 @@ def _measure(master: int, passes: int, once: Callable[[], float]) -> tuple[float
 
 
 def _local_runner_env(data: str, parallelism: int, shard_mib: int) -> dict[str, str]:
-    """The service's batch settings for a run through the local runner in ``data``."""
     return {
         "FLASK_SVC_BATCH_DATA_DIR": data,
         "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1",
@@ -83,8 +79,8 @@ def _local_runner_env(data: str, parallelism: int, shard_mib: int) -> dict[str, 
 def run(
     log: Callable[[str], None], size_mib: int = 64, sync_mib: int = 8, shard_mib: int = 16, passes: int = PASSES
 ) -> dict[str, Any]:
-    """The synchronous endpoint, then the same ``size_mib`` job at parallelism 1 and 2 (one service each, shards
-    of ``shard_mib``), in one run so the ratios share the machine's state."""
+    """The synchronous endpoint (``sync_mib``, under its 10 MiB limit), then the same job at P=1 and P=2, one service
+    each, in one run so the ratios share the machine's state."""
     rows = []
     sync_body = generate_text(sync_mib * MIB, seed=13)
     body = generate_text(size_mib * MIB, seed=17)
@@ -175,13 +171,8 @@ def render_peaks(result: dict[str, Any]) -> str:
     return report.render_table("peaks", result)
 
 
-def render(batch: dict[str, Any]) -> str:
-    return report.render_table("batch", batch)
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", help="also write the results here")
+    parser = report.cli(__doc__)
     parser.add_argument("--mib", type=int, default=64, help="the batch job's size")
     parser.add_argument("--shard-mib", type=int, default=16, help="FLASK_SVC_BATCH_SHARD_BYTES, in MiB")
     parser.add_argument("--passes", type=int, default=PASSES)
@@ -190,20 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     if args.peaks:
-        peaks = run_peaks(lambda message: print(message, file=sys.stderr), args.peaks, shard_mib=args.shard_mib)
-        print(render_peaks(peaks))
-        if args.json:
-            with open(args.json, "w") as out:
-                json.dump(peaks, out, indent=1)
-        return 0
-    results = run(
-        lambda message: print(message, file=sys.stderr), args.mib, shard_mib=args.shard_mib, passes=args.passes
-    )
-    print(render(results))
-    if args.json:
-        with open(args.json, "w") as out:
-            json.dump(results, out, indent=1)
-    return 0
+        return report.emit(run_peaks(report.log, args.peaks, shard_mib=args.shard_mib), "peaks", args.json)
+    return report.emit(run(report.log, args.mib, shard_mib=args.shard_mib, passes=args.passes), "batch", args.json)
 
 
 if __name__ == "__main__":

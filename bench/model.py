@@ -1,18 +1,8 @@
-"""Model serving side by side: flask-svc and Seldon MLServer serving the same skops file over the Open Inference
-Protocol (V2), one worker each, driven by wrk with 1-, 64- and 1024-instance requests: JSON for both, and the binary
-tensor data extension for flask-svc (raw FP64 in, raw INT64 out).
-
-    .venv/bin/python -m bench.model            # part of `make bench`; about 2 minutes
-    .venv/bin/python -m bench.model --without-mlserver   # flask-svc alone: throughput and memory
-    .venv/bin/python -m bench.model --help
-
-MLServer runs from .tools/mlserver-venv (bench/mlserver/requirements.lock), with the skops runtime in
-bench/mlserver/skops_runtime.py and `parallel_workers: 0`, so inference runs in its one process as flask-svc's runs in
-its one worker. Both answer on 127.0.0.1 only. For each request size and form, flask-svc's worker's peak resident set
-(VmHWM, reset before the size's runs) is reported, and each server's requests per CPU-second (its process tree's CPU
-over each round, harness/proc.py; the median round), which moves much less than requests per second on a shared
-machine. The goal (flask-svc's binary 64-instance requests per CPU-second at or above MLServer's 64-instance JSON) is
-reported, never asserted.
+"""Model serving side by side (``python -m bench.model [--without-mlserver]``, part of `make bench`): flask-svc and
+Seldon MLServer serve the same skops file over the Open Inference Protocol (V2), one worker each, under wrk with 1-,
+64- and 1024-instance requests, JSON for both and the binary tensor extension for flask-svc. MLServer runs from
+.tools/mlserver-venv with bench/mlserver/skops_runtime.py and `parallel_workers: 0` (inference in its one process, as
+in flask-svc's one worker). The goal is reported, never asserted.
 """
 
 from __future__ import annotations
@@ -22,7 +12,7 @@ import datetime as dt
 import json
 import tempfile
 from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,14 +20,16 @@ import requests
 
 from bench import report, targets, wrk
 from harness import proc
+from harness.models import write_iris
 from harness.net import free_port
-from harness.server import ROOT, running_server
+from harness.server import ROOT, Server, running_server
 
 MLSERVER_VENV = ROOT / ".tools" / "mlserver-venv"
 RESULTS = ROOT / "bench" / "results"
 BATCHES = (1, 64, 1024)
 FORMS = ("json", "binary")
 MODEL = "iris"
+INFER = f"/v2/models/{MODEL}/infer"
 SERVERS = {"flask-svc": "flask-svc (gunicorn gthread, 1 worker, 4 threads)", "mlserver": "MLServer (1 process)"}
 
 
@@ -64,17 +56,15 @@ def v2_binary_body(count: int) -> tuple[bytes, int]:
     return header + raw, len(header)
 
 
+def flask_svc_server(model: Path) -> AbstractContextManager[Server]:
+    env = {"FLASK_SVC_MODEL_PATH": str(model), "WEB_CONCURRENCY": "1", "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
+    return running_server(env, log_to_file=True)
+
+
 @contextmanager
 def flask_svc(model: Path) -> Iterator[str]:
     with flask_svc_server(model) as server:
         yield server.url
-
-
-@contextmanager
-def flask_svc_server(model: Path) -> Iterator[Any]:
-    env = {"FLASK_SVC_MODEL_PATH": str(model), "WEB_CONCURRENCY": "1", "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
-    with running_server(env, log_to_file=True) as server:
-        yield server
 
 
 @contextmanager
@@ -109,7 +99,7 @@ def same_answers(urls: dict[str, str]) -> list[Any]:
     """Both servers answer the 64-instance request with the same predictions (else the numbers compare nothing)."""
     answers = {}
     for name, url in urls.items():
-        response = requests.post(f"{url}/v2/models/{MODEL}/infer", json=v2_body(64), timeout=10)
+        response = requests.post(f"{url}{INFER}", json=v2_body(64), timeout=10)
         response.raise_for_status()
         answers[name] = response.json()["outputs"][0]["data"]
     first, *others = answers.values()
@@ -132,74 +122,53 @@ def measure(
         if mlserver_too:
             urls["mlserver"], pids["mlserver"] = stack.enter_context(mlserver(model))
         results["predictions_64"] = same_answers(urls)
-        # (server, form) → its URL; MLServer gets JSON only.
-        targets = {
-            (name, form): url for name, url in urls.items() for form in FORMS if form == "json" or name == "flask-svc"
-        }
-        bodies: dict[tuple[int, str], tuple[Path, int | None]] = {}
         for batch in BATCHES:
-            bodies[(batch, "json")] = (Path(tmp, f"v2-{batch}.json"), None)
-            bodies[(batch, "json")][0].write_text(json.dumps(v2_body(batch)))
             raw, length = v2_binary_body(batch)
-            bodies[(batch, "binary")] = (Path(tmp, f"v2-{batch}.bin"), length)
-            bodies[(batch, "binary")][0].write_bytes(raw)
-        best: dict[tuple[str, str, int], wrk.WrkResult] = {}
-        memory: dict[tuple[str, int], float] = {}
-        rounds_cpu: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
-        for batch in BATCHES:
-            for form in FORMS:
+            bodies = {"json": (Path(tmp, f"v2-{batch}.json"), None), "binary": (Path(tmp, f"v2-{batch}.bin"), length)}
+            bodies["json"][0].write_text(json.dumps(v2_body(batch)))
+            bodies["binary"][0].write_bytes(raw)
+            for form, (body, header) in bodies.items():
+                names = [name for name in urls if form == "json" or name == "flask-svc"]  # MLServer: JSON only
                 proc.reset_peak(worker.pid)
-                body, header = bodies[(batch, form)]
-                for (_, target_form), url in targets.items():
-                    if target_form == form:  # warm-up
-                        wrk.run(
-                            f"{url}/v2/models/{MODEL}/infer",
-                            settings,
-                            body,
-                            settings.warmup_s,
-                            "application/json",
-                            header,
-                        )
+                runs: dict[str, list[wrk.WrkResult]] = {name: [] for name in names}
+                for name in names:  # warm-up
+                    wrk.run(f"{urls[name]}{INFER}", settings, body, settings.warmup_s, "application/json", header)
                 for round_ in range(rounds):
-                    for (name, target_form), url in targets.items():
-                        if target_form != form:
-                            continue
-                        cpu_before = proc.tree_cpu_seconds(pids[name])
+                    for name in names:
                         result = wrk.run(
-                            f"{url}/v2/models/{MODEL}/infer", settings, body, None, "application/json", header
-                        )
-                        cpu_s = proc.tree_cpu_seconds(pids[name]) - cpu_before
-                        per_cpu = report.per_cpu_second(result.requests, cpu_s)
-                        rounds_cpu.setdefault((name, form, batch), []).append(
-                            {"requests": result.requests, "cpu_s": round(cpu_s, 3)}
+                            f"{urls[name]}{INFER}", settings, body, None, "application/json", header, pids[name]
                         )
                         if result.error_count:
                             raise RuntimeError(f"{name}, {batch} instances {form}: wrk counted errors {result.errors}")
+                        per_cpu = report.per_cpu_second(result.requests, result.cpu_s)
                         log(
                             f"{name:9} {batch:4} instances {form:6}, round {round_ + 1}: {result.rps:8.0f} req/s "
                             f"{per_cpu or 0:8.0f} req/CPU-s"
                         )
-                        if (name, form, batch) not in best or result.rps > best[(name, form, batch)].rps:
-                            best[(name, form, batch)] = result
-                memory[(form, batch)] = proc.peak_kib(worker.pid) / 1024
-        for (name, form, batch), result in best.items():
-            per_cpu = report.median_per_cpu(rounds_cpu[(name, form, batch)])
-            results["rows"].append(
-                {
-                    "server": name,
-                    "form": form,
-                    "instances": batch,
-                    "rps": round(result.rps, 1),
-                    "instances_per_s": round(result.rps * batch, 1),
-                    "per_cpu_s": None if per_cpu is None else round(per_cpu, 1),
-                    "p50_ms": result.latency_ms["p50"],
-                    "p99_ms": result.latency_ms["p99"],
-                    "peak_mib": round(memory[(form, batch)], 1) if name == "flask-svc" else None,
-                    "rounds": rounds_cpu[(name, form, batch)],
-                }
-            )
+                        runs[name].append(result)
+                peak_mib = proc.peak_kib(worker.pid) / 1024
+                for name, results_of in runs.items():
+                    results["rows"].append(_row(name, form, batch, results_of, peak_mib))
     results["goal"] = goal(results["rows"])
     return results
+
+
+def _row(name: str, form: str, batch: int, runs: list[wrk.WrkResult], peak_mib: float) -> dict[str, Any]:
+    best = max(runs, key=lambda result: result.rps)  # the first of equals, as before
+    rounds = [{"requests": result.requests, "cpu_s": round(result.cpu_s or 0, 3)} for result in runs]
+    per_cpu = report.median_per_cpu(rounds)
+    return {
+        "server": name,
+        "form": form,
+        "instances": batch,
+        "rps": round(best.rps, 1),
+        "instances_per_s": round(best.rps * batch, 1),
+        "per_cpu_s": None if per_cpu is None else round(per_cpu, 1),
+        "p50_ms": best.latency_ms["p50"],
+        "p99_ms": best.latency_ms["p99"],
+        "peak_mib": round(peak_mib, 1) if name == "flask-svc" else None,
+        "rounds": rounds,
+    }
 
 
 def goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -224,23 +193,13 @@ def markdown(results: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="model serving: flask-svc beside MLServer")
-    parser.add_argument("--duration", type=float, default=3, help="seconds per measured round")
-    parser.add_argument("--warmup", type=float, default=2)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    wrk.LoadSettings.add_arguments(parser, duration=3, warmup=2)
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--without-mlserver", action="store_true", help="flask-svc alone (no comparison)")
     opts = parser.parse_args(argv)
-    settings = wrk.LoadSettings(
-        duration_s=opts.duration, warmup_s=opts.warmup, connections=opts.connections, threads=opts.threads
-    )
-    from service.inference.train import main as train
-
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-model-") as tmp:
-        model = Path(tmp, "iris.skops")
-        train([str(model)])
-        results = measure(model, settings, opts.rounds, mlserver_too=not opts.without_mlserver)
+        model = write_iris(Path(tmp, "iris.skops"))  # the model the tests serve
+        results = measure(model, wrk.LoadSettings.from_args(opts), opts.rounds, mlserver_too=not opts.without_mlserver)
     results["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     opts.out.mkdir(parents=True, exist_ok=True)
     stem = f"model-{results['date'][:10]}"

@@ -1,9 +1,5 @@
-"""Where the CPU goes: py-spy samples (collapsed stacks) summarised by component and by source line, and
-``python -X importtime`` output summarised for start-up.
-
-py-spy records with ``--gil --full-filenames --format raw``: only samples whose thread holds the GIL, i.e. Python
-CPU time, one line per distinct stack ``frame;frame;… count`` with frames ``function (path:line)``.
-"""
+"""Where the CPU goes: py-spy samples (``--gil --format raw``: Python CPU time, one ``frame;frame;… count`` line per
+stack) summarised by component and by source line, and ``python -X importtime`` summarised by package."""
 
 from __future__ import annotations
 
@@ -140,22 +136,19 @@ def available() -> bool:
     return PY_SPY.exists() and shutil.which("wrk") is not None
 
 
-def record_pid(pid: int, seconds: float, out: Path, rate: int = 250) -> subprocess.Popen[bytes]:
-    """Start sampling a running process for ``seconds``; wait on the returned process."""
-    cmd = [str(PY_SPY), "record", f"--pid={pid}", f"--duration={max(1, round(seconds))}", f"--rate={rate}"]
-    cmd += ["--gil", "--nonblocking", "--full-filenames", "--format=raw", f"--output={out}"]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def _py_spy(out: Path, rate: int = 250) -> list[str]:
+    return [str(PY_SPY), "record", f"--rate={rate}", "--gil", "--full-filenames", "--format=raw", f"--output={out}"]
 
 
-def record_command(command: list[str], out: Path, timeout: float, rate: int = 250) -> None:
-    cmd = [str(PY_SPY), "record", f"--rate={rate}", "--gil", "--full-filenames", "--format=raw", f"--output={out}"]
-    subprocess.run([*cmd, "--", *command], cwd=ROOT, check=True, timeout=timeout, capture_output=True)
+def record_command(command: list[str], out: Path, timeout: float) -> None:
+    subprocess.run([*_py_spy(out), "--", *command], cwd=ROOT, check=True, timeout=timeout, capture_output=True)
 
 
 def profile_under_load(title: str, pid: int, seconds: float, load: Callable[[], object], tmp: Path) -> Profile:
     """Sample ``pid`` while ``load()`` (a wrk run a little longer than ``seconds``) keeps it busy."""
     out = tmp / f"{re.sub(r'[^a-z0-9]+', '-', title.lower())}.txt"
-    spy = record_pid(pid, seconds, out)
+    cmd = [*_py_spy(out), f"--pid={pid}", f"--duration={max(1, round(seconds))}", "--nonblocking"]
+    spy = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.2)
     try:
         load()

@@ -5,8 +5,12 @@ Pure functions over plain data, so they are unit-tested without running a server
 
 from __future__ import annotations
 
+import argparse
 import functools
+import json
 import statistics
+import sys
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -52,14 +56,11 @@ def best_rps(rounds: Sequence[Mapping[str, Any]]) -> float | None:
     return float(best["rps"]) if best else None
 
 
-def round_per_cpu(one: Mapping[str, Any]) -> float | None:
-    """A round's requests per CPU-second of the server's process tree; None for runs recorded without CPU time."""
-    return per_cpu_second(one["requests"], one.get("cpu_s"))
-
-
 def per_cpu_values(rounds: Sequence[Mapping[str, Any]]) -> list[float]:
+    """Each clean round's requests per CPU-second of the server's process tree (none for runs recorded before CPU
+    time was)."""
     clean = [r for r in rounds if not r.get("errors")] or list(rounds)
-    return [value for value in map(round_per_cpu, clean) if value is not None]
+    return [value for r in clean if (value := per_cpu_second(r["requests"], r.get("cpu_s"))) is not None]
 
 
 def median_per_cpu(rounds: Sequence[Mapping[str, Any]]) -> float | None:
@@ -142,35 +143,26 @@ def _x(value: float | None) -> str:
     return _fmt(value, ".2f", TIMES)
 
 
-def _lowest_ratio_goal(
-    name: str,
-    threshold: float,
-    rows: Sequence[RatioRow],
-    rps_rows: Sequence[RatioRow],
-    attr: str,
-    off_attr: str,
-    label: Callable[[RatioRow], str],
+def _beside(rps_rows: Sequence[RatioRow], attr: str) -> dict[tuple[int, str], float | None]:
+    """Each scenario's req/s ratio, shown beside the req/CPU-s one a goal is judged on."""
+    return {(row.workers, row.endpoint): getattr(row, attr) for row in rps_rows}
+
+
+def _versus_goal(
+    name: str, at_least: float, rows: Sequence[RatioRow], rps_rows: Sequence[RatioRow], versus: str, label: str
 ) -> Goal:
-    """An "at least threshold times a baseline" goal over several scenarios, judged on req/CPU-s (``rows``); the
-    lowest ratio decides. The same ratio on req/s (``rps_rows``) is shown beside it."""
-    lowest = min(rows, key=lambda r: getattr(r, attr) or 0, default=None)
-    value = getattr(lowest, attr) if lowest else None
-    by_scenario = {(r.workers, r.endpoint): r for r in rps_rows}
-
-    def detail(row: RatioRow) -> str:
-        on_rps = by_scenario.get((row.workers, row.endpoint))
-        return (
-            f"{label(row)} {_x(getattr(row, attr))} (all off {_x(getattr(row, off_attr))}; "
-            f"req/s {_x(getattr(on_rps, attr) if on_rps else None)})"
-        )
-
-    return Goal(
-        name,
-        f"≥ {threshold:.1f}{TIMES}",
-        _x(value),
-        None if lowest is None else (value or 0) >= threshold,
-        ", ".join(detail(r) for r in rows),
+    """flask-svc's defaults at least ``at_least`` times ``versus`` in each of ``rows`` (req/CPU-s); the lowest
+    decides. ``label`` names a row's scenario (a format of its fields); all off and req/s are shown beside."""
+    attr, off = f"default_vs_{versus}", f"off_vs_{versus}"
+    rps = _beside(rps_rows, attr)
+    lowest = min((getattr(row, attr) for row in rows), default=None)
+    details = (
+        f"{label.format_map(vars(row))} {_x(getattr(row, attr))} (all off {_x(getattr(row, off))}; "
+        f"req/s {_x(rps.get((row.workers, row.endpoint)))})"
+        for row in rows
     )
+    met = None if lowest is None else lowest >= at_least
+    return Goal(name, f"≥ {at_least:.1f}{TIMES}", _x(lowest), met, ", ".join(details))
 
 
 # Issue 15: what each level of instrumentation may cost, as 1 - (req/CPU-s with it) / (req/CPU-s without it), on
@@ -185,28 +177,28 @@ COST_GOALS = (
 def _cost_goal(name: str, attr: str, limit: float, rows: Sequence[RatioRow], rps_rows: Sequence[RatioRow]) -> Goal:
     """At most ``limit`` of the CPU-efficiency lost, over the analyze scenarios; the worst one decides."""
     costs = [(row, 1 - getattr(row, attr)) for row in rows if row.endpoint in ANALYZE and getattr(row, attr)]
-    worst = max(costs, key=lambda item: item[1], default=None)
-    by_scenario = {(r.workers, r.endpoint): getattr(r, attr) for r in rps_rows}
-
-    def on_rps(row: RatioRow) -> str:
-        value = by_scenario.get((row.workers, row.endpoint))
-        return "n/a" if value is None else f"{(1 - value) * 100:.0f} %"
-
-    return Goal(
-        name,
-        f"≤ {limit:.0%}".replace("%", " %"),
-        _fmt(worst[1] * 100 if worst else None, ".0f", " %"),
-        None if worst is None else worst[1] <= limit,
-        ", ".join(f"{r.endpoint} {r.workers}w {cost * 100:.0f} % (req/s {on_rps(r)})" for r, cost in costs),
+    worst = max((cost for _row, cost in costs), default=None)
+    rps = {key: None if value is None else (1 - value) * 100 for key, value in _beside(rps_rows, attr).items()}
+    details = (
+        f"{row.endpoint} {row.workers}w {cost * 100:.0f} % "
+        f"(req/s {_fmt(rps.get((row.workers, row.endpoint)), '.0f', ' %')})"
+        for row, cost in costs
     )
+    value = _fmt(None if worst is None else worst * 100, ".0f", " %")
+    return Goal(
+        name, f"≤ {limit:.0%}".replace("%", " %"), value, None if worst is None else worst <= limit, ", ".join(details)
+    )
+
+
+def _at_most_goal(name: str, limit: str, value: float | None, spec: str, unit: str, detail: str) -> Goal:
+    met = None if value is None else value <= float(limit)
+    return Goal(name, f"≤ {limit}{unit}", _fmt(value, spec, unit), met, detail)
 
 
 def _start_goal(name: str, starts: Sequence[float], detail: str) -> Goal:
     """Start → ready within half a second, judged on the median of several starts."""
     median = statistics.median(starts) if starts else None
-    return Goal(
-        name, "≤ 0.5 s", _fmt(median, ".2f", " s"), None if median is None else median <= 0.5, detail if starts else ""
-    )
+    return _at_most_goal(name, "0.5", median, ".2f", " s", detail if starts else "")
 
 
 def goals(results: Mapping[str, Any]) -> list[Goal]:
@@ -219,74 +211,26 @@ def goals(results: Mapping[str, Any]) -> list[Goal]:
     # flask-svc answers /livez in front of Flask; /readyz shows what a request through the whole stack costs.
     for endpoint, path in (("readyz", "GET /readyz"), ("livez", "/livez")):
         rows = [row for row in table if row.endpoint == endpoint and row.default_vs_bare is not None]
-        found.append(
-            _lowest_ratio_goal(
-                f"{path} vs bare Flask",
-                0.9,
-                rows,
-                rps_table,
-                "default_vs_bare",
-                "off_vs_bare",
-                lambda r: f"{r.workers}w",
-            )
-        )
+        found.append(_versus_goal(f"{path} vs bare Flask", 0.9, rows, rps_table, "bare", "{workers}w"))
     per_core = [row for row in table if row.endpoint in ANALYZE and row.workers == 1 and row.default_vs_fastapi]
-    found.append(
-        _lowest_ratio_goal(
-            "analyze per core vs FastAPI (1 worker)",
-            1.0,
-            per_core,
-            rps_table,
-            "default_vs_fastapi",
-            "off_vs_fastapi",
-            lambda r: r.endpoint,
-        )
-    )
-
+    name = "analyze per core vs FastAPI (1 worker)"
+    found.append(_versus_goal(name, 1.0, per_core, rps_table, "fastapi", "{endpoint}"))
     starts = results.get("startup", {}).get("svc", [])
     found.append(_start_goal("start → /readyz 200 (median)", starts, f"{len(starts)} starts, 1 worker"))
-
     idle = next((m for m in results.get("memory", []) if m["target"] == "svc-default" and m["workers"] == 1), None)
-    found.append(
-        Goal(
-            "idle RSS, whole process tree (1 worker)",
-            "≤ 60 MB",
-            _fmt(idle["idle_rss_mb"] if idle else None, ".0f", " MB"),
-            None if idle is None else idle["idle_rss_mb"] <= 60,
-            f"PSS {idle['idle_pss_mb']:.0f} MB" if idle else "",
-        )
-    )
-
+    rss, detail = (idle["idle_rss_mb"], f"PSS {idle['idle_pss_mb']:.0f} MB") if idle else (None, "")
+    found.append(_at_most_goal("idle RSS, whole process tree (1 worker)", "60", rss, ".0f", " MB", detail))
     image = results.get("container") or {}
     size, base = image.get("size_mb"), image.get("base") or "unknown base"
-    found.append(
-        Goal(
-            "image size, uncompressed",
-            "≤ 150 MB",
-            _fmt(size, ".0f", " MB"),
-            None if size is None else size <= 150,
-            f"on `{base}` (the goal is for python:3.12-slim)" if size else image.get("note", ""),
-        )
-    )
-    container_starts = image.get("starts") or []
-    found.append(
-        _start_goal(
-            "container start → /readyz 200 (median)",
-            container_starts,
-            f"{len(container_starts)} starts of `docker run --read-only`",
-        )
-    )
-
+    detail = f"on `{base}` (the goal is for python:3.12-slim)" if size else image.get("note", "")
+    found.append(_at_most_goal("image size, uncompressed", "150", size, ".0f", " MB", detail))
+    starts = image.get("starts") or []
+    detail = f"{len(starts)} starts of `docker run --read-only`"
+    found.append(_start_goal("container start → /readyz 200 (median)", starts, detail))
     wc = wordcount_ratio(results.get("wordcount"))
-    found.append(
-        Goal(
-            "word count vs `wc -w`",
-            f"≥ 0.5{TIMES}",
-            _fmt(wc[0] if wc else None, ".2f", TIMES),
-            None if wc is None else wc[0] >= 0.5,
-            f"{wc[1]:.0f} MB/s vs {wc[2]:.0f} MB/s" if wc else "",
-        )
-    )
+    ratio_, detail = (wc[0], f"{wc[1]:.0f} MB/s vs {wc[2]:.0f} MB/s") if wc else (None, "")
+    met = None if ratio_ is None else ratio_ >= 0.5
+    found.append(Goal("word count vs `wc -w`", f"≥ 0.5{TIMES}", _fmt(ratio_, ".2f", TIMES), met, detail))
     return found
 
 
@@ -385,3 +329,25 @@ def render_markdown(results: Mapping[str, Any]) -> str:
 def render_latest(results: Mapping[str, Any]) -> str:
     """The short summary the README includes: goals, the 1-worker table, links to the full results and the plot."""
     return render("latest.md.j2", r=results)
+
+
+# ---- the command lines of the standalone benches (bench.batch, bench.shards, bench.slowclients, bench.run) ---------
+
+
+def log(message: str) -> None:
+    """Progress on stderr, so that stdout holds only the table."""
+    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def cli(doc: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    return parser
+
+
+def emit(results: Mapping[str, Any], table: str, json_path: Path | None, *args: Any) -> int:
+    """Print a bench's table of tables.md.j2, write its results as JSON if asked; the exit status."""
+    print(render_table(table, results, *args))
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=1))
+    return 0

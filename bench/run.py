@@ -1,12 +1,6 @@
-"""`make bench`: every scenario side by side in one run, then bench/results/<date>.{json,md,png} and latest.md.
-
-    .venv/bin/python -m bench.run                # the full run (about 5 minutes on 2 cores)
-    .venv/bin/python -m bench.run --help
-
-Runs with the project's .venv (gunicorn, flask-svc, the OTLP sink from harness); FastAPI runs from
-.tools/bench-venv, which also provides py-spy and matplotlib. Everything listens on 127.0.0.1 only, and every load
-loop is bounded by wrk's duration.
-"""
+"""`make bench` (``python -m bench.run --help``): every scenario side by side in one run, then
+bench/results/<date>.{json,md,png} and latest.md. FastAPI, py-spy and matplotlib come from .tools/bench-venv;
+everything listens on 127.0.0.1 only, and every load loop is bounded by wrk's duration."""
 
 from __future__ import annotations
 
@@ -33,6 +27,7 @@ import psutil
 
 from bench import batch, profiling, report, slowclients, targets, wrk
 from bench.corpus import generate_text
+from bench.targets import TRACED
 from harness import proc
 from harness.container import TEST_IMAGE, run_container, wait_ready
 from harness.docker import DOCKER, docker
@@ -44,10 +39,19 @@ from service.names import ANALYZE_PATH, LIVEZ, READYZ
 RESULTS = ROOT / "bench" / "results"
 IMAGE = TEST_IMAGE
 # readyz goes through the framework in every Python app (flask-svc answers /livez in its worker loop).
-ENDPOINTS = ("livez", "readyz", "analyze-1k", "analyze-100k")
+ENDPOINTS = tuple(report.ENDPOINT_LABELS)
 BODY_SIZES = {"analyze-1k": 1024, "analyze-100k": 100 * 1024}
-ALL_TARGETS = ("svc-on", "svc-sampled", "svc-default", "svc-off", "bare", "fastapi", "nginx")
-TRACED = ("svc-on", "svc-sampled")  # variants that export to the loopback OTLP sink
+ALL_TARGETS = ("svc-on", "svc-sampled", "svc-default", "svc-off", "bare", "fastapi", "nginx")  # the start order
+DISTRIBUTIONS = (
+    "flask",
+    "werkzeug",
+    "gunicorn",
+    "flask-openapi3",
+    "pydantic",
+    "opentelemetry-sdk",
+    "prometheus-client",
+)
+BENCH_VENV_DISTRIBUTIONS = ("fastapi", "uvicorn", "uvloop", "httptools")
 
 
 @dataclass
@@ -63,10 +67,6 @@ class Plan:
     profiles: bool = True
     extras: bool = True  # the import-time table and the slow-client runs
     log: Callable[[str], None] = print
-
-
-def log_to_stderr(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 # ---- facts about the machine and the software ---------------------------------------------------------------------
@@ -100,25 +100,15 @@ def _tool_version(cmd: list[str], pattern: str) -> str:
 
 def versions() -> dict[str, str]:
     found = {}
-    for dist in (
-        "flask",
-        "werkzeug",
-        "gunicorn",
-        "flask-openapi3",
-        "pydantic",
-        "opentelemetry-sdk",
-        "prometheus-client",
-    ):
+    for dist in DISTRIBUTIONS:
         try:
             found[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             found[dist] = "n/a"
-    if targets.fastapi_available():
-        script = (
-            "import importlib.metadata as m; print(*(m.version(d) for d in ('fastapi','uvicorn','uvloop','httptools')))"
-        )
+    if not targets.missing("fastapi"):
+        script = f"import importlib.metadata as m; print(*map(m.version, {BENCH_VENV_DISTRIBUTIONS}))"
         out = _tool_version([str(targets.BENCH_PYTHON), "-c", script], r"(.+)").split()
-        found.update(zip(("fastapi", "uvicorn", "uvloop", "httptools"), out, strict=False))
+        found.update(zip(BENCH_VENV_DISTRIBUTIONS, out, strict=False))
     found["nginx"] = _tool_version([targets.nginx_binary() or "nginx", "-v"], r"nginx/(\S+)")
     found["wrk"] = _tool_version(["wrk", "-v"], r"wrk (\S+)")
     return found
@@ -166,28 +156,18 @@ def check_answers(running: list[targets.Target], bodies: dict[str, Path]) -> str
 
 
 @contextlib.contextmanager
-def start_targets(keys: tuple[str, ...], workers: int, sink: str, log: Callable[[str], None]) -> Iterator[list[Any]]:
-    factories: dict[str, Callable[[], contextlib.AbstractContextManager[targets.Target]]] = {
-        "svc-on": lambda: targets.flask_svc(workers, "svc-on", sink),
-        "svc-sampled": lambda: targets.flask_svc(workers, "svc-sampled", sink),
-        "svc-default": lambda: targets.flask_svc(workers, "svc-default"),
-        "svc-off": lambda: targets.flask_svc(workers, "svc-off"),
-        "bare": lambda: targets.bare_flask(workers),
-        "fastapi": lambda: targets.fastapi(workers),
-        "nginx": lambda: targets.nginx(workers),
-    }
+def start_targets(
+    keys: tuple[str, ...], workers: int, sink: str, log: Callable[[str], None]
+) -> Iterator[list[targets.Target]]:
     with contextlib.ExitStack() as stack:
         running = []
         for key in keys:
-            if key == "fastapi" and not targets.fastapi_available():
-                log("FastAPI skipped: no bench venv (make bench-venv)")
-                continue
-            if key == "nginx" and targets.nginx_binary() is None:
-                log("nginx skipped: not installed")
+            if reason := targets.missing(key):
+                log(f"{key} skipped: {reason}")
                 continue
             for attempt in (1, 2):
                 try:
-                    running.append(stack.enter_context(factories[key]()))
+                    running.append(stack.enter_context(targets.start(key, workers, sink)))
                     break
                 except (RuntimeError, TimeoutError) as error:  # e.g. a port taken between picking and binding
                     if attempt == 2:
@@ -207,18 +187,13 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
             if any("analyze-1k" in t.endpoints for t in running) and "analyze-1k" in plan.endpoints:
                 results["sanity"] = check_answers(running, bodies)
             time.sleep(1.0)  # let start-up settle before the idle reading
-            peaks: dict[str, proc.PeakMemory] = {}
+            memory: dict[str, dict[str, Any]] = {}  # by target, in results["memory"] too
             for target in running:
                 rss, pss = proc.tree_memory(target.pid)
-                results["memory"].append(
-                    {
-                        "target": target.key,
-                        "workers": workers,
-                        "idle_rss_mb": rss,
-                        "idle_pss_mb": pss,
-                        "processes_rss_mb": [round(each, 1) for each in proc.process_rss(target.pid)],
-                    }
-                )
+                processes = [round(each, 1) for each in proc.process_rss(target.pid)]
+                memory[target.key] = {"target": target.key, "workers": workers, "idle_rss_mb": rss, "idle_pss_mb": pss}
+                memory[target.key]["processes_rss_mb"] = processes
+                results["memory"].append(memory[target.key])
             for endpoint in plan.endpoints:
                 serving = [t for t in running if endpoint in t.endpoints]
                 body = bodies.get(endpoint)
@@ -231,32 +206,30 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                     order = serving[round_index % len(serving) :] + serving[: round_index % len(serving)]
                     for target in order:
                         cpu_before = sum(own.cpu_times()[:2])
-                        peak = peaks.setdefault(target.key, proc.PeakMemory(target.pid))
-                        sampler = proc.PeakMemory(target.pid)
                         try:
-                            with sampler:
-                                server_cpu_before = proc.tree_cpu_seconds(target.pid)
-                                result = wrk.run(url_for(target, endpoint), settings, body)
-                                server_cpu = proc.tree_cpu_seconds(target.pid) - server_cpu_before
+                            with proc.PeakMemory(target.pid) as sampler:
+                                result = wrk.run(url_for(target, endpoint), settings, body, cpu_of=target.pid)
                         except (wrk.WrkError, subprocess.TimeoutExpired) as error:
                             log(f"  {workers}w {target.key} {endpoint}: wrk failed, round dropped: {error}")
                             results.setdefault("failures", []).append(f"{workers}w {target.key} {endpoint}: {error}")
                             continue
-                        peak.rss, peak.pss = max(peak.rss, sampler.rss), max(peak.pss, sampler.pss)
+                        loaded = memory[target.key]  # the peak over every round
+                        loaded["loaded_rss_mb"] = max(loaded.get("loaded_rss_mb", 0.0), sampler.rss)
+                        loaded["loaded_pss_mb"] = max(loaded.get("loaded_pss_mb", 0.0), sampler.pss)
                         if target.key in TRACED:
                             sink_cpu += sum(own.cpu_times()[:2]) - cpu_before
                         records[target.key].append(
                             {
                                 "rps": result.rps,
                                 "requests": result.requests,
-                                "cpu_s": server_cpu,
+                                "cpu_s": result.cpu_s,
                                 "p50_ms": result.latency_ms["p50"],
                                 "p90_ms": result.latency_ms["p90"],
                                 "p99_ms": result.latency_ms["p99"],
                                 "errors": result.error_count,
                             }
                         )
-                        per_cpu = report.per_cpu_second(result.requests, server_cpu)
+                        per_cpu = report.per_cpu_second(result.requests, result.cpu_s)
                         log(
                             f"  {workers}w {target.key:11} {endpoint:12} {result.rps:9,.0f} req/s  "
                             f"{per_cpu or 0:9,.0f} req/CPU-s  "
@@ -265,10 +238,6 @@ def measure_matrix(plan: Plan, results: dict[str, Any], tmp: Path, sink: Any) ->
                         )
                 for key, rounds in records.items():
                     results["runs"].append({"workers": workers, "target": key, "endpoint": endpoint, "rounds": rounds})
-            for entry in results["memory"]:
-                peak = peaks.get(entry["target"]) if entry["workers"] == workers else None
-                if peak is not None:
-                    entry["loaded_rss_mb"], entry["loaded_pss_mb"] = peak.rss, peak.pss
             if plan.profiles and workers == min(plan.workers) and profiling.available():
                 results["profiles"] += profile_servers(running, bodies, settings, tmp, log)
             results["tracing"]["spans_dropped"] += spans_dropped(running)
@@ -283,10 +252,9 @@ def spans_dropped(running: list[targets.Target]) -> int:
 
     total = 0
     for target in running:
-        port = target.extra.get("metrics_port")
-        if target.key not in TRACED or not port:
+        if target.key not in TRACED or not target.metrics_port:
             continue
-        text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+        text = requests.get(f"http://127.0.0.1:{target.metrics_port}/metrics", timeout=5).text
         for line in text.splitlines():
             if line.startswith("flask_svc_otel_spans_dropped_total"):
                 total += int(float(line.rsplit(" ", 1)[1]))
@@ -573,29 +541,15 @@ def write(results: dict[str, Any], out_dir: Path, plot: bool = True) -> Path:
     markdown = out_dir / f"{date}.md"
     markdown.write_text(report.render_markdown(results))
     (out_dir / "latest.md").write_text(report.render_latest(results))
-    if plot and targets.fastapi_available():
-        subprocess.run(
-            [
-                str(targets.BENCH_PYTHON),
-                "-m",
-                "bench.plot",
-                str(out_dir / f"{date}.json"),
-                str(out_dir / f"{date}.png"),
-            ],
-            cwd=ROOT,
-            check=True,
-            timeout=120,
-        )
+    if plot and not targets.missing("fastapi"):  # matplotlib lives in the bench venv
+        plot_args = [str(out_dir / f"{date}.json"), str(out_dir / f"{date}.png")]
+        subprocess.run([str(targets.BENCH_PYTHON), "-m", "bench.plot", *plot_args], cwd=ROOT, check=True, timeout=120)
     return markdown
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="flask-svc benchmarks (issue 7)")
-    parser.add_argument("--duration", type=float, default=2, help="seconds per measured round")
-    parser.add_argument("--warmup", type=float, default=1, help="seconds of warm-up per scenario")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario; best is kept")
-    parser.add_argument("--connections", type=int, default=16)
-    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    wrk.LoadSettings.add_arguments(parser, duration=2, warmup=1)
     parser.add_argument("--workers", default="1,2", help="worker counts to run, comma-separated")
     parser.add_argument("--targets", default=",".join(ALL_TARGETS))
     parser.add_argument("--endpoints", default=",".join(ENDPOINTS), help="scenarios to run, comma-separated")
@@ -617,9 +571,7 @@ def main(argv: list[str] | None = None) -> int:
     if shutil.which("wrk") is None:
         parser.error("wrk is not installed: run `make setup-bench-full`")
     plan = Plan(
-        settings=wrk.LoadSettings(
-            duration_s=args.duration, warmup_s=args.warmup, connections=args.connections, threads=args.threads
-        ),
+        settings=wrk.LoadSettings.from_args(args),
         workers=tuple(int(w) for w in args.workers.split(",")),
         targets=tuple(args.targets.split(",")),
         endpoints=tuple(args.endpoints.split(",")),
@@ -629,12 +581,12 @@ def main(argv: list[str] | None = None) -> int:
         wordcount_mb=args.wordcount_mb,
         profiles=not args.no_profiles,
         extras=not args.matrix_only,
-        log=log_to_stderr,
+        log=report.log,
     )
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-") as tmp:
         results = execute(plan, Path(tmp), wordcount_too=not args.matrix_only, container_too=not args.matrix_only)
     markdown = write(results, args.out)
-    log_to_stderr(f"done in {results['elapsed_s']:.0f} s: {os.path.relpath(markdown, ROOT)}")
+    report.log(f"done in {results['elapsed_s']:.0f} s: {os.path.relpath(markdown, ROOT)}")
     print(report.render_table("ratio_table", report.ratios(results["runs"], report.median_per_cpu)))
     print()
     print(report.render_table("goal_table", results))

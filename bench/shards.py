@@ -1,21 +1,11 @@
-"""The sharded pipeline's parts beside the synchronous endpoint's domain function, in CPU time (issue 22).
-
-    .venv/bin/python -m bench.shards                 # 8 and 64 MiB, P=2 at 64 MiB
-    .venv/bin/python -m bench.shards --mib 8 --passes 1
-
-In-process, no server and no process starts: what is left is each design's own work over the same file.
-- ``sync``: ``analyze_chunks`` over 16 KiB chunks, as ``POST /api/v1/wordcount`` runs it.
-- ``map``: one shard as the fused map stage runs it (tokenize + count in one pass, partial result written).
-- ``tokenize → count``: the seed's two stages (``stages.run``), the word-per-line file in between.
-- ``map of K shards, P=1|2``: the K shards mapped by P worker processes, then the merge; CPU is summed over the
-  processes, so MiB per CPU-second shows the overhead of sharding and MiB/s the gain from the second core.
-MiB per CPU-second moves much less than MiB/s with whatever else shares the machine (see ``harness.proc``).
+"""The sharded pipeline's parts beside the synchronous endpoint's domain function, in-process over the same file, in
+CPU time (issue 22): ``python -m bench.shards [--mib 8 --passes 1]``. The P=1|2 rows map every shard in fresh worker
+processes, then merge; their CPU is summed over the processes, so MiB per CPU-second shows the overhead of sharding
+and MiB/s the gain from the second core.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import multiprocessing
 import resource
 import sys
@@ -135,19 +125,13 @@ def render(results: dict[str, Any]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = report.cli(__doc__)
     parser.add_argument("--mib", type=int, action="append", help="upload sizes (default: 8 and 64)")
     parser.add_argument("--passes", type=int, default=2, help="passes per measure; the best is kept")
     parser.add_argument("--shard-mib", type=int, default=8, help="target shard size for the P=1|2 rows")
-    parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    results = run_bench(
-        lambda message: print(message, file=sys.stderr), tuple(args.mib or (8, 64)), args.passes, args.shard_mib
-    )
-    print(render(results))
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=1))
-    return 0
+    results = run_bench(report.log, tuple(args.mib or (8, 64)), args.passes, args.shard_mib)
+    return report.emit(results, "shards", args.json)
 
 
 if __name__ == "__main__":

@@ -1,19 +1,12 @@
-"""Idle and slow clients (issue 11): does a replica keep answering while they hold connections open?
-
-Each server gets hundreds of connections that send nothing and a handful that send a request line and one header,
-then nothing. Meanwhile a prober asks for ``/livez`` and a small ``POST /api/v1/analyze`` on fresh connections, as a
-kubelet and a client would, each with a 2 s timeout. Then the slow connections are watched: when (if ever) does the
-server close them? flask-svc, gunicorn's stock gthread worker (bare Flask, the same 4 threads) and FastAPI on uvicorn
-run one after another in the same run.
-
-    python -m bench.slowclients      # or: make bench-slow-clients; also a phase of `make bench`
-"""
+"""Idle and slow clients (issue 11), ``python -m bench.slowclients`` or a phase of `make bench`: while hundreds of
+connections send nothing and a handful send half a head, does a server still answer `/livez` and a small analyze
+on fresh connections within the probe timeout, and when does it close the slow ones? flask-svc, gunicorn's stock
+gthread worker (bare Flask) and FastAPI on uvicorn, one after another, one worker each."""
 
 from __future__ import annotations
 
 import contextlib
 import http.client
-import json
 import selectors
 import socket
 import statistics
@@ -23,6 +16,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from bench import report, targets
+from bench.report import TARGET_LABELS
 from service.names import ANALYZE_PATH, LIVEZ
 
 IDLE = 300
@@ -88,7 +82,7 @@ def measure(target: targets.Target) -> dict[str, Any]:
     cut = [c for c in closed if c is not None]
     return {
         "key": target.key,
-        "label": target.label,
+        "label": LABELS.get(target.key, TARGET_LABELS[target.key]),
         "requests": len(answers),
         "within_1s": sum(t <= WITHIN for t in times),
         "within_2s": len(times),
@@ -99,24 +93,17 @@ def measure(target: targets.Target) -> dict[str, Any]:
     }
 
 
-TARGETS: Mapping[str, Callable[[], contextlib.AbstractContextManager[targets.Target]]] = {
-    "svc-default": lambda: targets.flask_svc(1, "svc-default"),
-    "bare": lambda: targets.bare_flask(1),
-    "fastapi": lambda: targets.fastapi(1),
-}
-
-
 LABELS = {"bare": "gunicorn gthread, stock (bare Flask)"}
 
 
 def run(log: Callable[[str], None]) -> dict[str, Any]:
     rows = []
-    for key, factory in TARGETS.items():
-        if key == "fastapi" and not targets.fastapi_available():
-            raise RuntimeError("the bench venv is missing: run `make setup-bench-full`")
-        with factory() as target:
-            log(f"slow clients: {target.label}")
-            rows.append({**measure(target), "label": LABELS.get(key, target.label)})
+    for key in ("svc-default", "bare", "fastapi"):
+        if reason := targets.missing(key):
+            raise RuntimeError(reason)
+        with targets.start(key, 1) as target:
+            log(f"slow clients: {TARGET_LABELS[key]}")
+            rows.append(measure(target))
     return {"idle": IDLE, "slow": SLOW, "watch_s": WATCH_SECONDS, "rows": rows}
 
 
@@ -124,11 +111,9 @@ def render(result: Mapping[str, Any]) -> str:
     return report.render_table("slow_clients", result, ROUNDS, ANSWER_TIMEOUT)
 
 
-def main() -> int:
-    result = run(lambda message: print(message, file=sys.stderr))
-    print(json.dumps(result))
-    print(render(result))
-    return 0
+def main(argv: list[str] | None = None) -> int:
+    args = report.cli(__doc__).parse_args(argv)
+    return report.emit(run(report.log), "slow_clients", args.json, ROUNDS, ANSWER_TIMEOUT)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,5 @@
-"""The servers under test, each started on a free loopback port and stopped afterwards.
-
-flask-svc itself is started through ``harness.server.running_server`` (the same launcher the integration
-tests use); the comparison servers through ``launched``. Every target serves ``/livez`` and ``/readyz``; the Python
-ones also ``POST /api/v1/analyze``.
-"""
+"""The servers under test, each on a free loopback port and stopped afterwards: flask-svc through
+``harness.server.running_server`` (the tests' launcher), the comparison servers through ``launched``."""
 
 from __future__ import annotations
 
@@ -14,10 +10,11 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
+from bench.report import ENDPOINT_LABELS
 from harness.net import free_port, process_gone, wait_until_ready
 from harness.proc import tree
 from harness.server import ROOT, running_server
@@ -28,16 +25,29 @@ BENCH_PYTHON = BENCH_VENV / "bin" / "python"
 THREADS = 4  # gunicorn gthread threads per worker: the service's default, used for bare Flask too
 # gunicorn settings shared by flask-svc (its defaults) and bare Flask.
 GUNICORN_FLAGS = ("--worker-class=gthread", f"--threads={THREADS}", "--keep-alive=5", "--timeout=30")
+PYTHON_ENDPOINTS = tuple(ENDPOINT_LABELS)  # what every Python server answers; nginx only /livez
+
+# flask-svc's variants: whether it traces (to the OTLP sink it is given), and its environment.
+SVC_VARIANTS: dict[str, tuple[bool, dict[str, str]]] = {
+    "svc-on": (True, {"LOG_LEVEL": "info"}),
+    # The chart's default: 10 % of new traces, a caller's sampling decision kept.
+    "svc-sampled": (
+        True,
+        {"LOG_LEVEL": "info", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
+    ),
+    "svc-default": (False, {"LOG_LEVEL": "info"}),
+    "svc-off": (False, {"LOG_LEVEL": "warning", "FLASK_SVC_METRICS": "false"}),
+}
+TRACED = tuple(key for key, (tracing, _env) in SVC_VARIANTS.items() if tracing)
 
 
 @dataclass
 class Target:
-    key: str  # svc-on, svc-default, svc-off, bare, fastapi, nginx
-    label: str
+    key: str  # a key of report.TARGET_LABELS
     port: int
     pid: int
-    endpoints: tuple[str, ...]
-    extra: dict[str, object] = field(default_factory=dict)
+    endpoints: tuple[str, ...] = PYTHON_ENDPOINTS
+    metrics_port: int | None = None
 
     @property
     def url(self) -> str:
@@ -50,27 +60,15 @@ def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, pa
     return time.monotonic()
 
 
-def stop(proc: subprocess.Popen[str], sig: int = signal.SIGTERM, timeout: float = 20) -> None:
-    if proc.poll() is None:
-        proc.send_signal(sig)
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            for child in tree(proc.pid)[1:]:
-                child.kill()
-            proc.kill()
-            proc.wait()
-
-
 @contextmanager
 def launched(
     cmd: Sequence[str],
     port: int,
     env: Mapping[str, str] | None = None,
     stop_signal: int = signal.SIGTERM,
-    path: str = "/readyz",
+    path: str = READYZ,
 ) -> Iterator[subprocess.Popen[str]]:
-    """A server process with its output in a temp log; waits for /readyz, shows the log's tail if it fails."""
+    """A server process with its output in a temp log; waits for ``path``, shows the log's tail if it fails."""
     with tempfile.TemporaryFile("w+") as log:
         proc = subprocess.Popen(
             list(cmd), cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True
@@ -83,30 +81,19 @@ def launched(
                 raise RuntimeError(f"{error}\n{log.read()[-3000:]}") from None
             yield proc
         finally:
-            stop(proc, stop_signal)
-
-
-# What every Python server answers (nginx only answers /livez).
-PYTHON_ENDPOINTS = ("livez", "readyz", "analyze-1k", "analyze-100k")
-
-SVC_VARIANTS = {
-    # key: (label, tracing, env)
-    "svc-on": ("flask-svc, all on", True, {"LOG_LEVEL": "info"}),
-    # The chart's default: 10 % of new traces, a caller's sampling decision kept.
-    "svc-sampled": (
-        "flask-svc, tracing 10 %",
-        True,
-        {"LOG_LEVEL": "info", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
-    ),
-    "svc-default": ("flask-svc, defaults", False, {"LOG_LEVEL": "info"}),
-    "svc-off": ("flask-svc, all off", False, {"LOG_LEVEL": "warning", "FLASK_SVC_METRICS": "false"}),
-}
+            if proc.poll() is None:
+                proc.send_signal(stop_signal)
+                try:
+                    proc.wait(20)
+                except subprocess.TimeoutExpired:
+                    for child in tree(proc.pid)[1:]:
+                        child.kill()
+                    proc.kill()
+                    proc.wait()
 
 
 def svc_env(workers: int, variant: str, tracing_endpoint: str | None = None) -> dict[str, str]:
-    """flask-svc's environment for a variant: all on (metrics, access log, tracing at 100 %), its defaults (metrics
-    and access log, no tracing), or all off (no metrics, no access log, no tracing)."""
-    _label, tracing, extra = SVC_VARIANTS[variant]
+    tracing, extra = SVC_VARIANTS[variant]
     env = {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(THREADS), "LOG_FORMAT": "json", **extra}
     if tracing:
         if not tracing_endpoint:
@@ -117,13 +104,10 @@ def svc_env(workers: int, variant: str, tracing_endpoint: str | None = None) -> 
 
 
 @contextmanager
-def flask_svc(workers: int, variant: str = "svc-default", tracing_endpoint: str | None = None) -> Iterator[Target]:
+def flask_svc(workers: int, variant: str, tracing_endpoint: str | None = None) -> Iterator[Target]:
     # Logs go to a file, as for the other servers: piped, the bench process would spend CPU reading them.
     with running_server(svc_env(workers, variant, tracing_endpoint), log_to_file=True) as server:
-        label = SVC_VARIANTS[variant][0]
-        target = Target(variant, label, server.port, server.process.pid, PYTHON_ENDPOINTS)
-        target.extra["metrics_port"] = server.metrics_port
-        yield target
+        yield Target(variant, server.port, server.process.pid, metrics_port=server.metrics_port)
 
 
 @contextmanager
@@ -132,13 +116,8 @@ def bare_flask(workers: int) -> Iterator[Target]:
     cmd = [sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS, f"--workers={workers}", f"--bind=127.0.0.1:{port}"]
     if os.path.isdir("/dev/shm"):
         cmd.append("--worker-tmp-dir=/dev/shm")
-    cmd += ["--no-control-socket", "bench.apps.bare_flask:app"]
-    with launched(cmd, port) as proc:
-        yield Target("bare", "bare Flask", port, proc.pid, PYTHON_ENDPOINTS)
-
-
-def fastapi_available() -> bool:
-    return BENCH_PYTHON.exists()
+    with launched([*cmd, "--no-control-socket", "bench.apps.bare_flask:app"], port) as proc:
+        yield Target("bare", port, proc.pid)
 
 
 @contextmanager
@@ -147,17 +126,11 @@ def fastapi(workers: int) -> Iterator[Target]:
     cmd = [str(BENCH_PYTHON), "-m", "uvicorn", "bench.apps.fastapi_app:app", "--host=127.0.0.1", f"--port={port}"]
     cmd += [f"--workers={workers}", "--no-access-log", "--log-level=warning"]
     with launched(cmd, port, env={"PYTHONPATH": str(ROOT)}) as proc:
-        yield Target("fastapi", "FastAPI/uvicorn", port, proc.pid, PYTHON_ENDPOINTS)
-
-
-NGINX_CONF = Path(__file__).with_name("nginx.conf")  # a str.format template
+        yield Target("fastapi", port, proc.pid)
 
 
 def nginx_binary() -> str | None:
-    for candidate in ("/usr/sbin/nginx", "/usr/bin/nginx"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
+    return next((path for path in ("/usr/sbin/nginx", "/usr/bin/nginx") if os.access(path, os.X_OK)), None)
 
 
 @contextmanager
@@ -168,8 +141,23 @@ def nginx(workers: int) -> Iterator[Target]:
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="flask-svc-nginx-") as tmp:
         conf = Path(tmp, "nginx.conf")
-        conf.write_text(NGINX_CONF.read_text().format(workers=workers, tmp=tmp, port=port))
-        with launched(
-            [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"], port, stop_signal=signal.SIGQUIT
-        ) as proc:
-            yield Target("nginx", "nginx static", port, proc.pid, ("livez",))
+        conf.write_text(Path(__file__).with_name("nginx.conf").read_text().format(workers=workers, tmp=tmp, port=port))
+        cmd = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
+        with launched(cmd, port, stop_signal=signal.SIGQUIT) as proc:
+            yield Target("nginx", port, proc.pid, endpoints=("livez",))
+
+
+def missing(key: str) -> str | None:
+    """Why ``key`` cannot run on this machine, or None."""
+    if key == "fastapi" and not BENCH_PYTHON.exists():
+        return "no bench venv (make setup-bench-full)"
+    if key == "nginx" and nginx_binary() is None:
+        return "nginx is not installed (make setup-bench-full)"
+    return None
+
+
+def start(key: str, workers: int, sink: str | None = None) -> AbstractContextManager[Target]:
+    """Any target by its key; traced flask-svc variants export to ``sink``."""
+    if key in SVC_VARIANTS:
+        return flask_svc(workers, key, sink)
+    return {"bare": bare_flask, "fastapi": fastapi, "nginx": nginx}[key](workers)

@@ -1,12 +1,6 @@
-"""Word-count throughput of the service's pipeline beside `wc -w`, on the same generated file (issue 2).
-
-    .venv/bin/python -m bench.wordcount            # 32 MiB of generated prose, best of 3 passes each
-    .venv/bin/python -m bench.wordcount --mb 8 --json out.json
-
-The pipeline is the one ``POST /api/v1/wordcount`` runs: UTF-8 decode → NFC check → tokenize → ``Counter`` of every
-word (full frequencies), fed in the handler's 16 KiB chunks, file read included. ``wc -w`` only counts
-whitespace-separated runs and keeps no vocabulary; it is the yardstick, not an equivalent. Two Python floors show
-where the time goes: splitting on whitespace into a Counter (no tokenizer at all), and the word regex alone.
+"""Word-count throughput of the service's pipeline (``POST /api/v1/wordcount``'s: decode, NFC check, tokenize, a
+Counter of every word, 16 KiB chunks, file read included) beside `wc -w` on the same generated file (issue 2), with
+two Python floors that show where the time goes: ``python -m bench.wordcount [--mb 8 --json out.json]``.
 """
 
 from __future__ import annotations
@@ -23,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from bench import report
 from bench.corpus import MIB, generate_text
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.analysis.tokenizer import ASCII_WORD
@@ -98,13 +93,8 @@ def measure(path: Path, passes: int, python_only: bool = False) -> list[Measure]
     return results
 
 
-def render(results: list[Measure], file_mb: float) -> str:
-    baseline = next((m for m in results if m.name.startswith("wc -w (LC_ALL=C)")), None)
-    lines = [f"file: {file_mb:.1f} MB of generated prose", f"{'':38} {'MB/s':>8} {'x wc -w':>8} {'words':>10}"]
-    for m in results:
-        ratio = f"{m.mb_per_s / baseline.mb_per_s:8.3f}" if baseline else f"{'n/a':>8}"
-        lines.append(f"{m.name:38} {m.mb_per_s:8.1f} {ratio} {m.words:10d}  {m.note}")
-    return "\n".join(lines)
+def render(results: list[Measure], file_mb: float, passes: int | str = "?") -> str:
+    return report.render_table("wordcount", "Generated prose", {"bytes": file_mb * 1e6, "measures": results}, passes)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
             path.write_bytes(generate_text(int(args.mb * MIB), unicode_share=args.unicode_share))
         results = measure(path, args.passes, args.python_only)
         size = path.stat().st_size
-    print(render(results, size / 1e6))
+    print(render(results, size / 1e6, args.passes))
     if args.json:
         args.json.write_text(json.dumps({"bytes": size, "measures": [asdict(m) for m in results]}, indent=2))
     return 0

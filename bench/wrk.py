@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from harness.proc import tree_cpu_seconds
 
 LUA_SCRIPT = Path(__file__).with_name("wrk.lua")
 MARKER = "BENCH-JSON "
@@ -27,6 +30,19 @@ class LoadSettings:
     threads: int = 2
     timeout_s: float = 5.0
 
+    @staticmethod
+    def add_arguments(parser: argparse.ArgumentParser, duration: float, warmup: float) -> None:
+        """The load options bench.run and bench.model share (``--rounds``: interleaved rounds per scenario)."""
+        parser.add_argument("--duration", type=float, default=duration, help="seconds per measured round")
+        parser.add_argument("--warmup", type=float, default=warmup, help="seconds of warm-up per scenario")
+        parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
+        parser.add_argument("--connections", type=int, default=16)
+        parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> LoadSettings:
+        return cls(duration_s=args.duration, warmup_s=args.warmup, connections=args.connections, threads=args.threads)
+
 
 @dataclass
 class WrkResult:
@@ -35,6 +51,7 @@ class WrkResult:
     bytes: int
     errors: dict[str, int]
     latency_ms: dict[str, float]  # mean, p50, p90, p99, max
+    cpu_s: float | None = None  # CPU seconds of the server's process tree during the run, when asked for
 
     @property
     def rps(self) -> float:
@@ -82,13 +99,16 @@ def run(
     duration_s: float | None = None,
     content_type: str = "text/plain",
     inference_header_length: int | None = None,
+    cpu_of: int | None = None,
 ) -> WrkResult:
-    """One wrk run against a loopback URL; POSTs ``body`` when given. Bounded by wrk's own duration + a margin."""
+    """One wrk run against a loopback URL; POSTs ``body`` when given. Bounded by wrk's own duration + a margin.
+    With ``cpu_of``, the CPU seconds the process tree under that pid spent meanwhile (harness.proc)."""
     if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
         raise WrkError(f"loopback only: {url}")
     duration = settings.duration_s if duration_s is None else duration_s
     env = {**os.environ, "BENCH_BODY_FILE": str(body) if body else "", "BENCH_CONTENT_TYPE": content_type}
     env["BENCH_INFERENCE_HEADER_LENGTH"] = "" if inference_header_length is None else str(inference_header_length)
+    cpu_before = None if cpu_of is None else tree_cpu_seconds(cpu_of)
     done = subprocess.run(
         command(url, settings, duration),
         env=env,
@@ -99,4 +119,7 @@ def run(
     )
     if done.returncode != 0:
         raise WrkError(f"wrk exited {done.returncode}: {done.stderr.strip() or done.stdout[-500:]}")
-    return parse_output(done.stdout)
+    result = parse_output(done.stdout)
+    if cpu_of is not None and cpu_before is not None:
+        result.cpu_s = tree_cpu_seconds(cpu_of) - cpu_before
+    return result

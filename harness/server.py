@@ -19,7 +19,7 @@ import psutil
 
 from harness.net import free_port, process_gone, wait_until_ready
 
-METRICS_SERVER_MODULE = "service.metrics_server"
+METRICS_SERVER_MODULE = "service.server.metrics_server"
 
 ROOT = Path(__file__).resolve().parents[1]
 

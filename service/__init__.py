@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Application factory. Without ``settings`` (``flask --app service run``) it reads them from the environment;
-    gunicorn passes the ones its configuration read (``service.gunicorn_conf``)."""
+    gunicorn passes the ones its configuration read (``service.server.gunicorn_conf``)."""
     from service.app import build_app
     from service.config import load_settings
 

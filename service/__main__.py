@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 # The configuration names the app (its ``wsgi_app``); the image runs the same command: ``gunicorn`` + these.
-GUNICORN_ARGS = ["--config", "python:service.gunicorn_conf"]
+GUNICORN_ARGS = ["--config", "python:service.server.gunicorn_conf"]
 
 
 def main() -> None:

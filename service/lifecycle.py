@@ -1,22 +1,19 @@
-"""What the probes report: started, ready, draining — one state object per application (so per worker process).
+"""An app's life as its probes report it — started, ready, draining — and what it started that must be stopped.
 
-Read top to bottom, a worker's life is:
-1. ``create_app`` builds the app and runs the pipeline once (``warm_up``) → started: /startupz and /readyz answer 200.
-2. Kubernetes removes the pod from the endpoints and runs the preStop sleep; then SIGTERM reaches gunicorn, which
-   closes the listening socket and passes SIGTERM to each worker.
-3. The worker's SIGTERM handler (installed by ``install_drain_handler``) marks the state draining — /readyz answers
-   503 from that moment — then hands over to gunicorn's own handler, which finishes every request in flight within
-   the graceful timeout and exits 0. This handler only sets a flag: a signal handler runs between two bytecodes of
-   whatever the main thread was doing, possibly inside a lock it holds, so it must take no lock and write nothing
-   (the worker's loop logs the drain once it sees it).
+One ``Lifecycle`` per application (so per worker process), on ``app.extensions`` (``LIFECYCLE_EXTENSION``). The app
+and its features read and write it; the server drives it: it marks it draining on SIGTERM and, when the worker exits,
+calls the stops registered here (the order, and everything else a stop involves, is in ``service.server.shutdown``).
 """
 
 from __future__ import annotations
 
-import signal
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from types import FrameType
+
+# What liveness answers while the process runs: the worker's loop (``service.server.worker``) and the WSGI shortcut
+# in front of Flask (``service.core.health``) write the same bytes.
+ALIVE = b'{"status":"ok"}'
 
 
 @dataclass
@@ -26,12 +23,19 @@ class Lifecycle:
     manually_unready: bool = False
     fault: bool = False
     started_at: float = field(default_factory=time.monotonic)
+    # (name, stop) for what outlives a request — a thread, a subprocess, a connection — in the order started.
+    stops: list[tuple[str, Callable[[], None]]] = field(default_factory=list)
 
     def mark_started(self) -> None:
         self.started = True
 
     def begin_drain(self) -> None:
         self.draining = True  # one assignment: safe from a signal handler
+
+    def on_stop(self, name: str, stop: Callable[[], None]) -> None:
+        """Have ``stop`` called when this process stops (last registered, first stopped). A feature registers here
+        whatever its ``init_app`` starts; ``stop`` returns once it has stopped, or after a bound of its own."""
+        self.stops.append((name, stop))
 
     def readiness(self) -> tuple[bool, str, str | None]:
         """(ready, status word, reason) for /readyz."""
@@ -45,15 +49,3 @@ class Lifecycle:
 
     def uptime(self) -> float:
         return time.monotonic() - self.started_at
-
-
-def install_drain_handler(state: Lifecycle) -> None:
-    """Chain a SIGTERM handler in front of gunicorn's worker handler (called from ``post_worker_init``)."""
-    previous = signal.getsignal(signal.SIGTERM)
-
-    def on_term(signum: int, frame: FrameType | None) -> None:
-        state.begin_drain()
-        if callable(previous):
-            previous(signum, frame)  # gunicorn's: clears the worker's ``alive`` flag and wakes its loop
-
-    signal.signal(signal.SIGTERM, on_term)

@@ -2,7 +2,8 @@
 
 Every line carries the request's ``request_id`` and, when tracing is on, ``trace_id``/``span_id``. The access line
 is gunicorn's own (it sees the whole response, including the time to write it); the app leaves the route, request id
-and trace ids in the WSGI environ so that line carries them too.
+and trace ids in the WSGI environ so that line carries them too. With JSON logs that line is built once, straight
+from its fields, without a LogRecord (the same line: tests/server/test_access_line.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sys
+import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -68,19 +70,20 @@ class JsonLineFormatter(JsonFormatter):
         if isinstance(record.msg, dict) or record.exc_info or record.exc_text or record.stack_info:
             return str(super().format(record))
         record.message = record.getMessage()
-        line = {
-            "timestamp": rfc3339(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.message,
+        extras = {
+            key: value for key, value in record.__dict__.items() if key not in _NOT_EXTRA and not key.startswith("_")
         }
-        for key, value in record.__dict__.items():
-            if key not in _NOT_EXTRA and not key.startswith("_"):
-                line[key] = value
+        return self.plain_line(record.created, record.levelname, record.name, record.message, extras)
+
+    def plain_line(self, created: float, level: str, logger: str, message: str, extras: dict[str, Any]) -> str:
+        """The line of a plain record; also what the access log writes without making a record (see
+        ``GunicornLogger.access``)."""
+        line = {"timestamp": rfc3339(created), "level": level.lower(), "logger": logger, "message": message}
+        line.update(extras)
         for name in _CONTEXT_FIELDS:  # absent beats null: keeps lines short outside requests
             if name in line and line[name] is None:
                 del line[name]
-        return self._encode(line)
+        return str(self._encode(line))
 
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         log_record["timestamp"] = rfc3339(record.created)
@@ -168,6 +171,7 @@ class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]
     """gunicorn's error and access logs in the service's format, on the same handler as the app."""
 
     bound_settings: Settings
+    json_handler: ServiceHandler | None = None
 
     def setup(self, cfg: Any) -> None:
         super().setup(cfg)
@@ -176,6 +180,9 @@ class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]
             logger.handlers[:] = [handler]
             logger.propagate = False
         self.access_log.setLevel(self.bound_settings.log_level.upper())  # probe lines are debug: hidden by default
+        # The access lines skip the record and write through the handler when it writes JSON lines.
+        json_lines = isinstance(handler, ServiceHandler) and isinstance(handler.formatter, JsonLineFormatter)
+        self.json_handler = handler if json_lines else None  # type: ignore[assignment]
 
     def access(self, resp: Any, req: Any, environ: dict[str, Any], request_time: Any) -> None:
         path = environ.get("PATH_INFO", "")
@@ -196,4 +203,24 @@ class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]
             user_agent=environ.get("HTTP_USER_AGENT"),
         )
         fields = {key: value for key, value in fields.items() if value is not None}
-        self.access_log.log(level, "%s %s %s", environ.get("REQUEST_METHOD"), path, status, extra=fields)
+        handler = self.json_handler
+        if handler is None or self.access_log.handlers != [handler]:  # console lines, or someone else's handler
+            self.access_log.log(level, "%s %s %s", environ.get("REQUEST_METHOD"), path, status, extra=fields)
+            return
+        # The JSON line built once, straight from the fields: no LogRecord copied into a dict and scanned again.
+        # What ContextFilter would stamp on a record goes in the same place, after the fields.
+        if fields.get("request_id") is None:
+            fields["request_id"] = REQUEST_ID.get()
+        if fields.get("trace_id") is None:
+            fields["trace_id"], fields["span_id"] = current_trace_ids()
+        message = "%s %s %s" % (environ.get("REQUEST_METHOD"), path, status)  # noqa: UP031 — the record's message
+        formatter: JsonLineFormatter = handler.formatter  # type: ignore[assignment]
+        line = formatter.plain_line(time.time(), logging.getLevelName(level), self.access_log.name, message, fields)
+        handler.acquire()
+        try:
+            handler.stream.write(line + handler.terminator)
+            handler.flush()
+        except Exception:  # a closed or broken stdout: logging's own handling, as for any other line
+            handler.handleError(logging.makeLogRecord({"msg": message}))
+        finally:
+            handler.release()

@@ -2,8 +2,8 @@
 each feature adds its own (``feature_instruments``).
 
 Under gunicorn every worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn
-config before prometheus_client is first imported); ``service.metrics_server``, a process the master starts, merges
-them and serves ``/metrics`` on ``METRICS_PORT``. Outside gunicorn the samples stay in the app's own registry.
+config before prometheus_client is first imported); ``service.server.metrics_server``, a process the master starts,
+merges them and serves ``/metrics`` on ``METRICS_PORT``. Outside gunicorn the samples stay in the app's own registry.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 from flask import request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-from service.metrics_server import REQUEST_DURATION, WithRequestTotals
 from service.names import METRICS_EXTENSION, MODEL_IDENTITY_EXTENSION, PROBE_PATHS, UNMATCHED_ROUTE
 from service.problems import STATUS_CODES
+from service.request_totals import REQUEST_DURATION, WithRequestTotals
 
 if TYPE_CHECKING:
     from flask import Flask, Request, Response

@@ -88,7 +88,9 @@ def register_error_handlers(app: Flask) -> None:
         if status == 500:
             return problem_response(500, "the server failed to complete the request", "internal_error")
         response = problem_response(status, error.description or _phrase(status))
-        if status == 413:  # Werkzeug's body limit: the rest stays unread, so the connection closes (service.worker)
+        if (
+            status == 413
+        ):  # Werkzeug's body limit: the rest stays unread, so the connection closes (service.server.worker)
             response.headers["Connection"] = "close"
         if status == 405 and error.response is None:
             allowed = getattr(error, "valid_methods", None)

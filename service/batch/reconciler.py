@@ -9,6 +9,7 @@ from service.batch.coordinator import Coordinator
 from service.batch.leader import Leader
 
 log = logging.getLogger("service.batch.coordinator")  # its lines keep the logger they always had
+_STOP_WAIT_SECONDS = 5.0  # for a round in progress when the reconciler stops; the pod's drain budget is short
 
 
 class Reconciler:
@@ -27,6 +28,8 @@ class Reconciler:
 
     def stop(self) -> None:
         self._stop.set()
+        if self._thread.is_alive():  # a round in progress ends before the lock or Lease is given up (bounded)
+            self._thread.join(_STOP_WAIT_SECONDS)
         release = getattr(self.leader, "release", None)
         if release is not None:
             release()

@@ -13,6 +13,7 @@ from flask_openapi3.models.tag import Tag
 
 from service.core.current import current_lifecycle, served_model
 from service.core.schemas import Health
+from service.lifecycle import ALIVE
 from service.names import LIVENESS_PATHS, READYZ, STARTUPZ
 from service.problems import PROBLEM_JSON, problem_document
 
@@ -44,7 +45,6 @@ def startupz() -> Response:
     return _answer(started, "ok" if started else "starting", None if started else "warm-up has not finished")
 
 
-ALIVE = b'{"status":"ok"}'
 _ALIVE_HEADERS = [("Content-Type", "application/json"), ("Content-Length", str(len(ALIVE)))]
 _NOT_ALLOWED = json.dumps(problem_document(405, "liveness answers GET and HEAD")).encode()
 _NOT_ALLOWED_HEADERS = [
@@ -59,9 +59,9 @@ WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 class LivenessShortcut:
     """Answers the liveness paths in front of Flask.
 
-    Under gunicorn the worker's loop answers plain probes itself (``service.worker``); what reaches this is the rest:
-    other methods (405), a probe with a body, and the app run outside gunicorn. Skipping the framework keeps those
-    cheap too.
+    Under gunicorn the worker's loop answers plain probes itself (``service.server.worker``); what reaches this is
+    the rest: other methods (405), a probe with a body, and the app run outside gunicorn. Skipping the framework keeps
+    those cheap too.
     """
 
     def __init__(self, app: WSGIApp) -> None:

@@ -109,3 +109,43 @@ def test_configuration_page_rows_equal_the_settings_fields(site: Path) -> None:
     # Every variable is named on the page, the ones kept out of the table (OpenTelemetry's) included.
     page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") + "\n".join(r[0] for r in rows)
     assert all(v.env in page for v in VARIABLES)
+
+
+# A path of the repository named in the manual, in backticks: `service/batch/coordinator.py`, `tests/server`.
+NAMED_PATH = re.compile(r"`((?:service|tests|bench|harness|image|cluster|charts|k8s|docs|mk)/[A-Za-z0-9_./-]*)`")
+# A module run as a program: `python -m service.batch`, `.venv/bin/python -m image build`.
+RUN_MODULE = re.compile(r"python3? -m ([A-Za-z_][A-Za-z0-9_.]*)")
+
+
+def named_in_manual() -> list[tuple[str, str, str]]:
+    """(page, kind, name) for every repository path and every `python -m` module the README and docs/ name."""
+    found = []
+    for page in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]:
+        text = page.read_text(encoding="utf-8")
+        found += [(page.name, "path", name) for name in NAMED_PATH.findall(text)]
+        found += [(page.name, "module", name) for name in RUN_MODULE.findall(text)]
+    return found
+
+
+def test_every_path_and_module_the_manual_names_exists() -> None:
+    """Code moves; the manual must move with it. A file or folder it names must exist, a module it runs must import."""
+    import importlib.util
+
+    named = named_in_manual()
+    assert len(named) > 50, "the pattern no longer finds what the manual names"
+    missing = []
+    for page, kind, name in named:
+        if kind == "path" and not (ROOT / name.rstrip("/")).exists():
+            missing.append(f"{page}: {name}")
+        ours = name.split(".")[0] in {"service", "bench", "harness", "image", "tests"}
+        if kind == "module" and ours and importlib.util.find_spec(name) is None:
+            missing.append(f"{page}: python -m {name}")
+    assert not missing, "\n".join(missing)
+
+
+def test_the_path_check_fails_on_a_moved_file() -> None:
+    assert NAMED_PATH.findall("see `service/handlers/gone.py`") == ["service/handlers/gone.py"]
+    assert not (ROOT / "service/handlers/gone.py").exists()
+    assert RUN_MODULE.findall("`.venv/bin/python -m tests.container.containerlib build`") == [
+        "tests.container.containerlib"
+    ]

@@ -115,7 +115,7 @@ def test_an_unusable_mode_stops_start_with_one_line(env: dict[str, str], named: 
 def test_the_start_log_says_when_jobs_will_be_refused(host: str, auth: str, noted: bool) -> None:
     # gunicorn's `when_ready` hook in a process of its own (it reads the environment); nothing binds.
     script = (
-        "import types, service.gunicorn_conf as conf\n"
+        "import types, service.server.gunicorn_conf as conf\n"
         "lines = []\n"
         "conf.when_ready(types.SimpleNamespace(log=types.SimpleNamespace(warning=lines.append, info=print)))\n"
         "print('\\n'.join(lines))\n"

@@ -10,13 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from service import config, metrics_server
+from service import config
 from service.batch import formats, shards, signing
 from service.batch.stages import ExitCode, StageContext, run
 from service.batch.states import JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, new_id
 from service.config import ConfigError, load_settings, prepare_directories
 from service.privatedirs import NotPrivate, ensure_directory, open_private_file
+from service.server import metrics_server
 
 
 def _mode(path: Path) -> int:

@@ -21,7 +21,13 @@ from service.batch.web.instruments import BatchInstruments, MetricsObserver
 from service.config import ConfigError, Settings, address
 from service.core.openapi import amend
 from service.metrics import feature_instruments
-from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from service.names import (
+    BATCH_ACCESS_EXTENSION,
+    BATCH_EXTENSION,
+    BATCH_RECONCILER_EXTENSION,
+    JOBS_PATH,
+    LIFECYCLE_EXTENSION,
+)
 
 
 def init_app(app: OpenAPI, settings: Settings) -> None:
@@ -43,6 +49,7 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
         raise ConfigError(f"FLASK_SVC_BATCH_AUTH={settings.batch_auth} cannot work: {error}") from None
     reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds, make_leader(settings))
     reconciler.start()
+    app.extensions[LIFECYCLE_EXTENSION].on_stop("batch reconciler", reconciler.stop)
     app.extensions[BATCH_ACCESS_EXTENSION] = gate
     app.extensions[BATCH_EXTENSION] = coordinator
     app.extensions[BATCH_RECONCILER_EXTENSION] = reconciler

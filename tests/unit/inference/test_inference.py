@@ -83,6 +83,25 @@ def test_allowed_pickle_loads_with_a_warning(tmp_path: Path, caplog: pytest.LogC
     assert any("pickle" in record.getMessage() for record in caplog.records if record.levelno == logging.WARNING)
 
 
+def test_a_pipeline_predicts_as_scikit_learn_does(tmp_path: Path) -> None:
+    """The served model calls a pipeline's steps itself (nested pipelines and "passthrough" steps included): the
+    same predictions, bit for bit, as the pipeline's own predict."""
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    features, labels = load_iris(return_X_y=True)
+    inner = make_pipeline(StandardScaler(), "passthrough", PCA(n_components=3))
+    pipeline = make_pipeline(inner, None, MinMaxScaler(), make_pipeline(LogisticRegression(max_iter=1000)))
+    pipeline.fit(features, labels)
+    path = tmp_path / "pipeline.pkl"
+    path.write_bytes(pickle.dumps(pipeline))
+    model = load(ModelSource(str(path), allow_pickle=True))
+    batch = np.random.default_rng(7).normal(size=(200, 4)) * 3
+    assert model.predict(batch).tolist() == pipeline.predict(batch).tolist()
+
+
 @pytest.mark.parametrize(
     ("content", "expected"),
     [

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from service.httphead import read_head
+from service.server.httphead import read_head
 
 
 @pytest.mark.parametrize(

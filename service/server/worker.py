@@ -14,6 +14,15 @@ accepts connections and beats gunicorn's heartbeat — reads request heads itsel
   threads, which gunicorn's heartbeat cannot see because the loop that beats it is still running.
 
 Requests gunicorn cannot parse are answered as RFC 9457 problem documents instead of its HTML pages.
+
+What upstream already does is left to it. Since benoitc/gunicorn#3519 (in 27.0.1, the pinned release) a stock
+thread waits up to 5 s for a new connection's first byte and then hands the connection back to the poller: that
+still holds a thread for those 5 s, and once one byte has arrived the thread reads the rest of the head without a
+limit, so the overrides above stay. Of #3519 this worker uses two parts: ``TConn.data_ready``, set on hand-over (the
+loop has taken the head off the socket; a thread must not wait for bytes that will not come), and ``murder_pending``,
+which gthread's loop calls every round and while draining (its own pending list stays empty here). Keep-alive,
+read-ahead after a body and the drain's linger are gthread's. The gunicorn internals used here are pinned by
+tests/server/test_gunicorn_internals.py.
 """
 
 from __future__ import annotations
@@ -33,11 +42,11 @@ from gunicorn import util
 from gunicorn.workers.gthread import STOP_KEEPALIVE_LINGER, TConn, ThreadWorker
 
 from service.config import Settings
-from service.core.health import ALIVE
-from service.httphead import MAX_HEAD_BYTES, Head, read_head
+from service.lifecycle import ALIVE
 from service.metrics import OFF, Instruments
 from service.names import METRICS_EXTENSION
 from service.problems import PROBLEM_JSON, problem_document
+from service.server.httphead import MAX_HEAD_BYTES, Head, read_head
 
 _RECV_BYTES = 64 * 1024
 

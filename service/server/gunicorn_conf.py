@@ -1,8 +1,9 @@
 """gunicorn's configuration, read from the environment through the one settings object.
 
-Loaded by ``gunicorn --config python:service.gunicorn_conf`` (and by ``python -m service``). A bad variable stops
+Loaded by ``gunicorn --config python:service.server.gunicorn_conf`` (and by ``python -m service``). A bad variable stops
 the process here, before any port is bound, with one line naming it. The settings read here are the only ones: the
-logger, the worker class and the app (``wsgi_app``, built in each worker) are all given them.
+logger, the worker class and the app (``wsgi_app``, built in each worker) are all given them. The hooks at the end
+start what the master runs beside the workers (the metrics server) and hand every stop to ``service.server.shutdown``.
 """
 
 from __future__ import annotations
@@ -42,10 +43,17 @@ if _settings.model_enabled:
         print(f"flask-svc: model refused: {_reason}", file=sys.stderr)
         sys.exit(2)
 
-from service import metrics_server
+if not _settings.reload:
+    # The app's modules (not the app: importing them starts no thread and opens nothing), imported here once so that
+    # the workers forked from this process share their pages and do not import them again. Not under reload: a
+    # worker started after a change must import the changed code, not inherit this process's copy.
+    import service.app  # noqa: F401
+
 from service.logs import gunicorn_logger
-from service.names import BATCH_RECONCILER_EXTENSION, LIFECYCLE_EXTENSION
-from service.worker import service_worker
+from service.names import LIFECYCLE_EXTENSION
+from service.server import shutdown
+from service.server.metrics_server import MetricsProcess, mark_worker_dead, reset_multiprocess_dir
+from service.server.worker import service_worker
 
 
 def application() -> Flask:
@@ -55,9 +63,9 @@ def application() -> Flask:
     return create_app(_settings)
 
 
-# The one place the app is named: `gunicorn --config python:service.gunicorn_conf` and `python -m service` need
-# nothing more (gunicorn finds this module in sys.modules in the worker: the settings are not read again).
-wsgi_app = "service.gunicorn_conf:application()"
+# The one place the app is named: `gunicorn --config python:service.server.gunicorn_conf` and `python -m service`
+# need nothing more (gunicorn finds this module in sys.modules in the worker: the settings are not read again).
+wsgi_app = f"{__name__}:application()"
 
 
 bind = [address(_settings.host, _settings.port)]
@@ -82,16 +90,16 @@ proc_name = "flask-svc"
 forwarded_allow_ips = "127.0.0.1,::1"
 
 
-# The master runs no thread (see service.metrics_server): its metrics server is a process of its own.
-_metrics_server: subprocess.Popen[str] | None = None
+# The master runs no thread (see service.server.metrics_server): its metrics server is a process of its own.
+_metrics: MetricsProcess | None = None
 
 
 def on_starting(server: Any) -> None:
-    metrics_server.reset_multiprocess_dir(_settings.multiproc_dir)
+    reset_multiprocess_dir(_settings.multiproc_dir)
 
 
 def when_ready(server: Any) -> None:
-    global _metrics_server
+    global _metrics
     if _settings.batch_runner != "off":
         from service.batch.access import resolve_mode, startup_note
 
@@ -101,10 +109,22 @@ def when_ready(server: Any) -> None:
     if not _settings.metrics_enabled:
         server.log.info("metrics off (FLASK_SVC_METRICS=false)")
         return
-    _metrics_server = metrics_server.start(_settings.host, _settings.metrics_port)
-    server.log.info(
-        "metrics on http://%s:%d/metrics (pid %d)", _settings.host, _settings.metrics_port, _metrics_server.pid
-    )
+    _metrics = MetricsProcess(_settings.host, _settings.metrics_port, server.log)
+    _metrics.start()
+    keep_metrics_running(server, _metrics)
+
+
+def keep_metrics_running(server: Any, metrics: MetricsProcess) -> None:
+    """Have the master's loop start the metrics server again should it exit. gunicorn has no hook its loop calls
+    every round; ``manage_workers`` (keep the number of workers) is called every round, at least once a second, and
+    never while the master stops — so the check runs after it, in the master's one thread."""
+    manage_workers = server.manage_workers
+
+    def manage_workers_and_metrics() -> None:
+        manage_workers()
+        metrics.keep_running()
+
+    server.manage_workers = manage_workers_and_metrics
 
 
 def pre_fork(server: Any, worker: Any) -> None:
@@ -113,31 +133,23 @@ def pre_fork(server: Any, worker: Any) -> None:
         server.log.error("forking a worker with %d threads running in the master: the worker may deadlock", threads)
 
 
-def on_exit(server: Any) -> None:
-    if _metrics_server is not None:
-        metrics_server.stop(_metrics_server)
-
-
 def post_worker_init(worker: Any) -> None:
-    from service.lifecycle import install_drain_handler
-
-    install_drain_handler(worker.wsgi.extensions[LIFECYCLE_EXTENSION])
+    shutdown.drain_on_sigterm(worker.wsgi.extensions[LIFECYCLE_EXTENSION])
 
 
 def worker_exit(server: Any, worker: Any) -> None:
-    from service.tracing import tracing_of
+    # The dev loop's error app (a syntax error under reload) is no Flask app: it started nothing. gunicorn also calls
+    # this in the master for a worker already gone, whose app was never loaded there.
+    if hasattr(worker.wsgi, "extensions"):
+        shutdown.stop_worker(worker.wsgi)
 
-    tracing = tracing_of(worker.wsgi) if hasattr(worker.wsgi, "extensions") else None
-    if tracing is not None:
-        tracing.stop()
-    # The batch reconciler gives up its lock or Lease, so another worker or pod takes over without waiting.
-    reconciler = worker.wsgi.extensions.get(BATCH_RECONCILER_EXTENSION) if hasattr(worker.wsgi, "extensions") else None
-    if reconciler is not None:
-        reconciler.stop()
+
+def on_exit(server: Any) -> None:
+    shutdown.stop_master(_metrics)
 
 
 def child_exit(server: Any, worker: Any) -> None:
-    metrics_server.mark_worker_dead(worker.pid)
+    mark_worker_dead(worker.pid)
 
 
 def running_threads() -> int:

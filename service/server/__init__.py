@@ -1,0 +1,10 @@
+"""The server layer: what runs the app under gunicorn, and nothing the app needs to run elsewhere.
+
+- ``gunicorn_conf``: the configuration ``python -m service`` and the image load; the master's hooks.
+- ``worker``: gthread, with request heads read and liveness answered in its loop (``httphead`` reads a head).
+- ``metrics_server``: ``/metrics`` served by a process of the master's own, kept running.
+- ``shutdown``: how everything that was started stops, in order.
+
+It sits above the app: it builds the app through the factory and reads only what the app keeps on
+``app.extensions`` and in ``service.lifecycle``; nothing in the app imports it.
+"""

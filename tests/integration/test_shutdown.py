@@ -1,0 +1,97 @@
+"""One shutdown path under a real gunicorn (service.server.shutdown): SIGTERM to a server running batch on the local
+runner, tracing to a real OTLP/HTTP receiver and the metrics server stops each of them, in the stated order, and
+leaves nothing running; a metrics server that dies is started again by the master."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import psutil
+import requests
+
+from harness.net import http_status
+from harness.otlp import otlp_receiver
+from harness.server import Server, running_server
+from service.names import ANALYZE_PATH, JOBS_PATH
+
+SERVER_KIND = 2  # SPAN_KIND_SERVER
+SHUTDOWN_STEPS = ("stopped batch reconciler", "stopped tracing", "worker stopped", "stopped metrics server")
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+def _finished_job(server: Server) -> dict[str, object]:
+    created = requests.post(
+        server.url + JOBS_PATH, data=b"words for the batch " * 100, headers={"Content-Type": "text/plain"}, timeout=30
+    )
+    assert created.status_code == 202, created.text
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        job: dict[str, object] = requests.get(server.url + str(created.headers["Location"]), timeout=10).json()
+        if job["state"] in ("succeeded", "failed", "cancelled"):
+            return job
+        time.sleep(0.2)
+    raise AssertionError(f"the job did not finish: {job}")
+
+
+def test_sigterm_stops_everything_that_was_started_in_order_and_leaves_nothing_running() -> None:
+    with otlp_receiver() as receiver:
+        env = {
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "600000",  # nothing exported on a schedule: the spans leave at step 5
+            "FLASK_SVC_BATCH_RUNNER": "local",
+            "FLASK_SVC_BATCH_AUTH": "none",
+            "FLASK_SVC_BATCH_RECONCILE_SECONDS": "0.2",
+        }
+        with running_server(env) as server:
+            assert _finished_job(server)["state"] == "succeeded"  # stages ran, the reconciler moved the job on
+            assert requests.post(server.url + ANALYZE_PATH, json={"text": "traced"}, timeout=5).ok
+            master = psutil.Process(server.process.pid)
+            (worker,) = server.workers()
+            metrics = server.metrics_server()
+            # The stages report before they exit: wait for them, so nothing of the job runs at SIGTERM.
+            _, running = psutil.wait_procs(worker.children(recursive=True), timeout=30)
+            assert running == []
+            # The worker's main thread, its request threads, the reconciler and the span processor; the master's own.
+            assert _threads(worker.pid) >= 3 and _threads(master.pid) == 1
+            assert not [span for span in receiver.spans if span.kind == SERVER_KIND]  # the stages' spans only
+            assert server.stop() == 0
+        lines = [record for record in server.json_logs() if record.get("message") in SHUTDOWN_STEPS]
+        spans = list(receiver.spans)
+
+    assert [line["message"] for line in lines] == list(SHUTDOWN_STEPS)
+    # The reconciler's and the span processor's threads are gone (a local stage's reaper thread may still be writing
+    # the exit file of a stage that has exited: it is a daemon and holds nothing).
+    threads_left = set(lines[2]["threads_left"])  # type: ignore[arg-type]
+    assert not {"batch-reconcile", "OtelBatchSpanRecordProcessor"} & threads_left
+    assert any(span.kind == SERVER_KIND and span.name == f"POST {ANALYZE_PATH}" for span in spans)
+    for process in (master, worker, metrics):
+        assert not process.is_running(), process
+
+
+def test_the_master_starts_the_metrics_server_again_when_it_dies() -> None:
+    with running_server() as server:
+        assert requests.post(server.url + ANALYZE_PATH, json={"text": "counted once"}, timeout=5).ok
+        before = requests.get(server.metrics_url, timeout=5).text
+        assert "flask_svc_analyzed_bytes_total" in before
+        first = server.metrics_server()
+        first.kill()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            others = [p for p in psutil.Process(server.process.pid).children() if p.pid != first.pid]
+            if len(others) == 2 and http_status(server.metrics_port, "/metrics") == 200:  # the worker and the new one
+                break
+            time.sleep(0.1)
+        after = requests.get(server.metrics_url, timeout=5).text
+        assert server.metrics_server().pid != first.pid
+        assert psutil.Process(server.process.pid).num_threads() == 1  # restarted from the master's loop, no thread
+        assert _sample(after, "flask_svc_analyzed_bytes_total") == _sample(before, "flask_svc_analyzed_bytes_total")
+        server.wait_for_log(lambda record: "has exited: starting it again" in str(record.get("message")))
+
+
+def _sample(exposition: str, name: str) -> str:
+    (line,) = [line for line in exposition.splitlines() if line.startswith(name)]
+    return line

@@ -1,0 +1,86 @@
+"""service.server.metrics_server's MetricsProcess with real processes: started, found dead and started again, and a
+start that cannot bind tried again later — never back to back."""
+
+from __future__ import annotations
+
+import socket
+import tempfile
+from collections.abc import Iterator
+
+import pytest
+
+from harness.net import LOOPBACK, free_port, http_status
+from service.server.metrics_server import MetricsProcess
+
+
+class _Log:
+    def __init__(self) -> None:
+        self.lines: list[tuple[str, str]] = []
+
+    def info(self, message: str, *args: object) -> None:
+        self.lines.append(("info", message % args))
+
+    def warning(self, message: str, *args: object) -> None:
+        self.lines.append(("warning", message % args))
+
+    def error(self, message: str, *args: object) -> None:
+        self.lines.append(("error", message % args))
+
+
+@pytest.fixture(autouse=True)
+def multiprocess_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    with tempfile.TemporaryDirectory() as directory:
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", directory)  # the server process reads it
+        yield
+
+
+def _dead(metrics: MetricsProcess) -> int:
+    assert metrics.process is not None
+    metrics.process.kill()
+    metrics.process.wait()
+    return metrics.process.pid
+
+
+def test_a_dead_server_is_started_again() -> None:
+    log, port = _Log(), free_port()
+    metrics = MetricsProcess(LOOPBACK, port, log)
+    metrics.start()
+    try:
+        metrics.keep_running()  # alive: nothing to do
+        assert len([line for line in log.lines if line[0] == "info"]) == 1
+        first = _dead(metrics)
+        metrics.keep_running()
+        assert metrics.process is not None and metrics.process.pid != first
+        assert http_status(port, "/metrics") == 200
+        assert ("warning", f"the metrics server (pid {first}) has exited: starting it again") in log.lines
+    finally:
+        metrics.stop()
+    assert metrics.process is None
+
+
+def test_a_start_that_cannot_bind_is_tried_again_later_and_less_often() -> None:
+    log, port = _Log(), free_port()
+    metrics = MetricsProcess(LOOPBACK, port, log)
+    metrics.start()
+    _dead(metrics)
+    with socket.socket() as taken:
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        taken.bind((LOOPBACK, port))
+        taken.listen()
+        with pytest.raises(RuntimeError, match=f"did not start on {LOOPBACK}:{port}"):
+            metrics.start()
+        metrics.keep_running()
+        assert log.lines[-1][0] == "error" and log.lines[-1][1].endswith("trying again in 1 s")
+        spawned = len(log.lines)
+        metrics.keep_running()  # within the wait: not tried
+        assert len(log.lines) == spawned
+        metrics.retry_after = 0.0  # the wait is over
+        metrics.keep_running()
+        assert log.lines[-1][1].endswith("trying again in 2 s")
+    metrics.retry_after = 0.0
+    metrics.keep_running()  # the port is free again
+    try:
+        assert metrics.process is not None and metrics.process.poll() is None
+        assert metrics.retry_wait == 1.0 and http_status(port, "/metrics") == 200
+    finally:
+        metrics.stop()
