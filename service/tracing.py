@@ -36,7 +36,7 @@ _FLUSH_TIMEOUT_MS = 2000  # a worker's last flush must fit in the drain budget
 
 @dataclass(frozen=True)
 class Tracing:
-    """An app's tracer provider (its batch processor's thread and its exporter) and the tracer its handlers use."""
+    """An app's tracer provider (its batch processor's thread and its exporter) and the tracer its views use."""
 
     provider: TracerProvider
     tracer: trace.Tracer

@@ -1,6 +1,6 @@
 """The service's own request and response models (probes, build info, problems), shared by every feature.
 
-The same pydantic models validate requests (flask-openapi3 for query strings, the handlers for JSON bodies) and
+The same pydantic models validate requests (flask-openapi3 for query strings, the views for JSON bodies) and
 generate ``/openapi.json``, so the document and the behaviour cannot drift apart.
 """
 

@@ -11,7 +11,7 @@ from service.inference.web.views import ERRORS
 
 
 def document(openapi: dict[str, Any]) -> None:
-    """Add the request bodies to the OpenAPI document: the handlers read their JSON themselves (to name the field
+    """Add the request bodies to the OpenAPI document: the views read their JSON themselves (to name the field
     at fault in every refusal), so the generator cannot see them."""
     schemas = openapi.setdefault("components", {}).setdefault("schemas", {})
 

@@ -88,7 +88,7 @@ def _protocol_error(error: Problem) -> Response:
 
 
 def load_into(app: Flask, settings: Settings) -> ServedModel:
-    """Load the configured model and keep it on the app; called by the factory before the app reports started."""
+    """Load the configured model and keep it on the app; called by its init_app before the app reports started."""
     model = load(
         ModelSource(
             path=settings.model_path,
