@@ -17,9 +17,11 @@ from service.analysis import AnalysisOptions
 from service.analysis.stopwords import CHOICES as STOPWORD_CHOICES
 from service.analysis.web.views import count_words
 from service.batch.access import Mode
+from service.batch.web.views import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION
 from service.core.current import current_lifecycle, current_settings
 from service.core.ops import info_document
-from service.names import ANALYZE, BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, JOBS_PATH, MODEL_EXTENSION
+from service.inference.web import MODEL_EXTENSION
+from service.names import ANALYZE, JOBS_PATH
 from service.problems import Problem
 
 WEB = Path(__file__).resolve().parent

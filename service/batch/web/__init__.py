@@ -18,16 +18,11 @@ from service.batch.reconciler import Reconciler
 from service.batch.runner import Runner
 from service.batch.web import views
 from service.batch.web.instruments import BatchInstruments, MetricsObserver
+from service.batch.web.views import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION
 from service.config import ConfigError, Settings, address
 from service.core.openapi import amend
 from service.metrics import feature_instruments
-from service.names import (
-    BATCH_ACCESS_EXTENSION,
-    BATCH_EXTENSION,
-    BATCH_RECONCILER_EXTENSION,
-    JOBS_PATH,
-    LIFECYCLE_EXTENSION,
-)
+from service.names import JOBS_PATH, LIFECYCLE_EXTENSION
 
 
 def init_app(app: OpenAPI, settings: Settings) -> None:

@@ -30,9 +30,13 @@ from service.batch.web.schemas import JobDocument, JobEventReceipt, JobList, Job
 from service.core.current import current_settings
 from service.core.schemas import problem_responses
 from service.logs import rfc3339
-from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, JOBS_PATH
+from service.names import JOBS_PATH
 from service.problems import Problem
 
+# What batch's init_app keeps on ``app.extensions`` (none of them when FLASK_SVC_BATCH_RUNNER=off).
+BATCH_EXTENSION = "flask_svc.batch"  # the Coordinator
+BATCH_RECONCILER_EXTENSION = "flask_svc.batch_reconciler"
+BATCH_ACCESS_EXTENSION = "flask_svc.batch_access"  # the access Gate (service.batch.access)
 _EVENT_MAX_BYTES = 4096
 _RETRY_AFTER_SECONDS = "5"
 _RETRY_AFTER_BUSY_SECONDS = "30"  # an owner's jobs take about this long to make room

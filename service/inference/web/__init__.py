@@ -13,6 +13,7 @@ from service.core.schemas import ModelIdentity
 from service.metrics import feature_instruments
 from service.names import MODEL_IDENTITY_EXTENSION
 
+MODEL_EXTENSION = "flask_svc.model"  # app.extensions: the ServedModel, when FLASK_SVC_MODEL_PATH names one
 log = logging.getLogger("service.app")  # the logger this line has always had (log fields stay the same)
 _WORKER_BOOT_ERROR = 3  # gunicorn halts the whole server when a worker exits with this
 

@@ -43,10 +43,10 @@ from service.inference.protocol import (
     v2_batch,
     v2_response,
 )
+from service.inference.web import MODEL_EXTENSION
 from service.inference.web.bodies import BINARY_HEADER, Body, checked_body, refusal
 from service.inference.web.instruments import InferenceInstruments
 from service.metrics import feature_instruments
-from service.names import MODEL_EXTENSION
 from service.problems import Problem, problem_document
 
 log = logging.getLogger("service.handlers.inference")  # the logger its line has always had (log fields stay)

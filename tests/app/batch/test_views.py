@@ -17,7 +17,8 @@ from flask.testing import FlaskClient
 
 from service.batch import signing
 from service.batch.coordinator import Coordinator
-from service.names import API_PREFIX, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH, WORDCOUNT
+from service.batch.web.views import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION
+from service.names import API_PREFIX, JOBS_PATH, WORDCOUNT
 from tests.app.analysis.test_views import assert_problem
 from tests.app.conftest import make_app
 

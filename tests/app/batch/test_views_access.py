@@ -14,7 +14,8 @@ from flask.testing import FlaskClient
 from kubernetes import client
 
 from service.batch.access_kube import KubeReviews, KubernetesGate
-from service.names import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from service.batch.web.views import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION
+from service.names import JOBS_PATH
 from tests.app.analysis.test_views import assert_problem
 from tests.app.conftest import make_app
 from tests.unit.batch.test_kube_runner import closed_port, refusing_api  # noqa: F401 — a fixture

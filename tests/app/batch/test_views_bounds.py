@@ -9,7 +9,8 @@ from pathlib import Path
 
 from flask import Flask
 
-from service.names import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION, JOBS_PATH
+from service.batch.web.views import BATCH_EXTENSION, BATCH_RECONCILER_EXTENSION
+from service.names import JOBS_PATH
 from tests.app.analysis.test_views import assert_problem
 from tests.app.conftest import make_app
 from tests.unit.batch.test_bounds import HeldRunner

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 
 from harness.models import check_protocol, write_iris
 from harness.otlp import otlp_receiver
-from service.names import MODEL_EXTENSION
+from service.inference.web import MODEL_EXTENSION
 from service.tracing import tracing_of
 from tests.app.conftest import make_app, sample
 
