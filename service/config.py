@@ -138,7 +138,8 @@ class ServiceSettings(Section):
 
 
 class TracingSettings(Section):
-    # The standard OpenTelemetry variables that decide whether to trace (README "Tracing"; the SDK reads the rest).
+    # The standard OpenTelemetry variables that decide whether to trace (docs/observability.md "Tracing"; the SDK
+    # reads the rest).
     otel_traces_exporter: Exporter = setting(
         "OTEL_TRACES_EXPORTER",
         "",

@@ -87,7 +87,7 @@ def setting(
     le: float | None = None,
 ) -> Any:
     """A field read from ``env``. ``accepts`` is derived from the type and bounds unless given; ``unit`` names
-    what a number counts (seconds, bytes, …); ``table=False`` keeps a variable out of the README's table."""
+    what a number counts (seconds, bytes, …); ``table=False`` keeps a variable out of the configuration page's table."""
     extra: dict[str, Any] = {"table": table}
     if accepts is not None:
         extra["accepts"] = accepts

@@ -417,7 +417,7 @@ fail the Job at once; a pod deleted or evicted (DisruptionTarget) is retried wit
 {{- end }}
 
 {{/* The container's resources: `resources`, with `model.resources` over it when the model is on (its memory was
-measured with the largest inference bodies, README "Model serving"). */}}
+measured with the largest inference bodies, docs/model-serving.md). */}}
 {{- define "flask-svc.resources" -}}
 {{- $resources := deepCopy (.Values.resources | default dict) }}
 {{- if .Values.model.enabled }}
