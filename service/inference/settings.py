@@ -71,7 +71,7 @@ class ModelSettings(Section):
         "FLASK_SVC_MODEL_MAX_BODY_BYTES",
         0,
         "Largest inference request body; larger ones get 413 before they are read. 0: derived from the model, "
-        '16 KiB + FLASK_SVC_MODEL_MAX_INSTANCES * (features * 48 + 16) bytes (docs/model-serving.md).',
+        "16 KiB + FLASK_SVC_MODEL_MAX_INSTANCES * (features * 48 + 16) bytes (docs/model-serving.md).",
         unit="bytes",
         ge=0,
         le=1 << 30,
