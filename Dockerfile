@@ -163,7 +163,7 @@ ENV PYTHONPATH=/opt/ml \
 RUN python -m service.inference.train /app/model/iris.skops \
     && chmod -R u=rwX,go=rX /app/model \
     && python -c "import compileall, sys; \
-import numpy, sklearn, skops.io, service.inference.loading, service.handlers.inference; \
+import numpy, sklearn, skops.io, service.inference.loading, service.inference.web.views; \
 from service.inference.loading import ModelSource, load; load(ModelSource('/app/model/iris.skops')); \
 loaded = sorted({m.__file__ for m in list(sys.modules.values()) if (getattr(m, '__file__', None) or '').startswith('/opt/ml/')}); \
 sys.exit(not all([compileall.compile_file(f, quiet=2) for f in loaded]))"

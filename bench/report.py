@@ -327,7 +327,7 @@ def render_markdown(results: Mapping[str, Any]) -> str:
 
 
 def render_latest(results: Mapping[str, Any]) -> str:
-    """The short summary the README includes: goals, the 1-worker table, links to the full results and the plot."""
+    """The short summary the Benchmarks page includes: goals, the 1-worker table, links to the results and the plot."""
     return render("latest.md.j2", r=results)
 
 

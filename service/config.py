@@ -1,153 +1,48 @@
 """Every setting the service reads, declared once on one typed, frozen object: ``Settings``.
 
-pydantic-settings reads the environment; each field names its variable (``validation_alias``), its default, its
-bounds and what it means. ``load_settings`` turns a bad value into ``ConfigError``, one line naming the variable and
-what it accepts (derived from the field's type and bounds), so the process can stop before it binds a port. The
-README's configuration table is generated from the same fields (``python -m service.config``).
+``Settings`` composes the sections: the service's own (``ServiceSettings``, ``TracingSettings``, here) and each
+feature's (``service.batch.settings``, ``service.inference.settings``). Each field names its variable
+(``validation_alias``), its default, its bounds and what it means. ``load_settings`` turns a bad value into
+``ConfigError``, one line naming the variable and what it accepts (derived from the field's type and bounds), so the
+process can stop before it binds a port. The manual's configuration table is generated from the same fields, outside
+the running service (docs/hooks/settings_table.py).
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import os
 import re
-import sys
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Any, Literal, get_args, get_origin
 
 from annotated_types import Ge, Le
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import Field, ValidationError
 from pydantic.fields import FieldInfo
-from pydantic_core import PydanticUseDefault
 
 from service import __version__
+from service.batch.settings import BatchSettings
+from service.config_fields import (
+    AbsolutePath,
+    ConfigError,
+    Exporter,
+    Host,
+    Section,
+    address,
+    setting,
+)
+from service.inference.settings import ModelSettings
 from service.privatedirs import NotPrivate, ensure_directory
+
+__all__ = ["VARIABLES", "ConfigError", "Settings", "address", "load_settings", "prepare_directories"]
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["json", "console"]
-TRACES_EXPORTERS = ("otlp", "console")
-_BOOLEANS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
-_HOSTNAME = re.compile(
-    r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]*[A-Za-z0-9])?)*"
-)
+_STAGE_OTEL_WITHHELD = re.compile(r"^OTEL_RESOURCE_ATTRIBUTES$|HEADERS")
 
 
-class ConfigError(ValueError):
-    """A variable holds a value the service cannot use; the message names it."""
-
-
-def _host(value: str) -> str:
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        if not _HOSTNAME.fullmatch(value):
-            raise
-    return value
-
-
-def address(host: str, port: int) -> str:
-    """``host:port`` as a socket address or URL authority: an IPv6 literal in brackets."""
-    try:
-        if ipaddress.ip_address(host).version == 6:
-            return f"[{host}]:{port}"
-    except ValueError:
-        pass  # a host name
-    return f"{host}:{port}"
-
-
-def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or "\x00" in value:
-        raise ValueError(value)
-    return value
-
-
-def _base_url(value: str) -> str:
-    if not re.fullmatch(r"https?://[^\s/?#]+(/[^\s?#]*)?", value):
-        raise ValueError(value)
-    return value.rstrip("/")
-
-
-def _json_object(value: str) -> str:
-    if not isinstance(json.loads(value), dict):  # JSONDecodeError is a ValueError
-        raise ValueError(value)
-    return value
-
-
-_MODEL_WORD = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
-_DOTTED_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+")
-
-
-def _model_word(value: str) -> str:
-    if not _MODEL_WORD.fullmatch(value):
-        raise ValueError(value)
-    return value
-
-
-_OBJECT_NAME = re.compile(r"[a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?")
-
-
-def _object_name(value: str) -> str:
-    """A Kubernetes object name (a DNS subdomain)."""
-    if not _OBJECT_NAME.fullmatch(value):
-        raise ValueError(value)
-    return value
-
-
-def _type_names(value: str) -> str:
-    """A comma-separated list of dotted type names, kept as written (``Settings.model_trusted_type_names`` splits it:
-    pydantic-settings would read a list-typed variable as JSON)."""
-    if not all(_DOTTED_NAME.fullmatch(name.strip()) for name in value.split(",") if name.strip()):
-        raise ValueError(value)
-    return value
-
-
-def _exporter(value: str) -> str:
-    """OTEL_TRACES_EXPORTER lists exporters; the first one is used, ``none`` turns tracing off."""
-    first = value.lower().split(",")[0].strip()
-    if first not in (*TRACES_EXPORTERS, "none", ""):
-        raise ValueError(value)
-    return first
-
-
-Host = Annotated[str, AfterValidator(_host)]
-AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
-Exporter = Annotated[str, AfterValidator(_exporter)]
-BaseUrl = Annotated[str, AfterValidator(_base_url)]
-JsonObject = Annotated[str, AfterValidator(_json_object)]
-BatchRunner = Literal["local", "kubernetes", "off"]
-BatchAuth = Literal["auto", "kubernetes", "token", "none"]
-ModelWord = Annotated[str, AfterValidator(_model_word)]
-TypeNames = Annotated[str, AfterValidator(_type_names)]
-ObjectName = Annotated[str, AfterValidator(_object_name)]
-
-
-def setting(
-    env: str,
-    default: Any,
-    meaning: str,
-    *,
-    accepts: str | None = None,
-    unit: str | None = None,
-    table: bool = True,
-    ge: float | None = None,
-    le: float | None = None,
-) -> Any:
-    """A field read from ``env``. ``accepts`` is derived from the type and bounds unless given; ``unit`` names
-    what a number counts (seconds, bytes, …); ``table=False`` keeps a variable out of the README's table."""
-    extra: dict[str, Any] = {"table": table}
-    if accepts is not None:
-        extra["accepts"] = accepts
-    if unit is not None:
-        extra["unit"] = unit
-    return Field(default, validation_alias=env, description=meaning, json_schema_extra=extra, ge=ge, le=le)
-
-
-class Settings(BaseModel):
-    # A plain model read from the environment by load_settings (every field is a scalar under its variable's exact
-    # name): pydantic-settings' sources added ~0.1 s of imports to every start for nothing this needs.
-    model_config = ConfigDict(frozen=True, extra="ignore", allow_inf_nan=False, validate_default=False)
+class ServiceSettings(Section):
+    """The service's own: the server, logging, limits every request shares, the debug endpoints, the build."""
 
     host: Host = setting(
         "HOST", "0.0.0.0", "Bind address (`make run` uses 127.0.0.1).", accepts="an IP address or host name"
@@ -240,193 +135,11 @@ class Settings(BaseModel):
     pod_name: str = setting("POD_NAME", "", "Pod name (Downward API); hostname when unset.", accepts="text")
     pod_namespace: str = setting("POD_NAMESPACE", "", "Namespace (Downward API).", accepts="text")
     node_name: str = setting("NODE_NAME", "", "Node name (Downward API).", accepts="text")
-    batch_runner: BatchRunner = setting(
-        "FLASK_SVC_BATCH_RUNNER",
-        "local",
-        "Who runs the batch pipeline's stages: subprocesses (`local`), Kubernetes Jobs, or nobody (`off`: no "
-        "`/api/v1/jobs`).",
-    )
-    batch_data_dir: AbsolutePath = setting(
-        "FLASK_SVC_BATCH_DATA_DIR",
-        "",
-        "The batch jobs' shared directory: uploads, stage outputs, job records. Unset: `/tmp/flask-svc-<uid>/batch`. "
-        "Checked like `PROMETHEUS_MULTIPROC_DIR`.",
-        accepts="an absolute directory path",
-    )
-    batch_max_upload_bytes: int = setting(
-        "FLASK_SVC_BATCH_MAX_UPLOAD_BYTES",
-        1 << 30,
-        "Largest batch upload (`POST /api/v1/jobs`); larger ones get 413 and nothing is kept.",
-        unit="bytes",
-        ge=1,
-        le=1 << 40,
-    )
-    batch_callback_url: BaseUrl = setting(
-        "FLASK_SVC_BATCH_CALLBACK_URL",
-        "",
-        "Where stages report back (the Service's URL); empty: `http://127.0.0.1:PORT`.",
-        accepts="an http(s) base URL, or empty",
-    )
-    batch_callback_key_file: AbsolutePath = setting(
-        "FLASK_SVC_BATCH_CALLBACK_KEY_FILE",
-        "",
-        "File holding the key each job's callback secret derives from (the chart mounts a Secret); empty: "
-        "`.callback-key` in the data directory, made on first use.",
-        accepts="an absolute file path, or empty",
-    )
-    batch_auth: BatchAuth = setting(
-        "FLASK_SVC_BATCH_AUTH",
-        "auto",
-        "Who may use `/api/v1/jobs`: the cluster decides (`kubernetes`: TokenReview and SubjectAccessReview), "
-        "static bearer tokens (`token`), or anyone (`none`); `auto` is `none` on a loopback bind (`make run`) and "
-        "otherwise refuses every job request.",
-    )
-    batch_auth_tokens_file: AbsolutePath = setting(
-        "FLASK_SVC_BATCH_AUTH_TOKENS_FILE",
-        "",
-        "With `FLASK_SVC_BATCH_AUTH=token`: the file of bearer tokens, one `token[,username[,admin]]` a line.",
-        accepts="an absolute file path, or empty",
-    )
-    batch_reconcile_seconds: float = setting(
-        "FLASK_SVC_BATCH_RECONCILE_SECONDS",
-        5,
-        "How often each worker moves every unfinished job on from what the volume and the runner say.",
-        unit="seconds",
-        ge=0.1,
-        le=3600,
-    )
-    batch_job_template: JsonObject = setting(
-        "FLASK_SVC_BATCH_JOB_TEMPLATE",
-        "",
-        "The stage Jobs' spec (image, security context, resources, volume, limits): set by the chart.",
-        accepts="a JSON object, or empty",
-    )
-    # Batch bounds (issue 20): how much the pipeline may hold and run, for how long, and who reconciles.
-    batch_max_running_stages: int = setting(
-        "FLASK_SVC_BATCH_MAX_RUNNING_STAGES",
-        4,
-        "Most batch jobs running a stage at once (counted on the shared volume: cluster-wide for the `kubernetes` "
-        "runner); later jobs wait `queued` and start in submission order.",
-        ge=1,
-        le=10_000,
-    )
-    batch_max_active_jobs_per_owner: int = setting(
-        "FLASK_SVC_BATCH_MAX_ACTIVE_JOBS_PER_OWNER",
-        20,
-        "Most unfinished jobs one owner may have; another upload gets 429 with `Retry-After`.",
-        ge=1,
-        le=1_000_000,
-    )
-    batch_max_stored_bytes: int = setting(
-        "FLASK_SVC_BATCH_MAX_STORED_BYTES",
-        8 << 30,
-        "Most bytes the jobs may keep in the data directory; an upload that would pass it gets 507 and nothing "
-        "is kept (keep it below the volume's size).",
-        unit="bytes",
-        ge=1,
-        le=1 << 50,
-    )
-    batch_retention_seconds: float = setting(
-        "FLASK_SVC_BATCH_RETENTION_SECONDS",
-        86_400,
-        "A finished job (its record and files) is removed this long after it finished.",
-        unit="seconds",
-        ge=1,
-        le=365 * 86_400,
-    )
-    batch_incoming_retention_seconds: float = setting(
-        "FLASK_SVC_BATCH_INCOMING_RETENTION_SECONDS",
-        3600,
-        "An upload left half-written in `.incoming/` (its worker was killed) is removed once untouched this long.",
-        unit="seconds",
-        ge=1,
-        le=365 * 86_400,
-    )
-    batch_lease_name: ObjectName = setting(
-        "FLASK_SVC_BATCH_LEASE_NAME",
-        "flask-svc-batch-reconciler",
-        "The `coordination.k8s.io` Lease that elects the one pod reconciling (the `kubernetes` runner).",
-        accepts="a Kubernetes object name (lowercase letters, digits, '-', '.')",
-    )
-    batch_lease_seconds: float = setting(
-        "FLASK_SVC_BATCH_LEASE_SECONDS",
-        15,
-        "How long a reconciler's Lease holds without renewal before another pod takes over.",
-        unit="seconds",
-        ge=1,
-        le=3600,
-    )
-    # Batch shards (issue 22): one upload split into byte ranges counted in parallel, then merged.
-    batch_shard_bytes: int = setting(
-        "FLASK_SVC_BATCH_SHARD_BYTES",
-        64 << 20,
-        "Target size of one batch shard: an upload is split into one shard per this many bytes begun (a map "
-        "pod's memory is bounded by its shard's vocabulary, not the upload's size).",
-        unit="bytes",
-        ge=1 << 16,
-        le=1 << 40,
-    )
-    batch_max_shards: int = setting(
-        "FLASK_SVC_BATCH_MAX_SHARDS",
-        256,
-        "Most shards of one upload (the map stage's `completions`); past it shards grow beyond the target size.",
-        ge=1,
-        le=10_000,
-    )
-    batch_parallelism: int = setting(
-        "FLASK_SVC_BATCH_PARALLELISM",
-        0,
-        "Shards of one job counted at once: the local runner's worker processes (0: the CPU count), the Indexed "
-        "Job's `parallelism` (0: one; the chart sets `batch.parallelism`).",
-        ge=0,
-        le=10_000,
-    )
-    model_path: AbsolutePath = setting(
-        "FLASK_SVC_MODEL_PATH",
-        "",
-        "The model to serve (a skops file); unset: no model endpoints. The `-ml` image sets its Iris model.",
-        accepts="an absolute file path",
-    )
-    model_name: ModelWord = setting(
-        "FLASK_SVC_MODEL_NAME",
-        "",
-        "The model's name in the URLs (`/v2/models/<name>`); unset: the file name without its extension.",
-        accepts="letters, digits, '_', '.', '-' (up to 128)",
-    )
-    model_version: ModelWord = setting(
-        "FLASK_SVC_MODEL_VERSION",
-        "",
-        "The model's version; unset: the first 12 hex digits of the file's sha256.",
-        accepts="letters, digits, '_', '.', '-' (up to 128)",
-    )
-    model_allow_pickle: bool = setting(
-        "FLASK_SVC_MODEL_ALLOW_PICKLE",
-        False,
-        "Also load pickle/joblib files, which run any code they contain: only for a file you trust.",
-    )
-    model_trusted_types: TypeNames = setting(
-        "FLASK_SVC_MODEL_TRUSTED_TYPES",
-        "",
-        "Types a skops file may hold beyond those skops trusts (numpy, scikit-learn estimators).",
-        accepts="comma-separated dotted type names (module.Type)",
-    )
-    model_max_instances: int = setting(
-        "FLASK_SVC_MODEL_MAX_INSTANCES",
-        1024,
-        "Most instances one inference request may carry; more get 413.",
-        ge=1,
-        le=100_000,
-    )
-    model_max_body_bytes: int = setting(
-        "FLASK_SVC_MODEL_MAX_BODY_BYTES",
-        0,
-        "Largest inference request body; larger ones get 413 before they are read. 0: derived from the model, "
-        '16 KiB + FLASK_SVC_MODEL_MAX_INSTANCES * (features * 48 + 16) bytes (README "Model serving").',
-        unit="bytes",
-        ge=0,
-        le=1 << 30,
-    )
-    # The standard OpenTelemetry variables that decide whether to trace (README "Tracing"; the SDK reads the rest).
+
+
+class TracingSettings(Section):
+    # The standard OpenTelemetry variables that decide whether to trace (docs/observability.md "Tracing"; the SDK
+    # reads the rest).
     otel_traces_exporter: Exporter = setting(
         "OTEL_TRACES_EXPORTER",
         "",
@@ -439,31 +152,10 @@ class Settings(BaseModel):
         "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "", "OTLP traces endpoint.", accepts="text", table=False
     )
 
-    @field_validator("*", mode="before")
-    @classmethod
-    def _blank_is_default(cls, value: Any, info: ValidationInfo) -> Any:
-        """Values are trimmed; an empty one means the default. Choices and booleans are case-insensitive."""
-        if not isinstance(value, str):
-            return value
-        value = value.strip()
-        if not value:
-            raise PydanticUseDefault()
-        annotation = cls.model_fields[info.field_name or ""].annotation
-        if annotation is bool:
-            if value.lower() not in _BOOLEANS:
-                raise ValueError(value)
-            return _BOOLEANS[value.lower()]
-        if get_origin(annotation) is Literal:
-            return value.lower()
-        return value
-
-    @property
-    def model_enabled(self) -> bool:
-        return bool(self.model_path)
-
-    @property
-    def model_trusted_type_names(self) -> tuple[str, ...]:
-        return tuple(name.strip() for name in self.model_trusted_types.split(",") if name.strip())
+    # Not a variable of its own: the OpenTelemetry variables the batch stages are started with, so they export their
+    # spans where the service does (load_settings collects them). The resource attributes name this pod, not theirs;
+    # headers (a collector's credentials) stay out: the kubernetes runner writes this environment into the Job.
+    otel_stage_environment: dict[str, str] = Field(default_factory=dict)
 
     @property
     def traces_exporter(self) -> str | None:
@@ -471,6 +163,11 @@ class Settings(BaseModel):
         if self.otel_traces_exporter:
             return None if self.otel_traces_exporter == "none" else self.otel_traces_exporter
         return "otlp" if self.otel_endpoint or self.otel_traces_endpoint else None
+
+
+class Settings(TracingSettings, ModelSettings, BatchSettings, ServiceSettings):
+    """Every section in one frozen object. pydantic collects the fields from the last base up: the variables are
+    listed (in the table, in errors) as the service's own, then batch, model serving, tracing."""
 
 
 @dataclass(frozen=True)
@@ -512,6 +209,8 @@ def _accepts(info: FieldInfo) -> str:
 def _variables() -> tuple[Variable, ...]:
     rows = []
     for name, info in Settings.model_fields.items():
+        if info.validation_alias is None:
+            continue
         extra: dict[str, Any] = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
         default = info.default
         shown = str(default).lower() if isinstance(default, bool) else str(default)
@@ -523,14 +222,17 @@ def _variables() -> tuple[Variable, ...]:
 
 VARIABLES = _variables()
 _ACCEPTS = {variable.env: variable.accepts for variable in VARIABLES}
-_FIELDS = {variable.env: variable.field for variable in VARIABLES}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every variable once (the process's environment, or ``environ``); a bad one raises ``ConfigError``."""
     source = os.environ if environ is None else environ
+    # From the process's environment whatever ``environ`` says: it is where the OpenTelemetry SDK reads them too.
+    stage_otel = {k: v for k, v in os.environ.items() if k.startswith("OTEL_") and not _STAGE_OTEL_WITHHELD.search(k)}
     try:
-        settings = Settings.model_validate({name: source[name] for name in _ACCEPTS if name in source})
+        settings = Settings.model_validate(
+            {**{name: source[name] for name in _ACCEPTS if name in source}, "otel_stage_environment": stage_otel}
+        )
     except ValidationError as error:
         name = str(error.errors()[0]["loc"][0])
         raw = (os.environ if environ is None else environ).get(name, "")
@@ -539,35 +241,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     unset = {name: _private_default(name) for name in _PRIVATE_DEFAULTS if not getattr(settings, name)}
     if unset:
         settings = settings.model_copy(update=unset)
-    if settings.batch_runner == "kubernetes":
-        for needed in ("FLASK_SVC_BATCH_JOB_TEMPLATE", "FLASK_SVC_BATCH_CALLBACK_URL"):
-            if not getattr(settings, _FIELDS[needed]):
-                raise ConfigError(f"{needed} is empty: FLASK_SVC_BATCH_RUNNER=kubernetes needs it")
-    if settings.batch_auth == "kubernetes":
-        from service.batch.access import in_cluster
-
-        if not in_cluster(os.environ if environ is None else environ):
-            raise ConfigError(
-                "FLASK_SVC_BATCH_AUTH='kubernetes' needs a pod's service account (KUBERNETES_SERVICE_HOST and its "
-                "token); outside a cluster use token or none"
-            )
-    if settings.batch_auth == "token":
-        from service.batch.access import read_token_file
-
-        try:
-            read_token_file(settings.batch_auth_tokens_file)
-        except (OSError, ValueError) as error:
-            reason = error.strerror if isinstance(error, OSError) and error.strerror else str(error)
-            raise ConfigError(
-                f"FLASK_SVC_BATCH_AUTH_TOKENS_FILE={settings.batch_auth_tokens_file!r} is unusable with "
-                f"FLASK_SVC_BATCH_AUTH=token: {reason}"
-            ) from None
-    if settings.batch_runner == "kubernetes" and settings.batch_lease_seconds <= 2 * settings.batch_reconcile_seconds:
-        raise ConfigError(
-            f"FLASK_SVC_BATCH_LEASE_SECONDS={settings.batch_lease_seconds:g} must exceed twice "
-            f"FLASK_SVC_BATCH_RECONCILE_SECONDS ({settings.batch_reconcile_seconds:g}): "
-            "the Lease is renewed once per round"
-        )
+    settings.check_batch(source)
     return settings
 
 
@@ -597,16 +271,3 @@ def prepare_directories(settings: Settings) -> None:
             raise ConfigError(f"{env}: {error}") from None
         except OSError as error:
             raise ConfigError(f"{env}: cannot create {path}: {error.strerror}") from None
-
-
-def readme_table() -> str:
-    """The README's configuration table, from the fields above."""
-    lines = ["| variable | default | accepts | meaning |", "|---|---|---|---|"]
-    for v in VARIABLES:
-        if v.in_table:
-            lines.append(f"| `{v.env}` | `{v.default or '(unset)'}` | {v.accepts} | {v.meaning} |")
-    return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    sys.stdout.write(readme_table() + "\n")

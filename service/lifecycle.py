@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 # What liveness answers while the process runs: the worker's loop (``service.server.worker``) and the WSGI shortcut
-# in front of Flask (``service.handlers.health``) write the same bytes.
+# in front of Flask (``service.core.health``) write the same bytes.
 ALIVE = b'{"status":"ok"}'
 
 

@@ -1,4 +1,5 @@
-"""Prometheus metrics of an app: RED metrics per route and the workload's own instruments.
+"""Prometheus metrics of an app: RED metrics per route, the service's own instruments, and the door through which
+each feature adds its own (``feature_instruments``).
 
 Under gunicorn every worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn
 config before prometheus_client is first imported); ``service.server.metrics_server``, a process the master starts,
@@ -7,17 +8,17 @@ merges them and serves ``/metrics`` on ``METRICS_PORT``. Outside gunicorn the sa
 
 from __future__ import annotations
 
-import itertools
 import os
 import platform
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
 from flask import request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-from service.names import ANALYSIS_ENDPOINTS, METRICS_EXTENSION, PROBE_PATHS, UNMATCHED_ROUTE
+from service.names import METRICS_EXTENSION, MODEL_IDENTITY_EXTENSION, PROBE_PATHS, UNMATCHED_ROUTE
 from service.problems import STATUS_CODES
 from service.request_totals import REQUEST_DURATION, WithRequestTotals
 
@@ -25,7 +26,7 @@ if TYPE_CHECKING:
     from flask import Flask, Request, Response
 
     from service.config import Settings
-    from service.models import ModelIdentity
+    from service.core.schemas import ModelIdentity
 
 
 def _pid_checked_once_per_fork() -> None:
@@ -43,19 +44,8 @@ _pid_checked_once_per_fork()
 
 # Latency buckets for a web API: 5 ms to 10 s.
 REQUEST_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-ANALYSIS_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
 SLOW_CLIENT_REASONS = ("idle", "incomplete_head")
 SPAN_DROP_REASONS = ("export_failed", "queue_full")
-# Batch stages run for seconds to many minutes.
-BATCH_STAGE_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0)
-BATCH_STATES = ("queued", "tokenizing", "counting", "succeeded", "failed", "cancelled")
-BATCH_END_STATES = BATCH_STATES[3:]
-BATCH_STAGES = ("tokenize", "count")
-BATCH_OUTCOMES = ("ok", "failed")
-INFERENCE_OUTCOMES = ("ok", "invalid", "error")
-# Model latency: 100 µs (one row through a small model) to 5 s (a large batch through a large one).
-INFERENCE_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
-INSTANCE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096, 16384)
 # The rejected-requests reasons are the problem codes of the statuses counted as bad input.
 REJECT_REASONS = {status: STATUS_CODES[status] for status in (400, 413, 415, 422)}
 
@@ -64,21 +54,10 @@ REJECT_REASONS = {status: STATUS_CODES[status] for status in (400, 413, 415, 422
 class Instruments:
     in_flight: Gauge
     worker_threads: Gauge
-    analyzed_bytes: Counter
-    tokens: Counter
-    analysis_duration: Histogram
     rejected: Counter
     build_info: Gauge
     spans_dropped: Counter
     slow_clients: Counter
-    batch_jobs: Gauge
-    batch_jobs_finished: Counter
-    batch_stage_duration: Histogram
-    batch_bytes: Counter
-    batch_shards: Counter
-    batch_shard_bytes: Counter
-    inference_duration: Histogram
-    inference_instances: Histogram
     registry: CollectorRegistry | None = None  # where they can be read in-process; None when metrics are off
 
     @classmethod
@@ -96,15 +75,6 @@ class Instruments:
                 "flask_svc_worker_threads",
                 "Request threads available: the in-flight ceiling",
                 multiprocess_mode="livesum",
-                registry=registry,
-            ),
-            analyzed_bytes=Counter("flask_svc_analyzed_bytes", "Bytes of text analysed", registry=registry),
-            tokens=Counter("flask_svc_tokens", "Words counted by the analysis pipeline", registry=registry),
-            analysis_duration=Histogram(
-                "flask_svc_analysis_duration_seconds",
-                "Time spent in the analysis pipeline per request",
-                ["endpoint"],
-                buckets=ANALYSIS_BUCKETS,
                 registry=registry,
             ),
             rejected=Counter(
@@ -133,52 +103,6 @@ class Instruments:
                 ["reason"],
                 registry=registry,
             ),
-            # Every worker counts the same volume, so the latest count is the count.
-            batch_jobs=Gauge(
-                "flask_svc_batch_jobs",
-                "Batch jobs on the shared volume, by state",
-                ["state"],
-                multiprocess_mode="mostrecent",
-                registry=registry,
-            ),
-            batch_jobs_finished=Counter(
-                "flask_svc_batch_jobs_finished", "Batch jobs that reached an end state", ["state"], registry=registry
-            ),
-            batch_stage_duration=Histogram(
-                "flask_svc_batch_stage_duration_seconds",
-                "Time a batch stage ran, from its process's start to its outcome",
-                ["stage", "outcome"],
-                buckets=BATCH_STAGE_BUCKETS,
-                registry=registry,
-            ),
-            batch_bytes=Counter(
-                "flask_svc_batch_processed_bytes",
-                "Bytes of text that went through a batch stage",
-                ["stage"],
-                registry=registry,
-            ),
-            # Progress inside the map stage, counted as each shard's partial result lands (the stage's own bytes
-            # above arrive only when its last shard does).
-            batch_shards=Counter("flask_svc_batch_shards_counted", "Map shards counted", registry=registry),
-            batch_shard_bytes=Counter(
-                "flask_svc_batch_shard_bytes",
-                "Bytes of uploads covered by the map shards counted",
-                registry=registry,
-            ),
-            inference_duration=Histogram(
-                "flask_svc_inference_duration_seconds",
-                "Time to check a request against the model and predict, by model and outcome (ok, invalid, error)",
-                ["model", "outcome"],
-                buckets=INFERENCE_BUCKETS,
-                registry=registry,
-            ),
-            inference_instances=Histogram(
-                "flask_svc_inference_instances",
-                "Instances (rows) per accepted inference request",
-                ["model"],
-                buckets=INSTANCE_BUCKETS,
-                registry=registry,
-            ),
             registry=registry,
         )
 
@@ -203,6 +127,8 @@ class _Off:
 
 
 _OFF = _Off()
+FI = TypeVar("FI", bound="FeatureInstruments")
+_FEATURE_INSTRUMENTS = f"{METRICS_EXTENSION}.features"
 OFF = Instruments(*([_OFF] * (len(fields(Instruments)) - 1)))  # type: ignore[arg-type]
 
 
@@ -283,9 +209,9 @@ class RouteMetrics:
             self._series(request.method, url_rule(request), 500).observe(max(time.perf_counter() - state[0], 0))
 
 
-def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None) -> Instruments:
-    """Give the app its instruments and the per-route RED metrics; a second call changes nothing. ``model``, the
-    model the app serves, goes into the build info and gets its inference series."""
+def init_app(app: Flask, settings: Settings) -> Instruments:
+    """Give the app its instruments and the per-route RED metrics; a second call changes nothing. A feature adds its
+    own with ``feature_instruments``; ``record_build`` names what runs once the features are in."""
     if METRICS_EXTENSION in app.extensions:
         return instruments_of(app)
     if not settings.metrics_enabled:
@@ -304,31 +230,46 @@ def init_app(app: Flask, settings: Settings, model: ModelIdentity | None = None)
     exporter.info("flask_exporter_info", "Information about the Prometheus Flask exporter", version=exporter.version)
     RouteMetrics(registry).init_app(app)
     metrics = Instruments.create(registry)
-    # Every labelled series exists from the start at 0: a panel shows 0 rather than "No data", and rate() sees the
-    # first increase instead of a series that appears already at its first value.
-    series: list[tuple[Counter | Gauge | Histogram, list[tuple[str, ...]]]] = [
-        (metrics.rejected, [(reason,) for reason in REJECT_REASONS.values()]),
-        (metrics.spans_dropped, [(reason,) for reason in SPAN_DROP_REASONS]),
-        (metrics.slow_clients, [(reason,) for reason in SLOW_CLIENT_REASONS]),
-        (metrics.analysis_duration, [(endpoint,) for endpoint in ANALYSIS_ENDPOINTS]),
-    ]
-    if settings.batch_runner != "off":
-        series += [
-            (metrics.batch_jobs, [(state,) for state in BATCH_STATES]),
-            (metrics.batch_jobs_finished, [(state,) for state in BATCH_END_STATES]),
-            (metrics.batch_bytes, [(stage,) for stage in BATCH_STAGES]),
-            (metrics.batch_stage_duration, list(itertools.product(BATCH_STAGES, BATCH_OUTCOMES))),
-        ]
-    if model is not None:
-        series += [
-            (metrics.inference_duration, [(model.name, outcome) for outcome in INFERENCE_OUTCOMES]),
-            (metrics.inference_instances, [(model.name,)]),
-        ]
-    for metric, label_sets in series:
-        for labels in label_sets:
-            metric.labels(*labels)
+    declare_series(metrics.rejected, [(reason,) for reason in REJECT_REASONS.values()])
+    declare_series(metrics.spans_dropped, [(reason,) for reason in SPAN_DROP_REASONS])
+    declare_series(metrics.slow_clients, [(reason,) for reason in SLOW_CLIENT_REASONS])
     metrics.worker_threads.set(settings.threads)
-    served = (model.name, model.version, model.sha256) if model else ("", "", "")
-    metrics.build_info.labels(settings.version, settings.git_commit, platform.python_version(), *served).set(1)
     app.extensions[METRICS_EXTENSION] = metrics
     return metrics
+
+
+def declare_series(metric: Counter | Gauge | Histogram, label_sets: Iterable[tuple[str, ...]]) -> None:
+    """Every labelled series exists from the start at 0: a panel shows 0 rather than "No data", and rate() sees the
+    first increase instead of a series that appears already at its first value."""
+    for labels in label_sets:
+        metric.labels(*labels)
+
+
+class FeatureInstruments(Protocol):
+    """A feature's own metrics: a frozen dataclass whose every field is a metric, made in ``registry`` by
+    ``create`` (which also declares its label sets with ``declare_series``)."""
+
+    @classmethod
+    def create(cls, registry: CollectorRegistry) -> Self: ...
+
+
+def feature_instruments(app: Flask, kind: type[FI]) -> FI:
+    """The app's set of ``kind``, made on first ask (its metrics no-ops when metrics are off). The one door through
+    which a feature's metrics enter the app: this module knows no feature's names or labels."""
+    made: dict[type[Any], Any] = app.extensions.setdefault(_FEATURE_INSTRUMENTS, {})  # by class: asked per request
+    found: FI | None = made.get(kind)
+    if found is None:
+        registry = instruments_of(app).registry
+        found = kind(*([_OFF] * len(fields(kind)))) if registry is None else kind.create(registry)  # type: ignore[arg-type]
+        made[kind] = found
+    return found
+
+
+def record_build(app: Flask, settings: Settings) -> None:
+    """``flask_svc_build_info``: the build, and the model the app serves when one is loaded (its identity is on the
+    app for /version and /readyz)."""
+    model: ModelIdentity | None = app.extensions.get(MODEL_IDENTITY_EXTENSION)
+    served = (model.name, model.version, model.sha256) if model else ("", "", "")
+    instruments_of(app).build_info.labels(
+        settings.version, settings.git_commit, platform.python_version(), *served
+    ).set(1)

@@ -31,10 +31,7 @@ SETTINGS_EXTENSION = "flask_svc.settings"
 LIFECYCLE_EXTENSION = "flask_svc.lifecycle"
 METRICS_EXTENSION = "flask_svc.metrics"
 TRACING_EXTENSION = "flask_svc.tracing"
-BATCH_EXTENSION = "flask_svc.batch"  # the batch Coordinator (absent when FLASK_SVC_BATCH_RUNNER=off)
-BATCH_RECONCILER_EXTENSION = "flask_svc.batch_reconciler"
-BATCH_ACCESS_EXTENSION = "flask_svc.batch_access"  # the batch API's access Gate (service.batch.access)
-MODEL_EXTENSION = "flask_svc.model"  # the ServedModel, when FLASK_SVC_MODEL_PATH names one
+# (A feature's own keys are in its web layer: service.batch.web.views, service.inference.web.)
 MODEL_IDENTITY_EXTENSION = "flask_svc.model_identity"  # its name, version and sha256, for /readyz and /version
 # The WSGI environ key where the app leaves the access line's fields (route, request and trace ids) for gunicorn.
 ACCESS_ENVIRON_KEY = "flask_svc.access"

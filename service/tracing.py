@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from opentelemetry import trace
 
-from service.names import PROBE_PATHS, TRACING_EXTENSION
+from service.names import TRACING_EXTENSION
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -31,14 +31,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# Matched by the Flask instrumentation against the full URL with re.search, so each is anchored on both ends.
-EXCLUDED_URLS = rf"^https?://[^/]+({'|'.join(PROBE_PATHS)})/?(\?.*)?$"
 _FLUSH_TIMEOUT_MS = 2000  # a worker's last flush must fit in the drain budget
 
 
 @dataclass(frozen=True)
 class Tracing:
-    """An app's tracer provider (its batch processor's thread and its exporter) and the tracer its handlers use."""
+    """An app's tracer provider (its batch processor's thread and its exporter) and the tracer its views use."""
 
     provider: TracerProvider
     tracer: trace.Tracer

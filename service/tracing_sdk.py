@@ -22,7 +22,9 @@ from opentelemetry.util.types import Attributes
 
 from service.metrics import Instruments
 from service.names import PROBE_PATHS
-from service.tracing import EXCLUDED_URLS
+
+# Matched by the Flask instrumentation against the full URL with re.search, so each is anchored on both ends.
+EXCLUDED_URLS = rf"^https?://[^/]+({'|'.join(PROBE_PATHS)})/?(\?.*)?$"
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment

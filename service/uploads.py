@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import IO
 
+import pydantic
 from flask import request
 from gunicorn.http.errors import NoMoreData, ParseException
 from pydantic import ValidationError
@@ -21,9 +22,15 @@ from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import parse_options_header
 from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder, NeedData
 
-from service.models import TextBody
 from service.names import CHUNK_BYTES
 from service.problems import Problem
+
+
+class TextBody(pydantic.BaseModel):
+    """The ``application/json`` form of a text upload."""
+
+    text: str = pydantic.Field(description="The text to analyse.")
+
 
 MEDIA_TYPES = ("text/plain", "application/json", "multipart/form-data")
 FILE_PART = "file"

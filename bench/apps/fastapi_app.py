@@ -2,9 +2,9 @@
 
     uvicorn bench.apps.fastapi_app:app --workers N
 
-Same endpoint shapes as flask-svc, the same pydantic models from ``service.models`` for the query and the answer,
-and the same analysis pipeline on the body in 16 KiB slices: only the web framework differs. Runs in the bench
-virtualenv (.tools/bench-venv), never in the project's.
+Same endpoint shapes as flask-svc, the same pydantic models (``service.analysis.web.schemas``,
+``service.core.schemas``) for the query and the answer, and the same analysis pipeline on the body in 16 KiB
+slices: only the web framework differs. Runs in the bench virtualenv (.tools/bench-venv), never in the project's.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ from typing import Annotated
 from fastapi import FastAPI, Query, Request
 
 from service.analysis import AnalysisOptions, analyze_chunks
-from service.models import AnalyzeQuery, AnalyzeResult, Health, WordFrequency
+from service.analysis.web.schemas import AnalyzeQuery, AnalyzeResult, WordFrequency
+from service.core.schemas import Health
 from service.names import ANALYZE_PATH, CHUNK_BYTES, LIVEZ, READYZ
 
 app = FastAPI(title="flask-svc bench: FastAPI", docs_url=None, redoc_url=None)

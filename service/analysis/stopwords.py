@@ -135,3 +135,4 @@ ENGLISH = frozenset(
 )
 
 LISTS: dict[str, frozenset[str]] = {"none": frozenset(), "en": ENGLISH}
+CHOICES = tuple(LISTS)  # what the `stopwords` option accepts

@@ -1,4 +1,5 @@
-"""The coordinator: accepts uploads, moves jobs along the pipeline, answers what a job has become.
+"""The coordinator: accepts uploads, answers what a job has become, applies callbacks, cancels, reconciles (what moves
+a job on is ``service.batch.progress``).
 
 Every decision is made from what the volume and the runner say, under the job's lock, so any replica (or several
 at once) can advance any job and a lost callback or a restarted coordinator changes nothing: the next look — a
@@ -9,90 +10,32 @@ Stage names are deterministic, so a stage started twice is started once.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import errno
-import json
 import logging
-import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
-from service.batch import formats, shards, signing
-from service.batch.formats import Outcome
-from service.batch.leader import Leader
-from service.batch.runner import Phase, Runner, RunnerUnavailable
-from service.batch.stages import PERMANENT_EXIT_CODES, map_outcome_name
-from service.batch.states import COMMAND, MAP, RUNNING_STAGE, JobRecord, Stage, State
+from service.batch import formats, signing
+from service.batch.errors import (
+    ForgedEvent,
+    NotFinished,
+    OverQuota,
+    StorageFull,
+    TooManyJobs,
+    UnsignedEvent,
+)
+from service.batch.events import parse_event
+from service.batch.observer import Observer
+from service.batch.progress import Limits, Progress
+from service.batch.runner import Runner, RunnerUnavailable
+from service.batch.stages import map_outcome_name
+from service.batch.states import COMMAND, RUNNING_STAGE, JobRecord, Stage, State
 from service.batch.store import INPUT, JobStore, UnknownJob, new_id
 
 log = logging.getLogger(__name__)
-
-
-class NotFinished(Exception):
-    def __init__(self, record: JobRecord) -> None:
-        super().__init__(f"job {record.id} is {record.state.value}, not succeeded")
-        self.record = record
-
-
-class StorageFull(OSError):
-    """The shared volume has no room for the upload."""
-
-
-class OverQuota(Exception):
-    """The upload would take the stored bytes past ``Limits.max_stored_bytes`` (507, nothing kept)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"the jobs may keep at most {limit} bytes; delete finished jobs or wait for retention")
-        self.limit = limit
-
-
-class TooManyJobs(Exception):
-    """The owner already has ``Limits.max_active_per_owner`` unfinished jobs (429)."""
-
-    def __init__(self, limit: int) -> None:
-        super().__init__(f"at most {limit} unfinished jobs per owner; wait for one to finish")
-        self.limit = limit
-
-
-class UnsignedEvent(Exception):
-    pass
-
-
-class ForgedEvent(Exception):
-    pass
-
-
-class MalformedEvent(ValueError):
-    pass
-
-
-class Observer(Protocol):
-    """What the coordinator reports for metrics; called once per fact (under the job's lock)."""
-
-    def stage_finished(self, outcome: Outcome) -> None: ...
-
-    def job_finished(self, record: JobRecord) -> None: ...
-
-    def jobs_by_state(self, counts: Mapping[State, int]) -> None: ...
-
-    def shards_counted(self, shards: int, covered: int) -> None: ...
-
-
-class Unobserved:
-    def stage_finished(self, outcome: Outcome) -> None:
-        pass
-
-    def job_finished(self, record: JobRecord) -> None:
-        pass
-
-    def jobs_by_state(self, counts: Mapping[State, int]) -> None:
-        pass
-
-    def shards_counted(self, shards: int, covered: int) -> None:
-        pass
 
 
 @dataclass(frozen=True)
@@ -112,27 +55,9 @@ class Page:
     next_after: str | None
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What the pipeline may hold and run (the ``FLASK_SVC_BATCH_*`` settings of the same names)."""
-
-    max_running_stages: int = 4
-    max_active_per_owner: int = 20
-    max_stored_bytes: int = 8 << 30
-    retention_seconds: float = 86_400
-    incoming_retention_seconds: float = 3600
-    shard_bytes: int = shards.DEFAULT_SHARD_BYTES  # FLASK_SVC_BATCH_SHARD_BYTES
-    max_shards: int = shards.DEFAULT_MAX_SHARDS  # FLASK_SVC_BATCH_MAX_SHARDS
-
-
 @dataclass
-class Coordinator:
-    store: JobStore
-    runner: Runner
-    key: bytes
-    stage_env: Mapping[str, str]  # what every stage needs besides its job's secret and trace
-    observer: Observer = field(default_factory=Unobserved)
-    limits: Limits = field(default_factory=Limits)
+class Coordinator(Progress):
+    """The batch API's side: uploads in, jobs read, callbacks applied, jobs cancelled, the periodic round."""
 
     @classmethod
     def open(
@@ -256,166 +181,6 @@ class Coordinator:
             elapsed_ms=round(busy * 1000, 3),
         )
 
-    # --- changing -------------------------------------------------------------------------------------------------
-
-    @contextlib.contextmanager
-    def _locked(self, job_id: str) -> Iterator[JobRecord]:
-        """The job's record, read under its lock (held for the block); ``UnknownJob`` when there is none."""
-        if self.store.load(job_id) is None:  # before touching its directory: an unknown id creates nothing
-            raise UnknownJob(job_id)
-        with self.store.locked(job_id):  # UnknownJob too when it was deleted between the look and the lock
-            record = self.store.load(job_id)
-            if record is None:
-                raise UnknownJob(job_id)
-            yield record
-
-    def advance(self, job_id: str) -> JobRecord:
-        freed = False
-        with self._locked(job_id) as record:
-            if not record.state.terminal:
-                before = record.to_json()
-                done, covered = record.shards_done, record.bytes_done
-                try:
-                    self._advance(record)
-                except RunnerUnavailable as error:
-                    log.warning("runner unavailable; will retry", extra={"job_id": job_id, "error": str(error)})
-                if record.to_json() != before:
-                    self.store.save(record)
-                    # Counted against the saved progress, so a shard is counted once whichever pass sees it.
-                    if record.shards_done > done:
-                        self.observer.shards_counted(record.shards_done - done, max(0, record.bytes_done - covered))
-                    if record.state.terminal:
-                        self.observer.job_finished(record)
-                        freed = True
-        if freed:  # its stage slot is free: the next queued job need not wait for the reconciler
-            self.admit()
-        return record
-
-    def _advance(self, record: JobRecord) -> None:
-        while not record.state.terminal:
-            if record.state is State.QUEUED:
-                return  # ``admit`` starts it when a stage slot is free
-            stage = RUNNING_STAGE[record.state]
-            outcome = self._outcome(record, stage)
-            if outcome is None:
-                status = self.runner.status(record.id, stage)
-                if status.phase is Phase.RUNNING:
-                    return
-                if status.phase is Phase.MISSING:  # never created (runner was down) or removed under us
-                    self._start(record, stage)
-                    return
-                outcome = self._outcome(record, stage)  # it may have landed since the first look
-                if outcome is None:
-                    reason = status.reason or f"the {stage.value} stage finished without writing its outcome"
-                    self._fail(record, reason)
-                    return
-            if not outcome.ok:
-                self._fail(record, outcome.reason or f"the {stage.value} stage failed")
-            elif stage is Stage.TOKENIZE:
-                self._start(record, Stage.COUNT)  # RunnerUnavailable: no move, so a later pass counts the outcome
-                record.move_to(State.COUNTING)
-            else:
-                record.move_to(State.SUCCEEDED)
-                log.info("job succeeded", extra={"job_id": record.id})
-            # Counted once: only on the pass that moves the job past this stage.
-            self.observer.stage_finished(outcome)
-            if not outcome.ok:
-                return
-
-    def _outcome(self, record: JobRecord, stage: Stage) -> Outcome | None:
-        """The stage's outcome once it is over, under the API's name (``tokenize``: every shard's map; ``count``:
-        the merge); None while it runs. The map is over at its first permanent failure — the lowest such index's
-        reason — or when every shard succeeded (a failure worth a retry waits for the runner's rerun or verdict).
-        Reading it refreshes the job's progress."""
-        directory = self.store.path(record.id)
-        if stage is Stage.COUNT:
-            document = formats.read_json(directory / f"{COMMAND[stage]}.json")
-            return dataclasses.replace(Outcome.from_json(document), stage=stage.value) if document else None
-        plan = shards.load_plan(directory)
-        if plan is None:
-            return None
-        record.shards = len(plan)
-        record.shards_done, record.bytes_done = shards.progress(directory, plan)
-        maps = []
-        for shard in plan:  # in index order: the lowest shard that failed for good gives the reason
-            document = formats.read_json(directory / map_outcome_name(shard.index))
-            outcome = Outcome.from_json(document) if document else None
-            if outcome is not None and not outcome.ok and outcome.exit_code in PERMANENT_EXIT_CODES:
-                return dataclasses.replace(outcome, stage=stage.value)  # its reason names the upload's offset
-            maps.append(outcome)
-        if not all(outcome is not None and outcome.ok for outcome in maps):
-            return None
-        done = [outcome for outcome in maps if outcome is not None]
-        return Outcome(
-            stage=stage.value,
-            ok=True,
-            exit_code=0,
-            bytes=sum(outcome.bytes for outcome in done),
-            tokens=sum(outcome.tokens for outcome in done),
-            unique=max((outcome.unique for outcome in done), default=0),  # the merge knows the whole's
-            started=min((outcome.started for outcome in done), default=0.0),
-            finished=max((outcome.finished for outcome in done), default=0.0),
-            peak_rss_kib=max((outcome.peak_rss_kib for outcome in done), default=0),
-        )
-
-    def _plan(self, record: JobRecord) -> int:
-        """The job's shards, planned once (a restarted first stage keeps the plan its partial results follow)."""
-        directory = self.store.path(record.id)
-        plan = shards.load_plan(directory)
-        if plan is None:
-            plan = shards.plan(directory / INPUT, self.limits.shard_bytes, self.limits.max_shards)
-            shards.save_plan(directory, plan)
-        record.shards = len(plan)
-        return len(plan)
-
-    def _fail(self, record: JobRecord, reason: str) -> None:
-        record.move_to(State.FAILED, reason=reason)
-        log.warning("job failed", extra={"job_id": record.id, "reason": reason})
-
-    def _start(self, record: JobRecord, stage: Stage) -> None:
-        env = dict(self.stage_env)
-        env[signing.JOB_SECRET_ENV] = signing.job_secret(self.key, record.id)
-        if record.traceparent:
-            env["TRACEPARENT"] = record.traceparent
-        try:
-            count = self._plan(record) if stage is Stage.TOKENIZE else 1
-            name = self.runner.start(record.id, stage, env, count)
-        except OSError as error:  # the local runner could not even spawn it (or the plan could not be written)
-            raise RunnerUnavailable(str(error)) from error
-        record.stages[stage.value].job_name = name
-        log.info("stage started", extra={"job_id": record.id, "stage": stage.value, "stage_job": name})
-
-    def admit(self) -> None:
-        """Start queued jobs, oldest first, while fewer than ``max_running_stages`` jobs run a stage. A job holds
-        its slot from its first stage to its end; the count is read from the records on the shared volume under
-        one lock there, so every worker and replica together keep to the cap. Lock order: this one, then a job's."""
-        with self.store.admission():
-            records = [record for job_id in self.store.ids() if (record := self.store.load(job_id)) is not None]
-            try:
-                busy = self.runner.active()
-            except RunnerUnavailable as error:
-                log.warning("runner unavailable; queued jobs wait", extra={"error": str(error)})
-                return
-            running = len(busy | {record.id for record in records if record.state in RUNNING_STAGE})
-            for record in reversed(records):  # ids sort newest first
-                if running >= self.limits.max_running_stages:
-                    return
-                if record.state is not State.QUEUED:
-                    continue
-                try:
-                    with self._locked(record.id) as current:
-                        if current.state is not State.QUEUED:
-                            continue
-                        self._start(current, Stage.TOKENIZE)
-                        current.move_to(State.TOKENIZING)
-                        self.store.save(current)
-                except UnknownJob:
-                    continue
-                except RunnerUnavailable as error:
-                    log.warning("runner unavailable; queued jobs wait", extra={"error": str(error)})
-                    return
-                running += 1
-
     def report(self, job_id: str, body: bytes, signature: str | None) -> JobRecord:
         """A stage's callback: authenticated by its job's secret, applied at most once, then the job advanced."""
         if self.store.load(job_id) is None:
@@ -424,16 +189,7 @@ class Coordinator:
             raise UnsignedEvent(job_id)
         if not signing.verify(signing.job_secret(self.key, job_id), body, signature):
             raise ForgedEvent(job_id)
-        try:
-            event = json.loads(body)
-            stage, ok, reason = _EVENT_STAGES[event["stage"]], bool(event["ok"]), event.get("reason")
-            if event["job"] != job_id:
-                raise ValueError("the event names another job")
-            index = event.get("index")
-            if (event["stage"] == MAP) != (type(index) is int and index >= 0):
-                raise ValueError("a map event names its shard (a non-negative index), no other event does")
-        except (ValueError, KeyError, TypeError) as error:
-            raise MalformedEvent(str(error)) from None
+        stage, ok, reason, index = parse_event(body, job_id)
         written = map_outcome_name(index) if index is not None else f"{COMMAND[stage]}.json"
         with self._locked(job_id) as record:
             # A failure the stage could not write down (a full volume) is known only from its report.
@@ -493,41 +249,3 @@ class Coordinator:
         except (UnknownJob, RunnerUnavailable):
             return  # gone already, or the next round tries again
         log.info("finished job removed (retention)", extra={"job_id": job_id, "state": record.state.value})
-
-
-# The stages a callback may name: the commands that run them, and the API's names (the seed's stage commands).
-_EVENT_STAGES = {**{command: stage for stage, command in COMMAND.items()}, **{stage.value: stage for stage in Stage}}
-
-
-_STOP_WAIT_SECONDS = 5.0  # for a round in progress when the reconciler stops; the pod's drain budget is short
-
-
-class Reconciler:
-    """A daemon thread per worker that calls ``reconcile`` every ``interval`` seconds while its ``leader`` says this
-    process leads (see ``service.batch.leader``); without one, every round."""
-
-    def __init__(self, coordinator: Coordinator, interval: float, leader: Leader | None = None) -> None:
-        self.coordinator = coordinator
-        self.interval = interval
-        self.leader = leader
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="batch-reconcile", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():  # a round in progress ends before the lock or Lease is given up (bounded)
-            self._thread.join(_STOP_WAIT_SECONDS)
-        release = getattr(self.leader, "release", None)
-        if release is not None:
-            release()
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                if self.leader is None or self.leader.lead():
-                    self.coordinator.reconcile()
-            except Exception:  # the next round tries again; one bad job must not stop the loop
-                log.exception("batch reconcile failed")

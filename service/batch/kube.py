@@ -28,7 +28,7 @@ from kubernetes.client.exceptions import ApiException
 
 from service.batch.runner import Phase, RunnerUnavailable, StageStatus
 from service.batch.states import COMMAND, MAP, Stage
-from service.config import ConfigError
+from service.config_fields import ConfigError
 from service.names import SERVICE_ACCOUNT_DIR
 
 if TYPE_CHECKING:

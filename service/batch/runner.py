@@ -10,13 +10,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from service.batch.states import Stage
-
-if TYPE_CHECKING:
-    from service.config import Settings
 
 
 class Phase(enum.StrEnum):
@@ -57,14 +53,3 @@ class Runner(Protocol):
 
     def cancel(self, job_id: str) -> None:
         """Stop and remove every stage of the job; what is already gone is fine."""
-
-
-def make_runner(settings: Settings) -> Runner:
-    """The configured runner; the Kubernetes client is imported only when that runner is chosen."""
-    if settings.batch_runner == "kubernetes":
-        from service.batch.kube import KubernetesRunner
-
-        return KubernetesRunner(settings)
-    from service.batch.local import LocalRunner
-
-    return LocalRunner(Path(settings.batch_data_dir))

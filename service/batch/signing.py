@@ -17,12 +17,19 @@ import os
 import secrets
 from pathlib import Path
 
+from service.names import JOBS_PATH
 from service.privatedirs import ensure_directory, open_private_file
 
 SIGNATURE_HEADER = "X-Batch-Signature"
+EVENTS = "events"  # a job's callback route is {JOBS_PATH}/<job id>/events
 JOB_SECRET_ENV = "FLASK_SVC_BATCH_JOB_SECRET"  # noqa: S105 — the variable's name, not a secret
 _SCHEME = "sha256="
 _KEY_FILE = ".callback-key"
+
+
+def event_url(base_url: str, job_id: str) -> str:
+    """Where a job's stages report their outcome, under the service's base URL."""
+    return f"{base_url.rstrip('/')}{JOBS_PATH}/{job_id}/{EVENTS}"
 
 
 def load_key(root: Path, key_file: str) -> bytes:

@@ -29,7 +29,7 @@ from service.analysis import AnalysisOptions, VocabularyTooLarge, WordCount
 from service.analysis.pipeline import InvalidText, stream_words
 from service.batch import formats, shards
 from service.batch.formats import Outcome
-from service.batch.signing import SIGNATURE_HEADER, sign
+from service.batch.signing import SIGNATURE_HEADER, event_url, sign
 from service.batch.states import MAP, MERGE, Stage
 from service.batch.store import INPUT, JobStore
 
@@ -215,7 +215,7 @@ def _report(
     if not context.callback_url:
         return
     body = event_body(context.job_id, outcome, index)
-    url = f"{context.callback_url.rstrip('/')}/api/v1/jobs/{context.job_id}/events"
+    url = event_url(context.callback_url, context.job_id)
     headers = {"Content-Type": "application/json", SIGNATURE_HEADER: sign(context.secret, body)}
     for attempt in range(_CALLBACK_ATTEMPTS):
         try:

@@ -32,8 +32,8 @@ class Stage(enum.StrEnum):
 
 
 # What runs each stage of the API's vocabulary (``python -m service.batch <command>``): the sharded pipeline's map
-# over every shard of the plan (the tokenize stage, fused with counting: measured cheaper, see the README), then the
-# merge of the partial results (the count stage).
+# over every shard of the plan (the tokenize stage, fused with counting: measured cheaper, see docs/batch.md
+# "Shards"), then the merge of the partial results (the count stage).
 MAP = "map"
 MERGE = "merge"
 COMMAND = {Stage.TOKENIZE: MAP, Stage.COUNT: MERGE}

@@ -32,10 +32,10 @@ _LARGEST = sys.float_info.max
 _NUMBER_TYPES = {int, float}
 
 
-# The inference body cap (README "Model serving"): a fixed allowance for the envelope (id, names, shape, datatype,
-# parameters) plus, per instance, its values at their longest in JSON. The longest FP64 in JSON is 24 characters
-# (-2.2250738585072014e-308); 48 leaves room for the separator and a pretty-printer's newline and indentation. A
-# binary tensor needs at most 8 bytes a value, so it always fits.
+# The inference body cap (docs/model-serving.md "Memory bounded by construction"): a fixed allowance for the
+# envelope (id, names, shape, datatype, parameters) plus, per instance, its values at their longest in JSON. The
+# longest FP64 in JSON is 24 characters (-2.2250738585072014e-308); 48 leaves room for the separator and a
+# pretty-printer's newline and indentation. A binary tensor needs at most 8 bytes a value, so it always fits.
 ENVELOPE_BYTES = 16 * 1024
 JSON_BYTES_PER_VALUE = 48
 JSON_BYTES_PER_INSTANCE = 16  # a row's brackets and separator when nested

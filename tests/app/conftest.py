@@ -30,7 +30,7 @@ BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.
 
 def make_app(**env: str) -> Flask:
     """A fresh app with these variables set (the rest at their defaults)."""
-    # Anonymous batch jobs, as on `make run` (nothing reaches a test client); access: test_handlers_batch_access.py.
+    # Anonymous batch jobs, as on `make run` (nothing reaches a test client); access: batch/test_views_access.py.
     defaults = {"FLASK_SVC_BATCH_DATA_DIR": BATCH_DATA_DIR, "FLASK_SVC_BATCH_AUTH": "none"}
     return create_app(load_settings({**defaults, **env}))
 

@@ -9,8 +9,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service import logs, metrics, tracing
-from service.app import ServiceApp
 from service.config import load_settings
+from service.core.openapi import ServiceApp
 from service.lifecycle import Lifecycle
 from service.metrics import OFF, instruments_of
 from service.names import (

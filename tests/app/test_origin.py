@@ -10,8 +10,8 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from service.names import JOBS_PATH, LIFECYCLE_EXTENSION, READYZ
+from tests.app.analysis.test_views import assert_problem
 from tests.app.conftest import make_app
-from tests.app.test_handlers_analysis import assert_problem
 
 FOREIGN = ("http://evil.example", "null", "http://localhost.evil.example", "http://localhost:8081", "not a url")
 

@@ -26,7 +26,7 @@ from tests.e2e.kube_support import CONTEXT_ENV, REQUIRED_ENV, env_flag, run_tool
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-EDITED = REPO / "service" / "handlers" / "ops.py"
+EDITED = REPO / "service" / "core" / "ops.py"
 
 
 # On the local cluster (cluster/local-cluster.sh) images reach the node through a build script, not kind's loader.
@@ -118,7 +118,7 @@ def test_skaffold_dev_syncs_an_edit_and_gunicorn_reloads(skaffold: list[str], ed
         def synced_and_reloaded() -> tuple[bool, str]:
             seen = run_tool(
                 ["kubectl", "-n", "flask-svc", "exec", "deployment/flask-svc", "--", "grep", "-c", edited_source,
-                 "/app/service/handlers/ops.py"]
+                 "/app/service/core/ops.py"]
             )  # fmt: skip
             logs = run_tool(["kubectl", "-n", "flask-svc", "logs", "deployment/flask-svc", "--since=5m"])
             reloaded = "ops.py modified" in logs.stdout or "ops.py modified" in logs.stderr

@@ -1,4 +1,4 @@
-"""The text-analysis API through real gunicorn: what the in-process tier (tests/app/test_handlers_analysis.py)
+"""The text-analysis API through real gunicorn: what the in-process tier (tests/app/analysis/test_views.py)
 cannot show — a chunked body read from the socket and cut at the limit while it streams, and the rejections summed
 by the master's metrics server from the worker's files."""
 

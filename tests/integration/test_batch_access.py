@@ -1,6 +1,6 @@
 """Access to the batch API on a real gunicorn: a refused upload is answered before its body is read and leaves
 nothing behind; a bad token setting stops start with one line; the start log names the variable when jobs will be
-refused. The decisions themselves are in tests/app/test_handlers_batch_access.py."""
+refused. The decisions themselves are in tests/app/batch/test_views_access.py."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 The big test streams 200 MiB through ``POST /api/v1/jobs`` and checks that neither the worker nor a stage grows
 with it; the others are what needs a real server: limits on streamed bodies, callbacks over a socket, a full volume,
-metrics merged by the master, one trace across processes. Handler behaviour is in tests/app/test_handlers_batch.py.
+metrics merged by the master, one trace across processes. Handler behaviour is in tests/app/batch/test_views.py.
 """
 
 from __future__ import annotations

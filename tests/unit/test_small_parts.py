@@ -8,9 +8,9 @@ import logging
 import pytest
 
 from service.config import load_settings
-from service.handlers.debug import REDACTED, redact
+from service.core.debug import REDACTED, redact
 from service.logs import make_handler, rfc3339
-from service.tracing import EXCLUDED_URLS
+from service.tracing_sdk import EXCLUDED_URLS
 
 
 @pytest.mark.parametrize(

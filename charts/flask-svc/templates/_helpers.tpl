@@ -403,7 +403,7 @@ fail the Job at once; a pod deleted or evicted (DisruptionTarget) is retried wit
 {{- with .Values.tolerations }}{{ $_ := set $pod "tolerations" . }}{{ end }}
 {{- with .Values.imagePullSecrets }}{{ $_ := set $pod "imagePullSecrets" . }}{{ end }}
 {{- $failurePolicy := dict "rules" (list
-  (dict "action" "FailJob" "onExitCodes" (dict "containerName" "stage" "operator" "In" "values" (list 3 4 5)))
+  (dict "action" "FailJob" "onExitCodes" (dict "containerName" "stage" "operator" "In" "values" (include "flask-svc.batchPermanentExitCodes" . | fromJsonArray)))
   (dict "action" "Ignore" "onPodConditions" (list (dict "type" "DisruptionTarget")))
 ) }}
 {{- $spec := dict
@@ -417,7 +417,7 @@ fail the Job at once; a pod deleted or evicted (DisruptionTarget) is retried wit
 {{- end }}
 
 {{/* The container's resources: `resources`, with `model.resources` over it when the model is on (its memory was
-measured with the largest inference bodies, README "Model serving"). */}}
+measured with the largest inference bodies, docs/model-serving.md). */}}
 {{- define "flask-svc.resources" -}}
 {{- $resources := deepCopy (.Values.resources | default dict) }}
 {{- if .Values.model.enabled }}
