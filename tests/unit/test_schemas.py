@@ -25,9 +25,16 @@ def test_bounds_are_documented_and_enforced(model: type[AnalyzeQuery], field: st
 
 
 def test_a_cached_schema_cannot_be_changed_by_its_caller() -> None:
-    first = AnalyzeQuery.model_json_schema()
+    first = AnalyzeQuery.model_json_schema(mode="serialization")  # as the OpenAPI document asks: a copy of its own
     first["properties"].clear()
-    assert AnalyzeQuery.model_json_schema()["properties"]
+    assert AnalyzeQuery.model_json_schema(mode="serialization")["properties"]
+    per_request = AnalyzeQuery.model_json_schema()  # as flask-openapi3 asks on every request: shared, read-only
+    with pytest.raises(AttributeError):
+        per_request["properties"].clear()
+    with pytest.raises(TypeError):
+        per_request["properties"]["top"]["maximum"] = 1
+    assert AnalyzeQuery.model_json_schema()["properties"]["top"]["maximum"] == 1000
+    assert AnalyzeQuery.model_json_schema() is per_request  # not copied per call
 
 
 def test_problem_responses_describe_problem_json() -> None:
