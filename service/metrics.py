@@ -186,14 +186,16 @@ class RouteMetrics:
         return child
 
     def _start(self) -> None:
-        if request.path not in PROBE_PATHS:
-            request.environ[self._STATE] = [time.perf_counter(), False]  # started, recorded
+        current: Request = request._get_current_object()  # type: ignore[attr-defined]  # once, not per attribute
+        if current.path not in PROBE_PATHS:
+            current.environ[self._STATE] = [time.perf_counter(), False]  # started, recorded
 
     def _record(self, response: Response) -> Response:
-        state = request.environ.get(self._STATE)
+        current: Request = request._get_current_object()  # type: ignore[attr-defined]
+        state = current.environ.get(self._STATE)
         if state is not None and not state[1]:
             state[1] = True
-            self._series(request.method, url_rule(request), response.status_code).observe(
+            self._series(current.method, url_rule(current), response.status_code).observe(
                 max(time.perf_counter() - state[0], 0)
             )
         return response

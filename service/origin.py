@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from flask import Flask, request
+from flask import Flask, Request, request
 
 from service.problems import Problem
 
@@ -43,14 +43,15 @@ def same_site(origin: str, host: str) -> bool:
 
 
 def refuse_cross_origin() -> None:
-    if request.method not in STATE_CHANGING:
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]  # once, not per attribute
+    if current.method not in STATE_CHANGING:
         return
-    origin = request.headers.get("Origin")
-    if origin is not None and not same_site(origin, request.host):
+    origin = current.headers.get("Origin")
+    if origin is not None and not same_site(origin, current.host):
         raise Problem(
             403,
             "cross_origin",
-            f"a {request.method} from {origin[:200]!r} is refused: only this service's own pages may change its state",
+            f"a {current.method} from {origin[:200]!r} is refused: only this service's own pages may change its state",
         )
 
 

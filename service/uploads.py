@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import IO
 
 import pydantic
-from flask import request
+from flask import Request, request
 from gunicorn.http.errors import NoMoreData, ParseException
 from pydantic import ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
@@ -39,14 +39,15 @@ _UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 
 def text_chunks(max_bytes: int) -> Iterator[bytes]:
     """The text of this request's body; raises ``Problem`` for a body that cannot be read as text."""
-    if request.content_length is not None and request.content_length > max_bytes:
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]  # once, not per attribute
+    if current.content_length is not None and current.content_length > max_bytes:
         raise _too_large(max_bytes)
-    mimetype = request.mimetype
+    mimetype = current.mimetype
     if mimetype == "text/plain":
-        _check_charset(request.mimetype_params.get("charset"))
+        _check_charset(current.mimetype_params.get("charset"))
         return _read(max_bytes)
     if mimetype == "multipart/form-data":
-        return _multipart_file(request.mimetype_params.get("boundary"), max_bytes)
+        return _multipart_file(current.mimetype_params.get("boundary"), max_bytes)
     if mimetype == "application/json":
         return _json_text(max_bytes)
     raise Problem(
@@ -74,8 +75,9 @@ def _read(max_bytes: int) -> Iterator[bytes]:
     wrapper would turn a read timeout into a generic 400 on a connection left open. So the size limit is counted
     here, which also covers chunked bodies.
     """
-    stream: IO[bytes] = request.environ["wsgi.input"]
-    expected = request.content_length
+    current: Request = request._get_current_object()  # type: ignore[attr-defined]
+    stream: IO[bytes] = current.environ["wsgi.input"]
+    expected = current.content_length
     received = 0
     while chunk := _next_chunk(stream):
         received += len(chunk)
