@@ -7,7 +7,9 @@ in flask-svc's one worker).
 Side by side: both servers are up at once, and for each request size every round runs flask-svc JSON, flask-svc
 binary and MLServer JSON one after the other (`round_order`), so the goal's two sides (flask-svc binary, MLServer JSON
 at 64 instances) always run back to back. The goal is judged on the median of the per-round ratios of requests per
-CPU-second (`goal` says why), reported, never asserted.
+CPU-second, not on the ratio of the two sides' median rounds: within a round both sides meet the same background load,
+so each round's ratio cancels most of it and the median drops the round where it changed between them, while two
+medians taken apart may pair rounds a minute apart. Reported, never asserted.
 """
 
 from __future__ import annotations
@@ -115,8 +117,7 @@ def same_answers(urls: dict[str, str]) -> list[Any]:
 
 
 def round_order(mlserver_too: bool = True) -> list[tuple[str, str]]:
-    """What one round runs, in order: flask-svc JSON, flask-svc binary, MLServer JSON. The goal's two sides run back
-    to back, so whatever else the shared machine does meanwhile weighs on both."""
+    """What one round runs, in order: flask-svc JSON, flask-svc binary, MLServer JSON (the goal's sides adjacent)."""
     order = [("flask-svc", form) for form in FORMS]
     return [*order, ("mlserver", "json")] if mlserver_too else order
 
@@ -208,12 +209,8 @@ def round_ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[list[flo
 
 def goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """flask-svc's binary 64-instance requests per CPU-second against MLServer's 64-instance JSON (issue 21), with
-    the requests-per-second ratio beside it: reported, not asserted; None without MLServer.
-
-    Judged on the median of the per-round ratios, not on the ratio of the two sides' median rounds: within a round
-    the two run back to back under the same background load, so each round's ratio cancels most of it, and the
-    median drops the round where it changed between them, while two medians may come from different rounds, a
-    minute apart. Rows without rounds (figures alone) are compared on their figures."""
+    the requests-per-second ratio beside it, each the median of the per-round ratios (the module's docstring says
+    why); rows without rounds (figures alone) are compared on their figures. None without MLServer."""
     at_64 = {(row["server"], row["form"]): row for row in rows if row["instances"] == 64}
     ours, theirs = at_64.get(("flask-svc", "binary")), at_64.get(("mlserver", "json"))
     if ours is None or theirs is None:
