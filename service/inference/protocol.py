@@ -9,14 +9,11 @@ sizes are checked before any value is converted. Each refusal names the field at
 The binary extension: the request's first ``Inference-Header-Content-Length`` bytes are the JSON; the rest holds the
 raw little-endian tensors, in input order, each input saying its size in ``parameters.binary_data_size`` instead of
 giving ``data``. Outputs travel the same way when the request asks (``parameters.binary_data_output``, or an output's
-``parameters.binary_data``).
+``parameters.binary_data``). The values themselves, JSON or binary, are checked and converted in tensors.py.
 """
 
 from __future__ import annotations
 
-import itertools
-import sys
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -24,13 +21,8 @@ import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.inference.model import BINARY_DTYPES, OUTPUT_NAME, ServedModel
-
-_FLOATS = ("FP16", "FP32", "FP64")
-_INTEGERS = ("INT8", "INT16", "INT32", "INT64", "UINT8", "UINT16", "UINT32", "UINT64")
-NUMERIC_DATATYPES = _FLOATS + _INTEGERS
-_LARGEST = sys.float_info.max
-_NUMBER_TYPES = {int, float}
-
+from service.inference.tensors import NUMERIC_DATATYPES, binary_matrix, bytes_tensor, flatten, json_matrix
+from service.inference.tensors import InvalidInput as InvalidInput  # the refusal callers catch, re-exported
 
 # The inference body cap (docs/model-serving.md "Memory bounded by construction"): a fixed allowance for the
 # envelope (id, names, shape, datatype, parameters) plus, per instance, its values at their longest in JSON. The
@@ -44,16 +36,6 @@ JSON_BYTES_PER_INSTANCE = 16  # a row's brackets and separator when nested
 def body_limit(features: int, max_instances: int) -> int:
     """The largest inference body a model with ``features`` inputs takes, ``max_instances`` rows at most."""
     return ENVELOPE_BYTES + max_instances * (features * JSON_BYTES_PER_VALUE + JSON_BYTES_PER_INSTANCE)
-
-
-class InvalidInput(Exception):
-    """A request the model cannot take: ``field`` is where it went wrong (``inputs[0].shape``); 422 or 413."""
-
-    def __init__(self, field: str, detail: str, status: int = 422) -> None:
-        super().__init__(f"{field}: {detail}")
-        self.field = field
-        self.detail = detail
-        self.status = status
 
 
 class _Strict(BaseModel):
@@ -143,73 +125,6 @@ class PredictResponse(BaseModel):
     predictions: list[Any]
 
 
-def _flatten(data: list[Any]) -> list[Any]:
-    """Row-major values whether the client nested them by row or sent them flat."""
-    if not data or not isinstance(data[0], list):
-        if any(isinstance(item, list) for item in data):
-            return _flatten_any(data)
-        return data
-    if all(isinstance(row, list) for row in data):
-        flat = list(itertools.chain.from_iterable(data))
-        if not any(isinstance(item, list) for item in flat):
-            return flat
-    return _flatten_any(data)
-
-
-def _flatten_any(data: list[Any]) -> list[Any]:
-    flat: list[Any] = []
-    for item in data:
-        flat.extend(_flatten_any(item) if isinstance(item, list) else [item])
-    return flat
-
-
-def _range(datatype: str) -> tuple[float, float] | None:
-    """The values a datatype can hold, when narrower than a 64-bit float's."""
-    if datatype in ("FP16", "FP32"):
-        largest = float(np.finfo(datatype.replace("FP", "float").lower()).max)
-        return -largest, largest
-    if datatype in _INTEGERS:
-        info = np.iinfo(datatype.lower())
-        return float(info.min), float(info.max)
-    return None
-
-
-def _matrix(
-    values: list[Any], rows: int, features: int, datatype: str, where: Callable[[int], str]
-) -> npt.NDArray[np.float64]:
-    """Numbers only (a bool is not one), whole numbers for an integer datatype, all finite and within the datatype's
-    range; ``where`` names a value. The checks run over the whole array at once; the slow search for the culprit runs
-    only once one failed."""
-    if not set(map(type, values)) <= _NUMBER_TYPES:
-        index = next(i for i, value in enumerate(values) if type(value) not in _NUMBER_TYPES)
-        raise InvalidInput(where(index), f"{values[index]!r} is not a number")
-    try:
-        matrix = np.array(values, dtype=np.float64)
-    except OverflowError:  # JSON integers have no size limit
-        index = next(i for i, value in enumerate(values) if type(value) is int and not -_LARGEST <= value <= _LARGEST)
-        raise InvalidInput(where(index), "the value is out of range for a 64-bit float") from None
-    finite = np.isfinite(matrix)
-    if not finite.all():
-        raise InvalidInput(where(int(np.argmin(finite))), "NaN and infinite values are refused")
-    _check_values(matrix, datatype, lambda index: (where(index), repr(values[index])))
-    return matrix.reshape(rows, features)
-
-
-def _check_values(matrix: npt.NDArray[np.float64], datatype: str, culprit: Callable[[int], tuple[str, str]]) -> None:
-    """Whole numbers for an integer datatype, and every value within the datatype's range."""
-    if datatype in _INTEGERS:
-        whole = matrix == np.floor(matrix)
-        if not whole.all():
-            field, shown = culprit(int(np.argmin(whole)))
-            raise InvalidInput(field, f"{shown} is not a whole number")
-    bounds = _range(datatype)
-    if bounds is not None:
-        inside = (matrix >= bounds[0]) & (matrix <= bounds[1])
-        if not inside.all():
-            field, shown = culprit(int(np.argmin(inside)))
-            raise InvalidInput(field, f"{shown} is out of range for {datatype} ({bounds[0]:g} to {bounds[1]:g})")
-
-
 def _count(rows: int, max_instances: int, field: str) -> None:
     if rows < 1:
         raise InvalidInput(field, "at least one instance is needed")
@@ -249,38 +164,17 @@ def v2_batch(
             raise InvalidInput(f"outputs[{index}].name", f"the model has one output, {OUTPUT_NAME!r}")
     where = "inputs[0].data[{}]".format
     if size is not None:
-        return _binary_matrix(tensor, rows, model.features, size, binary)
+        if tensor.data is not None:
+            raise InvalidInput("inputs[0].data", "give the values in data or in binary (binary_data_size), not both")
+        return binary_matrix(tensor.shape, tensor.datatype, model.features, size, binary)
     if tensor.data is None:
         raise InvalidInput("inputs[0].data", "give the values in data, or in binary with parameters.binary_data_size")
-    values = _flatten(tensor.data)
+    values = flatten(tensor.data)
     if len(values) != rows * model.features:
         raise InvalidInput(
             "inputs[0].data", f"holds {len(values)} values where shape {tensor.shape} needs {rows * model.features}"
         )
-    return _matrix(values, rows, model.features, tensor.datatype, where)
-
-
-def _binary_matrix(
-    tensor: RequestInput, rows: int, features: int, size: int, binary: memoryview | None
-) -> npt.NDArray[np.float64]:
-    """The input's raw values: sizes checked against the shape and the bytes received before any value is read."""
-    field = "inputs[0].parameters.binary_data_size"
-    if tensor.data is not None:
-        raise InvalidInput("inputs[0].data", "give the values in data or in binary (binary_data_size), not both")
-    dtype = BINARY_DTYPES[tensor.datatype]
-    expected = rows * features * dtype.itemsize
-    if size != expected:
-        raise InvalidInput(field, f"{size} bytes where shape {tensor.shape} of {tensor.datatype} needs {expected}")
-    received = 0 if binary is None else len(binary)
-    if received != size:
-        raise InvalidInput(field, f"{size} bytes announced, {received} binary bytes follow the JSON header", 400)
-    raw = np.frombuffer(binary if binary is not None else b"", dtype=dtype)
-    matrix = raw.astype(np.float64)
-    finite = np.isfinite(matrix)
-    if not finite.all():
-        raise InvalidInput(f"inputs[0].data[{int(np.argmin(finite))}]", "NaN and infinite values are refused")
-    _check_values(matrix, tensor.datatype, lambda index: (f"inputs[0].data[{index}]", repr(raw[index].item())))
-    return matrix.reshape(rows, features)
+    return json_matrix(values, rows, model.features, tensor.datatype, where)
 
 
 def _binary_wanted(request: InferenceRequest) -> bool:
@@ -289,15 +183,6 @@ def _binary_wanted(request: InferenceRequest) -> bool:
         if output.name == OUTPUT_NAME and (output.parameters or {}).get("binary_data") is not None:
             return (output.parameters or {}).get("binary_data") is True
     return (request.parameters or {}).get("binary_data_output") is True
-
-
-def _bytes_tensor(values: npt.NDArray[Any]) -> bytes:
-    """The extension's BYTES form: each element's UTF-8 bytes after their length (4 bytes, little-endian)."""
-    parts = []
-    for value in values.tolist():
-        encoded = value if isinstance(value, bytes) else str(value).encode()
-        parts += [len(encoded).to_bytes(4, "little"), encoded]
-    return b"".join(parts)
 
 
 def v2_response(
@@ -311,7 +196,7 @@ def v2_response(
     raw = None
     if _binary_wanted(request):
         dtype = BINARY_DTYPES.get(model.output_datatype)
-        raw = _bytes_tensor(predictions) if dtype is None else predictions.astype(dtype, copy=False).tobytes()
+        raw = bytes_tensor(predictions) if dtype is None else predictions.astype(dtype, copy=False).tobytes()
         output["parameters"] = {"binary_data_size": len(raw)}
     else:
         output["data"] = predictions.tolist()
@@ -330,4 +215,4 @@ def v1_batch(request: PredictRequest, model: ServedModel, max_instances: int) ->
     def where(index: int) -> str:
         return f"instances[{index // features}][{index % features}]"
 
-    return _matrix(values, len(request.instances), features, "FP64", where)
+    return json_matrix(values, len(request.instances), features, "FP64", where)

@@ -28,11 +28,28 @@ atexit.register(shutil.rmtree, BATCH_DATA_DIR, ignore_errors=True)
 BROWSER_ACCEPT = "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"
 
 
+# The apps made by the current test module: what they started (batch's reconcile loop) is stopped when it ends.
+_made: list[Flask] = []
+
+
 def make_app(**env: str) -> Flask:
     """A fresh app with these variables set (the rest at their defaults)."""
     # Anonymous batch jobs, as on `make run` (nothing reaches a test client); access: batch/test_views_access.py.
     defaults = {"FLASK_SVC_BATCH_DATA_DIR": BATCH_DATA_DIR, "FLASK_SVC_BATCH_AUTH": "none"}
-    return create_app(load_settings({**defaults, **env}))
+    app = create_app(load_settings({**defaults, **env}))
+    _made.append(app)
+    return app
+
+
+@pytest.fixture(scope="module", autouse=True)
+def stop_what_the_apps_started() -> Iterator[None]:
+    """Without it every app of the run kept its reconcile thread polling until pytest exited (hundreds of threads
+    by the end of a run, and log lines written after pytest had closed its streams)."""
+    yield
+    while _made:
+        stops = _made.pop().extensions[LIFECYCLE_EXTENSION].stops
+        while stops:
+            stops.pop()[1]()
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ comparison runs only in `make bench`): the V2 bodies wrk posts are answered 200,
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -83,3 +84,36 @@ def test_measure_counts_the_server_cpu_of_every_run(tmp_path: Path) -> None:
         assert one["requests"] > 0 and one["cpu_s"] > 0, row
         assert row["per_cpu_s"] == round(one["requests"] / one["cpu_s"], 1)
     assert results["goal"] is None
+
+
+def _rounds(*pairs: tuple[int, float]) -> list[dict[str, float]]:
+    return [{"requests": requests, "cpu_s": cpu_s, "rps": requests / 3} for requests, cpu_s in pairs]
+
+
+def test_goal_is_the_median_of_the_rounds_own_ratios() -> None:
+    """Round 2 ran while the machine was busier for both servers: its ratio still holds, and the median of the
+    per-round ratios (1.1) judges the goal where the ratio of the two median rounds (1200 / 1250 = 0.96) would not."""
+    ours = _row("flask-svc", "binary", 64, 1000.0, 181.0, 1200.0)
+    theirs = _row("mlserver", "json", 64, 1000.0, None, 1250.0)
+    ours["rounds"] = _rounds((3300, 3.0), (1650, 3.0), (3600, 3.0))  # 1100, 550, 1200 per CPU-s
+    theirs["rounds"] = _rounds((3000, 3.0), (1500, 3.0), (3750, 3.0))  # 1000, 500, 1250 per CPU-s
+    judged = model.goal([ours, theirs])
+    assert judged == {"met": True, "ratio": 1.1, "rps_ratio": 1.1, "round_ratios": [1.1, 1.1, 0.96]}
+    settings = {"connections": 16, "threads": 2, "rounds": 3, "duration_s": 3.0}
+    text = model.markdown({"settings": settings, "servers": model.SERVERS, "rows": [ours, theirs], "goal": judged})
+    assert "**met** (ratio 1.1; requests per second: 1.1)" in text
+    assert "the median of the rounds' own ratios (1.1, 1.1, 0.96)" in text
+
+
+def test_rounds_interleave_the_forms_size_by_size(tmp_path: Path) -> None:
+    """Each round runs every server and form of `round_order` one after the other, the goal's two sides adjacent:
+    flask-svc's forms here (MLServer needs its venv), two rounds per size."""
+    assert model.round_order() == [("flask-svc", "json"), ("flask-svc", "binary"), ("mlserver", "json")]
+    lines: list[str] = []
+    settings = wrk.LoadSettings(duration_s=0.5, warmup_s=0.2, connections=2, threads=1)
+    results = model.measure(write_iris(tmp_path / "iris.skops"), settings, 2, log=lines.append, mlserver_too=False)
+    ran = [re.fullmatch(r"flask-svc +(\d+) instances (\w+) *, round (\d+):.*", line).groups() for line in lines]  # type: ignore[union-attr]
+    assert ran == [
+        (str(batch), form, str(round_)) for batch in model.BATCHES for round_ in (1, 2) for form in model.FORMS
+    ]
+    assert all(len(row["rounds"]) == 2 and row["peak_mib"] > 0 for row in results["rows"])

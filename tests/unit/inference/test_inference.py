@@ -22,16 +22,7 @@ from harness.models import (
 from service.inference.loading import ModelRefused, ModelSource, inspect, load
 from service.inference.model import ServedModel
 from service.inference.protocol import InferenceRequest, InvalidInput, PredictRequest, v1_batch, v2_batch, v2_response
-
-
-@pytest.fixture(scope="module")
-def iris_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return write_iris(tmp_path_factory.mktemp("model") / "iris.skops")
-
-
-@pytest.fixture(scope="module")
-def model(iris_file: Path) -> ServedModel:
-    return load(ModelSource(str(iris_file)))
+from tests.unit.inference.conftest import binary_request, v2_request
 
 
 def test_training_writes_the_same_bytes_every_time(tmp_path: Path, iris_file: Path) -> None:
@@ -125,52 +116,33 @@ def test_an_object_without_predict_is_refused(tmp_path: Path) -> None:
         load(ModelSource(str(tmp_path / "dict.skops")))
 
 
-def _v2(shape: list[int], data: list[Any], datatype: str = "FP32", **extra: Any) -> InferenceRequest:
-    return InferenceRequest.model_validate(
-        {"inputs": [{"name": "input-0", "shape": shape, "datatype": datatype, "data": data}], **extra}
-    )
-
-
 def test_v2_accepts_flat_and_nested_data(model: ServedModel) -> None:
-    flat = v2_batch(_v2([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]), model, 10)
-    nested = v2_batch(_v2([2, 4], [[1, 2, 3, 4], [5, 6, 7, 8]]), model, 10)
+    flat = v2_batch(v2_request([2, 4], [1, 2, 3, 4, 5, 6, 7, 8]), model, 10)
+    nested = v2_batch(v2_request([2, 4], [[1, 2, 3, 4], [5, 6, 7, 8]]), model, 10)
     assert flat.shape == (2, 4) and (flat == nested).all()
-    assert v2_batch(_v2([1, 4], [1, 2, 3, 4], "INT32"), model, 10).tolist() == [[1, 2, 3, 4]]
-
-
-def test_values_at_the_edge_of_a_datatype_are_taken(model: ServedModel) -> None:
-    assert v2_batch(_v2([1, 4], [65504.0, -65504.0, 0, 1], "FP16"), model, 10)[0, 0] == 65504.0
-    assert v2_batch(_v2([1, 4], [3.4e38, -3.4e38, 0, 1], "FP32"), model, 10)[0, 1] == -3.4e38
-    assert v2_batch(_v2([1, 4], [1e300, -1e300, 0, 1], "FP64"), model, 10)[0, 0] == 1e300
-
-
-def test_an_out_of_range_value_is_named_with_the_range(model: ServedModel) -> None:
-    with pytest.raises(
-        InvalidInput, match=r"inputs\[0\]\.data\[0\]: 70000\.0 is out of range for FP16 \(-65504 to 65504\)"
-    ):
-        v2_batch(_v2([1, 4], [70000.0, 0, 0, 0], "FP16"), model, 10)
+    assert v2_batch(v2_request([1, 4], [1, 2, 3, 4], "INT32"), model, 10).tolist() == [[1, 2, 3, 4]]
 
 
 @pytest.mark.parametrize(
     ("request_", "field", "status"),
     [
-        (_v2([1, 3], [1, 2, 3]), "inputs[0].shape", 422),
-        (_v2([4], [1, 2, 3, 4]), "inputs[0].shape", 422),
-        (_v2([0, 4], []), "inputs[0].shape", 422),
-        (_v2([11, 4], [1.0] * 44), "inputs[0].shape", 413),
-        (_v2([2, 4], [1, 2, 3, 4]), "inputs[0].data", 422),
-        (_v2([1, 4], [1, 2, 3, "4"]), "inputs[0].data[3]", 422),
-        (_v2([1, 4], [1, 2, True, 4]), "inputs[0].data[2]", 422),
-        (_v2([1, 4], [1, math.nan, 3, 4]), "inputs[0].data[1]", 422),
-        (_v2([1, 4], [1, 2, -math.inf, 4]), "inputs[0].data[2]", 422),
-        (_v2([1, 4], [1, 2, 3, 10**400]), "inputs[0].data[3]", 422),
-        (_v2([1, 4], [1, 2, 3, 4.5], "INT64"), "inputs[0].data[3]", 422),
-        (_v2([1, 4], [1, 2, 65520.0, 4], "FP16"), "inputs[0].data[2]", 422),
-        (_v2([1, 4], [1, -3.5e38, 3, 4], "FP32"), "inputs[0].data[1]", 422),
-        (_v2([1, 4], [1, 2, 3, 128], "INT8"), "inputs[0].data[3]", 422),
-        (_v2([1, 4], [-1, 2, 3, 4], "UINT8"), "inputs[0].data[0]", 422),
-        (_v2([1, 4], ["a", "b", "c", "d"], "BYTES"), "inputs[0].datatype", 422),
-        (_v2([1, 4], [1, 2, 3, 4], outputs=[{"name": "proba"}]), "outputs[0].name", 422),
+        (v2_request([1, 3], [1, 2, 3]), "inputs[0].shape", 422),
+        (v2_request([4], [1, 2, 3, 4]), "inputs[0].shape", 422),
+        (v2_request([0, 4], []), "inputs[0].shape", 422),
+        (v2_request([11, 4], [1.0] * 44), "inputs[0].shape", 413),
+        (v2_request([2, 4], [1, 2, 3, 4]), "inputs[0].data", 422),
+        (v2_request([1, 4], [1, 2, 3, "4"]), "inputs[0].data[3]", 422),
+        (v2_request([1, 4], [1, 2, True, 4]), "inputs[0].data[2]", 422),
+        (v2_request([1, 4], [1, math.nan, 3, 4]), "inputs[0].data[1]", 422),
+        (v2_request([1, 4], [1, 2, -math.inf, 4]), "inputs[0].data[2]", 422),
+        (v2_request([1, 4], [1, 2, 3, 10**400]), "inputs[0].data[3]", 422),
+        (v2_request([1, 4], [1, 2, 3, 4.5], "INT64"), "inputs[0].data[3]", 422),
+        (v2_request([1, 4], [1, 2, 65520.0, 4], "FP16"), "inputs[0].data[2]", 422),
+        (v2_request([1, 4], [1, -3.5e38, 3, 4], "FP32"), "inputs[0].data[1]", 422),
+        (v2_request([1, 4], [1, 2, 3, 128], "INT8"), "inputs[0].data[3]", 422),
+        (v2_request([1, 4], [-1, 2, 3, 4], "UINT8"), "inputs[0].data[0]", 422),
+        (v2_request([1, 4], ["a", "b", "c", "d"], "BYTES"), "inputs[0].datatype", 422),
+        (v2_request([1, 4], [1, 2, 3, 4], outputs=[{"name": "proba"}]), "outputs[0].name", 422),
         (InferenceRequest.model_validate({"inputs": []}), "inputs", 422),
     ],
 )
@@ -195,30 +167,20 @@ def test_v1_refusals_name_the_field(model: ServedModel, instances: list[Any], fi
     assert (refused.value.field, refused.value.status) == (field, status)
 
 
-def _binary(shape: list[int], datatype: str, size: int, **extra: Any) -> InferenceRequest:
-    tensor = {"name": "input-0", "shape": shape, "datatype": datatype, "parameters": {"binary_data_size": size}}
-    return InferenceRequest.model_validate({"inputs": [tensor], **extra})
-
-
-@pytest.mark.parametrize(("datatype", "dtype"), [("FP32", "<f4"), ("FP64", "<f8"), ("FP16", "<f2"), ("INT16", "<i2")])
-def test_binary_tensors_are_read_little_endian(model: ServedModel, datatype: str, dtype: str) -> None:
-    values = np.array([[1, 2, 3, 4], [5, 6, 7, 8]], dtype=dtype)
-    batch = v2_batch(_binary([2, 4], datatype, values.nbytes), model, 10, memoryview(values.tobytes()))
-    assert batch.tolist() == values.astype(float).tolist()
-
-
 @pytest.mark.parametrize(
     ("request_", "binary", "field", "status"),
     [
-        (_binary([1, 4], "FP32", 16), b"\0" * 12, "inputs[0].parameters.binary_data_size", 400),  # truncated
-        (_binary([1, 4], "FP32", 16), b"\0" * 20, "inputs[0].parameters.binary_data_size", 400),  # sizes do not add up
-        (_binary([1, 4], "FP32", 32), b"\0" * 32, "inputs[0].parameters.binary_data_size", 422),  # not the shape's
-        (_binary([1, 4], "BYTES", 16), b"\0" * 16, "inputs[0].datatype", 422),
-        (_binary([1, 4], "FP32", -1), b"", "inputs[0].parameters.binary_data_size", 422),
-        (_binary([1, 4], "FP32", True), b"\0", "inputs[0].parameters.binary_data_size", 422),
-        (_binary([2000, 4], "FP32", 32000), b"\0" * 32000, "inputs[0].shape", 413),  # before any value is read
-        (_binary([1, 3], "FP32", 12), b"\0" * 12, "inputs[0].shape", 422),
-        (_v2([1, 4], [1, 2, 3, 4]), b"\0" * 4, "inputs[0].parameters.binary_data_size", 400),  # bytes for nobody
+        (binary_request([1, 4], "FP32", 16), b"\0" * 12, "inputs[0].parameters.binary_data_size", 400),  # truncated
+        # sizes do not add up
+        (binary_request([1, 4], "FP32", 16), b"\0" * 20, "inputs[0].parameters.binary_data_size", 400),
+        # not the shape's
+        (binary_request([1, 4], "FP32", 32), b"\0" * 32, "inputs[0].parameters.binary_data_size", 422),
+        (binary_request([1, 4], "BYTES", 16), b"\0" * 16, "inputs[0].datatype", 422),
+        (binary_request([1, 4], "FP32", -1), b"", "inputs[0].parameters.binary_data_size", 422),
+        (binary_request([1, 4], "FP32", True), b"\0", "inputs[0].parameters.binary_data_size", 422),
+        (binary_request([2000, 4], "FP32", 32000), b"\0" * 32000, "inputs[0].shape", 413),  # before any value is read
+        (binary_request([1, 3], "FP32", 12), b"\0" * 12, "inputs[0].shape", 422),
+        (v2_request([1, 4], [1, 2, 3, 4]), b"\0" * 4, "inputs[0].parameters.binary_data_size", 400),  # bytes for nobody
         (
             InferenceRequest.model_validate(
                 {
@@ -237,8 +199,8 @@ def test_binary_tensors_are_read_little_endian(model: ServedModel, datatype: str
             "inputs[0].data",
             422,
         ),
-        (_binary([1, 4], "FP32", 16), np.array([1, np.nan, 3, 4], "<f4").tobytes(), "inputs[0].data[1]", 422),
-        (_binary([1, 4], "INT8", 4), b"", "inputs[0].parameters.binary_data_size", 400),
+        (binary_request([1, 4], "FP32", 16), np.array([1, np.nan, 3, 4], "<f4").tobytes(), "inputs[0].data[1]", 422),
+        (binary_request([1, 4], "INT8", 4), b"", "inputs[0].parameters.binary_data_size", 400),
         (
             InferenceRequest.model_validate({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32"}]}),
             b"",
@@ -269,7 +231,7 @@ JSON_OUT = {"binary_data": False}  # an output's own choice wins over the reques
     ],
 )
 def test_outputs_are_binary_when_asked(model: ServedModel, extra: dict[str, Any], binary: bool) -> None:
-    request = _v2([2, 4], [1, 2, 3, 4, 5, 6, 7, 8], **extra)
+    request = v2_request([2, 4], [1, 2, 3, 4, 5, 6, 7, 8], **extra)
     predictions = model.predict(v2_batch(request, model, 10))
     document, raw = v2_response(request, model, predictions)
     (output,) = document["outputs"]
