@@ -202,8 +202,10 @@ class RouteMetrics:
 
     def _record_exception(self, error: BaseException | None) -> None:
         """An exception no handler answered: counted, and recorded as a 500 unless after_request already was."""
+        if error is None:  # nearly every request: nothing to look up
+            return
         state = request.environ.get(self._STATE)
-        if error is None or state is None:
+        if state is None:
             return
         self.exceptions.labels(request.method, 500).inc()
         if not state[1]:
