@@ -1,5 +1,6 @@
 """The image run as the chart runs it (read-only root, no capabilities) on free loopback ports, for the container
-tests and the benchmark; and, for the README's image figures (prints JSON: size, container start → /readyz 200):
+tests and the benchmark; and, for the image figures in docs/operations.md (prints JSON: size, container start →
+/readyz 200):
 
     .venv/bin/python -m harness.container measure [--build] [--image flask-svc:test] [--runs 3]
 """

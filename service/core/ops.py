@@ -12,6 +12,7 @@ from flask_openapi3.models.tag import Tag
 
 from service.core.current import current_lifecycle, current_settings, served_model
 from service.core.schemas import Info, Version
+from service.names import API_PREFIX
 
 bp = APIBlueprint("ops", __name__, abp_tags=[Tag(name="ops", description="Build and runtime information")])
 
@@ -26,7 +27,9 @@ def version() -> Response:
     )
 
 
-@bp.get("/api/v1/info", responses={200: Info}, summary="Pod, node, runtime, process model, build and the model served")
+@bp.get(
+    f"{API_PREFIX}/info", responses={200: Info}, summary="Pod, node, runtime, process model, build and the model served"
+)
 def info() -> Response:
     return jsonify(info_document().model_dump())
 

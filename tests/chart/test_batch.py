@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from service.batch.stages import PERMANENT_EXIT_CODES
 from tests.chart.conftest import CHART, KUBE_NEWEST, NAMESPACE, RELEASE, Helm, by_kind, one, strict_load_all
 from tests.chart.test_manifests import SELECTOR, container, env_of
 
@@ -97,7 +98,9 @@ def test_stage_jobs_are_restricted_bounded_and_never_selected_by_the_service(bat
     spec = job["spec"]
     assert (spec["backoffLimit"], spec["activeDeadlineSeconds"], spec["ttlSecondsAfterFinished"]) == (2, 1800, 3600)
     exit_codes = spec["podFailurePolicy"]["rules"][0]
-    assert exit_codes["action"] == "FailJob" and exit_codes["onExitCodes"]["values"] == [3, 4, 5]
+    assert exit_codes["action"] == "FailJob" and exit_codes["onExitCodes"]["values"] == [
+        int(code) for code in PERMANENT_EXIT_CODES
+    ]
     pod = spec["template"]["spec"]
     stage = pod["containers"][0]
     assert stage["image"] == container(deployment)["image"]

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import yaml
 
+from service.names import LIVEZ, READYZ, STARTUPZ
 from tests.chart.conftest import (
     CHART,
     KUBE_NEWEST,
@@ -54,7 +55,7 @@ def deployment(default: list[dict[str, Any]]) -> dict[str, Any]:
 
 def test_probes_hit_the_service_health_endpoints(deployment: dict[str, Any]) -> None:
     app = container(deployment)
-    for probe, path in (("startupProbe", "/startupz"), ("livenessProbe", "/livez"), ("readinessProbe", "/readyz")):
+    for probe, path in (("startupProbe", STARTUPZ), ("livenessProbe", LIVEZ), ("readinessProbe", READYZ)):
         assert app[probe]["httpGet"] == {"path": path, "port": "http"}, probe
         tuning = {k: v for k, v in DEFAULTS[probe].items() if k != "enabled"}
         assert {k: app[probe][k] for k in tuning} == tuning, probe

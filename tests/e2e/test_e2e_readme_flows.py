@@ -18,7 +18,7 @@ from tests.e2e.kube_support import CONTEXT_ENV, Settings
 
 pytestmark = pytest.mark.e2e
 
-README = Path(__file__).resolve().parents[2] / "docs" / "chart.md"
+CHART_PAGE = Path(__file__).resolve().parents[2] / "docs" / "chart.md"
 FORWARD = "kubectl -n flask-svc port-forward service/flask-svc 8080:8080"
 TEXT = "the cat and the hat and the bat"
 
@@ -33,7 +33,7 @@ def port_answers(port: int) -> bool:
 
 @pytest.fixture
 def readme_port_forward(settings: Settings) -> Iterator[None]:
-    assert FORWARD in README.read_text(encoding="utf-8"), f"docs/chart.md no longer says `{FORWARD}`"
+    assert FORWARD in CHART_PAGE.read_text(encoding="utf-8"), f"docs/chart.md no longer says `{FORWARD}`"
     assert (settings.namespace, settings.release) == ("flask-svc", "flask-svc"), "docs/chart.md names flask-svc"
     assert not port_answers(8080), "something already listens on 127.0.0.1:8080"
     argv = FORWARD.split()

@@ -7,7 +7,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from service.inference.protocol import InferenceRequest, PredictRequest
-from service.inference.web.views import ERRORS
+from service.inference.web.views import ERRORS, PREDICT_PATH
 
 
 def document(openapi: dict[str, Any]) -> None:
@@ -31,6 +31,6 @@ def document(openapi: dict[str, Any]) -> None:
     if "/v1/models/{predict" in paths:
         paths["/v1/models/{name}:predict"] = paths.pop("/v1/models/{predict")
     v1 = body(PredictRequest)
-    for path in ("/api/v1/predict", "/v1/models/{name}:predict"):
+    for path in (PREDICT_PATH, "/v1/models/{name}:predict"):
         paths[path]["post"]["requestBody"] = v1
         paths[path]["post"]["responses"]["422"] = ERRORS[422]

@@ -47,9 +47,12 @@ from service.inference.web import MODEL_EXTENSION
 from service.inference.web.bodies import BINARY_HEADER, Body, checked_body, refusal
 from service.inference.web.instruments import InferenceInstruments
 from service.metrics import feature_instruments
+from service.names import API_PREFIX
 from service.problems import Problem, problem_document
 
 log = logging.getLogger("service.handlers.inference")  # the logger its line has always had (log fields stay)
+# The KServe V1 body on the model served, at the service's own API prefix (beside /v1/models/<name>:predict).
+PREDICT_PATH = f"{API_PREFIX}/predict"
 
 
 class InferenceError(ProblemDetail):
@@ -276,7 +279,7 @@ def _v1_predict(model: ServedModel) -> Response:
 
 
 @bp.post(
-    "/api/v1/predict",
+    PREDICT_PATH,
     responses={200: PredictResponse, **ERRORS},
     summary="Prediction, KServe V1 body on the model served: {instances: [[...], ...]} → {predictions: [...]}",
 )
