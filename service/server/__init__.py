@@ -1,6 +1,7 @@
 """The server layer: what runs the app under gunicorn, and nothing the app needs to run elsewhere.
 
 - ``gunicorn_conf``: the configuration ``python -m service`` and the image load; the master's hooks.
+- ``features``: what the master asks of every feature before its workers start (a refusal, start notes).
 - ``worker``: gthread, with request heads read and liveness answered in its loop (``httphead`` reads a head).
 - ``metrics_server``: ``/metrics`` served by a process of the master's own, kept running.
 - ``shutdown``: how everything that was started stops, in order.

@@ -9,12 +9,12 @@ start what the master runs beside the workers (the metrics server) and hand ever
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 from service.config import ConfigError, address, load_settings, prepare_directories
+from service.server import features
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -30,24 +30,18 @@ except ConfigError as error:
 # above this line may import it.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
-if _settings.model_enabled:
-    # Check the model file before any worker starts — a pickle is refused unopened, an untrusted type named — so a
-    # bad file stops the server here with one line. In a process of its own: importing numpy starts threads, and
-    # the master must have none when it forks. Each worker then loads the model (after fork, before it is ready).
-    _check = [sys.executable, "-m", "service.inference.loading", _settings.model_path]
-    _check += ["--allow-pickle"] if _settings.model_allow_pickle else []
-    _check += [arg for name in _settings.model_trusted_type_names for arg in ("--trusted-type", name)]
-    _checked = subprocess.run(_check, capture_output=True, text=True, check=False)
-    if _checked.returncode != 0:
-        _reason = (_checked.stderr.strip().splitlines() or [f"the check exited {_checked.returncode}"])[-1]
-        print(f"flask-svc: model refused: {_reason}", file=sys.stderr)
-        sys.exit(2)
-
-if not _settings.reload:
-    # The app's modules (not the app: importing them starts no thread and opens nothing), imported here once so that
-    # the workers forked from this process share their pages and do not import them again. Not under reload: a
-    # worker started after a change must import the changed code, not inherit this process's copy.
-    import service.app  # noqa: F401
+# Each feature's checks before any worker starts (see service.server.features): a model file that must not be opened
+# stops the start here. They import the app's modules (not the app: importing them starts no thread and opens
+# nothing), once, so that the workers forked from this process share their pages and do not import them again. Not
+# under reload: a worker started after a change must import the changed code, not inherit this process's copy, so
+# there the checks run in a child interpreter.
+if _settings.reload:
+    _refusal, _startup_notes = features.refusal_and_notes_apart()
+else:
+    _refusal, _startup_notes = features.refusal(_settings), features.startup_notes(_settings)
+if _refusal:
+    print(f"flask-svc: {_refusal}", file=sys.stderr)
+    sys.exit(features.REFUSED)
 
 from service.logs import gunicorn_logger
 from service.names import LIFECYCLE_EXTENSION
@@ -100,12 +94,8 @@ def on_starting(server: Any) -> None:
 
 def when_ready(server: Any) -> None:
     global _metrics
-    if _settings.batch_runner != "off":
-        from service.batch.access import resolve_mode, startup_note
-
-        note = startup_note(resolve_mode(_settings.batch_auth, _settings.host))
-        if note:
-            server.log.warning(note)
+    for note in _startup_notes:
+        server.log.warning(note)
     if not _settings.metrics_enabled:
         server.log.info("metrics off (FLASK_SVC_METRICS=false)")
         return

@@ -52,6 +52,14 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
     amend(app, _upload_body)
 
 
+def startup_notes(settings: Settings) -> list[str]:
+    """The start log's warning when batch jobs will be refused for want of an access mode."""
+    if settings.batch_runner == "off":
+        return []
+    note = access.startup_note(access.resolve_mode(settings.batch_auth, settings.host))
+    return [note] if note else []
+
+
 def make_gate(mode: access.Mode, tokens_file: str, namespace: str) -> access.Gate:
     """The gate for ``mode``; ``OSError``/``ValueError`` when it cannot work (no token file, no service account)."""
     if mode is access.Mode.KUBERNETES:
