@@ -13,7 +13,6 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Literal, get_args, get_origin
 
 from annotated_types import Ge, Le
@@ -34,7 +33,7 @@ from service.config_fields import (
 from service.inference.settings import ModelSettings
 from service.privatedirs import NotPrivate, ensure_directory
 
-__all__ = ["VARIABLES", "ConfigError", "Settings", "address", "load_settings", "prepare_directories"]
+__all__ = ["VARIABLE_ACCEPTS", "ConfigError", "Settings", "address", "load_settings", "prepare_directories"]
 
 LogLevel = Literal["debug", "info", "warning", "error", "critical"]
 LogFormat = Literal["json", "console"]
@@ -170,18 +169,6 @@ class Settings(TracingSettings, ModelSettings, BatchSettings, ServiceSettings):
     listed (in the table, in errors) as the service's own, then batch, model serving, tracing."""
 
 
-@dataclass(frozen=True)
-class Variable:
-    """One row of the configuration table."""
-
-    env: str
-    field: str
-    default: str
-    accepts: str
-    meaning: str
-    in_table: bool
-
-
 def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
@@ -206,22 +193,13 @@ def _accepts(info: FieldInfo) -> str:
     return f"{kind} from {_number(low)} to {_number(high)}"  # type: ignore[arg-type]
 
 
-def _variables() -> tuple[Variable, ...]:
-    rows = []
-    for name, info in Settings.model_fields.items():
-        if info.validation_alias is None:
-            continue
-        extra: dict[str, Any] = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
-        default = info.default
-        shown = str(default).lower() if isinstance(default, bool) else str(default)
-        rows.append(
-            Variable(str(info.validation_alias), name, shown, _accepts(info), info.description or "", extra["table"])
-        )
-    return tuple(rows)
-
-
-VARIABLES = _variables()
-_ACCEPTS = {variable.env: variable.accepts for variable in VARIABLES}
+# What each variable accepts, by its name, in the order Settings declares them: the names load_settings reads and
+# the words of a bad value's error. The manual's table adds defaults and meanings (docs/hooks/settings_table.py).
+VARIABLE_ACCEPTS = {
+    str(info.validation_alias): _accepts(info)
+    for info in Settings.model_fields.values()
+    if info.validation_alias is not None
+}
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -231,12 +209,15 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     stage_otel = {k: v for k, v in os.environ.items() if k.startswith("OTEL_") and not _STAGE_OTEL_WITHHELD.search(k)}
     try:
         settings = Settings.model_validate(
-            {**{name: source[name] for name in _ACCEPTS if name in source}, "otel_stage_environment": stage_otel}
+            {
+                **{name: source[name] for name in VARIABLE_ACCEPTS if name in source},
+                "otel_stage_environment": stage_otel,
+            }
         )
     except ValidationError as error:
         name = str(error.errors()[0]["loc"][0])
         raw = (os.environ if environ is None else environ).get(name, "")
-        raise ConfigError(f"{name}={raw!r} is invalid: expected {_ACCEPTS[name]}") from None
+        raise ConfigError(f"{name}={raw!r} is invalid: expected {VARIABLE_ACCEPTS[name]}") from None
     # The private per-user defaults (see service.privatedirs): a fixed /tmp path could be planted by anyone.
     unset = {name: _private_default(name) for name in _PRIVATE_DEFAULTS if not getattr(settings, name)}
     if unset:

@@ -13,7 +13,7 @@ from typing import Any
 
 from flask import Blueprint, Response, jsonify, request
 
-from service.config import VARIABLES
+from service.config import VARIABLE_ACCEPTS
 from service.core.current import current_lifecycle, current_settings
 from service.problems import Problem, problem_response
 
@@ -30,7 +30,7 @@ REDACTED = "[redacted]"
 # other value is redacted whatever its name — a webhook URL or a key under a plain name does not look like a secret.
 ENV_SHOWN = frozenset(
     {"HOME", "HOSTNAME", "LANG", "LC_ALL", "PATH", "PWD", "PYTHONPATH", "PYTHONUNBUFFERED", "TZ", "USER"}
-    | {variable.env for variable in VARIABLES}
+    | set(VARIABLE_ACCEPTS)
 )
 
 

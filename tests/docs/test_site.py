@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from service.config import VARIABLES, Settings
+from docs.hooks.settings_table import variables
+from service.config import Settings
 from tests.docs.linkcheck import broken_links
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -103,12 +104,12 @@ def test_configuration_page_rows_equal_the_settings_fields(site: Path) -> None:
         if isinstance(info.json_schema_extra, dict) and info.json_schema_extra.get("table", True)
     ]
     assert [row[0] for row in rows[1:]] == shown
-    for row, variable in zip(rows[1:], [v for v in VARIABLES if v.in_table], strict=True):
+    for row, variable in zip(rows[1:], [v for v in variables() if v.in_table], strict=True):
         meaning = variable.meaning.replace("`", "")  # as the page shows it: Markdown's code marks gone
         assert row == [variable.env, variable.default or "(unset)", variable.accepts, meaning]
     # Every variable is named on the page, the ones kept out of the table (OpenTelemetry's) included.
     page = (ROOT / "docs" / "configuration.md").read_text(encoding="utf-8") + "\n".join(r[0] for r in rows)
-    assert all(v.env in page for v in VARIABLES)
+    assert all(v.env in page for v in variables())
 
 
 # A path of the repository named in the manual, in backticks: `service/batch/coordinator.py`, `tests/server`.
