@@ -12,6 +12,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from service.analysis.stopwords import DEFAULT as DEFAULT_STOPWORDS
 from service.analysis.stopwords import LISTS
 from service.analysis.tokenizer import Tokenizer
 from service.analysis.wordcount import WordCount
@@ -29,7 +30,7 @@ class InvalidText(ValueError):
 class AnalysisOptions:
     lowercase: bool = True
     min_length: int = 1
-    stopwords: str = "none"
+    stopwords: str = DEFAULT_STOPWORDS
 
     def tokenizer(self) -> Tokenizer:
         return Tokenizer(lowercase=self.lowercase, min_length=self.min_length, stopwords=LISTS[self.stopwords])

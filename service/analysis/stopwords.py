@@ -136,3 +136,4 @@ ENGLISH = frozenset(
 
 LISTS: dict[str, frozenset[str]] = {"none": frozenset(), "en": ENGLISH}
 CHOICES = tuple(LISTS)  # what the `stopwords` option accepts
+DEFAULT = "none"  # every word counts unless a list is asked for

@@ -15,8 +15,10 @@ from flask.typing import ResponseReturnValue
 from service import uploads
 from service.analysis import AnalysisOptions
 from service.analysis.stopwords import CHOICES as STOPWORD_CHOICES
+from service.analysis.stopwords import DEFAULT as DEFAULT_STOPWORDS
 from service.analysis.web.views import count_words
 from service.batch.access import Mode
+from service.batch.states import TERMINAL
 from service.batch.web.views import BATCH_ACCESS_EXTENSION, BATCH_EXTENSION
 from service.core.current import current_lifecycle, current_settings
 from service.core.ops import info_document
@@ -25,6 +27,11 @@ from service.names import ANALYZE, JOBS_PATH
 from service.problems import Problem
 
 WEB = Path(__file__).resolve().parent
+
+# The form's words for each stop-word choice the API accepts (a choice without words fails here, at import).
+STOPWORD_OPTIONS = tuple(
+    (choice, {"none": "keep all words", "en": "drop common English words"}[choice]) for choice in STOPWORD_CHOICES
+)
 HTML = "text/html"
 TOP_MAX = 100
 # Up to this many features the Predict form has a number field for each (Iris: four); a JSON tensor always works.
@@ -140,7 +147,7 @@ def _top(raw: str) -> int:
 
 def _analyze(text: bytes, upload: bytes, form: dict[str, str]) -> dict[str, Any]:
     top = _top(form.get("top", ""))
-    stopwords = form.get("stopwords") or "none"
+    stopwords = form.get("stopwords") or DEFAULT_STOPWORDS
     if stopwords not in STOPWORD_CHOICES:
         raise Problem(422, "unprocessable", f"“Stop words” must be {' or '.join(STOPWORD_CHOICES)}")
     pieces = [piece for piece in (text, upload) if piece.strip()]
@@ -201,6 +208,10 @@ def _page(
         metrics_url=_metrics_url(),
         form=form or {},
         top_max=TOP_MAX,
+        stopword_options=STOPWORD_OPTIONS,
+        stopwords_selected=(form or {}).get("stopwords")
+        if (form or {}).get("stopwords") in STOPWORD_CHOICES
+        else DEFAULT_STOPWORDS,
         result=result,
         error=error,
         batch=_batch_section(),
@@ -217,7 +228,8 @@ def _batch_section() -> dict[str, Any] | None:
     gate = current_app.extensions.get(BATCH_ACCESS_EXTENSION)
     if BATCH_EXTENSION not in current_app.extensions or gate is None:
         return None
-    return {"jobs_path": JOBS_PATH, "token": gate.mode is not Mode.NONE}
+    terminal = " ".join(sorted(TERMINAL))
+    return {"jobs_path": JOBS_PATH, "token": gate.mode is not Mode.NONE, "terminal": terminal}
 
 
 def _model_section() -> dict[str, Any] | None:

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import BaseModel, Field
 
-from service.analysis.stopwords import CHOICES
+from service.analysis.stopwords import CHOICES, DEFAULT
 from service.core.schemas import QueryModel
 
 if TYPE_CHECKING:
@@ -19,7 +19,7 @@ else:  # the document lists the choices as an enum of strings, from the one defi
 class TextOptions(QueryModel):
     lowercase: bool = Field(True, description="Fold words to lower case before counting.")
     min_length: int = Field(1, ge=1, le=100, description="Ignore words shorter than this many characters.")
-    stopwords: StopwordsChoice = Field("none", description="Drop common words of this language.")
+    stopwords: StopwordsChoice = Field(DEFAULT, description="Drop common words of this language.")
 
 
 class AnalyzeQuery(TextOptions):

@@ -3,9 +3,9 @@
 "use strict";
 (function () {
   const POLL_MS = 300;
-  const TERMINAL = ["succeeded", "failed", "cancelled"];
   const form = document.getElementById("batch");
   if (!form) return;
+  const TERMINAL = form.dataset.terminal.split(" "); // the states a job ends in, from service.batch.states
   const jobs = form.dataset.jobs;
   const $ = (id) => document.getElementById(id);
 
