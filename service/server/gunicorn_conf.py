@@ -24,7 +24,7 @@ try:
     prepare_directories(_settings)  # a planted directory stops the start before anything in it is read or removed
 except ConfigError as error:
     print(f"flask-svc: configuration error: {error}", file=sys.stderr)
-    sys.exit(2)
+    sys.exit(features.REFUSED)
 
 # Must be in the environment before anything imports prometheus_client (workers inherit it): nothing imported
 # above this line may import it.
