@@ -183,6 +183,12 @@ def _metrics_url() -> str:
     return f"{request.scheme}://{host}:{settings.metrics_port}/metrics"
 
 
+def _chosen_stopwords(form: dict[str, str]) -> str:
+    """The stop-word option the form shows selected: the one submitted when the API accepts it, else the default."""
+    chosen = form.get("stopwords")
+    return chosen if chosen in STOPWORD_CHOICES else DEFAULT_STOPWORDS
+
+
 def _page(
     form: dict[str, str] | None = None,
     result: dict[str, Any] | None = None,
@@ -209,9 +215,7 @@ def _page(
         form=form or {},
         top_max=TOP_MAX,
         stopword_options=STOPWORD_OPTIONS,
-        stopwords_selected=(form or {}).get("stopwords")
-        if (form or {}).get("stopwords") in STOPWORD_CHOICES
-        else DEFAULT_STOPWORDS,
+        stopwords_selected=_chosen_stopwords(form or {}),
         result=result,
         error=error,
         batch=_batch_section(),
