@@ -21,6 +21,7 @@ from service import create_app
 from service.config import load_settings
 from service.metrics import instruments_of
 from service.names import LIFECYCLE_EXTENSION
+from service.server.shutdown import stop_worker
 
 # Batch jobs of in-process apps live in a directory of this session's, never in the default /tmp one `make run` uses.
 BATCH_DATA_DIR = tempfile.mkdtemp(prefix="flask-svc-app-batch-")
@@ -43,13 +44,12 @@ def make_app(**env: str) -> Flask:
 
 @pytest.fixture(scope="module", autouse=True)
 def stop_what_the_apps_started() -> Iterator[None]:
-    """Without it every app of the run kept its reconcile thread polling until pytest exited (hundreds of threads
-    by the end of a run, and log lines written after pytest had closed its streams)."""
+    """Without it every app of the run kept its reconcile thread (and, traced, its span processor) running until
+    pytest exited: hundreds of threads by the end of a run, and log lines written after pytest had closed its
+    streams."""
     yield
     while _made:
-        stops = _made.pop().extensions[LIFECYCLE_EXTENSION].stops
-        while stops:
-            stops.pop()[1]()
+        stop_worker(_made.pop())  # the worker's own stop path: features' stops, then tracing
 
 
 @pytest.fixture(scope="module")
