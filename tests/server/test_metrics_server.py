@@ -84,3 +84,15 @@ def test_a_start_that_cannot_bind_is_tried_again_later_and_less_often() -> None:
         assert metrics.retry_wait == 1.0 and http_status(port, "/metrics") == 200
     finally:
         metrics.stop()
+
+
+def test_the_server_loads_none_of_prometheus_clients_web_servers() -> None:
+    """Its ``__init__`` imports them (http.server, wsgiref, urllib.request, ssl): the server does without it."""
+    metrics = MetricsProcess(LOOPBACK, free_port(), _Log())
+    metrics.start()
+    try:
+        assert metrics.process is not None and http_status(metrics.port, "/metrics") == 200
+        with open(f"/proc/{metrics.process.pid}/maps") as maps:
+            assert "_ssl" not in maps.read()
+    finally:
+        metrics.stop()
