@@ -33,10 +33,10 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
 # The metrics server's interpreter starts now, on another core while this one imports the app's modules below;
 # ``when_ready`` waits until it listens, as the master's only thread (see service.server.metrics_server).
-_metrics: MetricsProcess | None = None
 if _settings.metrics_enabled:
-    _metrics = MetricsProcess(_settings.host, _settings.metrics_port)
-    _metrics.spawn()
+    _metrics: MetricsProcess | None = MetricsProcess.spawned_now(_settings.host, _settings.metrics_port)
+else:
+    _metrics = None
 
 # Each feature's checks before any worker starts (see service.server.features): a model file that must not be opened
 # stops the start here. They import the app's modules (not the app: importing them starts no thread and opens

@@ -87,6 +87,12 @@ class MetricsProcess:
         self.spawn()
         self.wait_until_listening()
 
+    @classmethod
+    def spawned_now(cls, host: str, port: int) -> MetricsProcess:
+        metrics = cls(host, port)
+        metrics.spawn()
+        return metrics
+
     def spawn(self) -> None:
         """``start``'s first half: the master spawns the server as soon as it has read the settings, and waits for it
         only once it has imported the app's modules, so that the server's interpreter starts meanwhile, on another
