@@ -208,7 +208,7 @@ def _prometheus_client_without_its_init() -> None:
 def _accept(listener: socket.socket, selector: selectors.BaseSelector) -> None:
     try:
         sock, _ = listener.accept()
-    except (BlockingIOError, ConnectionAbortedError):
+    except OSError:  # gone before it was accepted, or out of descriptors: the next scrape tries again
         return
     sock.setblocking(False)
     selector.register(sock, selectors.EVENT_READ, _Scrape(sock, time.monotonic() + _CLIENT_SECONDS))

@@ -96,3 +96,15 @@ def test_the_server_loads_none_of_prometheus_clients_web_servers() -> None:
             assert "_ssl" not in maps.read()
     finally:
         metrics.stop()
+
+
+def test_a_client_that_sends_half_a_request_delays_no_other_scrape() -> None:
+    metrics = MetricsProcess(LOOPBACK, free_port(), _Log())
+    metrics.start()
+    try:
+        with socket.create_connection((LOOPBACK, metrics.port)) as slow:
+            slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+            assert http_status(metrics.port, "/metrics") == 200
+            assert http_status(metrics.port, "/metrics") == 200
+    finally:
+        metrics.stop()
