@@ -155,24 +155,34 @@ def read_range(upload: Path, shard: Shard, chunk: int = formats.READ_CHUNK) -> I
 
 
 class _CountingTokenizer(Tokenizer):
-    """The job's tokenizer (same carry, same cuts) that counts each complete piece of ASCII text by distinct token
-    instead of listing its words: every character that cannot be in a word becomes a space, ``split`` and ``Counter``
-    do the rest in C, and only a token holding an apostrophe or a hyphen goes through the word pattern — once per
-    distinct token, not per occurrence. The same words as ``ASCII_WORD.findall``: a match never spans a space, and
-    the pattern looks at nothing outside its match. About half the map's CPU per MiB. Other text goes through the
-    tokenizer's own words. The counts land in ``counts``; the word lists it returns are empty."""
+    """The job's tokenizer (same carry, same cuts) that counts ASCII text by distinct token instead of listing its
+    words: every character that cannot be in a word becomes a space, ``split`` and ``Counter`` do the rest in C, and
+    only a token holding an apostrophe or a hyphen goes through the word pattern — once per distinct token, when the
+    tokens are folded into ``counts`` (at the end, or whenever tokens and words together pass the vocabulary cap,
+    which is then checked on the words). The same words as ``ASCII_WORD.findall``: a match never spans a space, and
+    the pattern looks at nothing outside its match. Other text goes through the tokenizer's own words. The word
+    lists it returns are empty."""
 
     def __init__(self, options: AnalysisOptions, counts: WordCount) -> None:
         job = options.tokenizer()
         super().__init__(lowercase=job.lowercase, min_length=job.min_length, stopwords=job.stopwords)
         self.counts = counts
         self._spaces = _ascii_table(job.lowercase)
+        self._tokens: Counter[str] = Counter()  # ASCII text's tokens, not yet folded into ``counts``
 
     def _words(self, text: str) -> list[str]:
-        if not text.isascii():
+        if text.isascii():
+            self._tokens.update(text.translate(self._spaces).split())
+        else:
             self.counts.add(super()._words(text))
-            return []
-        tokens = Counter(text.translate(self._spaces).split())
+        cap = self.counts.max_unique
+        if cap is not None and len(self._tokens) + self.counts.unique > cap:
+            self.fold()
+        return []
+
+    def fold(self) -> None:
+        """The tokens so far into ``counts`` as words; raises ``VocabularyTooLarge``."""
+        tokens, self._tokens = self._tokens, Counter()
         for token in [token for token in tokens if "'" in token or "-" in token]:
             occurrences = tokens.pop(token)
             for word in ASCII_WORD.findall(token):
@@ -181,7 +191,6 @@ class _CountingTokenizer(Tokenizer):
             for word in [word for word in tokens if not self._kept(word)]:
                 del tokens[word]
         self.counts.add_counts(tokens)
-        return []
 
     def _kept(self, word: str) -> bool:
         return len(word) >= self.min_length and (word if self.lowercase else word.lower()) not in self.stopwords
@@ -200,7 +209,9 @@ def count_shard(
     """The shard's word counts; ``InvalidText`` carries the bad byte's offset in the whole upload."""
     counts = WordCount(max_unique)
     try:
-        stats = stream_words(read_range(upload, shard), _CountingTokenizer(options, counts), counts.add)
+        tokenizer = _CountingTokenizer(options, counts)
+        stats = stream_words(read_range(upload, shard), tokenizer, counts.add)
+        tokenizer.fold()
     except InvalidText as error:
         raise InvalidText(shard.start + error.offset) from None
     return counts, stats

@@ -381,6 +381,11 @@ def test_a_shard_of_ascii_text_counts_what_the_tokenizer_finds(
     with tempfile.TemporaryDirectory() as directory:
         upload = _write(Path(directory), data)
         counts, stats = shards.count_shard(upload, Shard(0, 0, len(data)), options, None)
-    expected = analyze_chunks([data], options).counts
-    assert counts.by_word() == expected.by_word()
-    assert (counts.total, counts.unique, stats.bytes) == (expected.total, expected.unique, len(data))
+        expected = analyze_chunks([data], options).counts
+        assert counts.by_word() == expected.by_word()
+        assert (counts.total, counts.unique, stats.bytes) == (expected.total, expected.unique, len(data))
+        # The vocabulary cap is checked on words, not on the tokens they were counted from.
+        assert shards.count_shard(upload, Shard(0, 0, len(data)), options, expected.unique)[0].unique == expected.unique
+        if expected.unique:
+            with pytest.raises(VocabularyTooLarge):
+                shards.count_shard(upload, Shard(0, 0, len(data)), options, expected.unique - 1)
