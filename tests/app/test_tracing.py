@@ -7,6 +7,10 @@ from __future__ import annotations
 
 import pytest
 from flask import request
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
 
 from harness.otlp import otlp_receiver
 from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, PROBE_PATHS
@@ -92,3 +96,81 @@ def test_a_dropped_request_skips_the_instrumentation_and_keeps_the_context() -> 
     assert dropped[ACCESS_ENVIRON_KEY]["trace_id"] == INCOMING_TRACE
     assert dropped[ACCESS_ENVIRON_KEY]["span_id"] not in (None, INCOMING_PARENT)
     assert [s.kind for s in spans if s.parent_span_id == INCOMING_PARENT] == [SERVER_KIND]  # the sampled one only
+
+
+# Requests whose server spans are compared, attribute by attribute and in order, with those the upstream Flask
+# instrumentation (opentelemetry-instrumentation-flask 0.66b1, stable HTTP conventions) gave for the same requests,
+# recorded in data/upstream_server_spans.json before the service's own instrumentation replaced it.
+CALLER = {"traceparent": f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-01", "baggage": "tenant=acme"}
+PEER = {"REMOTE_PORT": "50123"}
+SCENARIOS: dict[str, dict[str, object]] = {
+    "analyze, continued": {
+        "method": "POST",
+        "path": ANALYZE_PATH + "?top=1&lang=en",
+        "json": {"text": "one two two"},
+        "headers": {**CALLER, "User-Agent": "t/1"},
+    },
+    "unknown path, a bot": {"method": "GET", "path": "/no/such", "headers": {"User-Agent": "Googlebot/2.1"}},
+    "root trace, a synthetic test": {"method": "GET", "path": "/version", "headers": {"User-Agent": "AlwaysOn x"}},
+    "method not allowed": {"method": "DELETE", "path": ANALYZE_PATH, "headers": CALLER},
+    "unknown method": {"method": "FOO", "path": "/version"},
+    "bad body": {"method": "POST", "path": ANALYZE_PATH, "data": b"{", "headers": {"Content-Type": "application/json"}},
+    "route with a variable": {"method": "GET", "path": "/api/v1/jobs/nope"},
+    "head": {"method": "HEAD", "path": "/version"},
+    "https on a port, a named peer": {
+        "method": "GET",
+        "path": "/version",
+        "base_url": "https://example.org:8443",
+        "environ": {"REMOTE_HOST": "peer.example"},
+    },
+    "unhandled exception": {"method": "GET", "path": "/boom", "headers": CALLER},
+}
+BOOM = RuntimeError("boom")
+
+
+def _raise() -> str:
+    raise BOOM
+
+
+def _described(span: ReadableSpan) -> dict[str, object]:
+    """What the OTLP export carries of a server span, ids and times replaced by what they must equal."""
+    parent = span.parent
+    return {
+        "name": span.name,
+        "kind": span.kind.name,
+        "attributes": [[key, value] for key, value in (span.attributes or {}).items()],
+        "status": [span.status.status_code.name, span.status.description],
+        "events": [
+            [event.name, {k: v for k, v in (event.attributes or {}).items() if k != "exception.stacktrace"}]
+            for event in span.events
+        ],
+        "stacktrace recorded": all("exception.stacktrace" in (event.attributes or {}) for event in span.events),
+        "continued": parent is not None and format(parent.span_id, "016x") == INCOMING_PARENT,
+        "schema_url": span.instrumentation_scope.schema_url if span.instrumentation_scope else None,
+    }
+
+
+def server_spans_of_the_scenarios() -> dict[str, object]:
+    """Each scenario's server span as ``_described``, run through an app with tracing on (always on)."""
+    app = make_app(OTEL_TRACES_EXPORTER="console")
+    app.add_url_rule("/boom", view_func=_raise)
+    tracing = tracing_of(app)
+    assert tracing is not None
+    exporter = InMemorySpanExporter()
+    tracing.provider.add_span_processor(SimpleSpanProcessor(exporter))
+    described: dict[str, object] = {}
+    for name, scenario in SCENARIOS.items():
+        client = app.test_client()
+        exporter.clear()
+        response = client.open(
+            str(scenario["path"]),
+            method=str(scenario["method"]),
+            base_url=str(scenario.get("base_url", "http://localhost")),
+            headers=scenario.get("headers"),  # type: ignore[arg-type]
+            json=scenario.get("json"),
+            data=scenario.get("data"),
+            environ_overrides={**PEER, **scenario.get("environ", {})},  # type: ignore[dict-item]
+        )
+        servers = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+        described[name] = {"status_code": response.status_code, "spans": [_described(s) for s in servers]}
+    return described
