@@ -5,15 +5,19 @@ The worker's last flush on exit and a dead collector under load are in tests/int
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import pytest
 from flask import request
-from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, StatusCode
 
 from harness.otlp import otlp_receiver
-from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, PROBE_PATHS
+from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, LIFECYCLE_EXTENSION, PROBE_PATHS
 from service.tracing import tracing_of
 from tests.app.conftest import make_app, sample
 
@@ -69,13 +73,25 @@ def test_off_without_the_variables() -> None:
     assert tracing_of(make_app(OTEL_TRACES_EXPORTER="none", OTEL_EXPORTER_OTLP_ENDPOINT="http://127.0.0.1:1")) is None
 
 
+class StartedSpans(SpanProcessor):
+    """Every span the SDK starts, recording or not made by this provider (a dropped request must start none)."""
+
+    def __init__(self) -> None:
+        self.started: list[Span] = []
+
+    def on_start(self, span: Span, parent_context: Context | None = None) -> None:
+        self.started.append(span)
+
+
 def test_a_dropped_request_skips_the_instrumentation_and_keeps_the_context() -> None:
-    """Sampler first: a request whose trace the sampler drops (here: the caller's is not sampled) never reaches the
-    Flask instrumentation — none of its state in the environ, no span — yet its log lines carry the trace."""
+    """Sampler first: a request whose trace the sampler drops (here: the caller's is not sampled) gets no span from
+    the SDK — none started, none exported — yet its log lines carry the trace."""
     with otlp_receiver() as receiver:
         app = make_app(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)  # parentbased_always_on
         tracing = tracing_of(app)
         assert tracing is not None
+        started = StartedSpans()
+        tracing.provider.add_span_processor(started)
         with app.test_client() as client:
             caller = f"00-{INCOMING_TRACE}-{INCOMING_PARENT}"
             assert (
@@ -83,6 +99,7 @@ def test_a_dropped_request_skips_the_instrumentation_and_keeps_the_context() -> 
                 == 200
             )
             dropped = dict(request.environ)
+            started_when_dropped = list(started.started)
             assert (
                 client.post(ANALYZE_PATH, json={"text": "a b"}, headers={"traceparent": caller + "-01"}).status_code
                 == 200
@@ -91,8 +108,9 @@ def test_a_dropped_request_skips_the_instrumentation_and_keeps_the_context() -> 
         assert tracing.provider.force_flush(5000)
         tracing.stop()
         spans = list(receiver.spans)
-    assert [key for key in sampled if key.startswith("opentelemetry")], "the sampled request was instrumented"
-    assert not [key for key in dropped if key.startswith("opentelemetry")]
+    assert started_when_dropped == [], "the dropped request started a span"
+    assert [s.kind for s in started.started] == [SpanKind.SERVER, SpanKind.INTERNAL, SpanKind.INTERNAL]
+    assert sampled[ACCESS_ENVIRON_KEY]["span_id"] == format(started.started[0].context.span_id, "016x")
     assert dropped[ACCESS_ENVIRON_KEY]["trace_id"] == INCOMING_TRACE
     assert dropped[ACCESS_ENVIRON_KEY]["span_id"] not in (None, INCOMING_PARENT)
     assert [s.kind for s in spans if s.parent_span_id == INCOMING_PARENT] == [SERVER_KIND]  # the sampled one only
@@ -174,3 +192,26 @@ def server_spans_of_the_scenarios() -> dict[str, object]:
         servers = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
         described[name] = {"status_code": response.status_code, "spans": [_described(s) for s in servers]}
     return described
+
+
+def test_server_spans_are_those_the_upstream_instrumentation_made() -> None:
+    """Name, kind, every attribute in order, status, exception event, parent and schema: as upstream's, request by
+    request (only the instrumentation scope's name differs: the spans are the service's own)."""
+    recorded = json.loads((Path(__file__).parent / "data" / "upstream_server_spans.json").read_text())["scenarios"]
+    assert json.loads(json.dumps(server_spans_of_the_scenarios())) == recorded
+
+
+def test_a_request_answered_before_its_view_still_has_its_span() -> None:
+    """The span starts in the first before_request hook: a request an earlier hook answers (fault injection here,
+    a cross-site form post likewise) is traced too — upstream's hook ran last and such requests had no span."""
+    app = make_app(OTEL_TRACES_EXPORTER="console")
+    tracing = tracing_of(app)
+    assert tracing is not None
+    exporter = InMemorySpanExporter()
+    tracing.provider.add_span_processor(SimpleSpanProcessor(exporter))
+    app.extensions[LIFECYCLE_EXTENSION].fault = True
+    assert app.test_client().post(ANALYZE_PATH, json={"text": "a"}).status_code == 500
+    (span,) = exporter.get_finished_spans()
+    assert span.name == f"POST {ANALYZE_PATH}" and span.kind is SpanKind.SERVER
+    assert span.attributes is not None and span.attributes["http.response.status_code"] == 500
+    assert span.attributes["error.type"] == "500" and span.status.status_code is StatusCode.ERROR
