@@ -431,7 +431,7 @@ IMPORT_LAYERS = (
     "prometheus_flask_exporter",
     "opentelemetry.sdk.trace",
     "opentelemetry.exporter.otlp.proto.http.trace_exporter",
-    "opentelemetry.instrumentation.flask",
+    "service.tracing_http",
     "regex",
     "service.app",
 )
