@@ -42,7 +42,7 @@ KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "O
 # Set (to anything), every method is named as itself: the instrumentation libraries' variable.
 CAPTURE_ALL_METHODS = "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"
 # user_agent.synthetic.type, by what the lower-cased agent contains (test first).
-SYNTHETIC_AGENTS = (("test", ("alwayson",)), ("bot", ("googlebot", "bingbot")))
+SYNTHETIC_AGENTS = (("alwayson", "test"), ("googlebot", "bot"), ("bingbot", "bot"))
 _UNSET = Status(StatusCode.UNSET)
 _ERROR = Status(StatusCode.ERROR)
 
@@ -137,8 +137,8 @@ def _put_int(attributes: dict[str, AttributeValue], key: str, value: Any) -> Non
 
 def _synthetic(agent: str) -> str | None:
     lowered = agent.lower()
-    for kind, patterns in SYNTHETIC_AGENTS:
-        if any(pattern in lowered for pattern in patterns):
+    for pattern, kind in SYNTHETIC_AGENTS:
+        if pattern in lowered:
             return kind
     return None
 

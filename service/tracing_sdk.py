@@ -89,8 +89,18 @@ class DropsMeterProvider(NoOpMeterProvider):
 def counting_processor(exporter: SpanExporter, instruments: Instruments, **options: int) -> BatchSpanProcessor:
     """The SDK's batch processor, reporting the spans it drops to ``instruments`` (``options``: its queue and batch
     sizes; from ``OTEL_BSP_*`` when not given)."""
-    os.environ.setdefault(_INTERNAL_METRICS, "true")  # read by the processor's constructor
-    return BatchSpanProcessor(exporter, meter_provider=DropsMeterProvider(instruments), **options)
+    # Read by the processor's constructor, and by each tracer the provider makes afterwards: set only while the
+    # processor is made, as the tracers' own metrics (spans started, live) would cost every span two counter adds
+    # through the global meter proxies, going nowhere.
+    asked = os.environ.get(_INTERNAL_METRICS)
+    os.environ[_INTERNAL_METRICS] = "true"
+    try:
+        return BatchSpanProcessor(exporter, meter_provider=DropsMeterProvider(instruments), **options)
+    finally:
+        if asked is None:
+            del os.environ[_INTERNAL_METRICS]
+        else:
+            os.environ[_INTERNAL_METRICS] = asked
 
 
 def _make_exporter(name: str, settings: Settings) -> SpanExporter:
