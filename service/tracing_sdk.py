@@ -120,6 +120,18 @@ def _make_exporter(name: str, settings: Settings) -> SpanExporter:
     raise ValueError(name)
 
 
+class SteadyResource(Resource):
+    """The process's resource with its hash computed once. The OTLP encoder groups every exported span by resource,
+    and a Resource hashes by serialising its attributes to JSON each time (~10 µs, a third of encoding a span)."""
+
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
+
+    def __hash__(self) -> int:
+        return self._hash
+
+
 def make_provider(name: str, settings: Settings, instruments: Instruments) -> TracerProvider:
     """The tracer provider for exporter ``name``, its export counted in ``instruments``."""
     resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
@@ -127,7 +139,7 @@ def make_provider(name: str, settings: Settings, instruments: Instruments) -> Tr
         resource = resource.merge(Resource({"service.name": "flask-svc"}))
     # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
     # would wait out a hung export instead.
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=DecidedIds())
+    provider = TracerProvider(resource=SteadyResource(resource), shutdown_on_exit=False, id_generator=DecidedIds())
     exporter = CountingExporter(_make_exporter(name, settings), instruments)
     provider.add_span_processor(counting_processor(exporter, instruments))
     return provider

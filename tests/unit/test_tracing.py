@@ -9,13 +9,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry
 
 from service.metrics import Instruments
 from service.tracing_http import EnvironGetter, is_probe
-from service.tracing_sdk import CountingExporter, counting_processor
+from service.tracing_sdk import CountingExporter, SteadyResource, counting_processor
 
 QUEUE = 4
 
@@ -94,3 +95,11 @@ def test_the_environ_getter_reads_headers_as_the_wsgi_server_names_them() -> Non
     assert getter.get(environ, "X-B3-TraceId") == ["ab"]
     assert getter.get(environ, "tracestate") is None
     assert sorted(getter.keys(environ)) == ["traceparent", "x-b3-traceid"]
+
+
+def test_the_steady_resource_is_the_resource_it_wraps() -> None:
+    resource = Resource.create({"service.name": "flask-svc", "deployment.environment": "test"})
+    steady = SteadyResource(resource)
+    assert steady == resource and hash(steady) == hash(resource)
+    assert dict(steady.attributes) == dict(resource.attributes) and steady.schema_url == resource.schema_url
+    assert {resource: "grouped"}[steady] == "grouped"  # the OTLP encoder's grouping finds it as the same resource
