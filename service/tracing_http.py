@@ -44,6 +44,8 @@ CAPTURE_ALL_METHODS = "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"
 # user_agent.synthetic.type, by what the lower-cased agent contains (test first).
 SYNTHETIC_AGENTS = (("alwayson", "test"), ("googlebot", "bot"), ("bingbot", "bot"))
 _UNSET = Status(StatusCode.UNSET)
+_NO_FLAGS = trace.TraceFlags(trace.TraceFlags.DEFAULT)
+_RANDOM_ID_FLAGS = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
 _ERROR = Status(StatusCode.ERROR)
 
 
@@ -231,12 +233,14 @@ class ServerSpans:
         method = str(environ.get("REQUEST_METHOD", "HTTP"))
         decision = self.provider.sampler.should_sample(parent, trace_id, method, SpanKind.SERVER)
         if decision.decision is Decision.DROP:
+            # Not sampled; the random-trace-id flag as the SDK sets it (W3C Trace Context level 2).
+            random_id = parent_span.trace_flags.random_trace_id if parent_span.is_valid else ids.is_trace_id_random()
             span = trace.NonRecordingSpan(
                 trace.SpanContext(
                     trace_id,
                     ids.generate_span_id(),
                     is_remote=False,
-                    trace_flags=trace.TraceFlags(),
+                    trace_flags=_RANDOM_ID_FLAGS if random_id else _NO_FLAGS,
                     trace_state=decision.trace_state,
                 )
             )

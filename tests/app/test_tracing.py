@@ -14,7 +14,7 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind, StatusCode
+from opentelemetry.trace import SpanContext, SpanKind, StatusCode, get_current_span
 
 from harness.otlp import otlp_receiver
 from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, LIFECYCLE_EXTENSION, PROBE_PATHS
@@ -215,3 +215,24 @@ def test_a_request_answered_before_its_view_still_has_its_span() -> None:
     assert span.name == f"POST {ANALYZE_PATH}" and span.kind is SpanKind.SERVER
     assert span.attributes is not None and span.attributes["http.response.status_code"] == 500
     assert span.attributes["error.type"] == "500" and span.status.status_code is StatusCode.ERROR
+
+
+def test_a_dropped_request_carries_the_context_the_sdk_would_give_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The non-recording span of a dropped request: what the SDK's own tracer gives a dropped root (not sampled,
+    the random-trace-id flag) and a dropped continued trace (the caller's flags, the caller's trace id)."""
+    monkeypatch.setenv("OTEL_TRACES_SAMPLER", "always_off")  # the SDK reads its sampler from the environment
+    app = make_app(OTEL_TRACES_EXPORTER="console")
+    tracing = tracing_of(app)
+    assert tracing is not None
+    seen: list[SpanContext] = []
+    app.before_request_funcs[None].append(lambda: seen.append(get_current_span().get_span_context()) and None)
+    client = app.test_client()
+    assert client.get("/version").status_code == 200
+    caller = {"traceparent": f"00-{INCOMING_TRACE}-{INCOMING_PARENT}-00"}
+    assert client.get("/version", headers=caller).status_code == 200
+    sdk_root = tracing.provider.get_tracer("test").start_span("dropped root").get_span_context()
+    root, continued = seen
+    assert (root.trace_flags, root.is_remote) == (sdk_root.trace_flags, sdk_root.is_remote)
+    assert not root.trace_flags.sampled and root.is_valid
+    assert format(continued.trace_id, "032x") == INCOMING_TRACE and continued.trace_flags == 0
+    assert format(continued.span_id, "016x") != INCOMING_PARENT
