@@ -230,7 +230,7 @@ def goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 
 def markdown(results: dict[str, Any]) -> str:
-    return report.render("model.md.j2", r=results)
+    return report.render("model", results)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -94,7 +94,9 @@ def measure(path: Path, passes: int, python_only: bool = False) -> list[Measure]
 
 
 def render(results: list[Measure], file_mb: float, passes: int | str = "?") -> str:
-    return report.render_table("wordcount", "Generated prose", {"bytes": file_mb * 1e6, "measures": results}, passes)
+    return report.render_table(
+        "wordcount_table", "Generated prose", {"bytes": file_mb * 1e6, "measures": results}, passes
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
