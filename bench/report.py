@@ -241,6 +241,18 @@ def render_latest(results: Mapping[str, Any]) -> str:
     return render("latest", results)
 
 
+def timed_passes(
+    count: int, work: Callable[[], Any], cpu: Callable[[], float] = lambda: 0.0
+) -> list[tuple[float, float, Any]]:
+    """(wall seconds, CPU seconds by ``cpu``, answer) of each of ``count`` runs of ``work``."""
+    found = []
+    for _ in range(count):
+        cpu_started, started = cpu(), time.perf_counter()
+        answer = work()
+        found.append((time.perf_counter() - started, cpu() - cpu_started, answer))
+    return found
+
+
 def log(message: str) -> None:
     """Progress on stderr, so that stdout holds only the table."""
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
