@@ -66,20 +66,13 @@ IMPORT_LAYERS = ("gunicorn.app.wsgiapp", "flask", "pydantic", "flask_openapi3", 
                  "prometheus_flask_exporter", "opentelemetry.sdk.trace",
                  "opentelemetry.exporter.otlp.proto.http.trace_exporter", "opentelemetry.instrumentation.flask",
                  "regex", "service.app")  # fmt: skip
-_IMPORT_MEMORY_SCRIPT = """
-import importlib, json, sys
+_IMPORT_MEMORY_SCRIPT = """import importlib, json, sys
 def rss():
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * 4096 / 1e6
-rows, last = [], rss()
-rows.append(["python itself", last, last])
+    with open("/proc/self/statm") as f: return int(f.read().split()[1]) * 4096 / 1e6
+rows, last = [], rss(); rows.append(["python itself", last, last])
 for name in sys.argv[1:]:
-    importlib.import_module(name)
-    now = rss()
-    rows.append([name, now - last, now])
-    last = now
-print(json.dumps(rows))
-"""
+    importlib.import_module(name); now = rss(); rows.append([name, now - last, now]); last = now
+print(json.dumps(rows))"""
 
 
 @dataclass
@@ -148,9 +141,8 @@ def check_answers(running: list[targets.Target], body: Path) -> str:
         seen[target.key] = (got["bytes"], got["tokens"], got["unique"], tuple(w["word"] for w in got["top"]))
     if len(set(seen.values())) > 1:
         raise RuntimeError(f"servers disagree on the 1 KB analysis: {seen}")
-    if not seen:
+    if not (first := next(iter(seen.values()), None)):
         return "no analyze endpoint ran"
-    first = next(iter(seen.values()))
     return f"all {len(seen)} Python servers answered the 1 KB body identically ({first[1]} tokens, {first[2]} unique)."
 
 
@@ -409,14 +401,8 @@ def write(results: dict[str, Any], out_dir: Path, plot: bool = True) -> Path:
     stem.with_suffix(".md").write_text(report.render_markdown(results))
     (out_dir / "latest.md").write_text(report.render_latest(results))
     if plot and not targets.missing("fastapi"):  # matplotlib lives in the bench venv
-        cmd = [
-            str(targets.BENCH_PYTHON),
-            "-m",
-            "bench.plot",
-            str(stem.with_suffix(".json")),
-            str(stem.with_suffix(".png")),
-        ]
-        subprocess.run(cmd, cwd=ROOT, check=True, timeout=120)
+        files = [str(stem.with_suffix(".json")), str(stem.with_suffix(".png"))]
+        subprocess.run([str(targets.BENCH_PYTHON), "-m", "bench.plot", *files], cwd=ROOT, check=True, timeout=120)
     return stem.with_suffix(".md")
 
 
