@@ -266,7 +266,7 @@ def cli(doc: str | None, json_out: bool = True) -> argparse.ArgumentParser:
 
 
 def emit(results: Mapping[str, Any], table: str, json_path: Path | None, *args: Any) -> int:
-    """Print a bench's table of tables.md.j2, write its results as JSON if asked; the exit status."""
+    """Print a bench's table (a macro of bench.md.j2), write its results as JSON if asked; the exit status."""
     print(render_table(table, results, *args))
     if json_path:
         json_path.write_text(json.dumps(results, indent=1))
