@@ -40,15 +40,8 @@ from service.names import ANALYZE_PATH, LIVEZ, READYZ
 RESULTS = ROOT / "bench" / "results"
 ENDPOINTS = tuple(report.ENDPOINT_LABELS)  # readyz goes through the framework in every Python app
 BODY_SIZES = {"analyze-1k": 1024, "analyze-100k": 100 * 1024}
-DISTRIBUTIONS = (
-    "flask",
-    "werkzeug",
-    "gunicorn",
-    "flask-openapi3",
-    "pydantic",
-    "opentelemetry-sdk",
-    "prometheus-client",
-)
+DISTRIBUTIONS = ("flask", "werkzeug", "gunicorn", "flask-openapi3", "pydantic", "opentelemetry-sdk")
+DISTRIBUTIONS += ("prometheus-client",)
 BENCH_VENV_DISTRIBUTIONS = ("fastapi", "uvicorn", "uvloop", "httptools")
 PROFILE_SECONDS = 4
 # One worker's CPU by component for the scenarios behind the goals: (target, scenario, title).
