@@ -1,12 +1,7 @@
 """Batch analysis end to end beside the synchronous endpoint (issues 13 and 22), through `python -m service` with the
-local runner on a temporary data directory:
-
-    .venv/bin/python -m bench.batch              # 8 MiB synchronous; a 64 MiB job in 16 MiB shards at P=1, P=2
-    .venv/bin/python -m bench.batch --peaks 1024 # one 1 GiB job at P=2: each process's peak memory (VmHWM)
-
-A job is timed from upload to `succeeded` (polled every 50 ms), every stage process's start included; MiB per
-CPU-second counts the server's whole process tree, the stage processes it reaped included.
-"""
+local runner: `python -m bench.batch` (8 MiB synchronous; a 64 MiB job in 16 MiB shards at P=1, P=2) or `--peaks 1024`
+(one 1 GiB job at P=2: each process's peak memory, VmHWM). A job is timed from upload to `succeeded` (polled every
+50 ms), every stage process's start included; MiB per CPU-second counts the server's whole process tree."""
 
 from __future__ import annotations
 

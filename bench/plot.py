@@ -1,8 +1,5 @@
-"""The results PNG, in the bench venv (matplotlib; nothing from the service): one panel per scenario, 1 and 2 workers
-side by side; the top row req/s (best round), the bottom one req/CPU-s of the process tree (median round).
-
-    .tools/bench-venv/bin/python -m bench.plot bench/results/<date>.json bench/results/<date>.png
-"""
+"""The results PNG (`.tools/bench-venv/bin/python -m bench.plot <date>.json <date>.png`: matplotlib, nothing from the
+service): a panel per scenario, workers side by side; req/s (best round) above, req/CPU-s (median round) below."""
 
 from __future__ import annotations
 
@@ -36,16 +33,21 @@ def _panel(ax: Any, runs: list[dict[str, Any]], endpoint: str, workers: list[int
             run = next((r for r in runs if (r["workers"], r["target"], r["endpoint"]) == (count, key, endpoint)), None)
             value = (value_of(run["rounds"]) if run else None) or 0
             spread = (all_of(run["rounds"]) if run else []) or [value]
-            values.append(value), low.append(max(0, value - min(spread))), high.append(max(0, max(spread) - value))
+            values.append(value)
+            low.append(max(0, value - min(spread)))
+            high.append(max(0, max(spread) - value))
         at = [w + index * width - 0.4 + width / 2 for w in range(len(workers))]
         bars = ax.bar(at, values, width, yerr=[low, high], capsize=2, color=TARGETS[key][1], label=TARGETS[key][0])
         ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=7, rotation=90, padding=3)
     ax.set_title(ENDPOINT_LABELS[endpoint])
     ax.set_xticks(range(len(workers)), [f"{w} worker{'s' if w > 1 else ''}" for w in workers])
     if endpoint == "livez":  # nginx is tens of times faster than any Python server: only a log scale shows both
-        ax.set_yscale("log"), ax.set_ylabel(f"{label}, log scale"), ax.margins(y=0.3)
+        ax.set_yscale("log")
+        ax.set_ylabel(f"{label}, log scale")
+        ax.margins(y=0.3)
     else:
-        ax.set_ylabel(label), ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.15)
+        ax.set_ylabel(label)
+        ax.set_ylim(0, max(1.0, ax.get_ylim()[1]) * 1.15)
     ax.yaxis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:,.0f}"))
     ax.yaxis.set_minor_formatter(FuncFormatter(lambda _value, _pos: ""))
     ax.grid(axis="y", which="major", alpha=0.3)

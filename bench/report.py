@@ -16,11 +16,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-# Every server of the load matrix, in the tables' order: its label and its colour in the plot.
+# Every server of the load matrix, in the plot's order: its label and its colour there.
 TARGETS = {
     "svc-on": ("flask-svc, all on", "#c0392b"),
-    "svc-sampled": ("flask-svc, tracing 10 %", "#d35400"),
     "svc-default": ("flask-svc, defaults", "#e67e22"),
+    "svc-sampled": ("flask-svc, tracing 10 %", "#d35400"),
     "svc-off": ("flask-svc, all off", "#f5b041"),
     "bare": ("bare Flask", "#2980b9"),
     "fastapi": ("FastAPI/uvicorn", "#27ae60"),
