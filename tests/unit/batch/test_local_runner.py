@@ -109,3 +109,27 @@ def test_a_recycled_pid_is_not_the_stage(tmp_path: Path) -> None:
     assert runner.status(job_id, Stage.COUNT).phase is Phase.FAILED  # this process is alive, but not that one
     pid_file.write_text(json.dumps({"pid": os.getpid(), "started": started, "parent": os.getppid()}))
     assert runner.status(job_id, Stage.COUNT).phase is Phase.RUNNING
+
+
+def test_a_stage_host_that_died_is_replaced_and_its_stage_goes_on(tmp_path: Path) -> None:
+    runner = KilledRunner(tmp_path)
+    gate = tmp_path / "go"
+    first, second = new_id(), new_id()
+    for job_id in (first, second):
+        runner.store.path(job_id).mkdir()
+    runner.start(first, Stage.COUNT, {"GATE": str(gate)})
+    before = json.loads((runner.store.path(first) / "count.pid").read_text())
+    os.kill(before["parent"], signal.SIGKILL)
+    runner.start(second, Stage.COUNT, {"GATE": str(gate)})
+    after = json.loads((runner.store.path(second) / "count.pid").read_text())
+    assert after["parent"] != before["parent"]  # a new host
+    assert runner.status(first, Stage.COUNT).phase is Phase.RUNNING  # its stage outlived it
+    gate.touch()
+    deadline = time.monotonic() + 30
+    while runner.status(second, Stage.COUNT).phase is Phase.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runner.status(second, Stage.COUNT).reason == "the count stage ended without reporting an outcome (signal 9)"
+    while runner.status(first, Stage.COUNT).phase is Phase.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Nobody was left to write down how the orphan ended: a failure with no detail, not a hang.
+    assert runner.status(first, Stage.COUNT).reason == "the count stage ended without reporting an outcome (unknown)"
