@@ -1,8 +1,9 @@
 """The analysis pipeline over a byte stream: decode → tokenize → consume, one chunk at a time.
 
-The consumer is what the caller wants from the words: a ``WordCount`` for frequencies, a ``FirstWords`` sample for
-tokenizing. Each stage's busy time is measured so the web layer can report it (tracing spans, metrics) without this
-module knowing about either.
+The consumer is what the caller wants from the words: a ``FirstWords`` sample for tokenizing, the words themselves
+for the batch tokenize stage. Frequencies are counted inside a ``CountingTokenizer`` instead, which the synchronous
+endpoints and the batch map share. Each stage's busy time is measured so the web layer can report it (tracing spans,
+metrics) without this module knowing about either; a counting tokenizer's counting time is reported as consuming.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 
 from service.analysis.stopwords import DEFAULT as DEFAULT_STOPWORDS
 from service.analysis.stopwords import LISTS
-from service.analysis.tokenizer import Tokenizer
+from service.analysis.tokenizer import CountingTokenizer, Tokenizer
 from service.analysis.wordcount import WordCount
 
 
@@ -34,6 +35,11 @@ class AnalysisOptions:
 
     def tokenizer(self) -> Tokenizer:
         return Tokenizer(lowercase=self.lowercase, min_length=self.min_length, stopwords=LISTS[self.stopwords])
+
+    def counting_tokenizer(self, counts: WordCount) -> CountingTokenizer:
+        return CountingTokenizer(
+            counts, lowercase=self.lowercase, min_length=self.min_length, stopwords=LISTS[self.stopwords]
+        )
 
 
 @dataclass
@@ -72,6 +78,7 @@ def stream_words(chunks: Iterable[bytes], tokenizer: Tokenizer, consume: Callabl
 
     def step(chunk: bytes, final: bool) -> None:
         started = clock()
+        counted = tokenizer.count_ns
         try:
             text = decoder.decode(chunk, final)
         except UnicodeDecodeError as error:
@@ -83,8 +90,9 @@ def stream_words(chunks: Iterable[bytes], tokenizer: Tokenizer, consume: Callabl
         tokenized = clock()
         consume(words)
         stats.bytes += len(chunk)
-        stats.tokenize_ns += tokenized - started
-        stats.consume_ns += clock() - tokenized
+        counting = tokenizer.count_ns - counted  # counted while tokenizing: reported with the consumer's time
+        stats.tokenize_ns += tokenized - started - counting
+        stats.consume_ns += clock() - tokenized + counting
 
     for chunk in chunks:
         step(chunk, final=False)
@@ -95,7 +103,11 @@ def stream_words(chunks: Iterable[bytes], tokenizer: Tokenizer, consume: Callabl
 def analyze_chunks(chunks: Iterable[bytes], options: AnalysisOptions, max_unique: int | None = None) -> Analysis:
     """Word frequencies of a UTF-8 byte stream; raises ``InvalidText`` or ``VocabularyTooLarge``."""
     counts = WordCount(max_unique)
-    return Analysis(stream_words(chunks, options.tokenizer(), counts.add), counts)
+    return Analysis(stream_words(chunks, options.counting_tokenizer(counts), _counted_already), counts)
+
+
+def _counted_already(words: list[str]) -> None:
+    """A counting tokenizer's words: none, it counted them itself."""
 
 
 def first_words(chunks: Iterable[bytes], options: AnalysisOptions, limit: int) -> tuple[FirstWords, StreamStats]:

@@ -13,10 +13,16 @@ else between two characters that cannot combine, so a "word" that long is counte
 
 from __future__ import annotations
 
+import functools
 import re
+import string
+import time
 import unicodedata
+from collections import Counter
 
 import regex
+
+from service.analysis.wordcount import WordCount
 
 # The ASCII pattern is the Unicode one restricted to ASCII; the stdlib engine runs it about twice as fast.
 ASCII_WORD = re.compile(r"[A-Za-z0-9]+(?:['\-][A-Za-z0-9]+)*")
@@ -36,6 +42,8 @@ DEFAULT_MAX_CARRY = 64 * 1024
 
 class Tokenizer:
     """Feed text chunks, get back the words that are complete so far; ``finish`` flushes the rest."""
+
+    count_ns = 0  # time spent counting inside the tokenizer (a ``CountingTokenizer``'s), reported as counting
 
     def __init__(
         self,
@@ -76,6 +84,84 @@ class Tokenizer:
             stop = self.stopwords
             words = [word for word in words if (word if self.lowercase else word.lower()) not in stop]
         return words
+
+
+class CountingTokenizer(Tokenizer):
+    """The tokenizer (same carry, same cuts, same words) counting into ``counts`` as it goes, its word lists empty.
+
+    ASCII text is counted by distinct token instead of word by word: every character that cannot be in a word
+    becomes a space, ``split`` and ``Counter`` do the rest in C, and only a token holding an apostrophe or a hyphen
+    goes through the word pattern — once per distinct token, when the tokens are folded into ``counts`` (in
+    ``finish``, or sooner when the vocabulary cap may have been passed). The same words as ``ASCII_WORD.findall``: a
+    match never spans a space, and the pattern looks at nothing outside its match. Other text is counted from the
+    tokenizer's own words.
+    """
+
+    def __init__(self, counts: WordCount, **options: object) -> None:
+        super().__init__(**options)  # type: ignore[arg-type]
+        self.counts = counts
+        self._spaces = _ascii_table(self.lowercase)
+        self._tokens: Counter[str] = Counter()  # ASCII text's tokens, not yet folded into ``counts``
+        self._splits = 0  # an upper bound on the extra words the unfolded tokens may split into
+
+    def finish(self) -> list[str]:
+        super().finish()
+        self.fold()
+        return []
+
+    def _words(self, text: str) -> list[str]:
+        cap = self.counts.max_unique
+        if text.isascii():
+            spaced = text.translate(self._spaces)
+            tokens = spaced.split()
+            started = time.perf_counter_ns()
+            self._tokens.update(tokens)
+            self.count_ns += time.perf_counter_ns() - started
+            if cap is not None:
+                # A token holds a second word only after two separators in a row ("a--b"): counting such pairs
+                # keeps the check below an upper bound on the words, so the cap trips on the same chunk as
+                # counting word by word.
+                self._splits += sum(spaced.count(pair) for pair in _DOUBLE_SEPARATORS)
+        else:
+            words = super()._words(text)
+            started = time.perf_counter_ns()
+            self.counts.add(words)
+            self.count_ns += time.perf_counter_ns() - started
+        if cap is not None and self.counts.unique + len(self._tokens) + self._splits > cap:
+            self.fold()
+        return []
+
+    def fold(self) -> None:
+        """The tokens so far into ``counts`` as words; raises ``VocabularyTooLarge``."""
+        started = time.perf_counter_ns()
+        try:
+            self._fold()
+        finally:
+            self.count_ns += time.perf_counter_ns() - started
+
+    def _fold(self) -> None:
+        tokens, self._tokens, self._splits = self._tokens, Counter(), 0
+        for token in [token for token in tokens if "'" in token or "-" in token]:
+            occurrences = tokens.pop(token)
+            for word in ASCII_WORD.findall(token):
+                tokens[word] += occurrences
+        if self.min_length > 1 or self.stopwords:
+            for word in [word for word in tokens if not self._kept(word)]:
+                del tokens[word]
+        self.counts.add_counts(tokens)
+
+    def _kept(self, word: str) -> bool:
+        return len(word) >= self.min_length and (word if self.lowercase else word.lower()) not in self.stopwords
+
+
+_DOUBLE_SEPARATORS = ("--", "''", "'-", "-'")
+
+
+@functools.cache
+def _ascii_table(lowercase: bool) -> dict[int, str]:
+    """ASCII letters and digits (lowercased or not), apostrophe and hyphen kept; every other ASCII character a space."""
+    kept = string.ascii_letters + string.digits + "'-"
+    return {code: (chr(code).lower() if lowercase else chr(code)) if chr(code) in kept else " " for code in range(128)}
 
 
 def _last_boundary(text: str, max_carry: int) -> int:
