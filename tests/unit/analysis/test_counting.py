@@ -44,30 +44,10 @@ def outcome(count: Count, chunks: list[bytes], options: AnalysisOptions, max_uni
     return (counts.most_common(), counts.by_word(), counts.total, counts.unique), read
 
 
-_pieces = st.sampled_from(
-    [
-        *"aZq09'’-.,;!_\x1c\x0b\x00é",
-        " ",
-        "\t",
-        "\n",
-        "--",
-        "'-",
-        "-'",
-        "''",
-        "a--b--c",
-        "x'y''z",
-        "The",
-        "the",
-        "AND",
-        "don't",
-        "rock-n-roll",
-        "e\u0301",
-        "Ελληνικά",
-        "東京",
-        "İ",
-        "x" * 90,
-    ]
-)
+# Separators, apostrophes and hyphens alone and doubled, tokens of several words, stop words in any case, Unicode.
+_PUNCTUATION = [*"'’-.,;!_\x1c\x0b\x00", " ", "\t", "\n", "--", "'-", "-'", "''"]
+_WORDS = ["a", "Zq09", "é", "a--b--c", "x'y''z", "The", "the", "AND", "don't", "rock-n-roll", "e\u0301", "東京", "İ"]
+_pieces = st.sampled_from([*_PUNCTUATION, *_WORDS, "Ελληνικά", "x" * 90])
 _texts = st.lists(st.one_of(_pieces, st.characters(codec="utf-8")), max_size=150).map("".join)
 
 

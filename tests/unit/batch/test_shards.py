@@ -344,7 +344,7 @@ def test_sharded_result_equals_the_synchronous_endpoint(text: str, shard_bytes: 
         assert _sharded_counts(Path(directory), data, shard_bytes) == _expected_counts(data)
 
 
-# The map counts ASCII text by distinct token (shards._CountingTokenizer): the same counts as the tokenizer's words
+# The map counts ASCII text by distinct token (analysis's CountingTokenizer): the same counts as the tokenizer's words
 # for every option, around apostrophes, hyphens, control characters and stop words in any case.
 _ascii_pieces = st.sampled_from(
     [
