@@ -27,6 +27,19 @@ from tests.e2e.kube_support import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+# `make e2e` runs the suite on a few pytest-xdist workers with --dist loadgroup (tests/e2e/run.sh). A module that
+# installs a release of its own in a namespace of its own marks itself `xdist_group("<module>")` and runs beside the
+# others; every other test shares the suite's main release (a rolling restart, the HPA scaling it, a saturated pod:
+# they must not overlap), so they all go to one group and run one after another on one worker.
+MAIN_RELEASE_GROUP = "main-release"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("e2e") and not item.get_closest_marker("xdist_group"):
+            item.add_marker(pytest.mark.xdist_group(MAIN_RELEASE_GROUP))
+
+
 @pytest.fixture(scope="session")
 def settings() -> Settings:
     return Settings.from_env()

@@ -33,6 +33,23 @@ APP_PORT = 8080
 METRICS_PORT = 9797
 
 
+DEFAULT_NAMESPACE = "flask-svc"
+
+
+def own_namespace(suffix: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The namespace of a module that installs a release of its own: named after the suite's namespace, so that two
+    suites on one cluster (CI's and an engineer's `fs-<name>`) never meet (`flask-svc-batch` for the default)."""
+    return f"{environ.get(NAMESPACE_ENV, DEFAULT_NAMESPACE)}-{suffix}"
+
+
+def own_release(base: str, environ: Mapping[str, str] = os.environ) -> str:
+    """A module's own release name: `base` for the suite on its default namespace, else `base` plus the suite's
+    namespace (the chart names cluster-scoped objects after the release). "flask-svc" in it becomes "fs": a release
+    name containing the chart's name would change the chart's full name, which the tests spell out."""
+    namespace = environ.get(NAMESPACE_ENV, DEFAULT_NAMESPACE)
+    return base if namespace == DEFAULT_NAMESPACE else f"{base}-{namespace.replace('flask-svc', 'fs')}"
+
+
 def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -49,10 +66,10 @@ class Settings:
     def from_env(cls) -> Settings:
         env = os.environ
         return cls(
-            namespace=env.get(NAMESPACE_ENV, "flask-svc"),
+            namespace=env.get(NAMESPACE_ENV, DEFAULT_NAMESPACE),
             release=env.get(RELEASE_ENV, "flask-svc"),
             rollout_timeout=float(env.get("FLASK_SVC_E2E_ROLLOUT_TIMEOUT", "300")),
-            load_seconds=float(env.get("FLASK_SVC_E2E_LOAD_SECONDS", "120")),
+            load_seconds=float(env.get("FLASK_SVC_E2E_LOAD_SECONDS", "60")),
             scale_timeout=float(env.get("FLASK_SVC_E2E_SCALE_TIMEOUT", "420")),
         )
 

@@ -19,14 +19,15 @@ import requests
 from tests.e2e.kube_support import (
     Settings,
     batch_release,
+    own_release,
     pod_is_ready,
     pod_port_relay,
     run_tool,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("batch_access")]  # a release of its own: runs beside the others
 
-RELEASE = "access"
+RELEASE = own_release("access")
 CLAIM = f"{RELEASE}-flask-svc-batch"
 TEXT = b"the cat and the hat sat on the mat " * 1000
 

@@ -36,7 +36,7 @@ from tests.e2e.kube_support import (
     wait_until,
 )
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("model")]  # a release of its own: runs beside the others
 
 NAMESPACE = f"{os.environ.get(RELEASE_ENV, 'flask-svc')}-model"
 RELEASE = NAMESPACE
