@@ -21,7 +21,8 @@ from tests.e2e.kube_support import (
     run_tool,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("bad_values")]  # a release of its own: runs beside the others
+# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("bad_values")]
 
 NAMESPACE = own_namespace("bad-values")
 RELEASE = own_release("refused")

@@ -25,7 +25,8 @@ from tests.e2e.kube_support import (
     run_tool,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("batch_access")]  # a release of its own: runs beside the others
+# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("batch_access")]
 
 RELEASE = own_release("access")
 CLAIM = f"{RELEASE}-flask-svc-batch"

@@ -36,7 +36,8 @@ from tests.e2e.kube_support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("model")]  # a release of its own: runs beside the others
+# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("model")]
 
 NAMESPACE = f"{os.environ.get(RELEASE_ENV, 'flask-svc')}-model"
 RELEASE = NAMESPACE

@@ -30,7 +30,8 @@ from tests.e2e.kube_support import (
     wait_until,
 )
 
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("release_lifecycle")]  # a release of its own: runs beside the others
+# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("release_lifecycle")]
 
 NAMESPACE = own_namespace("helm4")
 RELEASE = own_release("lifecycle")
