@@ -8,13 +8,26 @@
 # sha256, the Python it runs on): a changed input is a new entry, never a stale one. COMMAND builds the tool into
 # $TOOL_DIR, the entry itself (a virtualenv cannot be moved after it is made); an entry counts only once COMMAND has
 # succeeded, and a half-made one is built again. LINK becomes a symlink to the entry.
+#   mk/toolcache.sh --dir NAME 'WHAT IT DEPENDS ON'
+#
+# prints (and makes) the entry for a cache that a tool fills itself and checks itself, such as mypy's (its entries
+# carry each module's hash, so a clone with other sources rechecks them; sharing saves the rest).
 # FLASK_SVC_TOOL_CACHE picks the cache directory (default /var/cache/flask-svc-tools, else ~/.cache/flask-svc-tools
 # where that is not writable); FLASK_SVC_TOOL_CACHE=off builds into LINK itself, as before the cache.
 set -euo pipefail
+dir_only=false
+if [[ "$1" == --dir ]]; then
+  dir_only=true
+  shift
+fi
 link=$1 inputs=$2
 shift 2
 
 if [[ "${FLASK_SVC_TOOL_CACHE:-}" == off ]]; then
+  if [[ "${dir_only}" == true ]]; then
+    echo ".${link}_cache"
+    exit 0
+  fi
   rm -rf "${link}" && mkdir -p "${link}"
   TOOL_DIR="${link}" "$@"
   exit 0
@@ -27,6 +40,11 @@ if ! mkdir -p "${root}" 2>/dev/null || [[ ! -w "${root}" ]]; then
 fi
 key="$(printf '%s' "${inputs}" | sha256sum | cut -c1-16)"
 entry="${root}/$(basename "${link}")-${key}"
+if [[ "${dir_only}" == true ]]; then
+  mkdir -p "${entry}"
+  echo "${entry}"
+  exit 0
+fi
 
 # One builder per entry at a time: clones set up side by side wait for each other instead of both building.
 exec 9>"${entry}.lock"
