@@ -27,17 +27,38 @@ from tests.e2e.kube_support import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
-# `make e2e` runs the suite on a few pytest-xdist workers with --dist loadgroup (tests/e2e/run.sh). A module that
-# installs a release of its own in a namespace of its own marks itself `xdist_group("<module>")` and runs beside the
-# others; every other test shares the suite's main release (a rolling restart, the HPA scaling it, a saturated pod:
-# they must not overlap), so they all go to one group and run one after another on one worker.
-MAIN_RELEASE_GROUP = "main-release"
+# `make e2e` runs the suite on a few pytest-xdist workers with --dist loadscope (tests/e2e/run.sh), a scope being
+# what may run beside the rest: each module that installs a release of its own in a namespace of its own; every
+# other test shares the suite's main release (a rolling restart, the HPA scaling it, a saturated pod must not
+# overlap), so they make one scope, run one after another on one worker.
+OWN_RELEASE_MODULES = frozenset(
+    {
+        "test_e2e_bad_values",
+        "test_e2e_batch",
+        "test_e2e_batch_access",
+        "test_e2e_batch_bounds",
+        "test_e2e_model",
+        "test_e2e_release_lifecycle",
+    }
+)
+MAIN_RELEASE_SCOPE = "main-release"
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if item.get_closest_marker("e2e") and not item.get_closest_marker("xdist_group"):
-            item.add_marker(pytest.mark.xdist_group(MAIN_RELEASE_GROUP))
+def e2e_scope(nodeid: str) -> str:
+    module = Path(nodeid.split("::", 1)[0]).stem
+    return module if module in OWN_RELEASE_MODULES else MAIN_RELEASE_SCOPE
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ReleaseScopes(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return e2e_scope(nodeid)
+
+    return ReleaseScopes(config, log)
 
 
 @pytest.fixture(scope="session")

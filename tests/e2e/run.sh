@@ -108,7 +108,7 @@ t=$SECONDS
 # of the main release one group run in order (tests/e2e/conftest.py). FLASK_SVC_E2E_WORKERS=0 runs them in turn.
 WORKERS="${FLASK_SVC_E2E_WORKERS:-3}"
 "${PYTHON}" -m pytest -m e2e tests/e2e --ignore=tests/e2e/test_e2e_skaffold.py -v -rsP -p no:cacheprovider \
-  --durations=30 -n "${WORKERS}" --dist loadgroup ${FLASK_SVC_E2E_PYTEST_ARGS:-}
+  --durations=30 -n "${WORKERS}" --dist loadscope ${FLASK_SVC_E2E_PYTEST_ARGS:-}
 if [[ "${LOCAL}" == true ]]; then
   cluster/local-cluster.sh rss
 fi

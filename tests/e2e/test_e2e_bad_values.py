@@ -21,8 +21,7 @@ from tests.e2e.kube_support import (
     run_tool,
 )
 
-# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("bad_values")]
+pytestmark = pytest.mark.e2e
 
 NAMESPACE = own_namespace("bad-values")
 RELEASE = own_release("refused")

@@ -35,8 +35,7 @@ from tests.e2e.kube_support import (
     wait_until,
 )
 
-# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("batch")]
+pytestmark = pytest.mark.e2e
 
 NAMESPACE = os.environ.get("FLASK_SVC_E2E_BATCH_NAMESPACE", own_namespace("batch"))
 RELEASE = "batch" if NAMESPACE == "flask-svc-batch" else NAMESPACE  # its ClusterRoles are named after it

@@ -25,8 +25,7 @@ from tests.e2e.kube_support import (
     run_tool,
 )
 
-# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("batch_access")]
+pytestmark = pytest.mark.e2e
 
 RELEASE = own_release("access")
 CLAIM = f"{RELEASE}-flask-svc-batch"

@@ -30,8 +30,7 @@ from tests.e2e.kube_support import (
     wait_until,
 )
 
-# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("batch_bounds")]
+pytestmark = pytest.mark.e2e
 
 NAMESPACE = os.environ.get("FLASK_SVC_E2E_BOUNDS_NAMESPACE", own_namespace("bounds"))
 RELEASE = own_release("bounds")

@@ -36,8 +36,7 @@ from tests.e2e.kube_support import (
     wait_until,
 )
 
-# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("model")]
+pytestmark = pytest.mark.e2e
 
 NAMESPACE = f"{os.environ.get(RELEASE_ENV, 'flask-svc')}-model"
 RELEASE = NAMESPACE

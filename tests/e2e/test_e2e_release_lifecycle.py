@@ -30,8 +30,7 @@ from tests.e2e.kube_support import (
     wait_until,
 )
 
-# A release of its own: the module runs beside the others (tests/e2e/conftest.py).
-pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("release_lifecycle")]
+pytestmark = pytest.mark.e2e
 
 NAMESPACE = own_namespace("helm4")
 RELEASE = own_release("lifecycle")
