@@ -119,6 +119,20 @@ def wait_until(
         sleep(min(interval, remaining))
 
 
+def wait_for_service_endpoints(core: Any, namespace: str, service: str, timeout: float = 120) -> str:
+    """Wait until the Service has a ready endpoint: a rollout's end does not mean the endpoints controller has
+    caught up, and an in-cluster client started before that gets "connection refused". Returns the ready
+    addresses; on timeout the error names the Service and what its endpoints last held."""
+
+    def ready_endpoint() -> tuple[bool, str]:
+        subsets = core.read_namespaced_endpoints(service, namespace).subsets or []
+        ready = [a.ip for subset in subsets for a in subset.addresses or []]
+        not_ready = [a.ip for subset in subsets for a in subset.not_ready_addresses or []]
+        return bool(ready), f"ready addresses {ready}, not ready {not_ready}"
+
+    return wait_until(ready_endpoint, timeout=timeout, what=f"a ready endpoint behind service/{service} in {namespace}")
+
+
 @dataclass(frozen=True)
 class RolloutState:
     done: bool
