@@ -5,9 +5,11 @@ at most ``FLASK_SVC_BATCH_PARALLELISM`` forked children (each what ``map <id> <i
 reruns an index whose process died for a reason worth a retry (killed, crashed) on its own, and stops every other
 index at the first permanent failure, as the Kubernetes runner's Indexed Job does.
 
-``<stage>.pid`` names the process (checked against its command line, so a recycled pid is not mistaken for it);
-``<stage>.exit`` is written by a thread that waits for it, for deaths the stage could not report itself. A process
-that outlives the worker that started it goes on; its outcome file is what counts.
+``<stage>.pid`` names the process by its pid and its start time (so a recycled pid is not mistaken for it; its
+command line is no proof: /proc shows it empty for a moment after ``Popen`` returns, while the kernel still sets up
+the new program). ``<stage>.exit`` is written by a thread that waits for it, for deaths the stage could not report
+itself — written before the process is reaped, so a stage gone from /proc has its exit file. A process that
+outlives the worker that started it goes on; its outcome file is what counts.
 """
 
 from __future__ import annotations
@@ -52,7 +54,7 @@ class LocalRunner:
 
     def start(self, job_id: str, stage: Stage, env: Mapping[str, str], shards: int = 1) -> str:
         directory = self.store.path(job_id)
-        if self._pid(directory, stage) is not None and self.status(job_id, stage).phase is Phase.RUNNING:
+        if self._identity(directory, stage) is not None and self.status(job_id, stage).phase is Phase.RUNNING:
             return self.stage_name(job_id, stage)
         (directory / f"{stage.value}.exit").unlink(missing_ok=True)
         environment = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED} | dict(env)
@@ -66,7 +68,8 @@ class LocalRunner:
                 stderr=subprocess.STDOUT,
                 start_new_session=True,  # its own process group: cancel stops it and nothing else
             )
-        write_json(directory / f"{stage.value}.pid", {"pid": process.pid})
+        identity = {"pid": process.pid, "started": _start_time(process.pid), "parent": os.getpid()}
+        write_json(directory / f"{stage.value}.pid", identity)
         threading.Thread(target=self._reap, args=(process, directory, stage), daemon=True).start()
         return self.stage_name(job_id, stage)
 
@@ -77,33 +80,44 @@ class LocalRunner:
 
     @staticmethod
     def _reap(process: subprocess.Popen[bytes], directory: Path, stage: Stage) -> None:
-        code = process.wait()
+        # Wait without reaping: until the exit file is written the process stays in /proc (a zombie), so a status
+        # read at any moment finds the one or the other.
+        ended = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
+        assert ended is not None  # None only under WNOHANG
+        code = ended.si_status if ended.si_code == os.CLD_EXITED else -ended.si_status
         if (directory / f"{stage.value}.pid").exists():  # not when the job's files were removed meanwhile
             with contextlib.suppress(OSError):
                 write_json(directory / f"{stage.value}.exit", {"exit_code": code})
+        process.wait()
 
     @staticmethod
-    def _pid(directory: Path, stage: Stage) -> int | None:
+    def _identity(directory: Path, stage: Stage) -> dict[str, int] | None:
         document = read_json(directory / f"{stage.value}.pid")
-        return int(document["pid"]) if document else None
+        return {key: int(value) for key, value in document.items()} if document else None
 
     @staticmethod
-    def _alive(pid: int, job_id: str, stage: Stage) -> bool:
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return False
-        return state != "Z" and COMMAND[stage].encode() in command and job_id.encode() in command
+    def _state(identity: dict[str, int]) -> tuple[str, int] | None:
+        """The process's state letter and parent, or None when it is gone (or its pid is another process's now)."""
+        fields = _stat_fields(identity["pid"])
+        if fields is None or int(fields[_START_TIME]) != identity.get("started"):
+            return None
+        return fields[_STATE], int(fields[_PARENT])
+
+    def _alive(self, identity: dict[str, int]) -> bool:
+        state = self._state(identity)
+        return state is not None and state[0] != "Z"
 
     def status(self, job_id: str, stage: Stage) -> StageStatus:
         directory = self.store.path(job_id)
-        pid = self._pid(directory, stage)
-        if pid is None:
+        identity = self._identity(directory, stage)
+        if identity is None:
             return StageStatus(Phase.MISSING)
-        if self._alive(pid, job_id, stage):
+        state = self._state(identity)
+        if state is not None and state[0] != "Z":
             return StageStatus(Phase.RUNNING)
         exited = read_json(directory / f"{stage.value}.exit")
+        if exited is None and state is not None and state[1] == identity.get("parent"):
+            return StageStatus(Phase.RUNNING)  # it ended this moment: its starter is writing down how
         if exited is not None and exited.get("exit_code") == 0:
             return StageStatus(Phase.SUCCEEDED)
         code = exited.get("exit_code") if exited else None
@@ -118,18 +132,38 @@ class LocalRunner:
         directory = self.store.path(job_id)
         stopping = []
         for stage in Stage:
-            pid = self._pid(directory, stage)
-            if pid is not None and self._alive(pid, job_id, stage):
+            identity = self._identity(directory, stage)
+            if identity is not None and self._alive(identity):
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGTERM)
-                    stopping.append((pid, stage))
+                    os.killpg(identity["pid"], signal.SIGTERM)
+                    stopping.append(identity)
         deadline = time.monotonic() + _STOP_WAIT_SECONDS
         while stopping and time.monotonic() < deadline:
-            stopping = [(pid, stage) for pid, stage in stopping if self._alive(pid, job_id, stage)]
+            stopping = [identity for identity in stopping if self._alive(identity)]
             time.sleep(0.02)
-        for pid, _stage in stopping:
+        for identity in stopping:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(identity["pid"], signal.SIGKILL)
+
+
+# Fields of /proc/<pid>/stat after the command name: 0 is field 3 of proc(5).
+_STATE, _PARENT, _START_TIME = 0, 1, 19
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def _start_time(pid: int) -> int:
+    """When the process started (clock ticks since boot): with its pid, what tells it from a later one. Read for a
+    child not yet reaped, so its /proc entry is there."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
+    return int(fields[_START_TIME])
 
 
 def drive_map(shards: int, parallelism: int, map_one: Callable[[int], int], retries: int = 2) -> ExitCode:

@@ -1,0 +1,110 @@
+"""The local runner's view of a stage process at the two moments /proc says least about it: just after ``start``
+returned (the kernel may not have set up the new program's command line yet) and just after it ended (before the
+thread that waits for it has written its exit status). In both a status read must not call the stage a failure.
+
+Each moment is held open by the test (a stage that waits for a file before it becomes itself; an exit file whose
+writing waits for the test), so what is checked does not depend on timing."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from service.batch import local
+from service.batch.coordinator import Coordinator
+from service.batch.local import LocalRunner
+from service.batch.observer import Unobserved
+from service.batch.runner import Phase
+from service.batch.states import Stage, State
+from service.batch.store import new_id
+
+# A stage that waits for a file, then becomes the real one (``exec``): until then its command line names neither
+# the stage nor the job, as a just-started process's may not yet.
+_GATED = """import json, os, time
+while not os.path.exists(os.environ["GATE"]):
+    time.sleep(0.01)
+command = json.loads(os.environ["STAGE_COMMAND"])
+os.execv(command[0], command)
+"""
+
+
+class GatedRunner(LocalRunner):
+    def start(self, job_id: str, stage: Stage, env: Any, shards: int = 1) -> str:
+        command = json.dumps(LocalRunner.command(job_id, stage))
+        return super().start(job_id, stage, {**env, "STAGE_COMMAND": command}, shards)
+
+    @staticmethod
+    def command(job_id: str, stage: Stage) -> list[str]:
+        return [sys.executable, "-c", _GATED]
+
+
+def test_a_stage_that_does_not_show_its_command_line_yet_is_running(tmp_path: Path) -> None:
+    gate = tmp_path / "go"
+    env = {"FLASK_SVC_BATCH_DATA_DIR": str(tmp_path), "FLASK_SVC_MAX_VOCABULARY": "1000", "GATE": str(gate)}
+    coordinator = Coordinator.open(tmp_path, GatedRunner(tmp_path), "", env, observer=Unobserved())
+    job_id = coordinator.create([b"the cat and the hat " * 50], {}, traceparent=None).id
+    for _ in range(3):
+        record = coordinator.get(job_id)
+        assert (record.state, record.reason) == (State.TOKENIZING, None)
+    gate.touch()
+    deadline = time.monotonic() + 60
+    while not (record := coordinator.get(job_id)).state.terminal and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert (record.state, record.reason) == (State.SUCCEEDED, None)
+
+
+class KilledRunner(LocalRunner):
+    @staticmethod
+    def command(job_id: str, stage: Stage) -> list[str]:
+        return [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+
+
+def test_a_stage_that_just_ended_is_running_until_its_exit_status_is_written(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writing, written = threading.Event(), threading.Event()
+    write_json = local.write_json
+
+    def held_exit_file(path: Path, document: dict[str, Any]) -> None:
+        if path.suffix == ".exit":
+            writing.set()
+            assert written.wait(30)
+        write_json(path, document)
+
+    monkeypatch.setattr(local, "write_json", held_exit_file)
+    runner = KilledRunner(tmp_path)
+    job_id = new_id()
+    runner.store.path(job_id).mkdir()
+    runner.start(job_id, Stage.COUNT, {})
+    assert writing.wait(30), "the stage process never ended"
+    assert runner.status(job_id, Stage.COUNT).phase is Phase.RUNNING  # ended, but how is not written down yet
+    written.set()
+    exit_file = runner.store.path(job_id) / "count.exit"
+    deadline = time.monotonic() + 30
+    while not exit_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    status = runner.status(job_id, Stage.COUNT)
+    assert (status.phase, status.reason) == (
+        Phase.FAILED,
+        f"the count stage ended without reporting an outcome (signal {int(signal.SIGKILL)})",
+    )
+
+
+def test_a_recycled_pid_is_not_the_stage(tmp_path: Path) -> None:
+    runner = LocalRunner(tmp_path)
+    job_id = new_id()
+    runner.store.path(job_id).mkdir()
+    started = local._start_time(os.getpid())
+    pid_file = runner.store.path(job_id) / "count.pid"
+    pid_file.write_text(json.dumps({"pid": os.getpid(), "started": started - 1, "parent": os.getppid()}))
+    assert runner.status(job_id, Stage.COUNT).phase is Phase.FAILED  # this process is alive, but not that one
+    pid_file.write_text(json.dumps({"pid": os.getpid(), "started": started, "parent": os.getppid()}))
+    assert runner.status(job_id, Stage.COUNT).phase is Phase.RUNNING
