@@ -66,3 +66,14 @@ def test_required_turns_no_cluster_into_a_failure(tmp_path: Path) -> None:
     assert out.returncode == 1, out.stdout + out.stderr
     assert "no Kubernetes cluster reachable" in out.stdout
     assert "skipped" not in out.stdout
+
+
+def test_the_scopes_that_run_side_by_side_are_modules_of_the_suite_and_start_longest_first() -> None:
+    from tests.e2e.conftest import MAIN_RELEASE_SCOPE, SCOPES_LONGEST_FIRST, LongestFirst, e2e_scope
+
+    modules = {path.stem for path in (ROOT / E2E).glob("test_e2e_*.py")}
+    assert set(SCOPES_LONGEST_FIRST) - {MAIN_RELEASE_SCOPE} <= modules
+    assert e2e_scope("tests/e2e/test_e2e_batch.py::test_x") == "test_e2e_batch"
+    assert e2e_scope("tests/e2e/test_e2e_traffic.py::test_readyz") == MAIN_RELEASE_SCOPE
+    queue = LongestFirst((scope, {}) for scope in reversed(SCOPES_LONGEST_FIRST))
+    assert [queue.popitem(last=False)[0] for _ in SCOPES_LONGEST_FIRST] == list(SCOPES_LONGEST_FIRST)
