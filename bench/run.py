@@ -57,7 +57,7 @@ PROFILED = (
 )
 IMPORT_LAYERS = ("gunicorn.app.wsgiapp", "flask", "pydantic", "flask_openapi3", "prometheus_client",
                  "prometheus_flask_exporter", "opentelemetry.sdk.trace",
-                 "opentelemetry.exporter.otlp.proto.http.trace_exporter", "opentelemetry.instrumentation.flask",
+                 "opentelemetry.exporter.otlp.proto.http.trace_exporter", "service.tracing_http",
                  "regex", "service.app")  # fmt: skip
 _IMPORT_MEMORY_SCRIPT = """import importlib, json, sys
 def rss():

@@ -1,20 +1,22 @@
-"""The local runner: each stage is a subprocess of the worker that starts it, its traces kept in the job directory.
+"""The local runner: each stage is a process forked by this worker's stage host (``service.batch.forkhost``, one
+pre-loaded interpreter started on first use), its traces kept in the job directory.
 
 The map stage's process (``python -m service.batch map <id> all``) is a small driver: it runs the plan's shards in
 at most ``FLASK_SVC_BATCH_PARALLELISM`` forked children (each what ``map <id> <index>`` does in an Indexed Job's pod),
 reruns an index whose process died for a reason worth a retry (killed, crashed) on its own, and stops every other
 index at the first permanent failure, as the Kubernetes runner's Indexed Job does.
 
-``<stage>.pid`` names the process by its pid and its start time (so a recycled pid is not mistaken for it; its
-command line is no proof: /proc shows it empty for a moment after ``Popen`` returns, while the kernel still sets up
-the new program). ``<stage>.exit`` is written by a thread that waits for it, for deaths the stage could not report
-itself — written before the process is reaped, so a stage gone from /proc has its exit file. A process that
-outlives the worker that started it goes on; its outcome file is what counts.
+``<stage>.pid`` names the process by its pid and its start time (so a recycled pid is not mistaken for it; a
+command line is no proof: a forked stage shows the host's, and an exec'd one shows none for a moment after it
+starts) and its parent, the host. ``<stage>.exit`` is written by the host for deaths the stage could not report
+itself — before it reaps the process, so a stage gone from /proc has its exit file. A process that outlives the
+worker or the host that started it goes on; its outcome file is what counts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -30,7 +32,6 @@ from service.batch.runner import Phase, StageStatus
 from service.batch.stages import PERMANENT_EXIT_CODES, ExitCode
 from service.batch.states import COMMAND, MAP, Stage
 from service.batch.store import JobStore
-from service.privatedirs import FILE_MODE
 
 log = logging.getLogger("service.batch.stage")
 ALL_SHARDS = "all"  # the map command's index argument that runs the local driver
@@ -57,38 +58,23 @@ class LocalRunner:
         if self._identity(directory, stage) is not None and self.status(job_id, stage).phase is Phase.RUNNING:
             return self.stage_name(job_id, stage)
         (directory / f"{stage.value}.exit").unlink(missing_ok=True)
-        environment = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED} | dict(env)
-        log_file = os.open(directory / f"{stage.value}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-        with open(log_file, "ab") as output:
-            process = subprocess.Popen(
-                self.command(job_id, stage),
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: cancel stops it and nothing else
-            )
-        identity = {"pid": process.pid, "started": _start_time(process.pid), "parent": os.getpid()}
-        write_json(directory / f"{stage.value}.pid", identity)
-        threading.Thread(target=self._reap, args=(process, directory, stage), daemon=True).start()
+        environment = _inherited() | dict(env)
+        pid_file = directory / f"{stage.value}.pid"
+        request = {
+            "argv": self.command(job_id, stage),
+            "env": environment,
+            "log": str(directory / f"{stage.value}.log"),
+            "exit": str(directory / f"{stage.value}.exit"),
+            "pid_file": str(pid_file),
+        }
+        child, host = _HOST.start(request)
+        write_json(pid_file, {"pid": child["pid"], "started": child["started"], "parent": host})
         return self.stage_name(job_id, stage)
 
     @staticmethod
     def command(job_id: str, stage: Stage) -> list[str]:
         command = [sys.executable, "-m", "service.batch", COMMAND[stage], job_id]
         return [*command, ALL_SHARDS] if COMMAND[stage] == MAP else command
-
-    @staticmethod
-    def _reap(process: subprocess.Popen[bytes], directory: Path, stage: Stage) -> None:
-        # Wait without reaping: until the exit file is written the process stays in /proc (a zombie), so a status
-        # read at any moment finds the one or the other.
-        ended = os.waitid(os.P_PID, process.pid, os.WEXITED | os.WNOWAIT)
-        assert ended is not None  # None only under WNOHANG
-        code = ended.si_status if ended.si_code == os.CLD_EXITED else -ended.si_status
-        if (directory / f"{stage.value}.pid").exists():  # not when the job's files were removed meanwhile
-            with contextlib.suppress(OSError):
-                write_json(directory / f"{stage.value}.exit", {"exit_code": code})
-        process.wait()
 
     @staticmethod
     def _identity(directory: Path, stage: Stage) -> dict[str, int] | None:
@@ -117,7 +103,7 @@ class LocalRunner:
             return StageStatus(Phase.RUNNING)
         exited = read_json(directory / f"{stage.value}.exit")
         if exited is None and state is not None and state[1] == identity.get("parent"):
-            return StageStatus(Phase.RUNNING)  # it ended this moment: its starter is writing down how
+            return StageStatus(Phase.RUNNING)  # it ended this moment: the host is writing down how
         if exited is not None and exited.get("exit_code") == 0:
             return StageStatus(Phase.SUCCEEDED)
         code = exited.get("exit_code") if exited else None
@@ -146,6 +132,63 @@ class LocalRunner:
                 os.killpg(identity["pid"], signal.SIGKILL)
 
 
+def _inherited() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+
+
+class _StageHost:
+    """This process's line to its stage host (``service.batch.forkhost``): started on first use, started again
+    when it died; one request at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, request: Mapping[str, object]) -> tuple[dict[str, int], int]:
+        """The forked stage's pid and start time, and the host's pid; ``OSError`` when no host answers."""
+        line = ""
+        with self._lock:
+            for _attempt in range(2):  # a host found dead is replaced once
+                process = self._running()
+                try:
+                    assert process.stdin is not None and process.stdout is not None
+                    process.stdin.write(json.dumps(request) + "\n")
+                    process.stdin.flush()
+                    line = process.stdout.readline()
+                except OSError:
+                    line = ""
+                if line:
+                    break
+                self._stop()
+        if not line:
+            raise OSError("the stage host did not answer")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise OSError(answer["error"])
+        return answer, process.pid
+
+    def _running(self) -> subprocess.Popen[str]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "service.batch.forkhost"],
+                env=_inherited(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # a signal to the server's group is not one to the stages' parent
+            )
+        return self._process
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(OSError):
+                self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+_HOST = _StageHost()
+
 # Fields of /proc/<pid>/stat after the command name: 0 is field 3 of proc(5).
 _STATE, _PARENT, _START_TIME = 0, 1, 19
 
@@ -157,7 +200,7 @@ def _stat_fields(pid: int) -> list[str] | None:
         return None
 
 
-def _start_time(pid: int) -> int:
+def start_time(pid: int) -> int:
     """When the process started (clock ticks since boot): with its pid, what tells it from a later one. Read for a
     child not yet reaped, so its /proc entry is there."""
     fields = _stat_fields(pid)

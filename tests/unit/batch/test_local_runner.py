@@ -2,8 +2,8 @@
 returned (the kernel may not have set up the new program's command line yet) and just after it ended (before the
 thread that waits for it has written its exit status). In both a status read must not call the stage a failure.
 
-Each moment is held open by the test (a stage that waits for a file before it becomes itself; an exit file whose
-writing waits for the test), so what is checked does not depend on timing."""
+Each moment is held open by the test (a stage that waits for a file before it becomes itself; the stage host,
+which writes the exit status, stopped while its stage ends), so what is checked does not depend on timing."""
 
 from __future__ import annotations
 
@@ -11,12 +11,9 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from service.batch import local
 from service.batch.coordinator import Coordinator
@@ -62,31 +59,31 @@ def test_a_stage_that_does_not_show_its_command_line_yet_is_running(tmp_path: Pa
 
 
 class KilledRunner(LocalRunner):
+    """A stage that waits for a file, then dies by SIGKILL (no outcome: only its exit status tells)."""
+
     @staticmethod
     def command(job_id: str, stage: Stage) -> list[str]:
-        return [sys.executable, "-c", "import os, signal; os.kill(os.getpid(), signal.SIGKILL)"]
+        wait_then_die = "while not os.path.exists(os.environ['GATE']): time.sleep(0.01)\nos.kill(os.getpid(), 9)"
+        return [sys.executable, "-c", f"import os, time\n{wait_then_die}"]
 
 
-def test_a_stage_that_just_ended_is_running_until_its_exit_status_is_written(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    writing, written = threading.Event(), threading.Event()
-    write_json = local.write_json
-
-    def held_exit_file(path: Path, document: dict[str, Any]) -> None:
-        if path.suffix == ".exit":
-            writing.set()
-            assert written.wait(30)
-        write_json(path, document)
-
-    monkeypatch.setattr(local, "write_json", held_exit_file)
+def test_a_stage_that_just_ended_is_running_until_its_exit_status_is_written(tmp_path: Path) -> None:
     runner = KilledRunner(tmp_path)
     job_id = new_id()
     runner.store.path(job_id).mkdir()
-    runner.start(job_id, Stage.COUNT, {})
-    assert writing.wait(30), "the stage process never ended"
-    assert runner.status(job_id, Stage.COUNT).phase is Phase.RUNNING  # ended, but how is not written down yet
-    written.set()
+    gate = tmp_path / "go"
+    runner.start(job_id, Stage.COUNT, {"GATE": str(gate)})
+    identity = json.loads((runner.store.path(job_id) / "count.pid").read_text())
+    os.kill(identity["parent"], signal.SIGSTOP)  # the host, which writes the exit status, is held
+    try:
+        gate.touch()
+        deadline = time.monotonic() + 30
+        while _state(identity["pid"]) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert _state(identity["pid"]) == "Z", "the stage never ended"
+        assert runner.status(job_id, Stage.COUNT).phase is Phase.RUNNING  # ended, but how is not written down yet
+    finally:
+        os.kill(identity["parent"], signal.SIGCONT)
     exit_file = runner.store.path(job_id) / "count.exit"
     deadline = time.monotonic() + 30
     while not exit_file.exists() and time.monotonic() < deadline:
@@ -98,13 +95,41 @@ def test_a_stage_that_just_ended_is_running_until_its_exit_status_is_written(
     )
 
 
+def _state(pid: int) -> str:
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
 def test_a_recycled_pid_is_not_the_stage(tmp_path: Path) -> None:
     runner = LocalRunner(tmp_path)
     job_id = new_id()
     runner.store.path(job_id).mkdir()
-    started = local._start_time(os.getpid())
+    started = local.start_time(os.getpid())
     pid_file = runner.store.path(job_id) / "count.pid"
     pid_file.write_text(json.dumps({"pid": os.getpid(), "started": started - 1, "parent": os.getppid()}))
     assert runner.status(job_id, Stage.COUNT).phase is Phase.FAILED  # this process is alive, but not that one
     pid_file.write_text(json.dumps({"pid": os.getpid(), "started": started, "parent": os.getppid()}))
     assert runner.status(job_id, Stage.COUNT).phase is Phase.RUNNING
+
+
+def test_a_stage_host_that_died_is_replaced_and_its_stage_goes_on(tmp_path: Path) -> None:
+    runner = KilledRunner(tmp_path)
+    gate = tmp_path / "go"
+    first, second = new_id(), new_id()
+    for job_id in (first, second):
+        runner.store.path(job_id).mkdir()
+    runner.start(first, Stage.COUNT, {"GATE": str(gate)})
+    before = json.loads((runner.store.path(first) / "count.pid").read_text())
+    os.kill(before["parent"], signal.SIGKILL)
+    runner.start(second, Stage.COUNT, {"GATE": str(gate)})
+    after = json.loads((runner.store.path(second) / "count.pid").read_text())
+    assert after["parent"] != before["parent"]  # a new host
+    assert runner.status(first, Stage.COUNT).phase is Phase.RUNNING  # its stage outlived it
+    gate.touch()
+    deadline = time.monotonic() + 30
+    while runner.status(second, Stage.COUNT).phase is Phase.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert runner.status(second, Stage.COUNT).reason == "the count stage ended without reporting an outcome (signal 9)"
+    while runner.status(first, Stage.COUNT).phase is Phase.RUNNING and time.monotonic() < deadline:
+        time.sleep(0.01)
+    # Nobody was left to write down how the orphan ended: a failure with no detail, not a hang.
+    assert runner.status(first, Stage.COUNT).reason == "the count stage ended without reporting an outcome (unknown)"
