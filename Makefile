@@ -38,8 +38,10 @@ help: ## list the targets
 # Installs a hashed lock into a virtualenv: `$(call install_lock,<venv's python>,<lock>)`. With uv on PATH it installs
 # (uv checks every hash and keeps a machine-wide cache of what it unpacked: a warm clean clone's dev venv takes
 # seconds instead of minutes of pip); without it, pip. The same pins and hashes either way. UV= forces pip.
+# --compile-bytecode, as pip does: without .pyc files every gunicorn the tests start compiles scikit-learn and scipy
+# again (the servers write none), and a model server missed its 20 s readiness wait.
 UV ?= $(shell command -v uv 2>/dev/null)
-install_lock = $(if $(UV),$(UV) pip install --quiet --python $(1),$(1) -m pip install --quiet --disable-pip-version-check) \
+install_lock = $(if $(UV),$(UV) pip install --quiet --compile-bytecode --python $(1),$(1) -m pip install --quiet --disable-pip-version-check) \
 	--require-hashes --no-deps -r $(2)
 
 # The runtime virtualenv, built from the hashed lock; rebuilt when the lock changes. A half-made one (venv failed,
