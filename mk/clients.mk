@@ -15,7 +15,7 @@ SETUP += setup-clients
 setup-clients: $(KSERVE_STAMP) ## KServe's Python client in .tools/kserve-venv (for the real-client tests)
 
 $(KSERVE_STAMP): | $(VENV)/.runtime
-	$(TOOLCACHE) $(KSERVE_VENV) 'kserve $(call file_sha256,$(KSERVE_LOCK)) $(TOOL_KEY_PYTHON)' sh -ec '\
+	$(TOOLCACHE) $(KSERVE_VENV) 'kserve $(call file_sha256,$(KSERVE_LOCK)) $(TOOL_KEY_PYTHON) $(if $(UV),uv --compile-bytecode,pip)' sh -ec '\
 	  $(PYTHON) -m venv "$$TOOL_DIR"; \
 	  $(call install_lock,"$$TOOL_DIR/bin/python",$(KSERVE_LOCK)); \
 	  touch "$$TOOL_DIR/$(notdir $(KSERVE_STAMP))"'
