@@ -76,15 +76,18 @@ def run(log: Callable[[str], None], size_mib: int = 64, sync_mib: int = 8, shard
 
 
 def _role(process: psutil.Process, master: int) -> str:
-    """What a process of the server's tree is, from its command line (forked processes share their parent's)."""
-    command = " ".join(process.cmdline())
+    """What a process of the server's tree is: a stage forked by the stage host keeps the host's command line, so
+    its name (``batch-map``, ``batch-shard-N``, ``batch-merge``: ``local.name_process``) says which it is."""
     if process.pid == master:
         return "gunicorn master"
-    if "service.batch" in command:
-        if " merge " in f"{command} ":
-            return "merge"
+    name, command = process.name(), " ".join(process.cmdline())
+    if name.startswith("batch-"):
         parent = process.parent()
-        return "map shard" if parent is not None and "service.batch" in " ".join(parent.cmdline()) else "map driver"
+        if name == "batch-map" and parent is not None and parent.name() != "batch-map":  # else a shard, not yet named
+            return "map driver"
+        return "merge" if name == "batch-merge" else "map shard"
+    if "service.batch.forkhost" in command:
+        return "stage host"
     return "metrics server" if "metrics_server" in command else "gunicorn worker"
 
 

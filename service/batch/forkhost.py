@@ -22,7 +22,7 @@ from typing import Any, TextIO
 
 from service.batch import __main__ as stage_main  # the import this process exists to hold
 from service.batch.formats import write_json
-from service.batch.local import start_time
+from service.batch.local import name_process, start_time
 from service.privatedirs import FILE_MODE
 
 _IN_PROCESS = ("-m", "service.batch")
@@ -71,6 +71,7 @@ def _child(request: dict[str, Any]) -> None:
         argv = request["argv"]
         if argv[1:3] != list(_IN_PROCESS):
             os.execve(argv[0], argv, request["env"])  # noqa: S606 — the runner's own command, as Popen would run it
+        name_process("-".join(["batch", *argv[3:4]]))
         sys.argv = ["python -m service.batch", *argv[3:]]
         code = stage_main.main(argv[3:])
     except SystemExit as stop:

@@ -209,6 +209,13 @@ def start_time(pid: int) -> int:
     return int(fields[_START_TIME])
 
 
+def name_process(name: str) -> None:
+    """Set this process's name as ``ps``, ``top`` and psutil show it (``/proc/self/comm``, 15 bytes at most): a
+    forked stage keeps its parent's command line, so the name is what tells a map driver, shard or merge apart."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(name[:15])
+
+
 def drive_map(shards: int, parallelism: int, map_one: Callable[[int], int], retries: int = 2) -> ExitCode:
     """Run ``map_one(index)`` for every index in at most ``parallelism`` forked children (forked, not started: the
     interpreter and its imports are this process's already, a third of a CPU-second saved per shard); returns 0
@@ -252,6 +259,7 @@ def _fork(map_one: Callable[[int], int], index: int) -> int:
         return pid
     code: int = ExitCode.UNEXPECTED
     try:
+        name_process(f"batch-shard-{index}")
         code = map_one(index)
     except SystemExit as stop:  # SIGTERM's handler: the stage unwound, its temporary files removed
         code = stop.code if isinstance(stop.code, int) else ExitCode.UNEXPECTED

@@ -133,3 +133,11 @@ def test_a_stage_host_that_died_is_replaced_and_its_stage_goes_on(tmp_path: Path
         time.sleep(0.01)
     # Nobody was left to write down how the orphan ended: a failure with no detail, not a hang.
     assert runner.status(first, Stage.COUNT).reason == "the count stage ended without reporting an outcome (unknown)"
+
+
+def test_each_forked_shard_carries_its_own_name() -> None:
+    # A forked shard keeps the driver's command line; its name is what tells it apart in ps, top and the bench.
+    def named(index: int) -> int:
+        return 0 if Path("/proc/self/comm").read_text().strip() == f"batch-shard-{index}" else 1
+
+    assert local.drive_map(3, 2, named, retries=0) == 0
