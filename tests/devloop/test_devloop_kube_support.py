@@ -10,6 +10,9 @@ from kubernetes.client import (
     V1DeploymentCondition,
     V1DeploymentSpec,
     V1DeploymentStatus,
+    V1EndpointAddress,
+    V1Endpoints,
+    V1EndpointSubset,
     V1Job,
     V1JobStatus,
     V1LabelSelector,
@@ -40,11 +43,14 @@ from tests.e2e.kube_support import (
     hpa_cpu_target,
     job_finished,
     load_job_manifest,
+    own_namespace,
+    own_release,
     parse_load_summary,
     pick_service,
     pod_is_ready,
     rollout_state,
     selector_string,
+    wait_for_service_endpoints,
     wait_until,
 )
 
@@ -285,3 +291,31 @@ def test_delete_job_tolerates_a_missing_job_and_waits_for_deletion() -> None:
     delete_job(batch, "ns", "load")
     assert batch.deleted
     delete_job(batch, "ns", "load")  # already gone: a no-op
+
+
+class FakeEndpoints:
+    """read_namespaced_endpoints answers the given Endpoints in turn, the last one from then on."""
+
+    def __init__(self, *answers: V1Endpoints) -> None:
+        self.answers = list(answers)
+
+    def read_namespaced_endpoints(self, name: str, namespace: str) -> V1Endpoints:
+        return self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+
+
+def test_wait_for_service_endpoints_returns_once_one_is_ready_and_names_what_it_saw_otherwise() -> None:
+    blinking = V1EndpointSubset(not_ready_addresses=[V1EndpointAddress(ip="10.0.0.7")])
+    ready = V1EndpointSubset(addresses=[V1EndpointAddress(ip="10.0.0.7")])
+    found = wait_for_service_endpoints(FakeEndpoints(V1Endpoints(subsets=[ready])), "ns", "svc")
+    assert found == "ready addresses ['10.0.0.7'], not ready []"
+    with pytest.raises(TimeoutError, match=r"service/svc in ns: ready addresses \[\], not ready \['10.0.0.7'\]"):
+        wait_for_service_endpoints(FakeEndpoints(V1Endpoints(subsets=[blinking])), "ns", "svc", timeout=0)
+
+
+def test_modules_with_a_release_of_their_own_are_named_after_the_suites_namespace() -> None:
+    default: dict[str, str] = {}
+    assert (own_namespace("batch", default), own_release("bounds", default)) == ("flask-svc-batch", "bounds")
+    mine = {"FLASK_SVC_E2E_NAMESPACE": "fs-ci"}
+    assert (own_namespace("batch", mine), own_release("bounds", mine)) == ("fs-ci-batch", "bounds-fs-ci")
+    # The chart's full name stays "<release>-flask-svc", as the tests spell it.
+    assert "flask-svc" not in own_release("bounds", {"FLASK_SVC_E2E_NAMESPACE": "flask-svc-2"})

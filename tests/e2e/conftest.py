@@ -7,6 +7,7 @@ Without a reachable cluster every e2e test is skipped with one reason, unless FL
 from __future__ import annotations
 
 import subprocess
+from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -25,6 +26,53 @@ from tests.e2e.kube_support import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+# `make e2e` runs the suite on a few pytest-xdist workers with --dist loadscope (tests/e2e/run.sh), a scope being
+# what may run beside the rest: each module that installs a release of its own in a namespace of its own; every
+# other test shares the suite's main release (a rolling restart, the HPA scaling it, a saturated pod must not
+# overlap), so they make one scope, run one after another on one worker. The scopes start longest first (as last
+# measured, docs/cluster.md), so that no long one is left to start last.
+MAIN_RELEASE_SCOPE = "main-release"
+SCOPES_LONGEST_FIRST = (
+    MAIN_RELEASE_SCOPE,
+    "test_e2e_batch",
+    "test_e2e_batch_bounds",
+    "test_e2e_model",
+    "test_e2e_release_lifecycle",
+    "test_e2e_batch_access",
+    "test_e2e_bad_values",
+)
+
+
+def e2e_scope(nodeid: str) -> str:
+    module = Path(nodeid.split("::", 1)[0]).stem
+    return module if module in SCOPES_LONGEST_FIRST else MAIN_RELEASE_SCOPE
+
+
+class LongestFirst(OrderedDict[str, Any]):
+    """xdist's queue of scopes not yet started: it takes them with popitem(last=False); they come out in the order
+    of SCOPES_LONGEST_FIRST instead of the order they were collected in."""
+
+    def popitem(self, last: bool = True) -> tuple[str, Any]:
+        scope = min(self, key=SCOPES_LONGEST_FIRST.index)
+        return scope, self.pop(scope)
+
+
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ReleaseScopes(LoadScopeScheduling):  # type: ignore[misc]
+        def __init__(self, config: pytest.Config, log: Any = None) -> None:
+            super().__init__(config, log)
+            self.workqueue = LongestFirst()
+
+        def _split_scope(self, nodeid: str) -> str:
+            return e2e_scope(nodeid)
+
+    return ReleaseScopes(config, log)
 
 
 @pytest.fixture(scope="session")

@@ -33,6 +33,23 @@ APP_PORT = 8080
 METRICS_PORT = 9797
 
 
+DEFAULT_NAMESPACE = "flask-svc"
+
+
+def own_namespace(suffix: str, environ: Mapping[str, str] = os.environ) -> str:
+    """The namespace of a module that installs a release of its own: named after the suite's namespace, so that two
+    suites on one cluster (CI's and an engineer's `fs-<name>`) never meet (`flask-svc-batch` for the default)."""
+    return f"{environ.get(NAMESPACE_ENV, DEFAULT_NAMESPACE)}-{suffix}"
+
+
+def own_release(base: str, environ: Mapping[str, str] = os.environ) -> str:
+    """A module's own release name: `base` for the suite on its default namespace, else `base` plus the suite's
+    namespace (the chart names cluster-scoped objects after the release). "flask-svc" in it becomes "fs": a release
+    name containing the chart's name would change the chart's full name, which the tests spell out."""
+    namespace = environ.get(NAMESPACE_ENV, DEFAULT_NAMESPACE)
+    return base if namespace == DEFAULT_NAMESPACE else f"{base}-{namespace.replace('flask-svc', 'fs')}"
+
+
 def env_flag(name: str, environ: Mapping[str, str] = os.environ) -> bool:
     return environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
 
@@ -49,10 +66,10 @@ class Settings:
     def from_env(cls) -> Settings:
         env = os.environ
         return cls(
-            namespace=env.get(NAMESPACE_ENV, "flask-svc"),
+            namespace=env.get(NAMESPACE_ENV, DEFAULT_NAMESPACE),
             release=env.get(RELEASE_ENV, "flask-svc"),
             rollout_timeout=float(env.get("FLASK_SVC_E2E_ROLLOUT_TIMEOUT", "300")),
-            load_seconds=float(env.get("FLASK_SVC_E2E_LOAD_SECONDS", "120")),
+            load_seconds=float(env.get("FLASK_SVC_E2E_LOAD_SECONDS", "60")),
             scale_timeout=float(env.get("FLASK_SVC_E2E_SCALE_TIMEOUT", "420")),
         )
 
@@ -100,6 +117,20 @@ def wait_until(
         if remaining <= 0:
             raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}: {message}")
         sleep(min(interval, remaining))
+
+
+def wait_for_service_endpoints(core: Any, namespace: str, service: str, timeout: float = 120) -> str:
+    """Wait until the Service has a ready endpoint: a rollout's end does not mean the endpoints controller has
+    caught up, and an in-cluster client started before that gets "connection refused". Returns the ready
+    addresses; on timeout the error names the Service and what its endpoints last held."""
+
+    def ready_endpoint() -> tuple[bool, str]:
+        subsets = core.read_namespaced_endpoints(service, namespace).subsets or []
+        ready = [a.ip for subset in subsets for a in subset.addresses or []]
+        not_ready = [a.ip for subset in subsets for a in subset.not_ready_addresses or []]
+        return bool(ready), f"ready addresses {ready}, not ready {not_ready}"
+
+    return wait_until(ready_endpoint, timeout=timeout, what=f"a ready endpoint behind service/{service} in {namespace}")
 
 
 @dataclass(frozen=True)

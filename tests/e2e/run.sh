@@ -103,10 +103,15 @@ log "helm install --wait (Helm $(helm version --template '{{.Version}}')): every
 t=$SECONDS
 # The skaffold module last and on its own: it redeploys the release and `skaffold dev` removes it when it stops.
 # -rP: what passing tests print (the rolling restart's request count, the saturation summary) ends up in the log.
+# Most of the suite waits on the cluster (rollouts, the HPA, timed load), so its modules run side by side on
+# FLASK_SVC_E2E_WORKERS pytest-xdist workers: a module with a release of its own is a group of its own, the tests
+# of the main release one group run in order (tests/e2e/conftest.py). FLASK_SVC_E2E_WORKERS=0 runs them in turn.
+WORKERS="${FLASK_SVC_E2E_WORKERS:-3}"
 "${PYTHON}" -m pytest -m e2e tests/e2e --ignore=tests/e2e/test_e2e_skaffold.py -v -rsP -p no:cacheprovider \
-  ${FLASK_SVC_E2E_PYTEST_ARGS:-}
+  --durations=30 -n "${WORKERS}" --dist loadscope ${FLASK_SVC_E2E_PYTEST_ARGS:-}
 if [[ "${LOCAL}" == true ]]; then
   cluster/local-cluster.sh rss
 fi
-"${PYTHON}" -m pytest -m e2e tests/e2e/test_e2e_skaffold.py -v -rs -p no:cacheprovider ${FLASK_SVC_E2E_PYTEST_ARGS:-}
+"${PYTHON}" -m pytest -m e2e tests/e2e/test_e2e_skaffold.py -v -rs -p no:cacheprovider --durations=5 \
+  ${FLASK_SVC_E2E_PYTEST_ARGS:-}
 log "e2e suite passed in $(elapsed "$t")"

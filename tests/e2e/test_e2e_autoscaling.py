@@ -18,6 +18,7 @@ from tests.e2e.kube_support import (
     pick_service,
     selector_string,
     start_load_job,
+    wait_for_service_endpoints,
     wait_until,
 )
 
@@ -82,6 +83,7 @@ def test_hpa_scales_out_under_burn_load_and_back_in(
         what="metrics-server to report pod metrics",
     )
     service = pick_service(core.list_namespaced_service(ns, label_selector=release_selector).items, APP_PORT)
+    wait_for_service_endpoints(core, ns, service)
     manifest = load_job_manifest(
         name=JOB,
         namespace=ns,

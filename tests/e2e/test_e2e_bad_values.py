@@ -15,14 +15,16 @@ from tests.e2e.kube_support import (
     env_flag,
     helm4_binary,
     helm_binary,
+    own_namespace,
+    own_release,
     restricted_namespace,
     run_tool,
 )
 
 pytestmark = pytest.mark.e2e
 
-NAMESPACE = "flask-svc-bad-values"
-RELEASE = "refused"
+NAMESPACE = own_namespace("bad-values")
+RELEASE = own_release("refused")
 BAD_VALUES = [
     (["--set", "resources.requests.memory=1Gi", "--set", "resources.limits.memory=512Mi"], "resources.requests.memory"),
     (["--set-json", 'extraEnv=[{"name":"A","value":"1"},{"name":"A","value":"2"}]'], "extraEnv"),

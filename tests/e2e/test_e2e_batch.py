@@ -28,6 +28,7 @@ import requests
 from service.analysis import AnalysisOptions, analyze_chunks
 from tests.e2e.kube_support import (
     batch_release,
+    own_namespace,
     pod_port_relay,
     ready_pods,
     run_tool,
@@ -36,7 +37,7 @@ from tests.e2e.kube_support import (
 
 pytestmark = pytest.mark.e2e
 
-NAMESPACE = os.environ.get("FLASK_SVC_E2E_BATCH_NAMESPACE", "flask-svc-batch")
+NAMESPACE = os.environ.get("FLASK_SVC_E2E_BATCH_NAMESPACE", own_namespace("batch"))
 RELEASE = "batch" if NAMESPACE == "flask-svc-batch" else NAMESPACE  # its ClusterRoles are named after it
 CLAIM = f"{RELEASE}-flask-svc-batch"
 VOLUME = f"flask-svc-e2e-{RELEASE}"

@@ -19,6 +19,7 @@ import requests
 from tests.e2e.kube_support import (
     Settings,
     batch_release,
+    own_release,
     pod_is_ready,
     pod_port_relay,
     run_tool,
@@ -26,7 +27,7 @@ from tests.e2e.kube_support import (
 
 pytestmark = pytest.mark.e2e
 
-RELEASE = "access"
+RELEASE = own_release("access")
 CLAIM = f"{RELEASE}-flask-svc-batch"
 TEXT = b"the cat and the hat sat on the mat " * 1000
 

@@ -23,6 +23,8 @@ import yaml
 
 from tests.e2e.kube_support import (
     batch_release,
+    own_namespace,
+    own_release,
     pod_port_relay,
     ready_pods,
     wait_until,
@@ -30,8 +32,8 @@ from tests.e2e.kube_support import (
 
 pytestmark = pytest.mark.e2e
 
-NAMESPACE = os.environ.get("FLASK_SVC_E2E_BOUNDS_NAMESPACE", "flask-svc-bounds")
-RELEASE = "bounds"
+NAMESPACE = os.environ.get("FLASK_SVC_E2E_BOUNDS_NAMESPACE", own_namespace("bounds"))
+RELEASE = own_release("bounds")
 FULLNAME = f"{RELEASE}-flask-svc"
 CLAIM = f"{FULLNAME}-batch"
 LEASE = f"{FULLNAME}-batch-reconciler"

@@ -33,6 +33,7 @@ from tests.e2e.kube_support import (
     restricted_namespace,
     run_tool,
     start_load_job,
+    wait_for_service_endpoints,
     wait_until,
 )
 
@@ -165,13 +166,7 @@ def _service_url(core: Any) -> str:
     ]  # fmt: skip
     port = next(p.port for p in service.spec.ports if p.name == "http")
     name = service.metadata.name
-
-    def ready_endpoint() -> tuple[bool, str]:
-        subsets = core.read_namespaced_endpoints(name, NAMESPACE).subsets or []
-        ready = [a.ip for subset in subsets for a in subset.addresses or []]
-        return bool(ready), f"ready addresses {ready}"
-
-    wait_until(ready_endpoint, timeout=120, what=f"a ready endpoint behind service/{name}")
+    wait_for_service_endpoints(core, NAMESPACE, name)
     return f"http://{name}.{NAMESPACE}.svc:{port}"
 
 

@@ -22,6 +22,8 @@ from tests.e2e.kube_support import (
     delete_namespace,
     env_flag,
     helm4_binary,
+    own_namespace,
+    own_release,
     pod_is_ready,
     restricted_namespace,
     run_tool,
@@ -30,8 +32,8 @@ from tests.e2e.kube_support import (
 
 pytestmark = pytest.mark.e2e
 
-NAMESPACE = "flask-svc-helm4"
-RELEASE = "lifecycle"
+NAMESPACE = own_namespace("helm4")
+RELEASE = own_release("lifecycle")
 CHART = "charts/flask-svc"
 INSTANCE = f"app.kubernetes.io/instance={RELEASE}"
 # What kube-prometheus-stack's default serviceMonitorSelector and ruleSelector match (its release name).

@@ -23,6 +23,7 @@ from tests.e2e.kube_support import (
     pod_is_ready,
     start_load_job,
     wait_for_rollout,
+    wait_for_service_endpoints,
     wait_until,
 )
 
@@ -38,6 +39,7 @@ def test_rolling_restart_under_load_has_zero_failures(
 ) -> None:
     ns, name = settings.namespace, deployment.metadata.name
     service = pick_service(core.list_namespaced_service(ns, label_selector=release_selector).items, APP_PORT)
+    wait_for_service_endpoints(core, ns, service)  # a refused first request would count as a failure
     manifest = load_job_manifest(
         name=JOB,
         namespace=ns,
