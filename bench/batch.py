@@ -1,12 +1,7 @@
 """Batch analysis end to end beside the synchronous endpoint (issues 13 and 22), through `python -m service` with the
-local runner on a temporary data directory:
-
-    .venv/bin/python -m bench.batch              # 8 MiB synchronous; a 64 MiB job in 16 MiB shards at P=1, P=2
-    .venv/bin/python -m bench.batch --peaks 1024 # one 1 GiB job at P=2: each process's peak memory (VmHWM)
-
-A job is timed from upload to `succeeded` (polled every 50 ms), every stage process's start included; MiB per
-CPU-second counts the server's whole process tree, the stage processes it reaped included.
-"""
+local runner: `python -m bench.batch` (8 MiB synchronous; a 64 MiB job in 16 MiB shards at P=1, P=2) or `--peaks 1024`
+(one 1 GiB job at P=2: each process's peak memory, VmHWM). A job is timed from upload to `succeeded` (polled every
+50 ms), every stage process's start included; MiB per CPU-second counts the server's whole process tree."""
 
 from __future__ import annotations
 
@@ -29,75 +24,51 @@ from harness.server import running_server
 from service.names import API_PREFIX, JOBS_PATH, WORDCOUNT
 
 PASSES = 3
-POLL_SECONDS = 0.05
+TEXT = {"Content-Type": "text/plain"}
 
 
-def _batch_seconds(url: str, body: bytes) -> float:
-    started = time.perf_counter()
-    response = requests.post(f"{url}{JOBS_PATH}", data=body, headers={"Content-Type": "text/plain"}, timeout=600)
+def _batch(url: str, body: bytes) -> None:
+    response = requests.post(f"{url}{JOBS_PATH}", data=body, headers=TEXT, timeout=600)
     response.raise_for_status()
-    job_url = f"{url}{response.headers['Location']}"
-    while True:
-        state = requests.get(job_url, timeout=30).json()["state"]
-        if state == "succeeded":
-            return time.perf_counter() - started
+    while (state := requests.get(f"{url}{response.headers['Location']}", timeout=30).json()["state"]) != "succeeded":
         if state in ("failed", "cancelled"):
             raise RuntimeError(f"batch job ended {state}")
-        time.sleep(POLL_SECONDS)
+        time.sleep(0.05)
 
 
-def _sync_seconds(url: str, body: bytes) -> float:
-    started = time.perf_counter()
-    response = requests.post(
-        f"{url}{API_PREFIX}/{WORDCOUNT}?limit=10", data=body, headers={"Content-Type": "text/plain"}, timeout=600
-    )
-    response.raise_for_status()
-    return time.perf_counter() - started
-
-
-def _measure(master: int, passes: int, once: Callable[[], float]) -> tuple[float, float]:
-    """Best wall seconds and the CPU seconds of that pass."""
-    best = (float("inf"), 0.0)
-    for _ in range(passes):
-        cpu = tree_cpu_seconds(master)
-        seconds = once()
-        best = min(best, (seconds, tree_cpu_seconds(master) - cpu))
-    return best
+def _sync(url: str, body: bytes) -> None:
+    requests.post(f"{url}{API_PREFIX}/{WORDCOUNT}?limit=10", data=body, headers=TEXT, timeout=600).raise_for_status()
 
 
 def _local_runner_env(data: str, parallelism: int, shard_mib: int) -> dict[str, str]:
-    return {
-        "FLASK_SVC_BATCH_DATA_DIR": data,
-        "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1",
-        "FLASK_SVC_BATCH_PARALLELISM": str(parallelism),
-        "FLASK_SVC_BATCH_SHARD_BYTES": str(shard_mib * MIB),
-        "FLASK_SVC_MAX_VOCABULARY": "1000000",
-        "LOG_LEVEL": "warning",
-    }
+    return {"FLASK_SVC_BATCH_DATA_DIR": data, "FLASK_SVC_BATCH_RECONCILE_SECONDS": "1",
+            "FLASK_SVC_BATCH_PARALLELISM": str(parallelism), "FLASK_SVC_BATCH_SHARD_BYTES": str(shard_mib * MIB),
+            "FLASK_SVC_MAX_VOCABULARY": "1000000", "LOG_LEVEL": "warning"}  # fmt: skip
 
 
-def run(
-    log: Callable[[str], None], size_mib: int = 64, sync_mib: int = 8, shard_mib: int = 16, passes: int = PASSES
-) -> dict[str, Any]:
+def run(log: Callable[[str], None], size_mib: int = 64, sync_mib: int = 8, shard_mib: int = 16, passes: int = PASSES
+        ) -> dict[str, Any]:  # fmt: skip
     """The synchronous endpoint (``sync_mib``, under its 10 MiB limit), then the same job at P=1 and P=2, one service
-    each, in one run so the ratios share the machine's state."""
+    each, in one run so the ratios share the machine's state. Each row: the best pass and the CPU of that pass."""
     rows = []
-    sync_body = generate_text(sync_mib * MIB, seed=13)
-    body = generate_text(size_mib * MIB, seed=17)
+    sync_body, body = generate_text(sync_mib * MIB, seed=13), generate_text(size_mib * MIB, seed=17)
     for parallelism in (1, 2):
-        with tempfile.TemporaryDirectory(prefix="flask-svc-bench-batch-") as data:
-            env = _local_runner_env(data, parallelism, shard_mib)
-            with running_server(env, log_to_file=True) as server:
-                master = server.process.pid
-                if parallelism == 1:
-                    _sync_seconds(server.url, sync_body[: MIB // 4])  # first-use costs out of the way
-                    seconds, cpu = _measure(master, passes, lambda: _sync_seconds(server.url, sync_body))
-                    what = f"POST /api/v1/wordcount, {sync_mib} MiB"
-                    rows.append({"what": what, "bytes": len(sync_body), "seconds": seconds, "cpu": cpu})
-                seconds, cpu = _measure(master, passes, lambda: _batch_seconds(server.url, body))
-                what = f"POST /api/v1/jobs → succeeded, {size_mib} MiB, {shard_mib} MiB shards, P={parallelism}"
-                rows.append({"what": what, "bytes": len(body), "seconds": seconds, "cpu": cpu})
-                log(f"batch bench: {rows[-1]['what']}: {seconds:.2f} s, {cpu:.2f} CPU-s")
+        with (
+            tempfile.TemporaryDirectory(prefix="flask-svc-bench-batch-") as data,
+            running_server(_local_runner_env(data, parallelism, shard_mib), log_to_file=True) as server,
+        ):
+            cpu = lambda: tree_cpu_seconds(server.process.pid)  # noqa: E731
+            if parallelism == 1:
+                _sync(server.url, sync_body[: MIB // 4])  # first-use costs out of the way
+                seconds, cpu_s = min(
+                    p[:2] for p in report.timed_passes(passes, lambda: _sync(server.url, sync_body), cpu)
+                )
+                rows.append({"what": f"POST /api/v1/wordcount, {sync_mib} MiB", "bytes": len(sync_body),
+                             "seconds": seconds, "cpu": cpu_s})  # fmt: skip
+            seconds, cpu_s = min(p[:2] for p in report.timed_passes(passes, lambda: _batch(server.url, body), cpu))
+            what = f"POST /api/v1/jobs → succeeded, {size_mib} MiB, {shard_mib} MiB shards, P={parallelism}"
+            rows.append({"what": what, "bytes": len(body), "seconds": seconds, "cpu": cpu_s})
+            log(f"batch bench: {what}: {seconds:.2f} s, {cpu_s:.2f} CPU-s")
     for row in rows:
         row["mib_per_s"] = row["bytes"] / MIB / row["seconds"]
         row["mib_per_cpu_s"] = row["bytes"] / MIB / row["cpu"] if row["cpu"] > 0 else float("nan")
@@ -105,18 +76,19 @@ def run(
 
 
 def _role(process: psutil.Process, master: int) -> str:
-    """What a process of the server's tree is, from its command line (forked processes share their parent's)."""
-    command = " ".join(process.cmdline())
+    """What a process of the server's tree is: a stage forked by the stage host keeps the host's command line, so
+    its name (``batch-map``, ``batch-shard-N``, ``batch-merge``: ``local.name_process``) says which it is."""
     if process.pid == master:
         return "gunicorn master"
-    if "service.batch" in command:
-        if " merge " in f"{command} ":
-            return "merge"
+    name, command = process.name(), " ".join(process.cmdline())
+    if name.startswith("batch-"):
         parent = process.parent()
-        return "map shard" if parent is not None and "service.batch" in " ".join(parent.cmdline()) else "map driver"
-    if "metrics_server" in command:
-        return "metrics server"
-    return "gunicorn worker"
+        if name == "batch-map" and parent is not None and parent.name() != "batch-map":  # else a shard, not yet named
+            return "map driver"
+        return "merge" if name == "batch-merge" else "map shard"
+    if "service.batch.forkhost" in command:
+        return "stage host"
+    return "metrics server" if "metrics_server" in command else "gunicorn worker"
 
 
 def _sample_peaks(master: int, peaks: dict[int, tuple[str, int]], stop: threading.Event) -> None:
@@ -133,9 +105,8 @@ def _sample_peaks(master: int, peaks: dict[int, tuple[str, int]], stop: threadin
         stop.wait(0.05)
 
 
-def run_peaks(
-    log: Callable[[str], None], size_mib: int = 1024, shard_mib: int = 16, parallelism: int = 2
-) -> dict[str, Any]:
+def run_peaks(log: Callable[[str], None], size_mib: int = 1024, shard_mib: int = 16, parallelism: int = 2
+              ) -> dict[str, Any]:  # fmt: skip
     """One ``size_mib`` job through the local runner, and the peak resident set of each process that took part:
     sampled VmHWM for the long-lived ones (gunicorn master and workers, the map driver), and each stage process's
     own ``peak_rss_kib`` from its outcome file (its getrusage high-water mark at the end: exact even for a shard too
@@ -150,7 +121,7 @@ def run_peaks(
             sampler = threading.Thread(target=_sample_peaks, args=(server.process.pid, sampled, stop), daemon=True)
             sampler.start()
             try:
-                seconds = _batch_seconds(server.url, body)
+                ((seconds, _, _),) = report.timed_passes(1, lambda: _batch(server.url, body))
             finally:
                 stop.set()
                 sampler.join()
@@ -176,9 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--mib", type=int, default=64, help="the batch job's size")
     parser.add_argument("--shard-mib", type=int, default=16, help="FLASK_SVC_BATCH_SHARD_BYTES, in MiB")
     parser.add_argument("--passes", type=int, default=PASSES)
-    parser.add_argument(
-        "--peaks", type=int, metavar="MIB", help="instead: one job of this size at P=2, each process's peak memory"
-    )
+    peaks = "instead: one job of this size at P=2, each process's peak memory"
+    parser.add_argument("--peaks", type=int, metavar="MIB", help=peaks)
     args = parser.parse_args(argv)
     if args.peaks:
         return report.emit(run_peaks(report.log, args.peaks, shard_mib=args.shard_mib), "peaks", args.json)

@@ -1,9 +1,6 @@
-"""Deterministic English-like text for request bodies and the word-count benchmark.
-
-Words follow a Zipf-like law (a few very common words, a long tail) with sentences, commas and line breaks, so the
-tokenizer and the counter see what prose would give them. The same seed always yields the same bytes, so runs on
-different days measure the same work.
-"""
+"""Deterministic English-like text for the benches: Zipf-like words (a few very common, a long tail) in sentences with
+commas and line breaks, as prose would give the tokenizer; the same seed always yields the same bytes, so runs on
+different days measure the same work."""
 
 from __future__ import annotations
 

@@ -1,16 +1,12 @@
 """Model serving side by side (``python -m bench.model [--without-mlserver]``, part of `make bench`): flask-svc and
-Seldon MLServer serve the same skops file over the Open Inference Protocol (V2), one worker each, under wrk with 1-,
-64- and 1024-instance requests, JSON for both and the binary tensor extension for flask-svc. MLServer runs from
-.tools/mlserver-venv with bench/mlserver/skops_runtime.py and `parallel_workers: 0` (inference in its one process, as
-in flask-svc's one worker).
+Seldon MLServer (.tools/mlserver-venv, bench/mlserver/skops_runtime.py, `parallel_workers: 0`: inference in its one
+process, as in flask-svc's one worker) serve the same skops file over the Open Inference Protocol V2 under wrk, with 1-,
+64- and 1024-instance requests, JSON for both and the binary tensor extension for flask-svc.
 
-Side by side: both servers are up at once, and for each request size every round runs flask-svc JSON, flask-svc
-binary and MLServer JSON one after the other (`round_order`), so the goal's two sides (flask-svc binary, MLServer JSON
-at 64 instances) always run back to back. The goal is judged on the median of the per-round ratios of requests per
-CPU-second, not on the ratio of the two sides' median rounds: within a round both sides meet the same background load,
-so each round's ratio cancels most of it and the median drops the round where it changed between them, while two
-medians taken apart may pair rounds a minute apart. Reported, never asserted.
-"""
+Both are up at once and each round runs flask-svc JSON, flask-svc binary and MLServer JSON back to back
+(`round_order`). The goal is the median of the per-round ratios of requests per CPU-second: within a round both sides
+meet the same background load, so each round's ratio cancels most of it, while two medians taken apart may pair
+rounds a minute apart. Reported, never asserted."""
 
 from __future__ import annotations
 
@@ -20,7 +16,7 @@ import json
 import statistics
 import tempfile
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,13 +26,10 @@ from bench import report, targets, wrk
 from harness import proc
 from harness.models import write_iris
 from harness.net import free_port
-from harness.server import ROOT, Server, running_server
+from harness.server import ROOT, running_server
 
-MLSERVER_VENV = ROOT / ".tools" / "mlserver-venv"
-RESULTS = ROOT / "bench" / "results"
-BATCHES = (1, 64, 1024)
-FORMS = ("json", "binary")
-MODEL = "iris"
+MLSERVER = ROOT / ".tools" / "mlserver-venv" / "bin"
+BATCHES, FORMS, MODEL = (1, 64, 1024), ("json", "binary"), "iris"
 INFER = f"/v2/models/{MODEL}/infer"
 SERVERS = {"flask-svc": "flask-svc (gunicorn gthread, 1 worker, 4 threads)", "mlserver": "MLServer (1 process)"}
 
@@ -49,8 +42,7 @@ def iris_rows(count: int) -> list[list[float]]:
 
 
 def v2_body(count: int) -> dict[str, Any]:
-    rows = iris_rows(count)
-    return {"inputs": [{"name": "input-0", "shape": [count, 4], "datatype": "FP64", "data": rows}]}
+    return {"inputs": [{"name": "input-0", "shape": [count, 4], "datatype": "FP64", "data": iris_rows(count)}]}
 
 
 def v2_binary_body(count: int) -> tuple[bytes, int]:
@@ -64,7 +56,7 @@ def v2_binary_body(count: int) -> tuple[bytes, int]:
     return header + raw, len(header)
 
 
-def flask_svc_server(model: Path) -> AbstractContextManager[Server]:
+def flask_svc_server(model: Path) -> Any:
     env = {"FLASK_SVC_MODEL_PATH": str(model), "WEB_CONCURRENCY": "1", "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
     return running_server(env, log_to_file=True)
 
@@ -78,29 +70,20 @@ def flask_svc(model: Path) -> Iterator[str]:
 @contextmanager
 def mlserver(model: Path) -> Iterator[tuple[str, int]]:
     """MLServer's URL and its process id (the root of the tree whose CPU is counted)."""
-    python = MLSERVER_VENV / "bin" / "python"
-    if not python.exists():
-        raise RuntimeError(f"{python} is missing: `make setup-bench-full` makes the MLServer virtualenv")
+    if not (MLSERVER / "python").exists():
+        raise RuntimeError(f"{MLSERVER / 'python'} is missing: `make setup-bench-full` makes the MLServer virtualenv")
     port = free_port()
     with tempfile.TemporaryDirectory(prefix="flask-svc-mlserver-") as tmp:
-        settings = {
-            "debug": False,
-            "parallel_workers": 0,
-            "host": "127.0.0.1",
-            "http_port": port,
-            "grpc_port": free_port(),
-            "metrics_port": free_port(),
-        }
-        model_settings = {
-            "name": MODEL,
-            "implementation": "bench.mlserver.skops_runtime.SkopsSKLearnModel",
-            "parameters": {"uri": str(model)},
-        }
+        ports = {"http_port": port, "grpc_port": free_port(), "metrics_port": free_port()}
+        settings = {"debug": False, "parallel_workers": 0, "host": "127.0.0.1", **ports}
+        runtime = "bench.mlserver.skops_runtime.SkopsSKLearnModel"
         Path(tmp, "settings.json").write_text(json.dumps(settings))
-        Path(tmp, "model-settings.json").write_text(json.dumps(model_settings))
-        cmd = [str(MLSERVER_VENV / "bin" / "mlserver"), "start", tmp]
-        with targets.launched(cmd, port, env={"PYTHONPATH": str(ROOT)}, path="/v2/health/ready") as proc:
-            yield f"http://127.0.0.1:{port}", proc.pid
+        Path(tmp, "model-settings.json").write_text(
+            json.dumps({"name": MODEL, "implementation": runtime, "parameters": {"uri": str(model)}})
+        )
+        cmd, env = [str(MLSERVER / "mlserver"), "start", tmp], {"PYTHONPATH": str(ROOT)}
+        with targets.launched(cmd, port, env, path="/v2/health/ready") as process:
+            yield f"http://127.0.0.1:{port}", process.pid
 
 
 def same_answers(urls: dict[str, str]) -> list[Any]:
@@ -118,22 +101,18 @@ def same_answers(urls: dict[str, str]) -> list[Any]:
 
 def round_order(mlserver_too: bool = True) -> list[tuple[str, str]]:
     """What one round runs, in order: flask-svc JSON, flask-svc binary, MLServer JSON (the goal's sides adjacent)."""
-    order = [("flask-svc", form) for form in FORMS]
-    return [*order, ("mlserver", "json")] if mlserver_too else order
+    return [("flask-svc", form) for form in FORMS] + ([("mlserver", "json")] if mlserver_too else [])
 
 
-def measure(
-    model: Path, settings: wrk.LoadSettings, rounds: int, log: Any = print, mlserver_too: bool = True
-) -> dict[str, Any]:
-    """Both servers up at once; for each request size, `rounds` rounds of `round_order` (one wrk run per server and
-    form): best round's requests per second, median round's requests per CPU-second, and flask-svc's worker's peak
-    memory over its runs of each size and form."""
+def measure(model: Path, settings: wrk.LoadSettings, rounds: int, log: Any = print, mlserver_too: bool = True
+            ) -> dict[str, Any]:  # fmt: skip
+    """For each request size, `rounds` rounds of `round_order`: the best round's requests per second, the median
+    round's requests per CPU-second, and flask-svc's worker's peak memory over its runs of each size and form."""
     results: dict[str, Any] = {"settings": vars(settings) | {"rounds": rounds}, "servers": SERVERS, "rows": []}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="flask-svc-bench-model-") as tmp:
         server = stack.enter_context(flask_svc_server(model))
         (worker,) = server.workers()
-        urls = {"flask-svc": server.url}
-        pids = {"flask-svc": server.process.pid}  # gunicorn's master: its tree holds the worker
+        urls, pids = {"flask-svc": server.url}, {"flask-svc": server.process.pid}  # the master's tree holds the worker
         if mlserver_too:
             urls["mlserver"], pids["mlserver"] = stack.enter_context(mlserver(model))
         results["predictions_64"] = same_answers(urls)
@@ -144,99 +123,78 @@ def measure(
             bodies["json"][0].write_text(json.dumps(v2_body(batch)))
             bodies["binary"][0].write_bytes(raw)
             for name, form in order:  # warm-up
-                body, header = bodies[form]
-                wrk.run(f"{urls[name]}{INFER}", settings, body, settings.warmup_s, "application/json", header)
+                wrk.run(f"{urls[name]}{INFER}", settings, bodies[form][0], settings.warmup_s, "application/json",
+                        bodies[form][1])  # fmt: skip
             runs: dict[tuple[str, str], list[wrk.WrkResult]] = {key: [] for key in order}
             peaks_kib = dict.fromkeys(FORMS, 0)
-            for round_ in range(rounds):
+            for index in range(rounds):
                 for name, form in order:
-                    body, header = bodies[form]
-                    if name == "flask-svc":
-                        proc.reset_peak(worker.pid)
-                    result = wrk.run(
-                        f"{urls[name]}{INFER}", settings, body, None, "application/json", header, pids[name]
-                    )
                     if name == "flask-svc":  # the worker serves both forms: its peak is read run by run
+                        proc.reset_peak(worker.pid)
+                    got = wrk.run(f"{urls[name]}{INFER}", settings, bodies[form][0], None, "application/json",
+                                  bodies[form][1], pids[name])  # fmt: skip
+                    if name == "flask-svc":
                         peaks_kib[form] = max(peaks_kib[form], proc.peak_kib(worker.pid))
-                    if result.error_count:
-                        raise RuntimeError(f"{name}, {batch} instances {form}: wrk counted errors {result.errors}")
-                    per_cpu = report.per_cpu_second(result.requests, result.cpu_s)
-                    log(
-                        f"{name:9} {batch:4} instances {form:6}, round {round_ + 1}: {result.rps:8.0f} req/s "
-                        f"{per_cpu or 0:8.0f} req/CPU-s"
-                    )
-                    runs[name, form].append(result)
-            for (name, form), results_of in runs.items():
-                results["rows"].append(_row(name, form, batch, results_of, peaks_kib[form] / 1024))
+                    if got.error_count:
+                        raise RuntimeError(f"{name}, {batch} instances {form}: wrk counted errors {got.errors}")
+                    per_cpu = report.per_cpu_second(got.requests, got.cpu_s) or 0
+                    log(f"{name:9} {batch:4} instances {form:6}, round {index + 1}: {got.rps:8.0f} req/s "
+                        f"{per_cpu:8.0f} req/CPU-s")  # fmt: skip
+                    runs[name, form].append(got)
+            results["rows"] += [
+                _row(name, form, batch, got, peaks_kib[form] / 1024) for (name, form), got in runs.items()
+            ]
     results["goal"] = goal(results["rows"])
     return results
 
 
 def _row(name: str, form: str, batch: int, runs: list[wrk.WrkResult], peak_mib: float) -> dict[str, Any]:
-    best = max(runs, key=lambda result: result.rps)  # the first of equals, as before
-    rounds = [
-        {"requests": result.requests, "cpu_s": round(result.cpu_s or 0, 3), "rps": round(result.rps, 1)}
-        for result in runs
-    ]
+    best = max(runs, key=lambda result: result.rps)  # the first of equals
+    rounds = [{"requests": r.requests, "cpu_s": round(r.cpu_s or 0, 3), "rps": round(r.rps, 1)} for r in runs]
     per_cpu = report.median_per_cpu(rounds)
-    return {
-        "server": name,
-        "form": form,
-        "instances": batch,
-        "rps": round(best.rps, 1),
-        "instances_per_s": round(best.rps * batch, 1),
-        "per_cpu_s": None if per_cpu is None else round(per_cpu, 1),
-        "p50_ms": best.latency_ms["p50"],
-        "p99_ms": best.latency_ms["p99"],
-        "peak_mib": round(peak_mib, 1) if name == "flask-svc" else None,
-        "rounds": rounds,
-    }
+    return {"server": name, "form": form, "instances": batch, "rps": round(best.rps, 1),
+            "instances_per_s": round(best.rps * batch, 1), "per_cpu_s": None if per_cpu is None else round(per_cpu, 1),
+            "p50_ms": best.latency_ms["p50"], "p99_ms": best.latency_ms["p99"],
+            "peak_mib": round(peak_mib, 1) if name == "flask-svc" else None, "rounds": rounds}  # fmt: skip
 
 
 def round_ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[list[float], list[float]] | None:
-    """Round by round, ours over theirs in requests per CPU-second and in requests per second; None unless both rows
-    carry the same rounds, each with its CPU measured."""
-    mine, other = ours.get("rounds") or [], theirs.get("rounds") or []
-    if not mine or len(mine) != len(other):
+    """Round by round, ours over theirs in requests per CPU-second and per second; None unless both rows carry the
+    same rounds, each with its CPU measured."""
+    pairs = list(zip(ours.get("rounds") or [], theirs.get("rounds") or [], strict=False))
+    if not pairs or len(ours["rounds"]) != len(theirs["rounds"]):
         return None
-    pairs = list(zip(mine, other, strict=True))
     per_cpu = [report.ratio(*(report.per_cpu_second(r["requests"], r["cpu_s"]) for r in pair)) for pair in pairs]
     measured = [value for value in per_cpu if value is not None]
-    if len(measured) != len(pairs):
-        return None
-    return measured, [a["rps"] / b["rps"] for a, b in pairs]
+    return (measured, [a["rps"] / b["rps"] for a, b in pairs]) if len(measured) == len(pairs) else None
 
 
 def goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """flask-svc's binary 64-instance requests per CPU-second against MLServer's 64-instance JSON (issue 21), with
-    the requests-per-second ratio beside it, each the median of the per-round ratios (the module's docstring says
-    why); rows without rounds (figures alone) are compared on their figures. None without MLServer."""
+    """flask-svc's binary 64-instance requests per CPU-second against MLServer's 64-instance JSON (issue 21), the
+    requests-per-second ratio beside, each the median of the per-round ratios; rows without rounds are compared on
+    their figures. None without MLServer."""
     at_64 = {(row["server"], row["form"]): row for row in rows if row["instances"] == 64}
     ours, theirs = at_64.get(("flask-svc", "binary")), at_64.get(("mlserver", "json"))
     if ours is None or theirs is None:
         return None
-    paired = round_ratios(ours, theirs)
-    if paired:
+    if paired := round_ratios(ours, theirs):
         per_cpu: float | None = statistics.median(paired[0])
         rps = statistics.median(paired[1])
     else:
         per_cpu, rps = report.ratio(ours.get("per_cpu_s"), theirs.get("per_cpu_s")), ours["rps"] / theirs["rps"]
-    judged = {
-        "met": per_cpu is not None and per_cpu >= 1.0,
-        "ratio": None if per_cpu is None else round(per_cpu, 2),
-        "rps_ratio": round(rps, 2),
-    }
+    judged = {"met": per_cpu is not None and per_cpu >= 1.0, "ratio": None if per_cpu is None else round(per_cpu, 2),
+              "rps_ratio": round(rps, 2)}  # fmt: skip
     return judged | ({"round_ratios": [round(value, 2) for value in paired[0]]} if paired else {})
 
 
 def markdown(results: dict[str, Any]) -> str:
-    return report.render("model.md.j2", r=results)
+    return report.render("model", results)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="model serving: flask-svc beside MLServer")
     wrk.LoadSettings.add_arguments(parser, duration=3, warmup=2)
-    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument("--without-mlserver", action="store_true", help="flask-svc alone (no comparison)")
     opts = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-model-") as tmp:
@@ -244,10 +202,9 @@ def main(argv: list[str] | None = None) -> int:
         results = measure(model, wrk.LoadSettings.from_args(opts), opts.rounds, mlserver_too=not opts.without_mlserver)
     results["date"] = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
     opts.out.mkdir(parents=True, exist_ok=True)
-    stem = f"model-{results['date'][:10]}"
-    (opts.out / f"{stem}.json").write_text(json.dumps(results, indent=2) + "\n")
-    text = markdown(results)
-    (opts.out / f"{stem}.md").write_text(text)
+    stem = opts.out / f"model-{results['date'][:10]}"
+    stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
+    stem.with_suffix(".md").write_text(text := markdown(results))
     print(text)
     return 0
 

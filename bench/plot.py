@@ -1,16 +1,10 @@
-"""The results PNG: one panel per scenario, 1 and 2 workers side by side; the top row req/s (best round), the bottom
-row requests per CPU-second of the server's process tree (median round), which the goals are judged on.
-
-    .tools/bench-venv/bin/python -m bench.plot bench/results/<date>.json bench/results/<date>.png
-
-Runs in the bench virtualenv (matplotlib); imports nothing from the service.
-"""
+"""The results PNG (`.tools/bench-venv/bin/python -m bench.plot <date>.json <date>.png`: matplotlib, nothing from the
+service): a panel per scenario, workers side by side; req/s (best round) above, req/CPU-s (median round) below."""
 
 from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -18,51 +12,32 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
-from matplotlib.axes import Axes
 from matplotlib.ticker import FuncFormatter
 
-from bench.report import ENDPOINT_LABELS, TARGET_LABELS, best_rps, median_per_cpu, per_cpu_values
+from bench.report import ENDPOINT_LABELS, TARGETS, best_rps, median_per_cpu, per_cpu_values
 
-COLOURS = {
-    "svc-on": "#c0392b",
-    "svc-sampled": "#d35400",
-    "svc-default": "#e67e22",
-    "svc-off": "#f5b041",
-    "bare": "#2980b9",
-    "fastapi": "#27ae60",
-    "nginx": "#7f8c8d",
-}
-Rounds = Sequence[Mapping[str, Any]]
 # (row title, the value plotted, every round's value for the error bar)
-MEASURES: tuple[tuple[str, Callable[[Rounds], float | None], Callable[[Rounds], list[float]]], ...] = (
+MEASURES = (
     ("requests/s (best round)", best_rps, lambda rounds: [r["rps"] for r in rounds]),
     ("requests per CPU-second (median round)", median_per_cpu, per_cpu_values),
 )
 
 
-def _panel(ax: Axes, runs: Sequence[Mapping[str, Any]], endpoint: str, workers: list[int], measure: Any) -> None:
+def _panel(ax: Any, runs: list[dict[str, Any]], endpoint: str, workers: list[int], measure: Any) -> None:
     label, value_of, all_of = measure
-    keys = [k for k in TARGET_LABELS if any(r["endpoint"] == endpoint and r["target"] == k for r in runs)]
+    keys = [k for k in TARGETS if any(r["endpoint"] == endpoint and r["target"] == k for r in runs)]
     width = 0.8 / max(1, len(keys))
     for index, key in enumerate(keys):
-        values, errors_low, errors_high = [], [], []
+        values, low, high = [], [], []
         for count in workers:
             run = next((r for r in runs if (r["workers"], r["target"], r["endpoint"]) == (count, key, endpoint)), None)
             value = (value_of(run["rounds"]) if run else None) or 0
             spread = (all_of(run["rounds"]) if run else []) or [value]
             values.append(value)
-            errors_low.append(max(0, value - min(spread)))
-            errors_high.append(max(0, max(spread) - value))
-        positions = [w + index * width - 0.4 + width / 2 for w in range(len(workers))]
-        bars = ax.bar(
-            positions,
-            values,
-            width,
-            yerr=[errors_low, errors_high],
-            capsize=2,
-            color=COLOURS.get(key, "#999"),
-            label=TARGET_LABELS[key],
-        )
+            low.append(max(0, value - min(spread)))
+            high.append(max(0, max(spread) - value))
+        at = [w + index * width - 0.4 + width / 2 for w in range(len(workers))]
+        bars = ax.bar(at, values, width, yerr=[low, high], capsize=2, color=TARGETS[key][1], label=TARGETS[key][0])
         ax.bar_label(bars, labels=[f"{v:,.0f}" if v else "" for v in values], fontsize=7, rotation=90, padding=3)
     ax.set_title(ENDPOINT_LABELS[endpoint])
     ax.set_xticks(range(len(workers)), [f"{w} worker{'s' if w > 1 else ''}" for w in workers])
@@ -89,20 +64,11 @@ def plot(results: dict[str, Any], out: Path) -> None:
     handles, labels = axes[0][0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=len(labels), frameon=False)
     machine = results.get("machine", {})
-    fig.suptitle(
-        f"flask-svc bench {results.get('date', '')} — {machine.get('nproc', '?')} CPUs, {machine.get('cpu', '?')}; "
-        "error bars span every round",
-        fontsize=10,
-    )
+    title = f"flask-svc bench {results.get('date', '')} — {machine.get('nproc', '?')} CPUs, {machine.get('cpu', '?')}"
+    fig.suptitle(f"{title}; error bars span every round", fontsize=10)
     fig.tight_layout(rect=(0, 0.04, 1, 0.96))
     fig.savefig(out, dpi=110)
 
 
-def main(argv: list[str]) -> int:
-    source, out = Path(argv[0]), Path(argv[1])
-    plot(json.loads(source.read_text()), out)
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    plot(json.loads(Path(sys.argv[1]).read_text()), Path(sys.argv[2]))

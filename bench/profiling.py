@@ -18,6 +18,7 @@ from harness.server import ROOT
 
 PY_SPY = BENCH_VENV / "bin" / "py-spy"
 _FRAME = re.compile(r"^(?P<function>.*) \((?P<path>.*):(?P<line>\d+)\)$")
+_IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
 
 
 @dataclass(frozen=True)
@@ -29,24 +30,19 @@ class Frame:
     @property
     def component(self) -> str | None:
         """The package or project module this frame belongs to; None for the standard library."""
-        path = self.path
-        if "site-packages/" in path:
-            top = path.split("site-packages/", 1)[1].split("/", 1)[0]
-            return top.removesuffix(".py")
-        root = f"{ROOT}/"
-        if path.startswith(root):
-            relative = path[len(root) :]
-            parts = relative.split("/")
+        if "site-packages/" in self.path:
+            return self.path.split("site-packages/", 1)[1].split("/", 1)[0].removesuffix(".py")
+        if self.path.startswith(f"{ROOT}/"):
+            parts = self.path[len(f"{ROOT}/") :].split("/")
             # service/analysis/tokenizer.py → service.analysis; service/logs.py → service.logs
-            return ".".join(parts[:2]).removesuffix(".py") if len(parts) > 1 else relative
+            return ".".join(parts[:2]).removesuffix(".py") if len(parts) > 1 else parts[0]
         return None
 
     @property
     def short(self) -> str:
         path = self.path.split("site-packages/", 1)[-1]
-        root = f"{ROOT}/"
-        if path.startswith(root):
-            path = path[len(root) :]
+        if path.startswith(f"{ROOT}/"):
+            path = path[len(f"{ROOT}/") :]
         elif "/lib/python3" in path:
             path = path.split("/lib/python3", 1)[1].split("/", 1)[-1]
         return f"{self.function} ({path}:{self.line})"
@@ -62,13 +58,8 @@ def parse_frame(text: str) -> Frame:
 
 def parse_collapsed(text: str) -> list[tuple[tuple[Frame, ...], int]]:
     """``a;b;c 12`` lines → (frames root-first, sample count)."""
-    stacks = []
-    for line in text.splitlines():
-        stack, _, count = line.rpartition(" ")
-        if not stack or not count.isdigit():
-            continue
-        stacks.append((tuple(parse_frame(part) for part in stack.split(";")), int(count)))
-    return stacks
+    lines = (line.rpartition(" ") for line in text.splitlines())
+    return [(tuple(map(parse_frame, stack.split(";"))), int(n)) for stack, _, n in lines if stack and n.isdigit()]
 
 
 # Costs worth naming in every profile, counted inclusively (a sample counts when any frame of its stack matches), so
@@ -97,37 +88,25 @@ class Profile:
 def owner(frames: tuple[Frame, ...]) -> str:
     """The innermost non-stdlib frame's component: time spent in ``logging`` for an access line belongs to whoever
     logged; all-stdlib stacks are reported under their leaf module."""
-    for frame in reversed(frames):
-        component = frame.component
-        if component is not None:
-            return component
+    component = next((c for frame in reversed(frames) if (c := frame.component) is not None), None)
+    if component is not None:
+        return component
     leaf = frames[-1] if frames else Frame("?", "", 0)
     return f"stdlib {Path(leaf.path).stem}" if leaf.path.startswith("/") else "other"
 
 
 def summarise(title: str, stacks: Iterable[tuple[tuple[Frame, ...], int]], top: int = 12, note: str = "") -> Profile:
-    by_component: Counter[str] = Counter()
-    by_line: Counter[Frame] = Counter()
-    watched: Counter[str] = Counter()
-    total = 0
-    for frames, count in stacks:
-        if not frames:
-            continue
-        total += count
-        for label, matches in WATCH:
-            if any(matches(frame) for frame in frames):
-                watched[label] += count
+    by_component, by_line, watched = Counter[str](), Counter[Frame](), Counter[str]()
+    for frames, count in (stack for stack in stacks if stack[0]):
+        watched.update({label: count for label, matches in WATCH if any(map(matches, frames))})
         by_component[owner(frames)] += count
         # The innermost frame in project or package code: a C call (findall, Counter.update) shows as its caller.
-        leaf = next((f for f in reversed(frames) if f.component is not None), frames[-1])
-        by_line[leaf] += count
-    profile = Profile(title, total, note=note)
+        by_line[next((f for f in reversed(frames) if f.component is not None), frames[-1])] += count
+    profile = Profile(title, total := by_component.total(), note=note)
     if total:
         profile.components = [(name, count / total) for name, count in by_component.most_common(top)]
-        profile.lines = [
-            (frame.short, count / total, linecache.getline(frame.path, frame.line).strip())
-            for frame, count in by_line.most_common(top)
-        ]
+        profile.lines = [(frame.short, count / total, linecache.getline(frame.path, frame.line).strip())
+                         for frame, count in by_line.most_common(top)]  # fmt: skip
         profile.watched = [(label, watched[label] / total) for label, _ in WATCH if watched[label]]
     return profile
 
@@ -157,23 +136,15 @@ def profile_under_load(title: str, pid: int, seconds: float, load: Callable[[], 
     return summarise(title, parse_collapsed(out.read_text() if out.exists() else ""))
 
 
-_IMPORTTIME = re.compile(r"^import time:\s+(\d+)\s+\|\s+(\d+)\s+\|(\s*)(\S+)\s*$")
-
-
 def parse_importtime(stderr: str) -> list[tuple[str, int, int, int]]:
     """``-X importtime`` lines → (module, self µs, cumulative µs, nesting depth)."""
-    rows = []
-    for line in stderr.splitlines():
-        match = _IMPORTTIME.match(line)
-        if match:
-            depth = (len(match[3]) - 1) // 2
-            rows.append((match[4], int(match[1]), int(match[2]), depth))
-    return rows
+    found = (_IMPORTTIME.match(line) for line in stderr.splitlines())
+    return [(m[4], int(m[1]), int(m[2]), (len(m[3]) - 1) // 2) for m in found if m]
 
 
 def import_cost_by_package(rows: list[tuple[str, int, int, int]], top: int = 10) -> list[tuple[str, float]]:
     """Milliseconds spent importing each top-level package's own modules (self time summed), largest first."""
-    by_package: Counter[str] = Counter()
+    by_package = Counter[str]()
     for module, self_us, _cumulative_us, _depth in rows:
         by_package[module.split(".")[0]] += self_us
     return [(name, us / 1000) for name, us in by_package.most_common(top)]

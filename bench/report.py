@@ -1,12 +1,11 @@
-"""From a run's measurements (a JSON-able dict, see bench/run.py) to ratios, goal verdicts and Markdown.
-
-Pure functions over plain data, so they are unit-tested without running a server.
-"""
+"""From a run's measurements (plain data, see bench/run.py) to ratios, goal verdicts and Markdown (bench/templates).
+Pure functions, unit-tested without a server; imports nothing the bench venv (which plots) lacks."""
 
 from __future__ import annotations
 
 import argparse
 import functools
+import importlib
 import json
 import statistics
 import sys
@@ -17,109 +16,84 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-TARGET_LABELS = {
-    "svc-on": "flask-svc, all on",
-    "svc-default": "flask-svc, defaults",
-    "svc-sampled": "flask-svc, tracing 10 %",
-    "svc-off": "flask-svc, all off",
-    "bare": "bare Flask",
-    "fastapi": "FastAPI/uvicorn",
-    "nginx": "nginx static",
+# Every server of the load matrix, in the plot's order: its label and its colour there.
+TARGETS = {
+    "svc-on": ("flask-svc, all on", "#c0392b"),
+    "svc-default": ("flask-svc, defaults", "#e67e22"),
+    "svc-sampled": ("flask-svc, tracing 10 %", "#d35400"),
+    "svc-off": ("flask-svc, all off", "#f5b041"),
+    "bare": ("bare Flask", "#2980b9"),
+    "fastapi": ("FastAPI/uvicorn", "#27ae60"),
+    "nginx": ("nginx static", "#7f8c8d"),
 }
-ENDPOINT_LABELS = {
-    "livez": "GET /livez",
-    "readyz": "GET /readyz",
-    "analyze-1k": "POST analyze 1 KB",
-    "analyze-100k": "POST analyze 100 KB",
-}
+TARGET_LABELS = {key: label for key, (label, _colour) in TARGETS.items()}
+ENDPOINT_LABELS = {"livez": "GET /livez", "readyz": "GET /readyz", "analyze-1k": "POST analyze 1 KB"}
+ENDPOINT_LABELS["analyze-100k"] = "POST analyze 100 KB"
 ANALYZE = ("analyze-1k", "analyze-100k")
-TIMES = "\u00d7"  # the multiplication sign, spelled out so linters do not take it for an x
-DASH = "\u2013"
+TIMES, DASH = "\u00d7", "\u2013"  # spelled out so linters do not take them for an x and a hyphen
+Rounds = Sequence[Mapping[str, Any]]
+Measure = Callable[[Rounds], float | None]
 
 
 def per_cpu_second(requests: int, cpu_s: float | None) -> float | None:
     """Requests per CPU-second; None when no CPU was measured (a window shorter than one clock tick)."""
-    if not cpu_s or cpu_s <= 0:
-        return None
-    return requests / cpu_s
+    return requests / cpu_s if cpu_s and cpu_s > 0 else None
 
 
-def best_round(rounds: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
-    """The round with the most requests per second. On a shared machine other load only ever slows a run down, so
-    the best of a few interleaved rounds is the least disturbed one."""
-    clean = [r for r in rounds if not r.get("errors")]
-    return max(clean or rounds, key=lambda r: r["rps"], default=None)
+def _clean(rounds: Rounds) -> list[Mapping[str, Any]]:
+    return [r for r in rounds if not r.get("errors")] or list(rounds)
 
 
-def best_rps(rounds: Sequence[Mapping[str, Any]]) -> float | None:
-    best = best_round(rounds)
-    return float(best["rps"]) if best else None
+def best_round(rounds: Rounds) -> Mapping[str, Any] | None:
+    """The fastest clean round: on a shared machine other load only slows a run, so it is the least disturbed."""
+    return max(_clean(rounds), key=lambda r: r["rps"], default=None)
 
 
-def per_cpu_values(rounds: Sequence[Mapping[str, Any]]) -> list[float]:
-    """Each clean round's requests per CPU-second of the server's process tree (none for runs recorded before CPU
-    time was)."""
-    clean = [r for r in rounds if not r.get("errors")] or list(rounds)
-    return [value for r in clean if (value := per_cpu_second(r["requests"], r.get("cpu_s"))) is not None]
+def best_rps(rounds: Rounds) -> float | None:
+    return float(best["rps"]) if (best := best_round(rounds)) else None
 
 
-def median_per_cpu(rounds: Sequence[Mapping[str, Any]]) -> float | None:
-    """The median round's requests per CPU-second. Not the best round, as for req/s: a server starved of a core
-    can also get *cheaper* per request (it finds more work per wake-up), so noise moves it both ways."""
-    values = per_cpu_values(rounds)
-    return statistics.median(values) if values else None
+def per_cpu_values(rounds: Rounds) -> list[float]:
+    """Each clean round's requests per CPU-second of the server's process tree (none for runs without CPU time)."""
+    return [v for r in _clean(rounds) if (v := per_cpu_second(r["requests"], r.get("cpu_s"))) is not None]
 
 
-Measure = Callable[[Sequence[Mapping[str, Any]]], float | None]
+def median_per_cpu(rounds: Rounds) -> float | None:
+    """The median round, not the best: a server starved of a core can also get *cheaper* per request."""
+    return statistics.median(values) if (values := per_cpu_values(rounds)) else None
 
 
 def ratio(numerator: float | None, denominator: float | None) -> float | None:
-    if numerator is None or not denominator:
-        return None
-    return numerator / denominator
+    return None if numerator is None or not denominator else numerator / denominator
 
 
-def measured(
-    runs: Iterable[Mapping[str, Any]], workers: int, target: str, endpoint: str, of: Measure = best_rps
-) -> float | None:
-    for run in runs:
-        if run["workers"] == workers and run["target"] == target and run["endpoint"] == endpoint:
-            return of(run["rounds"])
-    return None
+def measured(runs: Iterable[Mapping[str, Any]], workers: int, target: str, endpoint: str, of: Measure) -> float | None:
+    found = (run for run in runs if (run["workers"], run["target"], run["endpoint"]) == (workers, target, endpoint))
+    return next((of(run["rounds"]) for run in found), None)
 
 
 # Every comparison the ratio tables show and the goals use: (name, numerator, denominator, column heading).
 RATIOS = (
-    ("default_vs_bare", "svc-default", "bare", "defaults / bare Flask"),  # flask-svc as shipped / bare Flask
-    ("off_vs_bare", "svc-off", "bare", "all off / bare Flask"),  # all instrumentation off / bare Flask
+    ("default_vs_bare", "svc-default", "bare", "defaults / bare Flask"),
+    ("off_vs_bare", "svc-off", "bare", "all off / bare Flask"),
     ("default_vs_fastapi", "svc-default", "fastapi", "defaults / FastAPI"),
     ("off_vs_fastapi", "svc-off", "fastapi", "all off / FastAPI"),
-    ("default_vs_off", "svc-default", "svc-off", "defaults / all off"),  # metrics + access log / nothing
-    ("sampled_vs_default", "svc-sampled", "svc-default", "tracing 10 % / defaults"),  # the chart's default
+    ("default_vs_off", "svc-default", "svc-off", "defaults / all off"),
+    ("sampled_vs_default", "svc-sampled", "svc-default", "tracing 10 % / defaults"),
     ("on_vs_default", "svc-on", "svc-default", "tracing 100 % / defaults"),
     ("on_vs_off", "svc-on", "svc-off", "all on / all off"),
 )
 
 
-class RatioRow(SimpleNamespace):
-    """One (``workers``, ``endpoint``) scenario and each ratio of RATIOS by name (None where a side did not run)."""
-
-
-def ratios(runs: Sequence[Mapping[str, Any]], of: Measure = best_rps) -> list[RatioRow]:
-    """Every comparison for each (workers, scenario), on one measure: best-round req/s or median req/CPU-s."""
+def ratios(runs: Sequence[Mapping[str, Any]], of: Measure = best_rps) -> list[SimpleNamespace]:
+    """For each (workers, scenario), every ratio of RATIOS by name (None where a side did not run)."""
     order = list(ENDPOINT_LABELS)
     scenarios = sorted({(r["workers"], r["endpoint"]) for r in runs}, key=lambda k: (k[0], order.index(k[1])))
     return [
-        RatioRow(
-            workers=workers,
-            endpoint=endpoint,
-            **{
-                name: ratio(measured(runs, workers, top, endpoint, of), measured(runs, workers, bottom, endpoint, of))
-                for name, top, bottom, _ in RATIOS
-            },
-        )
-        for workers, endpoint in scenarios
-    ]
+        SimpleNamespace(workers=w, endpoint=e, **{n: ratio(measured(runs, w, a, e, of), measured(runs, w, b, e, of))
+                                                  for n, a, b, _ in RATIOS})
+        for w, e in scenarios
+    ]  # fmt: skip
 
 
 @dataclass
@@ -139,199 +113,144 @@ def _fmt(value: float | None, spec: str = ".2f", suffix: str = "", missing: str 
     return missing if value is None else f"{value:{spec}}{suffix}"
 
 
-def _x(value: float | None) -> str:
-    return _fmt(value, ".2f", TIMES)
+def _limit(name: str, value: float | None, limit: str, unit: str, spec: str, detail: str, most: bool = True) -> Goal:
+    """``value`` at most (or at least) ``limit``, shown with ``spec`` and ``unit``."""
+    met = None if value is None else (value <= float(limit) if most else value >= float(limit))
+    return Goal(name, f"{'≤' if most else '≥'} {limit}{unit}", _fmt(value, spec, unit), met, detail)
 
 
-def _beside(rps_rows: Sequence[RatioRow], attr: str) -> dict[tuple[int, str], float | None]:
-    """Each scenario's req/s ratio, shown beside the req/CPU-s one a goal is judged on."""
-    return {(row.workers, row.endpoint): getattr(row, attr) for row in rps_rows}
-
-
-def _versus_goal(
-    name: str, at_least: float, rows: Sequence[RatioRow], rps_rows: Sequence[RatioRow], versus: str, label: str
-) -> Goal:
-    """flask-svc's defaults at least ``at_least`` times ``versus`` in each of ``rows`` (req/CPU-s); the lowest
-    decides. ``label`` names a row's scenario (a format of its fields); all off and req/s are shown beside."""
-    attr, off = f"default_vs_{versus}", f"off_vs_{versus}"
-    rps = _beside(rps_rows, attr)
-    lowest = min((getattr(row, attr) for row in rows), default=None)
-    details = (
-        f"{label.format_map(vars(row))} {_x(getattr(row, attr))} (all off {_x(getattr(row, off))}; "
-        f"req/s {_x(rps.get((row.workers, row.endpoint)))})"
-        for row in rows
-    )
-    met = None if lowest is None else lowest >= at_least
-    return Goal(name, f"≥ {at_least:.1f}{TIMES}", _x(lowest), met, ", ".join(details))
-
-
-# Issue 15: what each level of instrumentation may cost, as 1 - (req/CPU-s with it) / (req/CPU-s without it), on
-# the analyze scenarios (the /readyz and /livez probes are kept out of metrics, access log and tracing by design).
+# Issue 15: what each level of instrumentation may cost, 1 - (req/CPU-s with it) / (without it), on the analyze
+# scenarios (the probes are kept out of metrics, access log and tracing by design).
 COST_GOALS = (
     ("metrics + access log: defaults vs all off", "default_vs_off", 0.10),
     ("tracing at 10 %: vs defaults", "sampled_vs_default", 0.10),
     ("tracing at 100 %: vs defaults", "on_vs_default", 0.30),
 )
-
-
-def _cost_goal(name: str, attr: str, limit: float, rows: Sequence[RatioRow], rps_rows: Sequence[RatioRow]) -> Goal:
-    """At most ``limit`` of the CPU-efficiency lost, over the analyze scenarios; the worst one decides."""
-    costs = [(row, 1 - getattr(row, attr)) for row in rows if row.endpoint in ANALYZE and getattr(row, attr)]
-    worst = max((cost for _row, cost in costs), default=None)
-    rps = {key: None if value is None else (1 - value) * 100 for key, value in _beside(rps_rows, attr).items()}
-    details = (
-        f"{row.endpoint} {row.workers}w {cost * 100:.0f} % "
-        f"(req/s {_fmt(rps.get((row.workers, row.endpoint)), '.0f', ' %')})"
-        for row, cost in costs
-    )
-    value = _fmt(None if worst is None else worst * 100, ".0f", " %")
-    return Goal(
-        name, f"≤ {limit:.0%}".replace("%", " %"), value, None if worst is None else worst <= limit, ", ".join(details)
-    )
-
-
-def _at_most_goal(name: str, limit: str, value: float | None, spec: str, unit: str, detail: str) -> Goal:
-    met = None if value is None else value <= float(limit)
-    return Goal(name, f"≤ {limit}{unit}", _fmt(value, spec, unit), met, detail)
-
-
-def _start_goal(name: str, starts: Sequence[float], detail: str) -> Goal:
-    """Start → ready within half a second, judged on the median of several starts."""
-    median = statistics.median(starts) if starts else None
-    return _at_most_goal(name, "0.5", median, ".2f", " s", detail if starts else "")
+# flask-svc's defaults at least so many times another server, in each scenario of a kind (the lowest decides):
+# (name, at least, versus, which rows, how a row's scenario is named). /livez is answered in front of Flask;
+# /readyz shows a request through the whole stack.
+VERSUS_GOALS = (
+    ("GET /readyz vs bare Flask", "0.9", "bare", lambda row: row.endpoint == "readyz", "{workers}w"),
+    ("/livez vs bare Flask", "0.9", "bare", lambda row: row.endpoint == "livez", "{workers}w"),
+    ("analyze per core vs FastAPI (1 worker)", "1.0", "fastapi", lambda r: r.endpoint in ANALYZE and r.workers == 1,
+     "{endpoint}"),
+)  # fmt: skip
 
 
 def goals(results: Mapping[str, Any]) -> list[Goal]:
-    """The goals, judged on requests per CPU-second of the server's process tree (median round), with req/s (best
-    round) beside. flask-svc is judged as shipped (its defaults) except where a goal names another variant; where a
-    goal spans several scenarios the worst one decides."""
+    """Judged on req/CPU-s of the server's process tree (median round), req/s (best round) beside; flask-svc as
+    shipped (its defaults) except where a goal names a variant; where a goal spans scenarios the worst decides."""
     runs = results.get("runs", [])
-    table, rps_table = ratios(runs, median_per_cpu), ratios(runs)
-    found = [_cost_goal(name, attr, limit, table, rps_table) for name, attr, limit in COST_GOALS]
-    # flask-svc answers /livez in front of Flask; /readyz shows what a request through the whole stack costs.
-    for endpoint, path in (("readyz", "GET /readyz"), ("livez", "/livez")):
-        rows = [row for row in table if row.endpoint == endpoint and row.default_vs_bare is not None]
-        found.append(_versus_goal(f"{path} vs bare Flask", 0.9, rows, rps_table, "bare", "{workers}w"))
-    per_core = [row for row in table if row.endpoint in ANALYZE and row.workers == 1 and row.default_vs_fastapi]
-    name = "analyze per core vs FastAPI (1 worker)"
-    found.append(_versus_goal(name, 1.0, per_core, rps_table, "fastapi", "{endpoint}"))
+    table, by_rps = ratios(runs, median_per_cpu), {(r.workers, r.endpoint): r for r in ratios(runs)}
+
+    def rps(row: SimpleNamespace, attr: str) -> float | None:
+        return getattr(by_rps[row.workers, row.endpoint], attr)
+
+    found = []
+    for name, attr, limit in COST_GOALS:
+        costs = [(row, 1 - getattr(row, attr)) for row in table if row.endpoint in ANALYZE and getattr(row, attr)]
+        worst = max((cost for _row, cost in costs), default=None)
+        detail = ", ".join(f"{row.endpoint} {row.workers}w {cost * 100:.0f} % (req/s "
+                           f"{_fmt(None if rps(row, attr) is None else (1 - rps(row, attr)) * 100, '.0f', ' %')})"
+                           for row, cost in costs)  # fmt: skip
+        value = _fmt(None if worst is None else worst * 100, ".0f", " %")
+        met = None if worst is None else worst <= limit
+        found.append(Goal(name, f"≤ {limit:.0%}".replace("%", " %"), value, met, detail))
+    for name, least, versus, wanted, label in VERSUS_GOALS:
+        attr, off = f"default_vs_{versus}", f"off_vs_{versus}"
+        rows = [row for row in table if wanted(row) and getattr(row, attr) is not None]
+        x = functools.partial(_fmt, spec=".2f", suffix=TIMES)
+        detail = ", ".join(f"{label.format_map(vars(row))} {x(getattr(row, attr))} (all off {x(getattr(row, off))}; "
+                           f"req/s {x(rps(row, attr))})" for row in rows)  # fmt: skip
+        lowest = min((getattr(row, attr) for row in rows), default=None)
+        found.append(_limit(name, lowest, least, TIMES, ".2f", detail, most=False))
     starts = results.get("startup", {}).get("svc", [])
-    found.append(_start_goal("start → /readyz 200 (median)", starts, f"{len(starts)} starts, 1 worker"))
+    detail = f"{len(starts)} starts, 1 worker" if starts else ""
+    found.append(_limit("start → /readyz 200 (median)", _median(starts), "0.5", " s", ".2f", detail))
     idle = next((m for m in results.get("memory", []) if m["target"] == "svc-default" and m["workers"] == 1), None)
     rss, detail = (idle["idle_rss_mb"], f"PSS {idle['idle_pss_mb']:.0f} MB") if idle else (None, "")
-    found.append(_at_most_goal("idle RSS, whole process tree (1 worker)", "60", rss, ".0f", " MB", detail))
+    found.append(_limit("idle RSS, whole process tree (1 worker)", rss, "60", " MB", ".0f", detail))
     image = results.get("container") or {}
     size, base = image.get("size_mb"), image.get("base") or "unknown base"
     detail = f"on `{base}` (the goal is for python:3.12-slim)" if size else image.get("note", "")
-    found.append(_at_most_goal("image size, uncompressed", "150", size, ".0f", " MB", detail))
+    found.append(_limit("image size, uncompressed", size, "150", " MB", ".0f", detail))
     starts = image.get("starts") or []
-    detail = f"{len(starts)} starts of `docker run --read-only`"
-    found.append(_start_goal("container start → /readyz 200 (median)", starts, detail))
+    detail = f"{len(starts)} starts of `docker run --read-only`" if starts else ""
+    found.append(_limit("container start → /readyz 200 (median)", _median(starts), "0.5", " s", ".2f", detail))
     wc = wordcount_ratio(results.get("wordcount"))
     ratio_, detail = (wc[0], f"{wc[1]:.0f} MB/s vs {wc[2]:.0f} MB/s") if wc else (None, "")
-    met = None if ratio_ is None else ratio_ >= 0.5
-    found.append(Goal("word count vs `wc -w`", f"≥ 0.5{TIMES}", _fmt(ratio_, ".2f", TIMES), met, detail))
+    found.append(_limit("word count vs `wc -w`", ratio_, "0.5", TIMES, ".2f", detail, most=False))
     return found
+
+
+def _median(values: Sequence[float]) -> float | None:
+    return statistics.median(values) if values else None
 
 
 def wordcount_ratio(wordcount: Mapping[str, Any] | None) -> tuple[float, float, float] | None:
     """(pipeline / the faster `wc -w`, pipeline MB/s, wc MB/s) for the ASCII file: judged against wc at its best."""
-    if not wordcount:
-        return None
-    measures = {m["name"]: m for m in wordcount.get("ascii", {}).get("measures", [])}
-    wc = max((m for name, m in measures.items() if name.startswith("wc -w")), key=lambda m: m["mb_per_s"], default=None)
-    ours = next((m for name, m in measures.items() if name.startswith("flask-svc pipeline")), None)
-    if not wc or not ours:
-        return None
-    return ours["mb_per_s"] / wc["mb_per_s"], ours["mb_per_s"], wc["mb_per_s"]
+    measures = {m["name"]: m for m in (wordcount or {}).get("ascii", {}).get("measures", [])}
+    wc = max((m for n, m in measures.items() if n.startswith("wc -w")), key=lambda m: m["mb_per_s"], default=None)
+    ours = next((m for n, m in measures.items() if n.startswith("flask-svc pipeline")), None)
+    return (ours["mb_per_s"] / wc["mb_per_s"], ours["mb_per_s"], wc["mb_per_s"]) if wc and ours else None
 
 
-# ---- Markdown -----------------------------------------------------------------------------------------------------
-
-
-def _range(values: Sequence[float]) -> str:
-    return f"{min(values):,.0f}{DASH}{max(values):,.0f}" if values else "n/a"
-
-
-def _spread(values: Sequence[float]) -> float | None:
-    return 1 - min(values) / max(values) if len(values) > 1 and max(values) > 0 else None
-
-
-def round_spread(
-    runs: Sequence[Mapping[str, Any]], values: Callable[[Sequence[Mapping[str, Any]]], Sequence[float]] | None = None
-) -> tuple[float, float] | None:
+def round_spread(runs: Sequence[Mapping[str, Any]], values: Callable[[Rounds], Sequence[float]] | None = None) -> Any:
     """(median, worst) of 1 - lowest/highest round over all scenarios: how much the machine moved a measure (req/s
-    by default) under the run."""
+    by default) under the run; None without two rounds anywhere."""
     of = values or (lambda rounds: [r["rps"] for r in rounds])
-    spreads = [spread for run in runs if (spread := _spread(of(run["rounds"]))) is not None]
-    if not spreads:
-        return None
-    return statistics.median(spreads), max(spreads)
-
-
-TEMPLATES = Path(__file__).with_name("templates")
+    spreads = [1 - min(v) / max(v) for run in runs if len(v := of(run["rounds"])) > 1 and max(v) > 0]
+    return (statistics.median(spreads), max(spreads)) if spreads else None
 
 
 @functools.cache
 def _environment() -> Any:
-    # Imported here: bench.plot imports this module in the bench venv, which has no Jinja2 (nor the service).
-    import jinja2
+    import jinja2  # here: the bench venv, which plots with this module's data, has no Jinja2
 
     from bench.corpus import MIB
 
-    env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(TEMPLATES),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        autoescape=False,  # Markdown, not HTML
-    )
-    env.filters["fmt"] = _fmt
-    env.tests["startswith"] = str.startswith
-    env.globals.update(
-        {name: globals()[name] for name in ("TARGET_LABELS", "ENDPOINT_LABELS", "RATIOS", "TIMES", "DASH")},
-        MIB=MIB,
-        ratio=ratio,
-        median=statistics.median,
-        goals=goals,
-        round_spread=round_spread,
-        ratios=ratios,
-        best_round=best_round,
-        per_cpu_values=per_cpu_values,
-        span=_range,
-        median_per_cpu=median_per_cpu,
-        slow_clients=_slow_clients,
-    )
+    loader = jinja2.FileSystemLoader(Path(__file__).with_name("templates"))
+    env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
+    env.filters["fmt"], env.tests["startswith"] = _fmt, str.startswith
+    names = ("TARGET_LABELS", "ENDPOINT_LABELS", "RATIOS", "TIMES", "DASH", "ratio", "goals", "round_spread", "ratios")
+    env.globals.update({name: globals()[name] for name in names}, MIB=MIB, median=statistics.median)
+    env.globals.update(best_round=best_round, per_cpu_values=per_cpu_values, median_per_cpu=median_per_cpu)
+    env.globals["span"] = lambda v: f"{min(v):,.0f}{DASH}{max(v):,.0f}" if v else "n/a"
+    # Here, not at the top: bench.slowclients starts servers (psutil), which the bench venv has not.
+    env.globals["slow_clients_text"] = lambda result: importlib.import_module("bench.slowclients").render(result)
+    env.filters["setting"] = lambda item, settings: (item[0], settings.get(item[1], "?"))  # (label, settings key)
     return env
 
 
-def render(template: str, **context: Any) -> str:
-    """A Markdown file from one of bench/templates."""
-    return str(_environment().get_template(template).render(**context)).rstrip() + "\n"
-
-
 def render_table(macro: str, *args: Any) -> str:
-    """One table of bench/templates/tables.md.j2, alone (bench.batch, bench.shards and bench.slowclients print them)."""
-    return str(getattr(_environment().get_template("tables.md.j2").module, macro)(*args)).strip()
+    """One macro of bench/templates/bench.md.j2: a table the standalone benches print, or a whole report."""
+    return str(getattr(_environment().get_template("bench.md.j2").module, macro)(*args)).strip()
 
 
-def _slow_clients(result: Mapping[str, Any]) -> str:
-    # Here, not at the top: bench.slowclients starts servers (psutil), which the bench venv that plots has not.
-    from bench.slowclients import render as render_slow_clients
-
-    return render_slow_clients(result)
+def render(macro: str, *args: Any) -> str:
+    """A Markdown file: one of the reports of bench/templates/bench.md.j2."""
+    return render_table(macro, *args) + "\n"
 
 
 def render_markdown(results: Mapping[str, Any]) -> str:
-    return render("report.md.j2", r=results)
+    return render("report", results)
 
 
 def render_latest(results: Mapping[str, Any]) -> str:
     """The short summary the Benchmarks page includes: goals, the 1-worker table, links to the results and the plot."""
-    return render("latest.md.j2", r=results)
+    return render("latest", results)
 
 
-# ---- the command lines of the standalone benches (bench.batch, bench.shards, bench.slowclients, bench.run) ---------
+def timed_passes(
+    count: int, work: Callable[[], Any], cpu: Callable[[], float] = lambda: 0.0
+) -> list[tuple[float, float, Any]]:
+    """(wall seconds, CPU seconds by ``cpu``, answer) of each of ``count`` runs of ``work``."""
+    found = []
+    for _ in range(count):
+        cpu_started, started = cpu(), time.perf_counter()
+        answer = work()
+        found.append((time.perf_counter() - started, cpu() - cpu_started, answer))
+    return found
 
 
 def log(message: str) -> None:
@@ -339,14 +258,15 @@ def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
-def cli(doc: str | None) -> argparse.ArgumentParser:
+def cli(doc: str | None, json_out: bool = True) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--json", type=Path, help="also write the results here")
+    if json_out:
+        parser.add_argument("--json", type=Path, help="also write the results here")
     return parser
 
 
 def emit(results: Mapping[str, Any], table: str, json_path: Path | None, *args: Any) -> int:
-    """Print a bench's table of tables.md.j2, write its results as JSON if asked; the exit status."""
+    """Print a bench's table (a macro of bench.md.j2), write its results as JSON if asked; the exit status."""
     print(render_table(table, results, *args))
     if json_path:
         json_path.write_text(json.dumps(results, indent=1))

@@ -10,13 +10,13 @@ import multiprocessing
 import resource
 import sys
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from bench import report
 from bench.corpus import MIB, generate_text
+from bench.report import TIMES
 from harness.proc import peak_kib
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import shards
@@ -54,8 +54,7 @@ def _two_stages(store: JobStore, job_id: str) -> None:
 def _sharded(directory: Path, plan: list[shards.Shard], processes: int) -> int:
     """Map every shard with ``processes`` fresh interpreters, as pods would be (their imports are counted, and their
     peak memory is their own), then merge in this process; returns the workers' highest peak RSS."""
-    context = multiprocessing.get_context("spawn")
-    with context.Pool(processes) as pool:
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
         peaks = pool.starmap(_map_one, [(directory, shard) for shard in plan])
         pool.close()
         pool.join()
@@ -63,20 +62,9 @@ def _sharded(directory: Path, plan: list[shards.Shard], processes: int) -> int:
     return max(peaks)
 
 
-def _measure(passes: int, work: Callable[[], object]) -> tuple[float, float, object]:
-    """Best wall seconds and best CPU seconds over the passes, and the last pass's answer."""
-    wall = cpu = float("inf")
-    answer: object = None
-    for _ in range(passes):
-        started, cpu_started = time.perf_counter(), _cpu()
-        answer = work()
-        wall, cpu = min(wall, time.perf_counter() - started), min(cpu, _cpu() - cpu_started)
-    return wall, cpu, answer
-
-
-def run_bench(
-    log: Callable[[str], None], sizes_mib: tuple[int, ...] = (8, 64), passes: int = 2, shard_mib: int = 8
-) -> dict[str, Any]:
+def run_bench(log: Callable[[str], None], sizes_mib: tuple[int, ...] = (8, 64), passes: int = 2, shard_mib: int = 8
+              ) -> dict[str, Any]:  # fmt: skip
+    """Each design over each size: best wall and best CPU seconds over the passes."""
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="flask-svc-bench-shards-") as tmp:
         store = JobStore(Path(tmp))
@@ -85,35 +73,26 @@ def run_bench(
             job_id = new_id()
             (store.incoming(job_id) / INPUT).write_bytes(generate_text(size * MIB, seed=17))
             store.commit(JobRecord(id=job_id, state=State.QUEUED, created=0, options={}))
-            directory = store.path(job_id)
-            upload = directory / INPUT
+            upload = store.path(job_id) / INPUT
             whole = shards.Shard(0, 0, upload.stat().st_size)
-
-            def add(what: str, work: Callable[[], object], size: int = size, whole: shards.Shard = whole) -> None:
-                wall, cpu, answer = _measure(passes, work)
+            designs: list[tuple[str, Callable[[], object]]] = [
+                ("sync: analyze_chunks, 16 KiB chunks", lambda u=upload: _sync(u)),
+                ("map: one shard, fused",
+                 lambda u=upload, w=whole: shards.map_shard(u, u.parent, w, AnalysisOptions(), VOCABULARY)),
+                ("tokenize → count (two stages)", lambda j=job_id: _two_stages(store, j)),
+            ]  # fmt: skip
+            if size == max(sizes_mib):
+                plan = shards.plan(upload, shard_mib * MIB)
+                what = f"map {TIMES}{len(plan)} + merge, P="
+                designs += [(f"{what}{n}", lambda p=plan, n=n, u=upload: _sharded(u.parent, p, n)) for n in (1, 2)]
+            for what, work in designs:
+                measured = report.timed_passes(passes, work, _cpu)
+                wall, cpu = min(m[0] for m in measured), min(m[1] for m in measured)
                 row = {"what": what, "mib": size, "bytes": whole.size, "seconds": wall, "cpu_seconds": cpu}
-                if isinstance(answer, int):
+                if isinstance(answer := measured[-1][2], int):
                     row["peak_rss_kib"] = answer
                 rows.append(row)
                 log(f"shards bench: {what}, {size} MiB: {whole.size / MIB / cpu:.1f} MiB per CPU-second")
-
-            add("sync: analyze_chunks, 16 KiB chunks", lambda upload=upload: _sync(upload))
-            add(
-                "map: one shard, fused",
-                lambda upload=upload, whole=whole: shards.map_shard(
-                    upload, upload.parent, whole, AnalysisOptions(), VOCABULARY
-                ),
-            )
-            add("tokenize → count (two stages)", lambda job_id=job_id: _two_stages(store, job_id))
-            if size == max(sizes_mib):
-                plan = shards.plan(upload, shard_mib * MIB)
-                for processes in (1, 2):
-                    add(
-                        f"map ×{len(plan)} + merge, P={processes}",  # noqa: RUF001 — the multiplication sign
-                        lambda directory=directory, plan=plan, processes=processes: _sharded(
-                            directory, plan, processes
-                        ),
-                    )
     for row in rows:
         row["mib_per_s"] = row["bytes"] / MIB / row["seconds"]
         row["mib_per_cpu_s"] = row["bytes"] / MIB / row["cpu_seconds"]

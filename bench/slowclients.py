@@ -12,21 +12,21 @@ import socket
 import statistics
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from bench import report, targets
 from bench.report import TARGET_LABELS
 from service.names import ANALYZE_PATH, LIVEZ
 
-IDLE = 300
-SLOW = 8
+IDLE, SLOW = 300, 8
 ROUNDS = 10  # probe + analyze pairs
 ANSWER_TIMEOUT = 2.0  # the client gives up here (the chart's probe timeout)
 WITHIN = 1.0  # what issue 11 asks of every answer
 WATCH_SECONDS = 20.0  # how long the slow connections are watched for the server closing them
 SLOW_HEAD = f"POST {ANALYZE_PATH} HTTP/1.1\r\nHost: x\r\n".encode()
 BODY = b"one two two three three three"
+LABELS = {**TARGET_LABELS, "bare": "gunicorn gthread, stock (bare Flask)"}
 
 
 def timed_request(port: int, method: str, path: str, body: bytes | None) -> float | None:
@@ -57,50 +57,33 @@ def seconds_until_closed(sockets: Sequence[socket.socket], opened: float, limit:
     return closed
 
 
-@contextlib.contextmanager
-def held_connections(port: int) -> Iterator[tuple[list[socket.socket], float]]:
-    """IDLE silent connections and SLOW half-sent heads; yields the slow ones and when they were opened."""
-    opened = time.monotonic()
+def measure(target: targets.Target) -> dict[str, Any]:
+    """IDLE silent connections and SLOW half-sent heads held open while ROUNDS probe + analyze pairs are timed."""
     with contextlib.ExitStack() as stack:
+        opened = time.monotonic()
+        connect = lambda: stack.enter_context(socket.create_connection(("127.0.0.1", target.port), timeout=5))  # noqa: E731
         for _ in range(IDLE):
-            stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5))
-        slow = [stack.enter_context(socket.create_connection(("127.0.0.1", port), timeout=5)) for _ in range(SLOW)]
+            connect()
+        slow = [connect() for _ in range(SLOW)]
         for sock in slow:
             sock.sendall(SLOW_HEAD)
-        yield slow, opened
-
-
-def measure(target: targets.Target) -> dict[str, Any]:
-    with held_connections(target.port) as (slow, opened):
         time.sleep(0.5)  # every held connection has reached the server
         answers = []
         for _ in range(ROUNDS):
             answers.append(timed_request(target.port, "GET", LIVEZ, None))
             answers.append(timed_request(target.port, "POST", ANALYZE_PATH, BODY))
         closed = seconds_until_closed(slow, opened, WATCH_SECONDS)
-    times = [a for a in answers if a is not None]
-    cut = [c for c in closed if c is not None]
-    return {
-        "key": target.key,
-        "label": LABELS.get(target.key, TARGET_LABELS[target.key]),
-        "requests": len(answers),
-        "within_1s": sum(t <= WITHIN for t in times),
-        "within_2s": len(times),
-        "median_ms": statistics.median(times) * 1000 if times else None,
-        "max_ms": max(times) * 1000 if times else None,
-        "slow_closed": len(cut),
-        "slow_closed_after_s": statistics.median(cut) if cut else None,
-    }
-
-
-LABELS = {"bare": "gunicorn gthread, stock (bare Flask)"}
+    times, cut = [a for a in answers if a is not None], [c for c in closed if c is not None]
+    return {"key": target.key, "label": LABELS[target.key], "requests": len(answers),
+            "within_1s": sum(t <= WITHIN for t in times), "within_2s": len(times),
+            "median_ms": statistics.median(times) * 1000 if times else None,
+            "max_ms": max(times) * 1000 if times else None, "slow_closed": len(cut),
+            "slow_closed_after_s": statistics.median(cut) if cut else None}  # fmt: skip
 
 
 def run(log: Callable[[str], None]) -> dict[str, Any]:
     rows = []
     for key in ("svc-default", "bare", "fastapi"):
-        if reason := targets.missing(key):
-            raise RuntimeError(reason)
         with targets.start(key, 1) as target:
             log(f"slow clients: {TARGET_LABELS[key]}")
             rows.append(measure(target))

@@ -1,5 +1,5 @@
-"""The servers under test, each on a free loopback port and stopped afterwards: flask-svc through
-``harness.server.running_server`` (the tests' launcher), the comparison servers through ``launched``."""
+"""The servers under test, each on a free loopback port and stopped afterwards: flask-svc through the tests' launcher
+(``harness.server.running_server``), the others through ``launched``. One table says what each is and runs."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,30 +23,30 @@ from service.names import READYZ
 BENCH_VENV = ROOT / ".tools" / "bench-venv"
 BENCH_PYTHON = BENCH_VENV / "bin" / "python"
 THREADS = 4  # gunicorn gthread threads per worker: the service's default, used for bare Flask too
-# gunicorn settings shared by flask-svc (its defaults) and bare Flask.
 GUNICORN_FLAGS = ("--worker-class=gthread", f"--threads={THREADS}", "--keep-alive=5", "--timeout=30")
-PYTHON_ENDPOINTS = tuple(ENDPOINT_LABELS)  # what every Python server answers; nginx only /livez
-
-# flask-svc's variants: whether it traces (to the OTLP sink it is given), and its environment.
-SVC_VARIANTS: dict[str, tuple[bool, dict[str, str]]] = {
-    "svc-on": (True, {"LOG_LEVEL": "info"}),
-    # The chart's default: 10 % of new traces, a caller's sampling decision kept.
-    "svc-sampled": (
-        True,
-        {"LOG_LEVEL": "info", "OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"},
-    ),
-    "svc-default": (False, {"LOG_LEVEL": "info"}),
-    "svc-off": (False, {"LOG_LEVEL": "warning", "FLASK_SVC_METRICS": "false"}),
-}
-TRACED = tuple(key for key, (tracing, _env) in SVC_VARIANTS.items() if tracing)
+SAMPLED = {"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"}  # the chart's default
+# key → (what it is, in the report's settings; flask-svc's environment, or None for another server), in start order.
+TARGETS: dict[str, tuple[str, dict[str, str] | None]] = {
+    "svc-on": ("python -m service (gthread, 4 threads): metrics, JSON access log (LOG_LEVEL=info), OTLP/HTTP tracing "
+               "at 100 % (always_on) to a loopback sink", {"LOG_LEVEL": "info", "OTEL_TRACES_SAMPLER": "always_on"}),
+    "svc-sampled": ("the same with OTEL_TRACES_SAMPLER=parentbased_traceidratio at 0.1 (the chart's default)",
+                    {"LOG_LEVEL": "info", **SAMPLED}),
+    "svc-default": ("the same with tracing off: what the image runs unless told otherwise", {"LOG_LEVEL": "info"}),
+    "svc-off": ("FLASK_SVC_METRICS=false, LOG_LEVEL=warning (no access log), tracing off",
+                {"LOG_LEVEL": "warning", "FLASK_SVC_METRICS": "false"}),
+    "bare": (f"gunicorn {' '.join(GUNICORN_FLAGS)}, no access log, bench/apps/bare_flask.py", None),
+    "fastapi": ("uvicorn (uvloop, httptools), no access log, bench/apps/fastapi_app.py", None),
+    "nginx": ("return 200 from a location block, access log off, worker_processes = workers", None),
+}  # fmt: skip
+TRACED = ("svc-on", "svc-sampled")  # exporting to the OTLP sink they are given
 
 
 @dataclass
 class Target:
-    key: str  # a key of report.TARGET_LABELS
+    key: str  # a key of TARGETS
     port: int
     pid: int
-    endpoints: tuple[str, ...] = PYTHON_ENDPOINTS
+    endpoints: tuple[str, ...] = tuple(ENDPOINT_LABELS)  # every Python server answers them all; nginx only /livez
     metrics_port: int | None = None
 
     @property
@@ -61,18 +61,12 @@ def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, pa
 
 
 @contextmanager
-def launched(
-    cmd: Sequence[str],
-    port: int,
-    env: Mapping[str, str] | None = None,
-    stop_signal: int = signal.SIGTERM,
-    path: str = READYZ,
-) -> Iterator[subprocess.Popen[str]]:
+def launched(cmd: Sequence[str], port: int, env: Mapping[str, str] | None = None, stop_signal: int = signal.SIGTERM,
+             path: str = READYZ) -> Iterator[subprocess.Popen[str]]:  # fmt: skip
     """A server process with its output in a temp log; waits for ``path``, shows the log's tail if it fails."""
     with tempfile.TemporaryFile("w+") as log:
-        proc = subprocess.Popen(
-            list(cmd), cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=subprocess.STDOUT, text=True
-        )
+        env = {**os.environ, **(env or {})}
+        proc = subprocess.Popen(list(cmd), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
         try:
             try:
                 poll_ready(port, proc, path=path)
@@ -86,78 +80,55 @@ def launched(
                 try:
                     proc.wait(20)
                 except subprocess.TimeoutExpired:
-                    for child in tree(proc.pid)[1:]:
+                    for child in [*tree(proc.pid)[1:], proc]:
                         child.kill()
-                    proc.kill()
                     proc.wait()
 
 
 def svc_env(workers: int, variant: str, tracing_endpoint: str | None = None) -> dict[str, str]:
-    tracing, extra = SVC_VARIANTS[variant]
-    env = {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(THREADS), "LOG_FORMAT": "json", **extra}
-    if tracing:
+    env = {"WEB_CONCURRENCY": str(workers), "GUNICORN_THREADS": str(THREADS), "LOG_FORMAT": "json"}
+    env |= TARGETS[variant][1] or {}
+    if variant in TRACED:
         if not tracing_endpoint:
             raise ValueError(f"{variant} needs an OTLP endpoint")
-        env.setdefault("OTEL_TRACES_SAMPLER", "always_on")
         env.update(OTEL_EXPORTER_OTLP_ENDPOINT=tracing_endpoint, OTEL_SERVICE_NAME="flask-svc-bench")
     return env
-
-
-@contextmanager
-def flask_svc(workers: int, variant: str, tracing_endpoint: str | None = None) -> Iterator[Target]:
-    # Logs go to a file, as for the other servers: piped, the bench process would spend CPU reading them.
-    with running_server(svc_env(workers, variant, tracing_endpoint), log_to_file=True) as server:
-        yield Target(variant, server.port, server.process.pid, metrics_port=server.metrics_port)
-
-
-@contextmanager
-def bare_flask(workers: int) -> Iterator[Target]:
-    port = free_port()
-    cmd = [sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS, f"--workers={workers}", f"--bind=127.0.0.1:{port}"]
-    if os.path.isdir("/dev/shm"):
-        cmd.append("--worker-tmp-dir=/dev/shm")
-    with launched([*cmd, "--no-control-socket", "bench.apps.bare_flask:app"], port) as proc:
-        yield Target("bare", port, proc.pid)
-
-
-@contextmanager
-def fastapi(workers: int) -> Iterator[Target]:
-    port = free_port()
-    cmd = [str(BENCH_PYTHON), "-m", "uvicorn", "bench.apps.fastapi_app:app", "--host=127.0.0.1", f"--port={port}"]
-    cmd += [f"--workers={workers}", "--no-access-log", "--log-level=warning"]
-    with launched(cmd, port, env={"PYTHONPATH": str(ROOT)}) as proc:
-        yield Target("fastapi", port, proc.pid)
 
 
 def nginx_binary() -> str | None:
     return next((path for path in ("/usr/sbin/nginx", "/usr/bin/nginx") if os.access(path, os.X_OK)), None)
 
 
-@contextmanager
-def nginx(workers: int) -> Iterator[Target]:
-    binary = nginx_binary()
-    if binary is None:
-        raise RuntimeError("nginx is not installed (make setup-bench-full installs it)")
-    port = free_port()
-    with tempfile.TemporaryDirectory(prefix="flask-svc-nginx-") as tmp:
-        conf = Path(tmp, "nginx.conf")
-        conf.write_text(Path(__file__).with_name("nginx.conf").read_text().format(workers=workers, tmp=tmp, port=port))
-        cmd = [binary, "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
-        with launched(cmd, port, stop_signal=signal.SIGQUIT) as proc:
-            yield Target("nginx", port, proc.pid, endpoints=("livez",))
-
-
 def missing(key: str) -> str | None:
     """Why ``key`` cannot run on this machine, or None."""
     if key == "fastapi" and not BENCH_PYTHON.exists():
         return "no bench venv (make setup-bench-full)"
-    if key == "nginx" and nginx_binary() is None:
-        return "nginx is not installed (make setup-bench-full)"
-    return None
+    return "nginx is not installed (make setup-bench-full)" if key == "nginx" and nginx_binary() is None else None
 
 
-def start(key: str, workers: int, sink: str | None = None) -> AbstractContextManager[Target]:
+@contextmanager
+def start(key: str, workers: int, sink: str | None = None) -> Iterator[Target]:
     """Any target by its key; traced flask-svc variants export to ``sink``."""
-    if key in SVC_VARIANTS:
-        return flask_svc(workers, key, sink)
-    return {"bare": bare_flask, "fastapi": fastapi, "nginx": nginx}[key](workers)
+    if TARGETS[key][1] is not None:  # logs to a file, as the others: piped, the bench would spend CPU reading them
+        with running_server(svc_env(workers, key, sink), log_to_file=True) as server:
+            yield Target(key, server.port, server.process.pid, metrics_port=server.metrics_port)
+        return
+    if reason := missing(key):
+        raise RuntimeError(reason)
+    port, stop, endpoints = free_port(), signal.SIGTERM, Target.endpoints
+    # nginx alone needs a directory (kept out of the others' timed starts)
+    with tempfile.TemporaryDirectory(prefix="flask-svc-nginx-") if key == "nginx" else nullcontext("") as tmp:
+        if key == "bare":
+            shm = ["--worker-tmp-dir=/dev/shm"] if os.path.isdir("/dev/shm") else []
+            cmd = [sys.executable, "-m", "gunicorn", *GUNICORN_FLAGS, f"--workers={workers}"]
+            cmd += [f"--bind=127.0.0.1:{port}", *shm, "--no-control-socket", "bench.apps.bare_flask:app"]
+        elif key == "fastapi":
+            cmd = [str(BENCH_PYTHON), "-m", "uvicorn", "bench.apps.fastapi_app:app", "--host=127.0.0.1"]
+            cmd += [f"--port={port}", f"--workers={workers}", "--no-access-log", "--log-level=warning"]
+        else:
+            conf, template = Path(tmp, "nginx.conf"), Path(__file__).with_name("nginx.conf").read_text()
+            conf.write_text(template.format(workers=workers, tmp=tmp, port=port))
+            cmd = [nginx_binary() or "nginx", "-p", tmp, "-c", str(conf), "-e", f"{tmp}/error.log"]
+            stop, endpoints = signal.SIGQUIT, ("livez",)
+        with launched(cmd, port, {"PYTHONPATH": str(ROOT)} if key == "fastapi" else None, stop) as proc:
+            yield Target(key, port, proc.pid, endpoints)

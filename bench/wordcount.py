@@ -5,13 +5,11 @@ two Python floors that show where the time goes: ``python -m bench.wordcount [--
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
 import sys
 import tempfile
-import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -34,20 +32,11 @@ class Measure:
     note: str = ""
 
 
-def best_of(passes: int, work: Callable[[], int]) -> tuple[float, int]:
-    best, words = float("inf"), 0
-    for _ in range(passes):
-        started = time.perf_counter()
-        words = work()
-        best = min(best, time.perf_counter() - started)
-    return best, words
-
-
 def wc_words(path: Path, locale: str) -> int:
-    out = subprocess.run(
-        ["wc", "-w", str(path)], env={**os.environ, "LC_ALL": locale}, capture_output=True, text=True, check=True
+    env = {**os.environ, "LC_ALL": locale}
+    return int(
+        subprocess.run(["wc", "-w", str(path)], env=env, capture_output=True, text=True, check=True).stdout.split()[0]
     )
-    return int(out.stdout.split()[0])
 
 
 def pipeline_words(path: Path, chunk: int = CHUNK_BYTES) -> tuple[int, float, float]:
@@ -58,16 +47,7 @@ def pipeline_words(path: Path, chunk: int = CHUNK_BYTES) -> tuple[int, float, fl
 
 
 def measure(path: Path, passes: int, python_only: bool = False) -> list[Measure]:
-    size_mb = path.stat().st_size / 1e6
-    results: list[Measure] = []
-
-    def add(name: str, work: Callable[[], int], note: str = "") -> None:
-        seconds, words = best_of(passes, work)
-        results.append(Measure(name, seconds, size_mb / seconds, words, note))
-
-    if not python_only:
-        add("wc -w (LC_ALL=C)", lambda: wc_words(path, "C"), "byte locale: the fast path")
-        add("wc -w (LC_ALL=C.UTF-8)", lambda: wc_words(path, "C.UTF-8"), "multibyte-aware")
+    """Each counter's best pass over ``path`` (the pipeline alone with ``python_only``)."""
     split: dict[str, float] = {}
 
     def pipeline() -> int:
@@ -75,30 +55,36 @@ def measure(path: Path, passes: int, python_only: bool = False) -> list[Measure]
         split.update(tokenize=tokenize_s, count=count_s)
         return words
 
-    add("flask-svc pipeline, 16 KiB chunks", pipeline, "full frequencies, as POST /api/v1/wordcount")
-    total = split["tokenize"] + split["count"]
-    results[-1].note += f"; decode+tokenize {split['tokenize'] / total:.0%}, Counter {split['count'] / total:.0%}"
-    if not python_only:
-        add("pipeline, 1 MiB chunks", lambda: pipeline_words(path, MIB)[0], "per-chunk overhead check")
-        add(
-            "floor: Counter(bytes.split())",
-            lambda: sum(Counter(path.read_bytes().split()).values()),
-            "no tokenizer: whitespace runs like wc",
-        )
-        add(
-            "floor: ASCII word regex only",
-            lambda: len(ASCII_WORD.findall(path.read_bytes().decode().lower())),
-            "lower() + findall, no counting",
-        )
+    counters: list[tuple[str, Callable[[], int], str]] = [
+        ("wc -w (LC_ALL=C)", lambda: wc_words(path, "C"), "byte locale: the fast path"),
+        ("wc -w (LC_ALL=C.UTF-8)", lambda: wc_words(path, "C.UTF-8"), "multibyte-aware"),
+        ("flask-svc pipeline, 16 KiB chunks", pipeline, "full frequencies, as POST /api/v1/wordcount"),
+        ("pipeline, 1 MiB chunks", lambda: pipeline_words(path, MIB)[0], "per-chunk overhead check"),
+        ("floor: Counter(bytes.split())", lambda: sum(Counter(path.read_bytes().split()).values()),
+         "no tokenizer: whitespace runs like wc"),
+        ("floor: ASCII word regex only", lambda: len(ASCII_WORD.findall(path.read_bytes().decode().lower())),
+         "lower() + findall, no counting"),
+    ]  # fmt: skip
+    results = []
+    for name, work, note in counters[2:3] if python_only else counters:
+        timed = report.timed_passes(passes, work)
+        seconds = min(t[0] for t in timed)
+        results.append(Measure(name, seconds, path.stat().st_size / 1e6 / seconds, timed[-1][2], note))
+        if work is pipeline:
+            total = split["tokenize"] + split["count"]
+            results[
+                -1
+            ].note += f"; decode+tokenize {split['tokenize'] / total:.0%}, Counter {split['count'] / total:.0%}"
     return results
 
 
 def render(results: list[Measure], file_mb: float, passes: int | str = "?") -> str:
-    return report.render_table("wordcount", "Generated prose", {"bytes": file_mb * 1e6, "measures": results}, passes)
+    data = {"bytes": file_mb * 1e6, "measures": results}
+    return report.render_table("wordcount_table", "Generated prose", data, passes)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = report.cli(__doc__.split("\n\n")[0], json_out=False)
     parser.add_argument("--mb", type=float, default=32, help="size of the generated file in MiB (default 32)")
     parser.add_argument("--passes", type=int, default=3, help="passes per measurement; the best is kept")
     parser.add_argument("--unicode-share", type=float, default=0.0, help="share of non-ASCII words (0..1)")
@@ -110,8 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         path = args.file or Path(tmp, "words.txt")
         if args.file is None:
             path.write_bytes(generate_text(int(args.mb * MIB), unicode_share=args.unicode_share))
-        results = measure(path, args.passes, args.python_only)
-        size = path.stat().st_size
+        results, size = measure(path, args.passes, args.python_only), path.stat().st_size
     print(render(results, size / 1e6, args.passes))
     if args.json:
         args.json.write_text(json.dumps({"bytes": size, "measures": [asdict(m) for m in results]}, indent=2))

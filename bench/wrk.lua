@@ -1,20 +1,14 @@
--- wrk script for every bench scenario (flask-svc bench, issue 7).
--- With BENCH_BODY_FILE set, each request is a POST of that file's bytes (Content-Type BENCH_CONTENT_TYPE,
--- text/plain by default); otherwise wrk's plain GET. When the run ends, one line starting with BENCH-JSON carries
--- exact counts and latency percentiles (microseconds) for bench/wrk.py to parse.
-
+-- wrk script for every bench scenario: with BENCH_BODY_FILE set each request POSTs that file (Content-Type
+-- BENCH_CONTENT_TYPE; the binary tensor extension's header length from BENCH_INFERENCE_HEADER_LENGTH, bench/model.py),
+-- else wrk's plain GET. At the end one BENCH-JSON line carries exact counts and latency percentiles (µs) for bench/wrk.py.
 local body_file = os.getenv("BENCH_BODY_FILE")
 if body_file and body_file ~= "" then
   local file = assert(io.open(body_file, "rb"))
-  wrk.method = "POST"
-  wrk.body = file:read("*a")
+  wrk.method, wrk.body = "POST", file:read("*a")
   file:close()
   wrk.headers["Content-Type"] = os.getenv("BENCH_CONTENT_TYPE") or "text/plain"
-  -- The binary tensor extension's request carries the length of its JSON header (bench/model.py).
   local binary_header = os.getenv("BENCH_INFERENCE_HEADER_LENGTH")
-  if binary_header and binary_header ~= "" then
-    wrk.headers["Inference-Header-Content-Length"] = binary_header
-  end
+  if binary_header and binary_header ~= "" then wrk.headers["Inference-Header-Content-Length"] = binary_header end
 end
 
 done = function(summary, latency, requests)
@@ -23,7 +17,6 @@ done = function(summary, latency, requests)
     'BENCH-JSON {"requests": %d, "duration_us": %d, "bytes": %d, ' ..
     '"errors": {"connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d}, ' ..
     '"latency_us": {"mean": %.1f, "p50": %d, "p90": %d, "p99": %d, "max": %d}}\n',
-    summary.requests, summary.duration, summary.bytes,
-    e.connect, e.read, e.write, e.status, e.timeout,
+    summary.requests, summary.duration, summary.bytes, e.connect, e.read, e.write, e.status, e.timeout,
     latency.mean, latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max))
 end

@@ -1,4 +1,4 @@
-"""Driving wrk: the command line, one bounded run, and the parse of what bench/wrk.lua prints at the end."""
+"""Driving wrk: one bounded run against a loopback URL, parsed from the line bench/wrk.lua prints at the end."""
 
 from __future__ import annotations
 
@@ -32,12 +32,13 @@ class LoadSettings:
 
     @staticmethod
     def add_arguments(parser: argparse.ArgumentParser, duration: float, warmup: float) -> None:
-        """The load options bench.run and bench.model share (``--rounds``: interleaved rounds per scenario)."""
-        parser.add_argument("--duration", type=float, default=duration, help="seconds per measured round")
-        parser.add_argument("--warmup", type=float, default=warmup, help="seconds of warm-up per scenario")
-        parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per scenario")
-        parser.add_argument("--connections", type=int, default=16)
-        parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+        """The load options bench.run and bench.model share."""
+        add = parser.add_argument
+        add("--duration", type=float, default=duration, help="seconds per measured round")
+        add("--warmup", type=float, default=warmup, help="seconds of warm-up per scenario")
+        add("--rounds", type=int, default=3, help="interleaved rounds per scenario")
+        add("--connections", type=int, default=16)
+        add("--threads", type=int, default=2, help="wrk threads")
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> LoadSettings:
@@ -64,59 +65,36 @@ class WrkResult:
 
 def parse_output(stdout: str) -> WrkResult:
     """The BENCH-JSON line bench/wrk.lua writes from wrk's ``done`` hook."""
-    for line in reversed(stdout.splitlines()):
-        if line.startswith(MARKER):
-            data = json.loads(line[len(MARKER) :])
-            return WrkResult(
-                requests=int(data["requests"]),
-                duration_s=data["duration_us"] / 1e6,
-                bytes=int(data["bytes"]),
-                errors={key: int(value) for key, value in data["errors"].items()},
-                latency_ms={key: value / 1000 for key, value in data["latency_us"].items()},
-            )
-    raise WrkError(f"no {MARKER.strip()} line in wrk output:\n{stdout[-2000:]}")
+    line = next((line for line in reversed(stdout.splitlines()) if line.startswith(MARKER)), None)
+    if line is None:
+        raise WrkError(f"no {MARKER.strip()} line in wrk output:\n{stdout[-2000:]}")
+    data = json.loads(line[len(MARKER) :])
+    errors = {key: int(value) for key, value in data["errors"].items()}
+    latency = {key: value / 1000 for key, value in data["latency_us"].items()}
+    return WrkResult(int(data["requests"]), data["duration_us"] / 1e6, int(data["bytes"]), errors, latency)
 
 
 def command(url: str, settings: LoadSettings, duration_s: float) -> list[str]:
-    wrk = shutil.which("wrk")
-    if wrk is None:
+    if (wrk := shutil.which("wrk")) is None:
         raise WrkError("wrk is not installed (make setup-bench installs it)")
-    return [
-        wrk,
-        f"--threads={settings.threads}",
-        f"--connections={settings.connections}",
-        f"--duration={max(1, round(duration_s))}s",
-        f"--timeout={max(1, round(settings.timeout_s))}s",
-        f"--script={LUA_SCRIPT}",
-        url,
-    ]
+    limits = [f"--duration={max(1, round(duration_s))}s", f"--timeout={max(1, round(settings.timeout_s))}s"]
+    return [wrk, f"--threads={settings.threads}", f"--connections={settings.connections}", *limits,
+            f"--script={LUA_SCRIPT}", url]  # fmt: skip
 
 
-def run(
-    url: str,
-    settings: LoadSettings,
-    body: Path | None = None,
-    duration_s: float | None = None,
-    content_type: str = "text/plain",
-    inference_header_length: int | None = None,
-    cpu_of: int | None = None,
-) -> WrkResult:
-    """One wrk run against a loopback URL; POSTs ``body`` when given. Bounded by wrk's own duration + a margin.
-    With ``cpu_of``, the CPU seconds the process tree under that pid spent meanwhile (harness.proc)."""
+def run(url: str, settings: LoadSettings, body: Path | None = None, duration_s: float | None = None,
+        content_type: str = "text/plain", inference_header_length: int | None = None, cpu_of: int | None = None
+        ) -> WrkResult:  # fmt: skip
+    """One wrk run against a loopback URL, POSTing ``body`` when given, bounded by wrk's duration + a margin; with
+    ``cpu_of``, the CPU seconds the process tree under that pid spent meanwhile."""
     if not url.startswith(("http://127.0.0.1:", "http://localhost:")):
         raise WrkError(f"loopback only: {url}")
     duration = settings.duration_s if duration_s is None else duration_s
-    env = {**os.environ, "BENCH_BODY_FILE": str(body) if body else "", "BENCH_CONTENT_TYPE": content_type}
-    env["BENCH_INFERENCE_HEADER_LENGTH"] = "" if inference_header_length is None else str(inference_header_length)
+    header = "" if inference_header_length is None else str(inference_header_length)
+    env = {**os.environ, "BENCH_BODY_FILE": str(body or ""), "BENCH_CONTENT_TYPE": content_type}
     cpu_before = None if cpu_of is None else tree_cpu_seconds(cpu_of)
-    done = subprocess.run(
-        command(url, settings, duration),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=duration + settings.timeout_s + 15,
-        check=False,
-    )
+    env["BENCH_INFERENCE_HEADER_LENGTH"], limit = header, duration + settings.timeout_s + 15
+    done = subprocess.run(command(url, settings, duration), env=env, capture_output=True, text=True, timeout=limit)
     if done.returncode != 0:
         raise WrkError(f"wrk exited {done.returncode}: {done.stderr.strip() or done.stdout[-500:]}")
     result = parse_output(done.stdout)

@@ -88,12 +88,12 @@ def _parse_docker_time(value: str) -> float:
     return dt.datetime.fromisoformat(value).timestamp()
 
 
-def measure_start(image: str) -> dict[str, float]:
+def measure_start(image: str, interval: float = 0.01) -> dict[str, float]:
     """One cold start: `docker run` → /readyz 200, and the container's own start → /readyz 200."""
     t0 = time.time()
     container = run_container(image)
     try:
-        ready = wait_ready(container)
+        ready = wait_ready(container, interval=interval)
         started_at = docker("inspect", "--format", "{{.State.StartedAt}}", container.name).stdout
         return {"run_to_ready_s": ready - t0, "start_to_ready_s": ready - _parse_docker_time(started_at)}
     finally:

@@ -69,7 +69,7 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
         app.extensions[TRACING_EXTENSION] = None
         return None
 
-    from service.tracing_sdk import instrument
+    from service.tracing_http import instrument
 
     instrument(app, provider)
     tracing = Tracing(provider, provider.get_tracer("service"))

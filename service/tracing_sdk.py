@@ -1,35 +1,24 @@
 """The OpenTelemetry SDK side of service.tracing, imported only when tracing is on (the SDK and the metrics API cost
-a worker a tenth of its start otherwise): the provider with its counting exporter and processor, and the
-sampler-first gate in front of the Flask instrumentation."""
+a worker a tenth of its start otherwise): the provider with its counting exporter and processor. The server spans
+are service.tracing_http's."""
 
 from __future__ import annotations
 
-import contextvars
 import os
-from collections.abc import Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from flask import request
-from opentelemetry import context, propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.metrics import Counter, Meter, NoOpCounter, NoOpMeter, NoOpMeterProvider
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.util.types import Attributes
 
 from service.metrics import Instruments
-from service.names import PROBE_PATHS
-
-# Matched by the Flask instrumentation against the full URL with re.search, so each is anchored on both ends.
-EXCLUDED_URLS = rf"^https?://[^/]+({'|'.join(PROBE_PATHS)})/?(\?.*)?$"
+from service.tracing_http import DecidedIds
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
-    from flask import Flask
-
     from service.config import Settings
 
 
@@ -100,8 +89,18 @@ class DropsMeterProvider(NoOpMeterProvider):
 def counting_processor(exporter: SpanExporter, instruments: Instruments, **options: int) -> BatchSpanProcessor:
     """The SDK's batch processor, reporting the spans it drops to ``instruments`` (``options``: its queue and batch
     sizes; from ``OTEL_BSP_*`` when not given)."""
-    os.environ.setdefault(_INTERNAL_METRICS, "true")  # read by the processor's constructor
-    return BatchSpanProcessor(exporter, meter_provider=DropsMeterProvider(instruments), **options)
+    # Read by the processor's constructor, and by each tracer the provider makes afterwards: set only while the
+    # processor is made, as the tracers' own metrics (spans started, live) would cost every span two counter adds
+    # through the global meter proxies, going nowhere.
+    asked = os.environ.get(_INTERNAL_METRICS)
+    os.environ[_INTERNAL_METRICS] = "true"
+    try:
+        return BatchSpanProcessor(exporter, meter_provider=DropsMeterProvider(instruments), **options)
+    finally:
+        if asked is None:
+            del os.environ[_INTERNAL_METRICS]
+        else:
+            os.environ[_INTERNAL_METRICS] = asked
 
 
 def _make_exporter(name: str, settings: Settings) -> SpanExporter:
@@ -121,115 +120,26 @@ def _make_exporter(name: str, settings: Settings) -> SpanExporter:
     raise ValueError(name)
 
 
-# WSGI environ key: this request's trace was not sampled.
-_DROPPED = "flask_svc.trace_dropped"
-# The trace id the sampler was asked about, for the SDK to give the request's span (so it decides the same).
-_DECIDED_TRACE_ID: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("decided_trace_id", default=None)
+class SteadyResource(Resource):
+    """The process's resource with its hash computed once. The OTLP encoder groups every exported span by resource,
+    and a Resource hashes by serialising its attributes to JSON each time (~10 µs, a third of encoding a span)."""
 
+    def __init__(self, resource: Resource) -> None:
+        super().__init__(resource.attributes, resource.schema_url)
+        self._hash = super().__hash__()
 
-class _DecidedIds(RandomIdGenerator):
-    """Random ids, except that a root span started while a request's decision is pending takes the trace id the
-    sampler already judged (once)."""
-
-    def generate_trace_id(self) -> int:
-        decided = _DECIDED_TRACE_ID.get()
-        if decided:
-            return decided.pop()
-        return super().generate_trace_id()
-
-
-class SamplerFirst:
-    """Sampler first: the trace's fate is decided before any span work, from what decides it — the incoming context
-    and the trace id, as the SDK would ask its sampler. A sampled (or recorded) request goes through the Flask
-    instrumentation unchanged, its span taking the judged trace id. A dropped one skips the instrumentation — no
-    request attributes, no span — and runs under a non-recording span that carries the context on (log lines,
-    ``traceparent`` handed to batch stages), as the SDK's own non-recording span would: the same trace id, a new
-    span id, not sampled, the sampler's trace state."""
-
-    def __init__(self, traced: WSGIApplication, untraced: WSGIApplication, provider: TracerProvider) -> None:
-        from opentelemetry.instrumentation.wsgi import wsgi_getter  # how the instrumentation reads the headers
-
-        self.traced, self.untraced, self.provider, self.getter = traced, untraced, provider, wsgi_getter
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        if environ.get("PATH_INFO", "").rstrip("/") in PROBE_PATHS:
-            environ[_DROPPED] = True  # never traced (EXCLUDED_URLS): the instrumentation has nothing to do
-            return self.untraced(environ, start_response)
-        parent = propagate.extract(environ, getter=self.getter)
-        parent_span = trace.get_current_span(parent).get_span_context()
-        ids = self.provider.id_generator
-        trace_id = parent_span.trace_id if parent_span.is_valid else ids.generate_trace_id()
-        method = str(environ.get("REQUEST_METHOD", "HTTP"))
-        decision = self.provider.sampler.should_sample(parent, trace_id, method, trace.SpanKind.SERVER)
-        if decision.decision is not Decision.DROP:
-            token = _DECIDED_TRACE_ID.set(None if parent_span.is_valid else [trace_id])
-            try:
-                return self.traced(environ, start_response)
-            finally:
-                _DECIDED_TRACE_ID.reset(token)
-        span = trace.NonRecordingSpan(
-            trace.SpanContext(
-                trace_id,
-                ids.generate_span_id(),
-                is_remote=False,
-                trace_flags=trace.TraceFlags(),
-                trace_state=decision.trace_state,
-            )
-        )
-        environ[_DROPPED] = True
-        attached = context.attach(trace.set_span_in_context(span, parent))
-        try:
-            return self.untraced(environ, start_response)
-        finally:
-            context.detach(attached)
-
-
-def _unless_dropped(hook: Callable[..., Any]) -> Callable[..., Any]:
-    def hook_unless_dropped(*args: Any) -> Any:
-        if request.environ.get(_DROPPED):
-            return None
-        return hook(*args)
-
-    return hook_unless_dropped
+    def __hash__(self) -> int:
+        return self._hash
 
 
 def make_provider(name: str, settings: Settings, instruments: Instruments) -> TracerProvider:
     """The tracer provider for exporter ``name``, its export counted in ``instruments``."""
-    # Server spans with the stable HTTP semantic conventions (http.request.method, url.path, …).
-    os.environ.setdefault("OTEL_SEMCONV_STABILITY_OPT_IN", "http")
     resource = Resource.create()  # OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES
     if str(resource.attributes.get("service.name", "")).startswith("unknown_service"):
         resource = resource.merge(Resource({"service.name": "flask-svc"}))
     # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
     # would wait out a hung export instead.
-    provider = TracerProvider(resource=resource, shutdown_on_exit=False, id_generator=_DecidedIds())
+    provider = TracerProvider(resource=SteadyResource(resource), shutdown_on_exit=False, id_generator=DecidedIds())
     exporter = CountingExporter(_make_exporter(name, settings), instruments)
     provider.add_span_processor(counting_processor(exporter, instruments))
     return provider
-
-
-def instrument(app: Flask, provider: TracerProvider) -> None:
-    """The Flask instrumentation on ``app``, behind the sampler-first gate."""
-    from opentelemetry.instrumentation.flask import FlaskInstrumentor
-
-    untraced = app.wsgi_app
-    hooks_before = (list(app.before_request_funcs.get(None, [])), list(app.teardown_request_funcs.get(None, [])))
-    FlaskInstrumentor().instrument_app(  # type: ignore[no-untyped-call]
-        app,
-        excluded_urls=EXCLUDED_URLS,
-        tracer_provider=provider,
-        # Off: a SQL comment context attached to every request, for database instrumentations this service has none
-        # of; and the instrumentation's own OpenTelemetry metrics (Prometheus has them), which without a meter
-        # provider went through proxies to nowhere on every request.
-        enable_commenter=False,
-        meter_provider=NoOpMeterProvider(),
-    )
-    # The instrumentation's request hooks stand aside for a request the sampler dropped (see SamplerFirst).
-    before, teardown = hooks_before
-    app.before_request_funcs[None] = [
-        hook if hook in before else _unless_dropped(hook) for hook in app.before_request_funcs.get(None, [])
-    ]
-    app.teardown_request_funcs[None] = [
-        hook if hook in teardown else _unless_dropped(hook) for hook in app.teardown_request_funcs.get(None, [])
-    ]
-    app.wsgi_app = SamplerFirst(app.wsgi_app, untraced, provider)  # type: ignore[method-assign]

@@ -1,10 +1,6 @@
-"""The floor of the stack: plain Flask on the same gunicorn settings, with no hooks, validation or instrumentation.
-
-    gunicorn -k gthread --threads 4 -w N 'bench.apps.bare_flask:app'
-
-The analyze route runs the service's own pipeline on the body, read in the same 16 KiB chunks, so against
-flask-svc only the plumbing differs (validation, request ids, problem documents, metrics, logs, tracing).
-"""
+"""The floor of the stack: plain Flask on the same gunicorn settings (bench.targets), with no hooks, validation or
+instrumentation. Its analyze route runs the service's pipeline on the body in the same 16 KiB chunks, so against
+flask-svc only the plumbing differs (validation, request ids, problem documents, metrics, logs, tracing)."""
 
 from __future__ import annotations
 
@@ -36,10 +32,8 @@ def analyze() -> Response:
     started = time.perf_counter()
     analysis = analyze_chunks(_read(request.stream), AnalysisOptions())
     top = [{"word": word, "count": count} for word, count in analysis.counts.most_common(10)]
+    elapsed_ms = round((time.perf_counter() - started) * 1000, 3)
+    counts = analysis.counts
     return jsonify(
-        bytes=analysis.stats.bytes,
-        tokens=analysis.counts.total,
-        unique=analysis.counts.unique,
-        top=top,
-        elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        bytes=analysis.stats.bytes, tokens=counts.total, unique=counts.unique, top=top, elapsed_ms=elapsed_ms
     )

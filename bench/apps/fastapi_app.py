@@ -1,11 +1,6 @@
-"""What users pick instead: FastAPI on uvicorn, written the way its documentation suggests.
-
-    uvicorn bench.apps.fastapi_app:app --workers N
-
-Same endpoint shapes as flask-svc, the same pydantic models (``service.analysis.web.schemas``,
-``service.core.schemas``) for the query and the answer, and the same analysis pipeline on the body in 16 KiB
-slices: only the web framework differs. Runs in the bench virtualenv (.tools/bench-venv), never in the project's.
-"""
+"""What users pick instead: FastAPI on uvicorn (bench.targets), written the way its documentation suggests, with
+flask-svc's endpoint shapes, pydantic models and analysis pipeline on the body in 16 KiB slices: only the web framework
+differs. Runs in the bench virtualenv (.tools/bench-venv), never in the project's."""
 
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""An MLServer runtime that opens the bench's model file with skops, so MLServer serves the very file flask-svc does.
-
-mlserver-sklearn opens only joblib/pickle files; prediction, request decoding and response encoding stay its own.
-Runs inside MLServer, in .tools/mlserver-venv (never imported by the project's code or tests).
-"""
+"""An MLServer runtime that opens the bench's model file with skops, so MLServer serves the very file flask-svc does
+(mlserver-sklearn opens only joblib/pickle; prediction and encoding stay its own). Runs in .tools/mlserver-venv only."""
 
 from __future__ import annotations
 

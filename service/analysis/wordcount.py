@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 
 class VocabularyTooLarge(ValueError):
@@ -24,6 +24,13 @@ class WordCount:
     def add(self, words: list[str]) -> None:
         self._counts.update(words)  # C-accelerated counting loop
         self.total += len(words)
+        if self.max_unique is not None and len(self._counts) > self.max_unique:
+            raise VocabularyTooLarge(self.max_unique)
+
+    def add_counts(self, counts: Mapping[str, int]) -> None:
+        """Words already counted (word → occurrences): what ``add`` does for their list, per distinct word."""
+        self._counts.update(counts)
+        self.total += sum(counts.values())
         if self.max_unique is not None and len(self._counts) > self.max_unique:
             raise VocabularyTooLarge(self.max_unique)
 

@@ -1,18 +1,22 @@
-"""The local runner: each stage is a subprocess of the worker that starts it, its traces kept in the job directory.
+"""The local runner: each stage is a process forked by this worker's stage host (``service.batch.forkhost``, one
+pre-loaded interpreter started on first use), its traces kept in the job directory.
 
 The map stage's process (``python -m service.batch map <id> all``) is a small driver: it runs the plan's shards in
 at most ``FLASK_SVC_BATCH_PARALLELISM`` forked children (each what ``map <id> <index>`` does in an Indexed Job's pod),
 reruns an index whose process died for a reason worth a retry (killed, crashed) on its own, and stops every other
 index at the first permanent failure, as the Kubernetes runner's Indexed Job does.
 
-``<stage>.pid`` names the process (checked against its command line, so a recycled pid is not mistaken for it);
-``<stage>.exit`` is written by a thread that waits for it, for deaths the stage could not report itself. A process
-that outlives the worker that started it goes on; its outcome file is what counts.
+``<stage>.pid`` names the process by its pid and its start time (so a recycled pid is not mistaken for it; a
+command line is no proof: a forked stage shows the host's, and an exec'd one shows none for a moment after it
+starts) and its parent, the host. ``<stage>.exit`` is written by the host for deaths the stage could not report
+itself — before it reaps the process, so a stage gone from /proc has its exit file. A process that outlives the
+worker or the host that started it goes on; its outcome file is what counts.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import signal
@@ -28,7 +32,6 @@ from service.batch.runner import Phase, StageStatus
 from service.batch.stages import PERMANENT_EXIT_CODES, ExitCode
 from service.batch.states import COMMAND, MAP, Stage
 from service.batch.store import JobStore
-from service.privatedirs import FILE_MODE
 
 log = logging.getLogger("service.batch.stage")
 ALL_SHARDS = "all"  # the map command's index argument that runs the local driver
@@ -52,22 +55,20 @@ class LocalRunner:
 
     def start(self, job_id: str, stage: Stage, env: Mapping[str, str], shards: int = 1) -> str:
         directory = self.store.path(job_id)
-        if self._pid(directory, stage) is not None and self.status(job_id, stage).phase is Phase.RUNNING:
+        if self._identity(directory, stage) is not None and self.status(job_id, stage).phase is Phase.RUNNING:
             return self.stage_name(job_id, stage)
         (directory / f"{stage.value}.exit").unlink(missing_ok=True)
-        environment = {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED} | dict(env)
-        log_file = os.open(directory / f"{stage.value}.log", os.O_WRONLY | os.O_CREAT | os.O_APPEND, FILE_MODE)
-        with open(log_file, "ab") as output:
-            process = subprocess.Popen(
-                self.command(job_id, stage),
-                env=environment,
-                stdin=subprocess.DEVNULL,
-                stdout=output,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,  # its own process group: cancel stops it and nothing else
-            )
-        write_json(directory / f"{stage.value}.pid", {"pid": process.pid})
-        threading.Thread(target=self._reap, args=(process, directory, stage), daemon=True).start()
+        environment = _inherited() | dict(env)
+        pid_file = directory / f"{stage.value}.pid"
+        request = {
+            "argv": self.command(job_id, stage),
+            "env": environment,
+            "log": str(directory / f"{stage.value}.log"),
+            "exit": str(directory / f"{stage.value}.exit"),
+            "pid_file": str(pid_file),
+        }
+        child, host = _HOST.start(request)
+        write_json(pid_file, {"pid": child["pid"], "started": child["started"], "parent": host})
         return self.stage_name(job_id, stage)
 
     @staticmethod
@@ -76,34 +77,33 @@ class LocalRunner:
         return [*command, ALL_SHARDS] if COMMAND[stage] == MAP else command
 
     @staticmethod
-    def _reap(process: subprocess.Popen[bytes], directory: Path, stage: Stage) -> None:
-        code = process.wait()
-        if (directory / f"{stage.value}.pid").exists():  # not when the job's files were removed meanwhile
-            with contextlib.suppress(OSError):
-                write_json(directory / f"{stage.value}.exit", {"exit_code": code})
-
-    @staticmethod
-    def _pid(directory: Path, stage: Stage) -> int | None:
+    def _identity(directory: Path, stage: Stage) -> dict[str, int] | None:
         document = read_json(directory / f"{stage.value}.pid")
-        return int(document["pid"]) if document else None
+        return {key: int(value) for key, value in document.items()} if document else None
 
     @staticmethod
-    def _alive(pid: int, job_id: str, stage: Stage) -> bool:
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-            state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            return False
-        return state != "Z" and COMMAND[stage].encode() in command and job_id.encode() in command
+    def _state(identity: dict[str, int]) -> tuple[str, int] | None:
+        """The process's state letter and parent, or None when it is gone (or its pid is another process's now)."""
+        fields = _stat_fields(identity["pid"])
+        if fields is None or int(fields[_START_TIME]) != identity.get("started"):
+            return None
+        return fields[_STATE], int(fields[_PARENT])
+
+    def _alive(self, identity: dict[str, int]) -> bool:
+        state = self._state(identity)
+        return state is not None and state[0] != "Z"
 
     def status(self, job_id: str, stage: Stage) -> StageStatus:
         directory = self.store.path(job_id)
-        pid = self._pid(directory, stage)
-        if pid is None:
+        identity = self._identity(directory, stage)
+        if identity is None:
             return StageStatus(Phase.MISSING)
-        if self._alive(pid, job_id, stage):
+        state = self._state(identity)
+        if state is not None and state[0] != "Z":
             return StageStatus(Phase.RUNNING)
         exited = read_json(directory / f"{stage.value}.exit")
+        if exited is None and state is not None and state[1] == identity.get("parent"):
+            return StageStatus(Phase.RUNNING)  # it ended this moment: the host is writing down how
         if exited is not None and exited.get("exit_code") == 0:
             return StageStatus(Phase.SUCCEEDED)
         code = exited.get("exit_code") if exited else None
@@ -118,18 +118,102 @@ class LocalRunner:
         directory = self.store.path(job_id)
         stopping = []
         for stage in Stage:
-            pid = self._pid(directory, stage)
-            if pid is not None and self._alive(pid, job_id, stage):
+            identity = self._identity(directory, stage)
+            if identity is not None and self._alive(identity):
                 with contextlib.suppress(ProcessLookupError):
-                    os.killpg(pid, signal.SIGTERM)
-                    stopping.append((pid, stage))
+                    os.killpg(identity["pid"], signal.SIGTERM)
+                    stopping.append(identity)
         deadline = time.monotonic() + _STOP_WAIT_SECONDS
         while stopping and time.monotonic() < deadline:
-            stopping = [(pid, stage) for pid, stage in stopping if self._alive(pid, job_id, stage)]
+            stopping = [identity for identity in stopping if self._alive(identity)]
             time.sleep(0.02)
-        for pid, _stage in stopping:
+        for identity in stopping:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pid, signal.SIGKILL)
+                os.killpg(identity["pid"], signal.SIGKILL)
+
+
+def _inherited() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
+
+
+class _StageHost:
+    """This process's line to its stage host (``service.batch.forkhost``): started on first use, started again
+    when it died; one request at a time."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[str] | None = None
+
+    def start(self, request: Mapping[str, object]) -> tuple[dict[str, int], int]:
+        """The forked stage's pid and start time, and the host's pid; ``OSError`` when no host answers."""
+        line = ""
+        with self._lock:
+            for _attempt in range(2):  # a host found dead is replaced once
+                process = self._running()
+                try:
+                    assert process.stdin is not None and process.stdout is not None
+                    process.stdin.write(json.dumps(request) + "\n")
+                    process.stdin.flush()
+                    line = process.stdout.readline()
+                except OSError:
+                    line = ""
+                if line:
+                    break
+                self._stop()
+        if not line:
+            raise OSError("the stage host did not answer")
+        answer = json.loads(line)
+        if "error" in answer:
+            raise OSError(answer["error"])
+        return answer, process.pid
+
+    def _running(self) -> subprocess.Popen[str]:
+        if self._process is None or self._process.poll() is not None:
+            self._process = subprocess.Popen(
+                [sys.executable, "-m", "service.batch.forkhost"],
+                env=_inherited(),
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                text=True,
+                start_new_session=True,  # a signal to the server's group is not one to the stages' parent
+            )
+        return self._process
+
+    def _stop(self) -> None:
+        if self._process is not None:
+            with contextlib.suppress(OSError):
+                self._process.kill()
+            self._process.wait()
+            self._process = None
+
+
+_HOST = _StageHost()
+
+# Fields of /proc/<pid>/stat after the command name: 0 is field 3 of proc(5).
+_STATE, _PARENT, _START_TIME = 0, 1, 19
+
+
+def _stat_fields(pid: int) -> list[str] | None:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
+def start_time(pid: int) -> int:
+    """When the process started (clock ticks since boot): with its pid, what tells it from a later one. Read for a
+    child not yet reaped, so its /proc entry is there."""
+    fields = _stat_fields(pid)
+    if fields is None:
+        raise ProcessLookupError(pid)
+    return int(fields[_START_TIME])
+
+
+def name_process(name: str) -> None:
+    """Set this process's name as ``ps``, ``top`` and psutil show it (``/proc/self/comm``, 15 bytes at most): a
+    forked stage keeps its parent's command line, so the name is what tells a map driver, shard or merge apart."""
+    with contextlib.suppress(OSError):
+        Path("/proc/self/comm").write_text(name[:15])
 
 
 def drive_map(shards: int, parallelism: int, map_one: Callable[[int], int], retries: int = 2) -> ExitCode:
@@ -175,6 +259,7 @@ def _fork(map_one: Callable[[int], int], index: int) -> int:
         return pid
     code: int = ExitCode.UNEXPECTED
     try:
+        name_process(f"batch-shard-{index}")
         code = map_one(index)
     except SystemExit as stop:  # SIGTERM's handler: the stage unwound, its temporary files removed
         code = stop.code if isinstance(stop.code, int) else ExitCode.UNEXPECTED

@@ -27,6 +27,8 @@ import itertools
 import json
 import math
 import re
+import string
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -34,7 +36,7 @@ from typing import IO
 
 from service.analysis import AnalysisOptions, VocabularyTooLarge, WordCount
 from service.analysis.pipeline import InvalidText, StreamStats, stream_words
-from service.analysis.tokenizer import WHITESPACE
+from service.analysis.tokenizer import ASCII_WORD, WHITESPACE, Tokenizer
 from service.analysis.wordcount import ranked
 from service.batch import formats
 from service.privatedirs import open_no_follow
@@ -152,13 +154,64 @@ def read_range(upload: Path, shard: Shard, chunk: int = formats.READ_CHUNK) -> I
             yield data
 
 
+class _CountingTokenizer(Tokenizer):
+    """The job's tokenizer (same carry, same cuts) that counts ASCII text by distinct token instead of listing its
+    words: every character that cannot be in a word becomes a space, ``split`` and ``Counter`` do the rest in C, and
+    only a token holding an apostrophe or a hyphen goes through the word pattern — once per distinct token, when the
+    tokens are folded into ``counts`` (at the end, or whenever tokens and words together pass the vocabulary cap,
+    which is then checked on the words). The same words as ``ASCII_WORD.findall``: a match never spans a space, and
+    the pattern looks at nothing outside its match. Other text goes through the tokenizer's own words. The word
+    lists it returns are empty."""
+
+    def __init__(self, options: AnalysisOptions, counts: WordCount) -> None:
+        job = options.tokenizer()
+        super().__init__(lowercase=job.lowercase, min_length=job.min_length, stopwords=job.stopwords)
+        self.counts = counts
+        self._spaces = _ascii_table(job.lowercase)
+        self._tokens: Counter[str] = Counter()  # ASCII text's tokens, not yet folded into ``counts``
+
+    def _words(self, text: str) -> list[str]:
+        if text.isascii():
+            self._tokens.update(text.translate(self._spaces).split())
+        else:
+            self.counts.add(super()._words(text))
+        cap = self.counts.max_unique
+        if cap is not None and len(self._tokens) + self.counts.unique > cap:
+            self.fold()
+        return []
+
+    def fold(self) -> None:
+        """The tokens so far into ``counts`` as words; raises ``VocabularyTooLarge``."""
+        tokens, self._tokens = self._tokens, Counter()
+        for token in [token for token in tokens if "'" in token or "-" in token]:
+            occurrences = tokens.pop(token)
+            for word in ASCII_WORD.findall(token):
+                tokens[word] += occurrences
+        if self.min_length > 1 or self.stopwords:
+            for word in [word for word in tokens if not self._kept(word)]:
+                del tokens[word]
+        self.counts.add_counts(tokens)
+
+    def _kept(self, word: str) -> bool:
+        return len(word) >= self.min_length and (word if self.lowercase else word.lower()) not in self.stopwords
+
+
+@functools.cache
+def _ascii_table(lowercase: bool) -> dict[int, str]:
+    """ASCII letters and digits (lowercased or not), apostrophe and hyphen kept; every other ASCII character a space."""
+    kept = string.ascii_letters + string.digits + "'-"
+    return {code: (chr(code).lower() if lowercase else chr(code)) if chr(code) in kept else " " for code in range(128)}
+
+
 def count_shard(
     upload: Path, shard: Shard, options: AnalysisOptions, max_unique: int | None
 ) -> tuple[WordCount, StreamStats]:
     """The shard's word counts; ``InvalidText`` carries the bad byte's offset in the whole upload."""
     counts = WordCount(max_unique)
     try:
-        stats = stream_words(read_range(upload, shard), options.tokenizer(), counts.add)
+        tokenizer = _CountingTokenizer(options, counts)
+        stats = stream_words(read_range(upload, shard), tokenizer, counts.add)
+        tokenizer.fold()
     except InvalidText as error:
         raise InvalidText(shard.start + error.offset) from None
     return counts, stats

@@ -4,6 +4,7 @@
 - ``features``: what the master asks of every feature before its workers start (a refusal, start notes).
 - ``worker``: gthread, with request heads read and liveness answered in its loop (``httphead`` reads a head).
 - ``metrics_server``: ``/metrics`` served by a process of the master's own, kept running.
+- ``exposition``: what that process answers (prometheus_client's formats, without its web servers).
 - ``shutdown``: how everything that was started stops, in order.
 
 It sits above the app: it builds the app through the factory and reads only what the app keeps on

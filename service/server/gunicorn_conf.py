@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.config import ConfigError, address, load_settings, prepare_directories
 from service.server import features
+from service.server.metrics_server import MetricsProcess, mark_worker_dead, reset_multiprocess_dir
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -30,6 +31,13 @@ except ConfigError as error:
 # above this line may import it.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
+# The metrics server's interpreter starts now, on another core while this one imports the app's modules below;
+# ``when_ready`` waits until it listens, as the master's only thread (see service.server.metrics_server).
+if _settings.metrics_enabled:
+    _metrics: MetricsProcess | None = MetricsProcess.spawned_now(_settings.host, _settings.metrics_port)
+else:
+    _metrics = None
+
 # Each feature's checks before any worker starts (see service.server.features): a model file that must not be opened
 # stops the start here. They import the app's modules (not the app: importing them starts no thread and opens
 # nothing), once, so that the workers forked from this process share their pages and do not import them again. Not
@@ -41,12 +49,13 @@ else:
     _refusal, _startup_notes = features.refusal(_settings), features.startup_notes(_settings)
 if _refusal:
     print(f"flask-svc: {_refusal}", file=sys.stderr)
+    if _metrics is not None:
+        _metrics.stop()
     sys.exit(features.REFUSED)
 
 from service.logs import gunicorn_logger
 from service.names import LIFECYCLE_EXTENSION
 from service.server import shutdown
-from service.server.metrics_server import MetricsProcess, mark_worker_dead, reset_multiprocess_dir
 from service.server.worker import service_worker
 
 
@@ -84,23 +93,18 @@ proc_name = "flask-svc"
 forwarded_allow_ips = "127.0.0.1,::1"
 
 
-# The master runs no thread (see service.server.metrics_server): its metrics server is a process of its own.
-_metrics: MetricsProcess | None = None
-
-
 def on_starting(server: Any) -> None:
     reset_multiprocess_dir(_settings.multiproc_dir)
 
 
 def when_ready(server: Any) -> None:
-    global _metrics
     for note in _startup_notes:
         server.log.warning(note)
-    if not _settings.metrics_enabled:
+    if _metrics is None:
         server.log.info("metrics off (FLASK_SVC_METRICS=false)")
         return
-    _metrics = MetricsProcess(_settings.host, _settings.metrics_port, server.log)
-    _metrics.start()
+    _metrics.log = server.log
+    _metrics.wait_until_listening()
     keep_metrics_running(server, _metrics)
 
 

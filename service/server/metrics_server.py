@@ -11,6 +11,11 @@ held (Python 3.12 warns about exactly this). The master therefore runs no thread
 is ready; the master starts it again should it die (``MetricsProcess.keep_running``, from its main loop), stops it
 last when it exits, and it stops by itself should the master die without stopping it.
 
+The process is kept small (a bare interpreter and little more): one thread, a loop that reads each scrape's request
+and writes its answer without blocking, and of prometheus_client only the multiprocess collector and the OpenMetrics
+writer — not its package ``__init__``, which imports its web servers (``service.server.exposition`` answers as they
+did).
+
     python -m service.server.metrics_server HOST PORT PARENT   # what the master runs; prints "ready" once it listens
 """
 
@@ -18,21 +23,26 @@ from __future__ import annotations
 
 import os
 import selectors
-import shutil
+import socket
 import sys
 import time
+import types
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import subprocess
 
-# subprocess and service.privatedirs (pathlib) are imported where the master uses them: the server process, run from
-# this module, needs neither (a third of a MiB of private memory less).
+# subprocess, shutil and service.privatedirs (pathlib) are imported where the master uses them, traceback where a
+# scrape fails: the server process, run from this module, needs none of them (each MiB counts in a process this small).
 
 READY = "ready"
 _START_TIMEOUT = 10.0  # seconds for the interpreter to start and bind
 _STOP_TIMEOUT = 5.0
 _PARENT_CHECK_SECONDS = 1.0
+_CLIENT_SECONDS = 10.0  # for a scrape's connection to send its request and read the answer
+_MAX_HEAD_BYTES = 64 * 1024
+_RECV_BYTES = 64 * 1024
 # After a failed start the next try waits this long, doubling up to the maximum: a port someone else took must not
 # make the master spawn interpreters back to back.
 _RETRY_FIRST_SECONDS = 1.0
@@ -42,6 +52,8 @@ _RETRY_MAX_SECONDS = 30.0
 def reset_multiprocess_dir(path: str) -> None:
     """Start from an empty directory: files left by an earlier run would be summed into this one's counters.
     Only a private directory is emptied (``service.privatedirs``): never one a planted symbolic link points to."""
+    import shutil
+
     from service.privatedirs import ensure_directory
 
     for entry in os.scandir(ensure_directory(path)):
@@ -61,25 +73,43 @@ def mark_worker_dead(pid: int) -> None:
 class MetricsProcess:
     """The metrics server as a child of the master: started, kept running, stopped. Used by the master only."""
 
-    def __init__(self, host: str, port: int, log: Any) -> None:
+    def __init__(self, host: str, port: int, log: Any = None) -> None:
         self.host = host
         self.port = port
-        self.log = log  # gunicorn's error log
-        self.process: subprocess.Popen[str] | None = None
+        self.log = log  # gunicorn's error log: given once there is one, before ``wait_until_listening``
+        self.process: subprocess.Popen[str] | None = None  # the server, once it listens
+        self.spawned: subprocess.Popen[str] | None = None  # a server not yet known to listen (``spawn``)
         self.retry_after = 0.0  # monotonic time before which a failed start is not tried again
         self.retry_wait = _RETRY_FIRST_SECONDS
 
     def start(self) -> None:
         """Spawn the server and wait until it listens; raises ``RuntimeError`` (with its exit code) if it cannot."""
+        self.spawn()
+        self.wait_until_listening()
+
+    @classmethod
+    def spawned_now(cls, host: str, port: int) -> MetricsProcess:
+        metrics = cls(host, port)
+        metrics.spawn()
+        return metrics
+
+    def spawn(self) -> None:
+        """``start``'s first half: the master spawns the server as soon as it has read the settings, and waits for it
+        only once it has imported the app's modules, so that the server's interpreter starts meanwhile, on another
+        core (start → ready shorter by the server's start)."""
         import subprocess
 
-        process = subprocess.Popen(
+        self.spawned = subprocess.Popen(
             [sys.executable, "-m", __name__, self.host, str(self.port), str(os.getpid())],
             stdout=subprocess.PIPE,
             stdin=subprocess.DEVNULL,
             text=True,
         )
-        assert process.stdout is not None
+
+    def wait_until_listening(self) -> None:
+        """``start``'s second half (see ``spawn``)."""
+        process, self.spawned = self.spawned, None
+        assert process is not None and process.stdout is not None
         with selectors.DefaultSelector() as selector:
             selector.register(process.stdout, selectors.EVENT_READ)
             answered = selector.select(_START_TIMEOUT)
@@ -111,9 +141,10 @@ class MetricsProcess:
             self.retry_wait = _RETRY_FIRST_SECONDS
 
     def stop(self) -> None:
-        if self.process is not None:
-            _stop(self.process)
-            self.process = None
+        for process in (self.process, self.spawned):
+            if process is not None:
+                _stop(process)
+        self.process = self.spawned = None
 
 
 def _stop(process: subprocess.Popen[str]) -> None:
@@ -130,20 +161,125 @@ def _stop(process: subprocess.Popen[str]) -> None:
 
 def serve(host: str, port: int, parent: int) -> None:
     """The server process: listen, say so, and live as long as the master does."""
-    from prometheus_client import CollectorRegistry, start_http_server
+    _prometheus_client_without_its_init()
     from prometheus_client.multiprocess import MultiProcessCollector
+    from prometheus_client.registry import CollectorRegistry
 
     from service.request_totals import WithRequestTotals
+    from service.server.exposition import answer
 
     registry = CollectorRegistry()
     merged = MultiProcessCollector(None)  # type: ignore[no-untyped-call]
     registry.register(WithRequestTotals(merged.collect))
-    start_http_server(port, addr=host, registry=registry)
-    print(READY, flush=True)
-    # SIGTERM's default action ends the process: no handler. A master killed outright cannot stop this process,
-    # but it is then re-parented, which this loop notices.
-    while os.getppid() == parent:
-        time.sleep(_PARENT_CHECK_SECONDS)
+    respond = partial(answer, registry)
+    family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
+    with socket.create_server(address[:2], family=family) as listener, selectors.DefaultSelector() as selector:
+        listener.setblocking(False)
+        selector.register(listener, selectors.EVENT_READ)
+        print(READY, flush=True)
+        # SIGTERM's default action ends the process: no handler. A master killed outright cannot stop this
+        # process, but it is then re-parented, which this loop notices.
+        while os.getppid() == parent:
+            for key, _events in selector.select(_PARENT_CHECK_SECONDS):
+                if key.fileobj is listener:
+                    _accept(listener, selector)
+                else:
+                    key.data.advance(selector, respond)
+            now = time.monotonic()
+            for key in list(selector.get_map().values()):
+                if key.data is not None and key.data.deadline < now:
+                    key.data.close(selector)
+
+
+def _prometheus_client_without_its_init() -> None:
+    """Make prometheus_client's modules importable without running the package's ``__init__``, which imports its
+    web servers and push-gateway client (http.server, wsgiref, urllib.request, ssl: most of this process's memory).
+    This process imports only modules that import none of that (``service.server.exposition``)."""
+    from importlib.machinery import PathFinder
+
+    spec = PathFinder.find_spec("prometheus_client")
+    if spec is None or spec.submodule_search_locations is None:
+        raise ImportError("prometheus_client is not installed")
+    package = types.ModuleType(spec.name)
+    package.__spec__, package.__path__ = spec, list(spec.submodule_search_locations)
+    sys.modules.setdefault(spec.name, package)
+
+
+def _accept(listener: socket.socket, selector: selectors.BaseSelector) -> None:
+    try:
+        sock, _ = listener.accept()
+    except OSError:  # gone before it was accepted, or out of descriptors: the next scrape tries again
+        return
+    sock.setblocking(False)
+    selector.register(sock, selectors.EVENT_READ, _Scrape(sock, time.monotonic() + _CLIENT_SECONDS))
+
+
+class _Scrape:
+    """One connection: its request head read, then the answer written, then closed (HTTP/1.0: one request each),
+    all without blocking, so a slow client delays no other scrape."""
+
+    def __init__(self, sock: socket.socket, deadline: float) -> None:
+        self.sock = sock
+        self.deadline = deadline
+        self.received = bytearray()
+        self.reply: memoryview | None = None
+
+    def advance(self, selector: selectors.BaseSelector, respond: Any) -> None:
+        try:
+            if self.reply is None:
+                self.read(selector, respond)
+            else:
+                self.write(selector)
+        except OSError:
+            self.close(selector)
+
+    def read(self, selector: selectors.BaseSelector, respond: Any) -> None:
+        chunk = self.sock.recv(_RECV_BYTES)
+        self.received += chunk
+        end = self.received.find(b"\r\n\r\n")
+        if end < 0:
+            if not chunk or len(self.received) > _MAX_HEAD_BYTES:
+                self.close(selector)
+            return
+        try:
+            request_line, *header_lines = self.received[:end].decode("iso-8859-1").split("\r\n")
+            method, target, _version = request_line.split(" ")
+        except ValueError:
+            status, headers, body = "400 Bad Request", [], b""
+        else:
+            try:
+                status, headers, body = respond(method, target, _headers(header_lines))
+            except Exception:  # a metric file that cannot be read: the scrape fails, the server goes on
+                import traceback
+
+                traceback.print_exc()
+                status, headers, body = "500 Internal Server Error", [("Content-Type", "text/plain")], b""
+        head = [f"HTTP/1.0 {status}", *(f"{name}: {value}" for name, value in headers)]
+        head += [f"Content-Length: {len(body)}", "Connection: close", "", ""]
+        self.reply = memoryview("\r\n".join(head).encode("latin-1") + body)
+        selector.modify(self.sock, selectors.EVENT_WRITE, self)
+        self.write(selector)
+
+    def write(self, selector: selectors.BaseSelector) -> None:
+        assert self.reply is not None
+        self.reply = self.reply[self.sock.send(self.reply) :]
+        if not self.reply:
+            self.close(selector)
+
+    def close(self, selector: selectors.BaseSelector) -> None:
+        selector.unregister(self.sock)
+        self.sock.close()
+
+
+def _headers(lines: list[str]) -> dict[str, str]:
+    """By lower-case name; a repeated header's values joined with commas (as a WSGI server joins them)."""
+    headers: dict[str, str] = {}
+    for line in lines:
+        name, colon, value = line.partition(":")
+        if colon:
+            key = name.strip().lower()
+            headers[key] = f"{headers[key]},{value.strip()}" if key in headers else value.strip()
+    return headers
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -84,3 +85,28 @@ def test_a_start_that_cannot_bind_is_tried_again_later_and_less_often() -> None:
         assert metrics.retry_wait == 1.0 and http_status(port, "/metrics") == 200
     finally:
         metrics.stop()
+
+
+@contextmanager
+def _listening() -> Iterator[MetricsProcess]:
+    metrics = MetricsProcess(LOOPBACK, free_port(), _Log())
+    metrics.start()
+    try:
+        yield metrics
+    finally:
+        metrics.stop()
+
+
+def test_the_server_loads_none_of_prometheus_clients_web_servers() -> None:
+    """Its ``__init__`` imports them (http.server, wsgiref, urllib.request, ssl): the server does without it."""
+    with _listening() as metrics:
+        assert metrics.process is not None and http_status(metrics.port, "/metrics") == 200
+        with open(f"/proc/{metrics.process.pid}/maps") as maps:
+            assert "_ssl" not in maps.read()
+
+
+def test_a_client_that_sends_half_a_request_delays_no_other_scrape() -> None:
+    with _listening() as metrics, socket.create_connection((LOOPBACK, metrics.port)) as slow:
+        slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and nothing more
+        assert http_status(metrics.port, "/metrics") == 200
+        assert http_status(metrics.port, "/metrics") == 200

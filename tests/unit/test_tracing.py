@@ -6,13 +6,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from typing import Any
 
+import pytest
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from prometheus_client import CollectorRegistry
 
 from service.metrics import Instruments
-from service.tracing_sdk import CountingExporter, counting_processor
+from service.tracing_http import EnvironGetter, is_probe
+from service.tracing_sdk import CountingExporter, SteadyResource, counting_processor
 
 QUEUE = 4
 
@@ -67,3 +71,35 @@ def test_failed_exports_are_counted_by_span() -> None:
         tracer.start_span("lost").end()
     provider.shutdown()
     assert _counted(instruments, "export_failed") == 3
+
+
+@pytest.mark.parametrize(
+    ("path", "query", "probe"),
+    [
+        ("/livez", "", True),
+        ("/readyz", "verbose=1", True),
+        ("/startupz/", "", True),
+        ("/api/v1/analyze", "next=/livez", False),
+        ("/api/livez-report", "", False),
+        ("/livez/more", "", False),
+    ],
+)
+def test_probe_exclusion_is_anchored(path: str, query: str, probe: bool) -> None:
+    assert is_probe({"PATH_INFO": path, "QUERY_STRING": query}) is probe
+
+
+def test_the_environ_getter_reads_headers_as_the_wsgi_server_names_them() -> None:
+    environ: dict[str, Any] = {"HTTP_TRACEPARENT": "00-ab-cd-01", "HTTP_X_B3_TRACEID": "ab", "PATH_INFO": "/"}
+    getter = EnvironGetter()
+    assert getter.get(environ, "traceparent") == ["00-ab-cd-01"]
+    assert getter.get(environ, "X-B3-TraceId") == ["ab"]
+    assert getter.get(environ, "tracestate") is None
+    assert sorted(getter.keys(environ)) == ["traceparent", "x-b3-traceid"]
+
+
+def test_the_steady_resource_is_the_resource_it_wraps() -> None:
+    resource = Resource.create({"service.name": "flask-svc", "deployment.environment": "test"})
+    steady = SteadyResource(resource)
+    assert steady == resource and hash(steady) == hash(resource)
+    assert dict(steady.attributes) == dict(resource.attributes) and steady.schema_url == resource.schema_url
+    assert {resource: "grouped"}[steady] == "grouped"  # the OTLP encoder's grouping finds it as the same resource

@@ -342,3 +342,50 @@ def test_sharded_result_equals_the_synchronous_endpoint(text: str, shard_bytes: 
     data = text.encode()
     with tempfile.TemporaryDirectory() as directory:
         assert _sharded_counts(Path(directory), data, shard_bytes) == _expected_counts(data)
+
+
+# The map counts ASCII text by distinct token (shards._CountingTokenizer): the same counts as the tokenizer's words
+# for every option, around apostrophes, hyphens, control characters and stop words in any case.
+_ascii_pieces = st.sampled_from(
+    [
+        *"aZq09'-.,;!_\x1c\x0b\x00",
+        " ",
+        "\t",
+        "\n",
+        "--",
+        "'-",
+        "-'",
+        "The",
+        "the",
+        "AND",
+        "don't",
+        "rock-n-roll",
+        "x" * 90,
+    ]
+)
+_ascii_texts = st.lists(st.one_of(_ascii_pieces, st.characters(max_codepoint=127)), max_size=150).map("".join)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    text=_ascii_texts,
+    lowercase=st.booleans(),
+    min_length=st.integers(1, 3),
+    stopwords=st.sampled_from(["none", "en"]),
+)
+def test_a_shard_of_ascii_text_counts_what_the_tokenizer_finds(
+    text: str, lowercase: bool, min_length: int, stopwords: str
+) -> None:
+    options = AnalysisOptions(lowercase=lowercase, min_length=min_length, stopwords=stopwords)
+    data = text.encode()
+    with tempfile.TemporaryDirectory() as directory:
+        upload = _write(Path(directory), data)
+        counts, stats = shards.count_shard(upload, Shard(0, 0, len(data)), options, None)
+        expected = analyze_chunks([data], options).counts
+        assert counts.by_word() == expected.by_word()
+        assert (counts.total, counts.unique, stats.bytes) == (expected.total, expected.unique, len(data))
+        # The vocabulary cap is checked on words, not on the tokens they were counted from.
+        assert shards.count_shard(upload, Shard(0, 0, len(data)), options, expected.unique)[0].unique == expected.unique
+        if expected.unique:
+            with pytest.raises(VocabularyTooLarge):
+                shards.count_shard(upload, Shard(0, 0, len(data)), options, expected.unique - 1)
