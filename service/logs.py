@@ -14,6 +14,7 @@ import math
 import sys
 import time
 from datetime import UTC, datetime
+from json.encoder import c_make_encoder, encode_basestring  # type: ignore[attr-defined]
 from typing import TYPE_CHECKING, Any
 
 from gunicorn.glogging import Logger as GunicornBaseLogger
@@ -84,7 +85,13 @@ class JsonLineFormatter(JsonFormatter):
     the record: the same fields in the same order as python-json-logger's path (which formats the rest: a dict
     message, exc_info, stack_info), without its per-line merging and its encoder built anew for every line."""
 
-    _encode = JsonEncoder(ensure_ascii=False).encode  # the library's encoder, built once instead of per line
+    _encoder = JsonEncoder(ensure_ascii=False)  # the library's encoder, built once instead of per line
+    # Its C core made once too: encode() makes one per call. No circular check: a line is a flat dict of scalars.
+    _encode_c = (
+        c_make_encoder(None, _encoder.default, encode_basestring, None, ": ", ", ", False, False, True)
+        if c_make_encoder is not None
+        else None
+    )
 
     def format(self, record: logging.LogRecord) -> str:
         if isinstance(record.msg, dict) or record.exc_info or record.exc_text or record.stack_info:
@@ -106,7 +113,10 @@ class JsonLineFormatter(JsonFormatter):
         return self.encode_line(line)
 
     def encode_line(self, line: dict[str, Any]) -> str:
-        return str(self._encode(line))
+        encode = self._encode_c
+        if encode is None:
+            return str(self._encoder.encode(line))
+        return "".join(encode(line, 0))
 
     def add_fields(self, log_record: dict[str, Any], record: logging.LogRecord, message_dict: dict[str, Any]) -> None:
         log_record["timestamp"] = rfc3339(record.created)
@@ -242,28 +252,33 @@ class GunicornLogger(GunicornBaseLogger):  # type: ignore[misc]
             "logger": self.access_log.name,
             "message": message,
         }
-        for key, value in (environ.get(ACCESS_ENVIRON_KEY) or {}).items():
-            if value is not None:
-                line[key] = value
+        app_fields = environ.get(ACCESS_ENVIRON_KEY)
+        if app_fields:
+            for key, value in app_fields.items():
+                if value is not None:
+                    line[key] = value
         for key, value in request_fields:
             if value is not None:
                 line[key] = value
-        if "request_id" not in line and (request_id := REQUEST_ID.get()) is not None:
-            line["request_id"] = request_id
-        if "trace_id" not in line:
-            trace_id, span_id = current_trace_ids()
-            if trace_id is not None:
-                line["trace_id"] = trace_id
-            if span_id is not None:
-                line["span_id"] = span_id
-            else:
-                line.pop("span_id", None)
+        # The app's fields, when it saw the request, are its ids (once it has answered, no request id or span is
+        # current any more); the context is asked only for a request the app never saw.
+        if not app_fields:
+            if "request_id" not in line and (request_id := REQUEST_ID.get()) is not None:
+                line["request_id"] = request_id
+            if "trace_id" not in line:
+                trace_id, span_id = current_trace_ids()
+                if trace_id is not None:
+                    line["trace_id"] = trace_id
+                if span_id is not None:
+                    line["span_id"] = span_id
+                else:
+                    line.pop("span_id", None)
         formatter: JsonLineFormatter = handler.formatter  # type: ignore[assignment]
         text = formatter.encode_line(line)
         handler.acquire()
         try:
             handler.stream.write(text + handler.terminator)
-            handler.flush()
+            handler.stream.flush()  # handler.flush() would take the lock held here a second time
         except Exception:  # a closed or broken stdout: logging's own handling, as for any other line
             handler.handleError(logging.makeLogRecord({"msg": message}))
         finally:

@@ -10,20 +10,18 @@ from __future__ import annotations
 
 import os
 import platform
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING, Any, Protocol, Self, TypeVar
 
-from flask import request
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
 
-from service.names import METRICS_EXTENSION, MODEL_IDENTITY_EXTENSION, PROBE_PATHS, UNMATCHED_ROUTE
+from service.names import METRICS_EXTENSION, MODEL_IDENTITY_EXTENSION, UNMATCHED_ROUTE
 from service.problems import STATUS_CODES
 from service.request_totals import REQUEST_DURATION, WithRequestTotals
 
 if TYPE_CHECKING:
-    from flask import Flask, Request, Response
+    from flask import Flask, Request
 
     from service.config import Settings
     from service.core.schemas import ModelIdentity
@@ -59,9 +57,10 @@ class Instruments:
     spans_dropped: Counter
     slow_clients: Counter
     registry: CollectorRegistry | None = None  # where they can be read in-process; None when metrics are off
+    routes: RouteMetrics | None = None  # the RED metrics per route, recorded by service.requestctx's hooks
 
     @classmethod
-    def create(cls, registry: CollectorRegistry) -> Instruments:
+    def create(cls, registry: CollectorRegistry, routes: RouteMetrics | None = None) -> Instruments:
         """One set per app, in the app's registry. Under gunicorn the samples go to the multiprocess files
         whatever the registry; outside it (tests, `flask run`) the registry is where they can be read."""
         return cls(
@@ -104,6 +103,7 @@ class Instruments:
                 registry=registry,
             ),
             registry=registry,
+            routes=routes,
         )
 
 
@@ -129,7 +129,7 @@ class _Off:
 _OFF = _Off()
 FI = TypeVar("FI", bound="FeatureInstruments")
 _FEATURE_INSTRUMENTS = f"{METRICS_EXTENSION}.features"
-OFF = Instruments(*([_OFF] * (len(fields(Instruments)) - 1)))  # type: ignore[arg-type]
+OFF = Instruments(*([_OFF] * (len(fields(Instruments)) - 2)))  # type: ignore[arg-type]
 
 
 def url_rule(request: Request) -> str:
@@ -150,9 +150,8 @@ class RouteMetrics:
 
     The exporter's own hooks are generic (label names checked and sorted on every call, request attributes set and
     read through Flask's proxies, a regular expression per path): they were most of what metrics cost a small
-    request. These hooks record the same samples, each (method, route, status)'s children looked up once."""
-
-    _STATE = "flask_svc.route_metrics"  # WSGI environ key: start time, and what was already recorded
+    request. Here each (method, route, status)'s children are looked up once, and the samples are recorded by the
+    request hooks the app has anyway (``service.requestctx``), which read the request once for everything."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
         self.duration = Histogram(
@@ -173,44 +172,16 @@ class RouteMetrics:
         )
         self._children: dict[tuple[str, str, int], Histogram] = {}
 
-    def init_app(self, app: Flask) -> None:
-        app.before_request(self._start)
-        app.after_request(self._record)
-        app.teardown_request(self._record_exception)
-
-    def _series(self, method: str, route: str, status: int) -> Histogram:
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         key = (method, route, status)
         child = self._children.get(key)
         if child is None:  # a race only creates the same child twice: labels() is idempotent
             child = self._children[key] = self.duration.labels(method, route, status)
-        return child
+        child.observe(max(seconds, 0))
 
-    def _start(self) -> None:
-        current: Request = request._get_current_object()  # type: ignore[attr-defined]  # once, not per attribute
-        if current.path not in PROBE_PATHS:
-            current.environ[self._STATE] = [time.perf_counter(), False]  # started, recorded
-
-    def _record(self, response: Response) -> Response:
-        current: Request = request._get_current_object()  # type: ignore[attr-defined]
-        state = current.environ.get(self._STATE)
-        if state is not None and not state[1]:
-            state[1] = True
-            self._series(current.method, url_rule(current), response.status_code).observe(
-                max(time.perf_counter() - state[0], 0)
-            )
-        return response
-
-    def _record_exception(self, error: BaseException | None) -> None:
-        """An exception no handler answered: counted, and recorded as a 500 unless after_request already was."""
-        if error is None:  # nearly every request: nothing to look up
-            return
-        state = request.environ.get(self._STATE)
-        if state is None:
-            return
-        self.exceptions.labels(request.method, 500).inc()
-        if not state[1]:
-            state[1] = True
-            self._series(request.method, url_rule(request), 500).observe(max(time.perf_counter() - state[0], 0))
+    def count_exception(self, method: str) -> None:
+        """An exception no handler answered (it is answered as a 500)."""
+        self.exceptions.labels(method, 500).inc()
 
 
 def init_app(app: Flask, settings: Settings) -> Instruments:
@@ -232,8 +203,7 @@ def init_app(app: Flask, settings: Settings) -> Instruments:
     # The exporter only names itself (flask_exporter_info, as it always has); RouteMetrics records the requests.
     exporter = exporter_class(app, path=None, registry=registry, export_defaults=False)
     exporter.info("flask_exporter_info", "Information about the Prometheus Flask exporter", version=exporter.version)
-    RouteMetrics(registry).init_app(app)
-    metrics = Instruments.create(registry)
+    metrics = Instruments.create(registry, RouteMetrics(registry))
     declare_series(metrics.rejected, [(reason,) for reason in REJECT_REASONS.values()])
     declare_series(metrics.spans_dropped, [(reason,) for reason in SPAN_DROP_REASONS])
     declare_series(metrics.slow_clients, [(reason,) for reason in SLOW_CLIENT_REASONS])

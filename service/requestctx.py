@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 from contextvars import Token
 from dataclasses import dataclass
 
@@ -38,12 +39,17 @@ class _Begun:
 
     request_id: str
     token: Token[str | None]
-    counted_in_flight: bool
+    counted: bool  # in the in-flight gauge and the RED metrics: not a probe
+    started: float  # perf_counter() at the start, for the request duration
+    recorded: bool = False  # the request duration observed (by _finish, or by _teardown for an unanswered error)
 
 
 def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instruments) -> None:
+    """One hook of each kind does all the per-request work (request id, read timeout, fault injection, in-flight
+    gauge, RED metrics, the access line's fields), reading the request object once."""
     read_timeout = settings.read_timeout
     in_flight = metrics.in_flight
+    routes = metrics.routes
 
     @app.before_request
     def _begin() -> Response | None:
@@ -59,7 +65,7 @@ def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instrume
         request_id = supplied if supplied and _VALID_REQUEST_ID.fullmatch(supplied) else new_request_id()
         path = current.path
         counted = path not in PROBE_PATHS
-        environ[_STATE_KEY] = _Begun(request_id, REQUEST_ID.set(request_id), counted)
+        environ[_STATE_KEY] = _Begun(request_id, REQUEST_ID.set(request_id), counted, time.perf_counter())
         if counted:
             in_flight.inc()
             if state.fault and not _spared_by_fault(path, current.method):
@@ -75,13 +81,19 @@ def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instrume
         if request_id:
             response.headers[REQUEST_ID_HEADER] = request_id
         status = response.status_code
-        if status in REJECT_REASONS and current.path not in PROBE_PATHS:
-            metrics.rejected.labels(REJECT_REASONS[status]).inc()
+        route = url_rule(current)
+        counted = begun.counted if begun else current.path not in PROBE_PATHS
+        if counted:
+            if status in REJECT_REASONS:
+                metrics.rejected.labels(REJECT_REASONS[status]).inc()
+            if routes is not None and begun is not None and not begun.recorded:
+                begun.recorded = True
+                routes.observe(current.method, route, status, time.perf_counter() - begun.started)
         # Without a tracer provider no request carries a span context: skip the lookup.
         traced = app.extensions.get(TRACING_EXTENSION) is not None
         trace_id, span_id = current_trace_ids() if traced else (None, None)
         environ[ACCESS_ENVIRON_KEY] = {
-            "route": url_rule(current),
+            "route": route,
             "request_id": request_id,
             "trace_id": trace_id,
             "span_id": span_id,
@@ -89,12 +101,19 @@ def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instrume
         return response
 
     @app.teardown_request
-    def _teardown(_error: BaseException | None) -> None:
-        begun: _Begun | None = request.environ.pop(_STATE_KEY, None)
+    def _teardown(error: BaseException | None) -> None:
+        current: Request = request._get_current_object()  # type: ignore[attr-defined]
+        begun: _Begun | None = current.environ.pop(_STATE_KEY, None)
         if begun is None:
             return
-        if begun.counted_in_flight:
+        if begun.counted:
             in_flight.dec()
+            # An exception no handler answered: counted, and recorded as a 500 unless _finish already recorded it.
+            if error is not None and routes is not None:
+                routes.count_exception(current.method)
+                if not begun.recorded:
+                    begun.recorded = True
+                    routes.observe(current.method, url_rule(current), 500, time.perf_counter() - begun.started)
         REQUEST_ID.reset(begun.token)
 
 

@@ -33,7 +33,6 @@ def make_app(settings: Settings, state: Lifecycle) -> ServiceApp:
     # a body of exactly the configured size pass and one byte more fail, for every body form.
     app.config["MAX_CONTENT_LENGTH"] = settings.max_upload_bytes + 1
     app.config["MAX_FORM_MEMORY_SIZE"] = settings.max_upload_bytes + 1  # a filename-less "file" part is a field
-    app.json.sort_keys = False  # type: ignore[attr-defined]  # fields in model order read better
     app.extensions[SETTINGS_EXTENSION] = settings
     app.extensions[LIFECYCLE_EXTENSION] = state
     return app

@@ -53,6 +53,11 @@ def test_metrics_exposition_matches_the_golden_file() -> None:
         assert session.post(f"{server.url}/api/v1/wordcount", data=b"x y", headers=text_plain, timeout=5).ok
         assert session.get(f"{server.url}/version", timeout=5).ok
         assert session.post(f"{server.url}/api/v1/analyze", data=b"<a/>", timeout=5).status_code == 415
+        bad_query = f"{server.url}/api/v1/analyze?top=-1"
+        assert session.post(bad_query, data=b"a", headers=text_plain, timeout=5).status_code == 422
+        cross_site = {**text_plain, "Origin": "http://elsewhere.example"}
+        refused = session.post(f"{server.url}/api/v1/tokenize", data=b"a", headers=cross_site, timeout=5)
+        assert refused.status_code == 403
         assert session.get(f"{server.url}/no/such/path", timeout=5).status_code == 404
         assert session.get(f"{server.url}/livez", timeout=5).ok  # probes are not counted
         text = session.get(server.metrics_url, timeout=5).text

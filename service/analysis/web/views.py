@@ -26,6 +26,7 @@ from service.analysis.web.schemas import (
 )
 from service.core.current import current_settings, current_tracing
 from service.core.schemas import problem_responses
+from service.core.validation import validates_query
 from service.metrics import feature_instruments
 from service.names import ANALYZE, API_PREFIX, TOKENIZE, WORDCOUNT
 from service.problems import Problem
@@ -128,6 +129,7 @@ def _frequencies(pairs: list[tuple[str, int]]) -> list[dict[str, Any]]:
 
 
 @bp.post(f"/{ANALYZE}", responses={200: AnalyzeResult, **_ERRORS}, summary="Word statistics and the top words")
+@validates_query
 def analyze(query: AnalyzeQuery) -> Response:
     counts, stats, elapsed_ms = count_words(ANALYZE, _body(), _options(query))
     return jsonify(
@@ -142,6 +144,7 @@ def analyze(query: AnalyzeQuery) -> Response:
 @bp.post(
     f"/{WORDCOUNT}", responses={200: WordcountResult, **_ERRORS}, summary="Every word's count, most frequent first"
 )
+@validates_query
 def wordcount(query: WordcountQuery) -> Response:
     counts, stats, elapsed_ms = count_words(WORDCOUNT, _body(), _options(query))
     return jsonify(
@@ -155,6 +158,7 @@ def wordcount(query: WordcountQuery) -> Response:
 
 
 @bp.post(f"/{TOKENIZE}", responses={200: TokenizeResult, **_ERRORS}, summary="The text's first words, in order")
+@validates_query
 def tokenize(query: TokenizeQuery) -> Response:
     body = _body()
     sample, stats, elapsed_ms = _measured(
