@@ -179,6 +179,21 @@ class _StageHost:
             )
         return self._process
 
+    def close(self) -> None:
+        """End the host as its worker stops: end of input makes it exit (stages it forked go on), so it is reaped
+        here rather than left to whoever adopts it."""
+        with self._lock:
+            if self._process is None:
+                return
+            with contextlib.suppress(OSError):
+                assert self._process.stdin is not None
+                self._process.stdin.close()
+            try:
+                self._process.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._stop()
+            self._process = None
+
     def _stop(self) -> None:
         if self._process is not None:
             with contextlib.suppress(OSError):
@@ -188,6 +203,7 @@ class _StageHost:
 
 
 _HOST = _StageHost()
+stop_stage_host = _HOST.close
 
 # Fields of /proc/<pid>/stat after the command name: 0 is field 3 of proc(5).
 _STATE, _PARENT, _START_TIME = 0, 1, 19

@@ -52,8 +52,10 @@ def test_sigterm_stops_everything_that_was_started_in_order_and_leaves_nothing_r
             master = psutil.Process(server.process.pid)
             (worker,) = server.workers()
             metrics = server.metrics_server()
-            # The stages report before they exit: wait for them, so nothing of the job runs at SIGTERM.
-            _, running = psutil.wait_procs(worker.children(recursive=True), timeout=30)
+            # The stages report before they exit: wait for them, so nothing of the job runs at SIGTERM. The stage
+            # host that forked them lives as long as its worker.
+            (host,) = [child for child in worker.children() if "service.batch.forkhost" in child.cmdline()]
+            _, running = psutil.wait_procs(host.children(recursive=True), timeout=30)
             assert running == []
             # The worker's main thread, its request threads, the reconciler and the span processor; the master's own.
             assert _threads(worker.pid) >= 3 and _threads(master.pid) == 1
@@ -68,7 +70,7 @@ def test_sigterm_stops_everything_that_was_started_in_order_and_leaves_nothing_r
     threads_left = set(lines[2]["threads_left"])  # type: ignore[arg-type]
     assert not {"batch-reconcile", "OtelBatchSpanRecordProcessor"} & threads_left
     assert any(span.kind == SERVER_KIND and span.name == f"POST {ANALYZE_PATH}" for span in spans)
-    for process in (master, worker, metrics):
+    for process in (master, worker, metrics, host):
         assert not process.is_running(), process
 
 

@@ -10,7 +10,7 @@ from typing import Any
 from flask_openapi3.openapi import OpenAPI
 
 from service.analysis.web.views import request_body_spec
-from service.batch import access
+from service.batch import access, local
 from service.batch.coordinator import Coordinator
 from service.batch.leader import make_leader
 from service.batch.progress import Limits
@@ -42,6 +42,8 @@ def init_app(app: OpenAPI, settings: Settings) -> None:
         gate = make_gate(mode, settings.batch_auth_tokens_file, settings.pod_namespace)
     except (OSError, ValueError) as error:
         raise ConfigError(f"FLASK_SVC_BATCH_AUTH={settings.batch_auth} cannot work: {error}") from None
+    if settings.batch_runner == "local":  # stopped after the reconciler, which may start stages until it stops
+        app.extensions[LIFECYCLE_EXTENSION].on_stop("batch stage host", local.stop_stage_host)
     reconciler = Reconciler(coordinator, settings.batch_reconcile_seconds, make_leader(settings))
     reconciler.start()
     app.extensions[LIFECYCLE_EXTENSION].on_stop("batch reconciler", reconciler.stop)
