@@ -65,6 +65,7 @@ def test_a_worker_stops_its_features_last_started_first_then_tracing(caplog: pyt
             "stopping failing failed",
             "stopped first started",
             "stopped batch reconciler",
+            "stopped batch stage host",
             "stopped tracing",
             "worker stopped",
         ]
