@@ -33,10 +33,21 @@ if [[ "${FLASK_SVC_TOOL_CACHE:-}" == off ]]; then
   exit 0
 fi
 
+# What is found in the cache is run as is, so only a directory this user owns and nobody else may write is used:
+# anyone who could write there could plant an entry (its name follows from public pins) or a lock symlink.
+trusted() {
+  [[ -d "$1" && ! -L "$1" && -O "$1" ]] && (( ($(stat -c '%#a' "$1") & 8#022) == 0 ))
+}
 root="${FLASK_SVC_TOOL_CACHE:-/var/cache/flask-svc-tools}"
-if ! mkdir -p "${root}" 2>/dev/null || [[ ! -w "${root}" ]]; then
-  root="${XDG_CACHE_HOME:-${HOME}/.cache}/flask-svc-tools"
-  mkdir -p "${root}"
+if ! { mkdir -p -m 0755 "${root}" 2>/dev/null && trusted "${root}"; }; then
+  fallback="${XDG_CACHE_HOME:-${HOME}/.cache}/flask-svc-tools"
+  mkdir -p -m 0755 "${fallback}"
+  if ! trusted "${fallback}"; then
+    echo "toolcache: neither ${root} nor ${fallback} is owned by $(id -un) and closed to others: refusing to use either" >&2
+    exit 1
+  fi
+  echo "toolcache: ${root} is not owned by $(id -un) or is open to others; using ${fallback}" >&2
+  root="${fallback}"
 fi
 key="$(printf '%s' "${inputs}" | sha256sum | cut -c1-16)"
 entry="${root}/$(basename "${link}")-${key}"
