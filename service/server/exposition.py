@@ -82,7 +82,9 @@ def choose_encoder(accept: str) -> tuple[Encoder, str]:
         version, escaping = _parameter(parameters, "version"), _escaping(parameters)
         if media == _OPENMETRICS and not version:
             return partial(openmetrics.generate_latest, version="1.0.0"), openmetrics.CONTENT_TYPE_LATEST
-        if version and parse_version(version) >= (1, 0, 0):
+        # The version is written back into Content-Type: only digits and dots. Any other is an offer this server
+        # cannot write, passed over as prometheus_client passes over a version below 1.0.0.
+        if version and _numeric(version) and parse_version(version) >= (1, 0, 0):
             if media == _OPENMETRICS:
                 content_type = f"{_OPENMETRICS}; version={version}; charset=utf-8; escaping={escaping}"
                 return partial(openmetrics.generate_latest, escaping=escaping, version=version), content_type
@@ -97,6 +99,11 @@ def _parameter(parameters: list[str], key: str) -> str | None:
         if equals and name == key:
             return value
     return None
+
+
+def _numeric(version: str) -> bool:
+    """Dot-separated decimal numbers: ``[0-9]+(\\.[0-9]+)*``."""
+    return all(part.isascii() and part.isdigit() for part in version.split("."))
 
 
 def _escaping(parameters: list[str]) -> str:

@@ -222,6 +222,8 @@ class _Scrape:
         self.sock = sock
         self.deadline = deadline
         self.received = bytearray()
+        self.line_start = 0  # where the head's line being read begins
+        self.scanned = 0  # bytes already searched for its end: each byte is looked at once, however slow the client
         self.reply: memoryview | None = None
 
     def advance(self, selector: selectors.BaseSelector, respond: Any) -> None:
@@ -236,14 +238,19 @@ class _Scrape:
     def read(self, selector: selectors.BaseSelector, respond: Any) -> None:
         chunk = self.sock.recv(_RECV_BYTES)
         self.received += chunk
-        end = self.received.find(b"\r\n\r\n")
+        end = self._head_end()
         if end < 0:
             if not chunk or len(self.received) > _MAX_HEAD_BYTES:
                 self.close(selector)
             return
+        # Lines end with CRLF or a bare LF (as http.server accepted); a CR left inside a line is refused, so that no
+        # header value can carry a line break into the answer.
+        lines = [line.removesuffix("\r") for line in self.received[:end].decode("iso-8859-1").split("\n")]
         try:
-            request_line, *header_lines = self.received[:end].decode("iso-8859-1").split("\r\n")
+            request_line, *header_lines = lines
             method, target, _version = request_line.split(" ")
+            if any("\r" in line for line in lines):
+                raise ValueError("a bare CR in the request head")
         except ValueError:
             status, headers, body = "400 Bad Request", [], b""
         else:
@@ -259,6 +266,16 @@ class _Scrape:
         self.reply = memoryview("\r\n".join(head).encode("latin-1") + body)
         selector.modify(self.sock, selectors.EVENT_WRITE, self)
         self.write(selector)
+
+    def _head_end(self) -> int:
+        """Where the head's last line ends (before the empty line that closes the head), or -1 while it is not all
+        here."""
+        while (newline := self.received.find(b"\n", self.scanned)) >= 0:
+            line, self.line_start, self.scanned = self.received[self.line_start : newline], newline + 1, newline + 1
+            if not line.removesuffix(b"\r"):
+                return max(newline - len(line) - 1, 0)
+        self.scanned = len(self.received)
+        return -1
 
     def write(self, selector: selectors.BaseSelector) -> None:
         assert self.reply is not None

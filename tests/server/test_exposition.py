@@ -115,3 +115,19 @@ def test_the_body_is_gzipped_when_the_client_accepts_it(registry: CollectorRegis
 )
 def test_other_methods_and_the_favicon(registry: CollectorRegistry, method: str, target: str) -> None:
     assert answer(registry, method, target, {}) == _prometheus_client(registry, method, target, {})
+
+
+@pytest.mark.parametrize(
+    "version", ["2.\nX-Injected: 1", "2.\r\nX-Injected: 1", "2.0 x", "1.0.0\x00", "２.0", "1..0", "", "2.x"]
+)
+@pytest.mark.parametrize("media", ["application/openmetrics-text", "text/plain"])
+def test_a_version_that_is_not_digits_and_dots_is_never_written_back(
+    registry: CollectorRegistry, media: str, version: str
+) -> None:
+    """Content-Type carries the version asked for: anything but digits and dots is passed over (a bare ``version=``
+    on OpenMetrics means its latest version, as prometheus_client has it)."""
+    _status, headers, _body = answer(registry, "GET", "/metrics", {"accept": f"{media}; version={version}"})
+    content_type = dict(headers)["Content-Type"]
+    assert content_type.isprintable() and "X-Injected" not in content_type
+    expected = "application/openmetrics-text; version=1.0.0" if media.startswith("application") and not version else ""
+    assert content_type.startswith(expected or "text/plain; version=0.0.4;")

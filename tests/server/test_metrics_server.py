@@ -110,3 +110,35 @@ def test_a_client_that_sends_half_a_request_delays_no_other_scrape() -> None:
         slow.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n")  # and nothing more
         assert http_status(metrics.port, "/metrics") == 200
         assert http_status(metrics.port, "/metrics") == 200
+
+
+def _exchange(port: int, request: bytes) -> bytes:
+    """The whole answer to ``request`` (the server closes after it); a server that waits for more fails in 3 s,
+    well before its own 10 s limit."""
+    with socket.create_connection((LOOPBACK, port), timeout=3.0) as client:
+        client.sendall(request)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
+    return answer
+
+
+def _head(answer: bytes) -> list[bytes]:
+    return answer.partition(b"\r\n\r\n")[0].split(b"\r\n")
+
+
+def test_a_line_break_in_a_header_never_reaches_the_answer() -> None:
+    """A bare LF ends a header line (the next is a header of its own); a CR left inside a line is refused."""
+    injected = b"Accept: application/openmetrics-text; version=2.\nX-Injected: 1\r\n"
+    with _listening() as metrics:
+        lf = _head(_exchange(metrics.port, b"GET /metrics HTTP/1.1\r\n" + injected + b"\r\n"))
+        cr = _head(_exchange(metrics.port, b"GET /metrics HTTP/1.1\r\n" + injected.replace(b"\n", b"\r", 1) + b"\r\n"))
+    assert lf[0] == b"HTTP/1.0 200 OK" and b"Content-Type: text/plain; version=0.0.4; charset=utf-8" in lf
+    assert not any(b"X-Injected" in line or b"\r" in line or b"\n" in line for line in lf)
+    assert cr == [b"HTTP/1.0 400 Bad Request", b"Content-Length: 0", b"Connection: close"]
+
+
+def test_a_request_whose_lines_end_with_a_bare_lf_is_answered() -> None:
+    with _listening() as metrics:
+        answer = _exchange(metrics.port, b"GET /metrics HTTP/1.0\nAccept: text/plain\n\n")
+    assert _head(answer)[:2] == [b"HTTP/1.0 200 OK", b"Content-Type: text/plain; version=0.0.4; charset=utf-8"]
