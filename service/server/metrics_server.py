@@ -173,7 +173,11 @@ def serve(host: str, port: int, parent: int) -> None:
     registry.register(WithRequestTotals(merged.collect))
     respond = partial(answer, registry)
     family, _, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)[0]
-    with socket.create_server(address[:2], family=family) as listener, selectors.DefaultSelector() as selector:
+    # On "::" IPv4 is served too, as http.server's listener did (create_server alone sets IPV6_V6ONLY); the whole
+    # address keeps a link-local one's scope id.
+    dualstack = family == socket.AF_INET6 and socket.has_dualstack_ipv6()
+    listener = socket.create_server(address, family=family, dualstack_ipv6=dualstack)
+    with listener, selectors.DefaultSelector() as selector:
         listener.setblocking(False)
         selector.register(listener, selectors.EVENT_READ)
         print(READY, flush=True)

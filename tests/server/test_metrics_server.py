@@ -142,3 +142,15 @@ def test_a_request_whose_lines_end_with_a_bare_lf_is_answered() -> None:
     with _listening() as metrics:
         answer = _exchange(metrics.port, b"GET /metrics HTTP/1.0\nAccept: text/plain\n\n")
     assert _head(answer)[:2] == [b"HTTP/1.0 200 OK", b"Content-Type: text/plain; version=0.0.4; charset=utf-8"]
+
+
+def test_bound_to_the_ipv6_wildcard_it_answers_on_ipv4_too() -> None:
+    """FLASK_SVC_HOST=:: served IPv4 clients with http.server; a listener that is IPv6 only would refuse them."""
+    assert socket.has_ipv6 and socket.has_dualstack_ipv6(), "this test needs IPv6 (with IPv4-mapped addresses)"
+    metrics = MetricsProcess("::", free_port(), _Log())
+    metrics.start()
+    try:
+        assert http_status(metrics.port, "/metrics", host=LOOPBACK) == 200
+        assert http_status(metrics.port, "/metrics", host="::1") == 200
+    finally:
+        metrics.stop()
