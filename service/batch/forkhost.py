@@ -2,12 +2,12 @@
 imports done once, that forks each stage instead of starting a fresh interpreter for it (a fresh one spends a
 third of a CPU-second importing before it reads a byte).
 
-It reads one request a line on stdin — ``{"argv", "env", "log", "exit", "pid_file"}`` — and answers on stdout with
+It reads one request a line on stdin — ``{"argv", "env", "log", "exit"}`` — and answers on stdout with
 the child's ``{"pid", "started"}`` (or ``{"error"}``). The child starts its own session (cancel signals its group),
 writes to the stage's log, and runs ``python -m service.batch …`` in this interpreter, any other ``argv`` by
 ``exec``. When a child ends, the host writes its exit status to ``exit`` before it reaps it (so /proc shows the
-child, a zombie, until the file is there), unless ``pid_file`` is gone (the job was removed). End of input ends the
-host; stages still running go on, as they would without it.
+child, a zombie, until the file is there), unless the job's directory is gone (the job was removed). End of input
+ends the host; stages still running go on, as they would without it.
 """
 
 from __future__ import annotations
@@ -95,7 +95,9 @@ def _ended(pidfd: int, selector: selectors.BaseSelector, children: dict[int, Any
     ended = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)  # not reaped yet: still in /proc
     if ended is not None:
         code = ended.si_status if ended.si_code == os.CLD_EXITED else -ended.si_status
-        if Path(request["pid_file"]).exists():  # not when the job's files were removed meanwhile
+        # Not when the job's files were removed meanwhile; the pid file is no sign: its starter writes it only after
+        # this host's answer, and a stage may end before that.
+        if Path(request["exit"]).parent.is_dir():
             with contextlib.suppress(OSError):
                 write_json(Path(request["exit"]), {"exit_code": code})
     os.waitpid(pid, 0)

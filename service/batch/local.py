@@ -19,6 +19,7 @@ import contextlib
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -59,16 +60,14 @@ class LocalRunner:
             return self.stage_name(job_id, stage)
         (directory / f"{stage.value}.exit").unlink(missing_ok=True)
         environment = _inherited() | dict(env)
-        pid_file = directory / f"{stage.value}.pid"
         request = {
             "argv": self.command(job_id, stage),
             "env": environment,
             "log": str(directory / f"{stage.value}.log"),
             "exit": str(directory / f"{stage.value}.exit"),
-            "pid_file": str(pid_file),
         }
         child, host = _HOST.start(request)
-        write_json(pid_file, {"pid": child["pid"], "started": child["started"], "parent": host})
+        write_json(directory / f"{stage.value}.pid", {"pid": child["pid"], "started": child["started"], "parent": host})
         return self.stage_name(job_id, stage)
 
     @staticmethod
@@ -136,6 +135,9 @@ def _inherited() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k not in _NOT_INHERITED}
 
 
+_HOST_ANSWER_SECONDS = 10  # a fork and one line back; far more than a loaded machine needs
+
+
 class _StageHost:
     """This process's line to its stage host (``service.batch.forkhost``): started on first use, started again
     when it died; one request at a time."""
@@ -154,7 +156,9 @@ class _StageHost:
                     assert process.stdin is not None and process.stdout is not None
                     process.stdin.write(json.dumps(request) + "\n")
                     process.stdin.flush()
-                    line = process.stdout.readline()
+                    # A host that is stopped or wedged must not hold every start of this worker: it is replaced.
+                    answered, _, _ = select.select([process.stdout], [], [], _HOST_ANSWER_SECONDS)
+                    line = process.stdout.readline() if answered else ""
                 except OSError:
                     line = ""
                 if line:

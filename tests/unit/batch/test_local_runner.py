@@ -7,13 +7,17 @@ which writes the exit status, stopped while its stage ends), so what is checked 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from service.batch import local
 from service.batch.coordinator import Coordinator
@@ -141,3 +145,44 @@ def test_each_forked_shard_carries_its_own_name() -> None:
         return 0 if Path("/proc/self/comm").read_text().strip() == f"batch-shard-{index}" else 1
 
     assert local.drive_map(3, 2, named, retries=0) == 0
+
+
+def test_a_stage_that_ends_before_its_pid_file_is_written_still_leaves_its_exit_status(tmp_path: Path) -> None:
+    # The host's answer comes before the starter writes the pid file: a stage may already have ended by then.
+    job = tmp_path / "job"
+    job.mkdir()
+    request = {"argv": ["/bin/false"], "env": {}, "log": str(job / "count.log"), "exit": str(job / "count.exit")}
+    host = subprocess.Popen(
+        [sys.executable, "-m", "service.batch.forkhost"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert host.stdin is not None and host.stdout is not None
+        host.stdin.write(json.dumps(request) + "\n")
+        host.stdin.flush()
+        assert "pid" in json.loads(host.stdout.readline())
+        deadline = time.monotonic() + 30
+        while not (job / "count.exit").exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert json.loads((job / "count.exit").read_text()) == {"exit_code": 1}
+    finally:
+        host.kill()
+        host.wait()
+
+
+def test_a_stage_host_that_stops_answering_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(local, "_HOST_ANSWER_SECONDS", 0.5)
+    runner = KilledRunner(tmp_path)
+    gate = tmp_path / "go"
+    gate.touch()
+    first, second = new_id(), new_id()
+    for job_id in (first, second):
+        runner.store.path(job_id).mkdir()
+    runner.start(first, Stage.COUNT, {"GATE": str(gate)})
+    wedged = json.loads((runner.store.path(first) / "count.pid").read_text())["parent"]
+    os.kill(wedged, signal.SIGSTOP)
+    try:
+        runner.start(second, Stage.COUNT, {"GATE": str(gate)})  # once hung here for good
+        assert json.loads((runner.store.path(second) / "count.pid").read_text())["parent"] != wedged
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(wedged, signal.SIGKILL)
