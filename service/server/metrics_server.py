@@ -21,6 +21,7 @@ did).
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import socket
@@ -43,6 +44,11 @@ _PARENT_CHECK_SECONDS = 1.0
 _CLIENT_SECONDS = 10.0  # for a scrape's connection to send its request and read the answer
 _MAX_HEAD_BYTES = 64 * 1024
 _RECV_BYTES = 64 * 1024
+# Connections open at once. Beyond it, or out of descriptors, the oldest one still sending its request is closed to
+# make room: idle connections cannot keep a scraper out (Prometheus sends its request as soon as it connects).
+_MAX_SCRAPES = 64
+_OUT_OF_DESCRIPTORS = (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM)
+_PAUSE_SECONDS = 0.1  # no accepting for this long when there is no room to make (every connection being answered)
 # After a failed start the next try waits this long, doubling up to the maximum: a port someone else took must not
 # make the master spawn interpreters back to back.
 _RETRY_FIRST_SECONDS = 1.0
@@ -179,20 +185,21 @@ def serve(host: str, port: int, parent: int) -> None:
     listener = socket.create_server(address, family=family, dualstack_ipv6=dualstack)
     with listener, selectors.DefaultSelector() as selector:
         listener.setblocking(False)
-        selector.register(listener, selectors.EVENT_READ)
+        accepting = _Accepting(listener, selector)
         print(READY, flush=True)
         # SIGTERM's default action ends the process: no handler. A master killed outright cannot stop this
         # process, but it is then re-parented, which this loop notices.
         while os.getppid() == parent:
-            for key, _events in selector.select(_PARENT_CHECK_SECONDS):
-                if key.fileobj is listener:
-                    _accept(listener, selector)
+            for key, _events in selector.select(_PAUSE_SECONDS if accepting.paused else _PARENT_CHECK_SECONDS):
+                if key.data is accepting:
+                    accepting.accept()
                 else:
                     key.data.advance(selector, respond)
             now = time.monotonic()
-            for key in list(selector.get_map().values()):
-                if key.data is not None and key.data.deadline < now:
-                    key.data.close(selector)
+            for scrape in accepting.scrapes():
+                if scrape.deadline < now:
+                    scrape.close(selector)
+            accepting.resume(now)
 
 
 def _prometheus_client_without_its_init() -> None:
@@ -209,13 +216,49 @@ def _prometheus_client_without_its_init() -> None:
     sys.modules.setdefault(spec.name, package)
 
 
-def _accept(listener: socket.socket, selector: selectors.BaseSelector) -> None:
-    try:
-        sock, _ = listener.accept()
-    except OSError:  # gone before it was accepted, or out of descriptors: the next scrape tries again
-        return
-    sock.setblocking(False)
-    selector.register(sock, selectors.EVENT_READ, _Scrape(sock, time.monotonic() + _CLIENT_SECONDS))
+class _Accepting:
+    """The listener, and room for one more connection (``_MAX_SCRAPES``). Out of descriptors, ``accept`` fails while
+    the listener stays readable: without room made or the listener set aside, the loop would spin a core and never
+    accept the scrape waiting."""
+
+    def __init__(self, listener: socket.socket, selector: selectors.BaseSelector) -> None:
+        self.listener = listener
+        self.selector = selector
+        self.paused = False
+        self.paused_until = 0.0
+        selector.register(listener, selectors.EVENT_READ, self)
+
+    def scrapes(self) -> list[_Scrape]:
+        return [key.data for key in self.selector.get_map().values() if isinstance(key.data, _Scrape)]
+
+    def accept(self) -> None:
+        scrapes = self.scrapes()
+        if len(scrapes) >= _MAX_SCRAPES and not self.make_room(scrapes):
+            return
+        try:
+            sock, _ = self.listener.accept()
+        except OSError as error:  # gone before it was accepted, or out of descriptors
+            if error.errno in _OUT_OF_DESCRIPTORS:
+                self.make_room(scrapes)
+            return
+        sock.setblocking(False)
+        self.selector.register(sock, selectors.EVENT_READ, _Scrape(sock, time.monotonic() + _CLIENT_SECONDS))
+
+    def make_room(self, scrapes: list[_Scrape]) -> bool:
+        """Close the oldest connection still sending its request; if every one is being answered, stop accepting
+        for a moment (one of them closes soon)."""
+        reading = [scrape for scrape in scrapes if scrape.reply is None]
+        if reading:
+            min(reading, key=lambda scrape: scrape.deadline).close(self.selector)
+            return True
+        self.selector.unregister(self.listener)
+        self.paused, self.paused_until = True, time.monotonic() + _PAUSE_SECONDS
+        return False
+
+    def resume(self, now: float) -> None:
+        if self.paused and now >= self.paused_until:
+            self.selector.register(self.listener, selectors.EVENT_READ, self)
+            self.paused = False
 
 
 class _Scrape:

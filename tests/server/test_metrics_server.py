@@ -3,15 +3,18 @@ start that cannot bind tried again later — never back to back."""
 
 from __future__ import annotations
 
+import os
+import resource
 import socket
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 import pytest
 
 from harness.net import LOOPBACK, free_port, http_status
-from service.server.metrics_server import MetricsProcess
+from service.server.metrics_server import _CLIENT_SECONDS, _MAX_SCRAPES, MetricsProcess
 
 
 class _Log:
@@ -154,3 +157,35 @@ def test_bound_to_the_ipv6_wildcard_it_answers_on_ipv4_too() -> None:
         assert http_status(metrics.port, "/metrics", host="::1") == 200
     finally:
         metrics.stop()
+
+
+def _descriptors(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def _cpu_seconds(pid: int) -> float:
+    with open(f"/proc/{pid}/stat") as stat:
+        utime, stime = stat.read().rpartition(")")[2].split()[11:13]
+    return (int(utime) + int(stime)) / os.sysconf("SC_CLK_TCK")
+
+
+@pytest.mark.parametrize("spare_descriptors", [None, 16], ids=["at-the-cap", "out-of-descriptors"])
+def test_idle_connections_keep_no_scrape_out_and_the_server_does_not_spin(spare_descriptors: int | None) -> None:
+    """More idle connections than the cap (or than the descriptors left): the oldest idle ones are closed to make
+    room, a scrape is answered, and the loop stays idle meanwhile (measured in CPU-seconds, not wall time)."""
+    with _listening() as metrics:
+        assert metrics.process is not None
+        pid, baseline = metrics.process.pid, _descriptors(metrics.process.pid)
+        if spare_descriptors is not None:  # accept() then fails with EMFILE well before the cap
+            _soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
+            resource.prlimit(pid, resource.RLIMIT_NOFILE, (baseline + spare_descriptors, hard))
+        idle = [socket.create_connection((LOOPBACK, metrics.port)) for _ in range(_MAX_SCRAPES + 16)]
+        try:
+            cpu_before = _cpu_seconds(pid)
+            assert http_status(metrics.port, "/metrics", timeout=_CLIENT_SECONDS / 2) == 200
+            time.sleep(2.0)  # the idle connections still open
+            assert _cpu_seconds(pid) - cpu_before < 0.5  # a spinning loop burns about one CPU-second a second
+            assert _descriptors(pid) <= baseline + _MAX_SCRAPES
+        finally:
+            for sock in idle:
+                sock.close()
