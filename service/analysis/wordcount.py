@@ -24,13 +24,15 @@ class WordCount:
     def add(self, words: list[str]) -> None:
         self._counts.update(words)  # C-accelerated counting loop
         self.total += len(words)
-        if self.max_unique is not None and len(self._counts) > self.max_unique:
-            raise VocabularyTooLarge(self.max_unique)
+        self._check_cap()
 
     def add_counts(self, counts: Mapping[str, int]) -> None:
         """Words already counted (word → occurrences): what ``add`` does for their list, per distinct word."""
         self._counts.update(counts)
         self.total += sum(counts.values())
+        self._check_cap()
+
+    def _check_cap(self) -> None:
         if self.max_unique is not None and len(self._counts) > self.max_unique:
             raise VocabularyTooLarge(self.max_unique)
 
