@@ -22,11 +22,11 @@ from typing import Any
 
 import requests
 
-from bench import report, targets, wrk
+from bench import report, wrk
 from harness import proc
 from harness.models import write_iris
 from harness.net import free_port
-from harness.server import ROOT, running_server
+from harness.server import ROOT, launched, running_server
 
 MLSERVER = ROOT / ".tools" / "mlserver-venv" / "bin"
 BATCHES, FORMS, MODEL = (1, 64, 1024), ("json", "binary"), "iris"
@@ -82,7 +82,7 @@ def mlserver(model: Path) -> Iterator[tuple[str, int]]:
             json.dumps({"name": MODEL, "implementation": runtime, "parameters": {"uri": str(model)}})
         )
         cmd, env = [str(MLSERVER / "mlserver"), "start", tmp], {"PYTHONPATH": str(ROOT)}
-        with targets.launched(cmd, port, env, path="/v2/health/ready") as process:
+        with launched(cmd, port, env, path="/v2/health/ready") as process:
             yield f"http://127.0.0.1:{port}", process.pid
 
 

@@ -32,6 +32,7 @@ from bench.targets import TARGETS, TRACED
 from harness import proc
 from harness.container import TEST_IMAGE, measure_start, run_container, wait_ready
 from harness.docker import DOCKER, docker
+from harness.net import process_gone, wait_until_ready
 from harness.otlp import otlp_receiver
 from harness.server import ROOT, running_server, workers_of
 from image.docker import image_size
@@ -251,7 +252,8 @@ def measure_starts(count: int, log: Callable[[str], None]) -> dict[str, Any]:
         started = time.monotonic()
         with running_server(targets.svc_env(1, "svc-default"), ready=False) as server:
             try:
-                found["svc"].append(targets.poll_ready(server.port, server.process) - started)
+                wait_until_ready(server.port, gone=process_gone(server.process), interval=0.005)
+                found["svc"].append(time.monotonic() - started)
             except (RuntimeError, TimeoutError) as error:
                 found["failed"] += 1
                 time.sleep(0.2)  # let the pump thread collect the last lines
