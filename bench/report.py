@@ -207,7 +207,7 @@ def round_spread(runs: Sequence[Mapping[str, Any]], values: Callable[[Rounds], S
 def _environment() -> Any:
     import jinja2  # here: the bench venv, which plots with this module's data, has no Jinja2
 
-    from bench.corpus import MIB
+    from harness.corpus import MIB
 
     loader = jinja2.FileSystemLoader(Path(__file__).with_name("templates"))
     env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)

@@ -27,10 +27,10 @@ import psutil
 import requests
 
 from bench import batch, profiling, report, slowclients, targets, wrk
-from bench.corpus import generate_text
 from bench.targets import TARGETS, TRACED
 from harness import proc
 from harness.container import TEST_IMAGE, measure_start, run_container, wait_ready
+from harness.corpus import generate_text
 from harness.docker import DOCKER, docker
 from harness.net import process_gone, wait_until_ready
 from harness.otlp import otlp_receiver

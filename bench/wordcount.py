@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import report
-from bench.corpus import MIB, generate_text
+from harness.corpus import MIB, generate_text
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.analysis.tokenizer import ASCII_WORD
 from service.batch.formats import read_chunks

@@ -1,4 +1,4 @@
-"""The bench's pure logic: wrk output, ratios and goal verdicts, profiles, import times, the corpus, the report."""
+"""The bench's pure logic: wrk output, ratios and goal verdicts, profiles, import times, the report."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import corpus, profiling, report, run, wordcount, wrk
+from bench import profiling, report, run, wordcount, wrk
 from harness.server import ROOT
 
 WRK_STDOUT = """\
@@ -359,18 +359,7 @@ some other line
     assert profiling.import_cost_by_package(rows) == [("flask", 5.0), ("service", 0.5), ("_io", 0.1)]
 
 
-# ---- corpus and word count ----------------------------------------------------------------------------------------
-
-
-def test_corpus_is_deterministic_sized_and_optionally_unicode() -> None:
-    text = corpus.generate_text(10_000)
-    assert text == corpus.generate_text(10_000)
-    assert 9_000 < len(text) <= 10_000
-    assert text.isascii()
-    assert text != corpus.generate_text(10_000, seed=2)
-    assert not corpus.generate_text(10_000, unicode_share=0.05).isascii()
-    vocab = corpus.vocabulary()
-    assert len(vocab) == len(set(vocab)) == 5000
+# ---- word count ------------------------------------------------------------------------------------------------------
 
 
 def test_wordcount_measures_the_pipeline_and_renders(tmp_path: Path) -> None:
