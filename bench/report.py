@@ -228,17 +228,8 @@ def render_table(macro: str, *args: Any) -> str:
 
 
 def render(macro: str, *args: Any) -> str:
-    """A Markdown file: one of the reports of bench/templates/bench.md.j2."""
+    """A Markdown file: one of the reports of bench/templates/bench.md.j2 (``report``, ``latest``, ``model``)."""
     return render_table(macro, *args) + "\n"
-
-
-def render_markdown(results: Mapping[str, Any]) -> str:
-    return render("report", results)
-
-
-def render_latest(results: Mapping[str, Any]) -> str:
-    """The short summary the Benchmarks page includes: goals, the 1-worker table, links to the results and the plot."""
-    return render("latest", results)
 
 
 def timed_passes(

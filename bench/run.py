@@ -393,8 +393,8 @@ def write(results: dict[str, Any], out_dir: Path, plot: bool = True) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / results["date"]
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(report.render_markdown(results))
-    (out_dir / "latest.md").write_text(report.render_latest(results))
+    stem.with_suffix(".md").write_text(report.render("report", results))
+    (out_dir / "latest.md").write_text(report.render("latest", results))
     if plot and not targets.missing("fastapi"):  # matplotlib lives in the bench venv
         files = [str(stem.with_suffix(".json")), str(stem.with_suffix(".png"))]
         subprocess.run([str(targets.BENCH_PYTHON), "-m", "bench.plot", *files], cwd=ROOT, check=True, timeout=120)
