@@ -1,7 +1,9 @@
-"""Start the real service — gunicorn via `python -m service` — on free loopback ports, for tests and the bench."""
+"""Start the real service — gunicorn via `python -m service` — on free loopback ports, for tests and the bench; start
+any other server the same way (``launched``: the bench's baselines, MLServer) and stop one (``stop``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -162,7 +164,8 @@ def stop(process: subprocess.Popen[Any], stop_signal: int = signal.SIGTERM, time
             process.wait(timeout)
         except subprocess.TimeoutExpired:
             for member in reversed(tree(process.pid)):
-                member.kill()
+                with contextlib.suppress(psutil.NoSuchProcess):  # it may exit meanwhile
+                    member.kill()
             process.wait()
 
 
