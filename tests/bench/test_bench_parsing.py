@@ -131,6 +131,12 @@ def _results() -> dict[str, Any]:
     }
 
 
+def test_requests_per_cpu_second() -> None:
+    assert report.per_cpu_second(3000, 1.5) == 2000
+    assert report.per_cpu_second(3000, 0.0) is None  # under one clock tick: nothing to divide by
+    assert report.per_cpu_second(3000, None) is None
+
+
 def test_best_round_is_the_fastest_clean_one() -> None:
     rounds = [_round(100), _round(300, errors=5), _round(200)]
     assert report.best_round(rounds) == rounds[2]
