@@ -105,14 +105,14 @@ def counting_processor(exporter: SpanExporter, instruments: Instruments, **optio
 
 def _make_exporter(name: str, settings: Settings) -> SpanExporter:
     if name == "otlp":
-        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+        from service.tracing_otlp import OtlpHttpExporter
 
         # The endpoint as the settings read it; headers, timeout and compression the SDK reads from OTEL_* itself.
         if settings.otel_traces_endpoint:
-            return OTLPSpanExporter(endpoint=settings.otel_traces_endpoint)
+            return OtlpHttpExporter(endpoint=settings.otel_traces_endpoint)
         if settings.otel_endpoint:
-            return OTLPSpanExporter(endpoint=settings.otel_endpoint.rstrip("/") + "/v1/traces")
-        return OTLPSpanExporter()
+            return OtlpHttpExporter(endpoint=settings.otel_endpoint.rstrip("/") + "/v1/traces")
+        return OtlpHttpExporter()
     if name == "console":
         from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
