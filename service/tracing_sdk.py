@@ -16,7 +16,6 @@ from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, Spa
 from opentelemetry.util.types import Attributes
 
 from service.metrics import Instruments
-from service.tracing_http import DecidedIds
 
 if TYPE_CHECKING:
     from service.config import Settings
@@ -139,7 +138,7 @@ def make_provider(name: str, settings: Settings, instruments: Instruments) -> Tr
         resource = resource.merge(Resource({"service.name": "flask-svc"}))
     # Sampler from OTEL_TRACES_SAMPLER(_ARG). worker_exit shuts down within a bound; the SDK's own atexit hook
     # would wait out a hung export instead.
-    provider = TracerProvider(resource=SteadyResource(resource), shutdown_on_exit=False, id_generator=DecidedIds())
+    provider = TracerProvider(resource=SteadyResource(resource), shutdown_on_exit=False)
     exporter = CountingExporter(_make_exporter(name, settings), instruments)
     provider.add_span_processor(counting_processor(exporter, instruments))
     return provider
