@@ -153,31 +153,38 @@ def span_name(environ: WSGIEnvironment, methods: Methods, route: str | None) -> 
     return f"{method} {path}" if method and path else method
 
 
-def set_response_status(span: Span, status: str) -> None:
-    """``http.response.status_code`` and the span status from the WSGI status line (5xx is an error on a server)."""
+def response_status(attributes: dict[str, AttributeValue], status: str) -> Status:
+    """``http.response.status_code`` (and ``error.type``) put last in ``attributes``, as the SDK's span puts a key set
+    again; the span status the WSGI status line gives (5xx is an error on a server)."""
     code_text = status.split(" ", 1)[0]
     try:
         code = int(code_text)
     except ValueError:
-        span.set_attribute("error.type", code_text)
-        span.set_status(Status(StatusCode.ERROR, "Non-integer HTTP status: " + code_text))
-        return
-    span.set_attribute("http.response.status_code", code)
+        _put_last(attributes, "error.type", code_text)
+        return Status(StatusCode.ERROR, "Non-integer HTTP status: " + code_text)
+    _put_last(attributes, "http.response.status_code", code)
     if code < 100 or code > 499:
-        span.set_attribute("error.type", code_text)
-        span.set_status(_ERROR)
-    else:
-        span.set_status(_UNSET)
+        _put_last(attributes, "error.type", code_text)
+        return _ERROR
+    return _UNSET
+
+
+def _put_last(attributes: dict[str, AttributeValue], key: str, value: AttributeValue) -> None:
+    attributes.pop(key, None)
+    attributes[key] = value
 
 
 class _Kept:
     """A kept request's server span, from the sampler's decision to its end."""
 
-    __slots__ = ("environ", "error", "named", "span", "token")
+    __slots__ = ("attributes", "environ", "error", "named", "span", "status", "token")
 
-    def __init__(self, span: Span, environ: WSGIEnvironment, token: object) -> None:
+    def __init__(self, span: Span, environ: WSGIEnvironment, token: object, methods: Methods) -> None:
         self.span, self.environ, self.token = span, environ, token
+        # Collected here and set on the span once, at its end: one pass of the SDK's checks instead of one a key.
+        self.attributes = request_attributes(environ, methods)
         self.named = False
+        self.status: Status | None = None
         self.error: BaseException | None = None
 
 
@@ -211,12 +218,11 @@ class ServerSpans:
                 return self.inner(environ, start_response)
             finally:
                 context.detach(token)
-        span.set_attributes(request_attributes(environ, self.methods))
-        kept = _Kept(span, environ, token)
+        kept = _Kept(span, environ, token, self.methods)
         current = _KEPT.set(kept)
 
         def start_response_with_status(status: str, headers: list[tuple[str, str]], *more: Any) -> Any:
-            set_response_status(span, status)
+            kept.status = response_status(kept.attributes, status)
             return start_response(status, headers, *more)
 
         try:
@@ -234,13 +240,16 @@ class ServerSpans:
         rule = request.url_rule
         route = rule.rule if rule else None
         if route is not None:
-            kept.span.set_attribute("http.route", route)
+            _put_last(kept.attributes, "http.route", route)
         kept.span.update_name(span_name(kept.environ, self.methods, route))
 
     def _end(self, kept: _Kept) -> None:
         span, error = kept.span, kept.error
         if not kept.named:  # the app never reached its hooks
             span.update_name(span_name(kept.environ, self.methods, None))
+        span.set_attributes(kept.attributes)
+        if kept.status is not None:
+            span.set_status(kept.status)
         if isinstance(error, Exception):
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
