@@ -66,7 +66,8 @@ def _options(options: TextOptions) -> AnalysisOptions:
 def _measured(
     endpoint: str, work: Callable[[], tuple[T, StreamStats]], attributes: Callable[[T], dict[str, int]]
 ) -> tuple[T, StreamStats, float]:
-    """Run a pipeline over the body; record its metrics and, when tracing, a span per stage."""
+    """Run a pipeline over the body; record its metrics (bytes, duration, and the words ``attributes`` counts as
+    ``analysis.tokens``) and, when tracing, a span per stage."""
     started_wall = time.time_ns()
     started = time.perf_counter()
     try:
@@ -76,14 +77,16 @@ def _measured(
     except VocabularyTooLarge as error:
         raise Problem(413, "vocabulary_too_large", str(error), limit=error.limit) from None
     elapsed = time.perf_counter() - started
+    sizes = attributes(result)
     metrics = _instruments()
     metrics.analyzed_bytes.inc(stats.bytes)
-    metrics.analysis_duration.labels(endpoint).observe(elapsed)
+    metrics.durations[endpoint].observe(elapsed)
+    metrics.tokens.inc(sizes["analysis.tokens"])
     tracing = current_tracing()
     # Only under a sampled request span: a stage span under an unsampled one would not be sampled either (the
     # sampler decides per trace), so building it was work for nothing on most requests.
     if tracing is not None and get_current_span().is_recording():
-        _stage_spans(tracing.tracer, stats, started_wall, attributes(result))
+        _stage_spans(tracing.tracer, stats, started_wall, sizes)
     return result, stats, round(elapsed * 1000, 3)
 
 
@@ -114,9 +117,7 @@ def count_words(
     def sizes(counts: WordCount) -> dict[str, int]:
         return {"analysis.tokens": counts.total, "analysis.unique": counts.unique}
 
-    counts, stats, elapsed_ms = _measured(endpoint, work, sizes)
-    _instruments().tokens.inc(counts.total)
-    return counts, stats, elapsed_ms
+    return _measured(endpoint, work, sizes)
 
 
 def _body() -> Iterator[bytes]:
@@ -166,7 +167,6 @@ def tokenize(query: TokenizeQuery) -> Response:
         lambda: first_words(body, _options(query), query.limit),
         lambda sample: {"analysis.tokens": sample.total},
     )
-    _instruments().tokens.inc(sample.total)
     return jsonify(
         bytes=stats.bytes,
         total=sample.total,
