@@ -24,12 +24,13 @@ from service.analysis.web.schemas import (
     WordcountQuery,
     WordcountResult,
 )
-from service.core.current import current_settings, current_tracing
+from service.core.current import current_settings
 from service.core.schemas import problem_responses
 from service.core.validation import validates_query
 from service.metrics import feature_instruments
 from service.names import ANALYZE, API_PREFIX, TOKENIZE, WORDCOUNT
 from service.problems import Problem
+from service.tracing import tracing_of
 from service.uploads import TextBody
 
 _ERRORS = problem_responses(400, 408, 413, 415, 422)
@@ -55,10 +56,6 @@ def request_body_spec(media_types: tuple[str, ...] = uploads.MEDIA_TYPES) -> dic
     return {"required": True, "content": {media: spec for media, spec in content.items() if media in media_types}}
 
 
-def _instruments() -> AnalysisInstruments:
-    return feature_instruments(current_app, AnalysisInstruments)
-
-
 def _options(options: TextOptions) -> AnalysisOptions:
     return AnalysisOptions(lowercase=options.lowercase, min_length=options.min_length, stopwords=options.stopwords)
 
@@ -78,11 +75,12 @@ def _measured(
         raise Problem(413, "vocabulary_too_large", str(error), limit=error.limit) from None
     elapsed = time.perf_counter() - started
     sizes = attributes(result)
-    metrics = _instruments()
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # once, not through the proxy per read
+    metrics = feature_instruments(app, AnalysisInstruments)
     metrics.analyzed_bytes.inc(stats.bytes)
     metrics.durations[endpoint].observe(elapsed)
     metrics.tokens.inc(sizes["analysis.tokens"])
-    tracing = current_tracing()
+    tracing = tracing_of(app)
     # Only under a sampled request span: a stage span under an unsampled one would not be sampled either (the
     # sampler decides per trace), so building it was work for nothing on most requests.
     if tracing is not None and get_current_span().is_recording():
