@@ -22,7 +22,7 @@ import psutil
 import requests
 
 from bench import report
-from bench.corpus import MIB, generate_text
+from harness.corpus import MIB, generate_text
 from harness.proc import peak_kib, tree_cpu_seconds
 from harness.server import running_server
 from service.names import API_PREFIX, JOBS_PATH, WORDCOUNT

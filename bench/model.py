@@ -22,11 +22,11 @@ from typing import Any
 
 import requests
 
-from bench import report, targets, wrk
+from bench import report, wrk
 from harness import proc
 from harness.models import write_iris
 from harness.net import free_port
-from harness.server import ROOT, running_server
+from harness.server import ROOT, Server, launched, running_server
 
 MLSERVER = ROOT / ".tools" / "mlserver-venv" / "bin"
 BATCHES, FORMS, MODEL = (1, 64, 1024), ("json", "binary"), "iris"
@@ -56,15 +56,9 @@ def v2_binary_body(count: int) -> tuple[bytes, int]:
     return header + raw, len(header)
 
 
-def flask_svc_server(model: Path) -> Any:
+def flask_svc(model: Path) -> Any:
     env = {"FLASK_SVC_MODEL_PATH": str(model), "WEB_CONCURRENCY": "1", "LOG_FORMAT": "json", "LOG_LEVEL": "info"}
     return running_server(env, log_to_file=True)
-
-
-@contextmanager
-def flask_svc(model: Path) -> Iterator[str]:
-    with flask_svc_server(model) as server:
-        yield server.url
 
 
 @contextmanager
@@ -82,7 +76,7 @@ def mlserver(model: Path) -> Iterator[tuple[str, int]]:
             json.dumps({"name": MODEL, "implementation": runtime, "parameters": {"uri": str(model)}})
         )
         cmd, env = [str(MLSERVER / "mlserver"), "start", tmp], {"PYTHONPATH": str(ROOT)}
-        with targets.launched(cmd, port, env, path="/v2/health/ready") as process:
+        with launched(cmd, port, env, path="/v2/health/ready") as process:
             yield f"http://127.0.0.1:{port}", process.pid
 
 
@@ -110,7 +104,7 @@ def measure(model: Path, settings: wrk.LoadSettings, rounds: int, log: Any = pri
     round's requests per CPU-second, and flask-svc's worker's peak memory over its runs of each size and form."""
     results: dict[str, Any] = {"settings": vars(settings) | {"rounds": rounds}, "servers": SERVERS, "rows": []}
     with ExitStack() as stack, tempfile.TemporaryDirectory(prefix="flask-svc-bench-model-") as tmp:
-        server = stack.enter_context(flask_svc_server(model))
+        server: Server = stack.enter_context(flask_svc(model))
         (worker,) = server.workers()
         urls, pids = {"flask-svc": server.url}, {"flask-svc": server.process.pid}  # the master's tree holds the worker
         if mlserver_too:
@@ -123,16 +117,14 @@ def measure(model: Path, settings: wrk.LoadSettings, rounds: int, log: Any = pri
             bodies["json"][0].write_text(json.dumps(v2_body(batch)))
             bodies["binary"][0].write_bytes(raw)
             for name, form in order:  # warm-up
-                wrk.run(f"{urls[name]}{INFER}", settings, bodies[form][0], settings.warmup_s, "application/json",
-                        bodies[form][1])  # fmt: skip
+                _infer(urls[name], settings, bodies[form], settings.warmup_s)
             runs: dict[tuple[str, str], list[wrk.WrkResult]] = {key: [] for key in order}
             peaks_kib = dict.fromkeys(FORMS, 0)
             for index in range(rounds):
                 for name, form in order:
                     if name == "flask-svc":  # the worker serves both forms: its peak is read run by run
                         proc.reset_peak(worker.pid)
-                    got = wrk.run(f"{urls[name]}{INFER}", settings, bodies[form][0], None, "application/json",
-                                  bodies[form][1], pids[name])  # fmt: skip
+                    got = _infer(urls[name], settings, bodies[form], cpu_of=pids[name])
                     if name == "flask-svc":
                         peaks_kib[form] = max(peaks_kib[form], proc.peak_kib(worker.pid))
                     if got.error_count:
@@ -148,6 +140,16 @@ def measure(model: Path, settings: wrk.LoadSettings, rounds: int, log: Any = pri
     return results
 
 
+def _infer(
+    url: str,
+    settings: wrk.LoadSettings,
+    body: tuple[Path, int | None],
+    seconds: float | None = None,
+    cpu_of: int | None = None,
+) -> wrk.WrkResult:
+    return wrk.run(f"{url}{INFER}", settings, body[0], seconds, "application/json", body[1], cpu_of)
+
+
 def _row(name: str, form: str, batch: int, runs: list[wrk.WrkResult], peak_mib: float) -> dict[str, Any]:
     best = max(runs, key=lambda result: result.rps)  # the first of equals
     rounds = [{"requests": r.requests, "cpu_s": round(r.cpu_s or 0, 3), "rps": round(r.rps, 1)} for r in runs]
@@ -158,37 +160,26 @@ def _row(name: str, form: str, batch: int, runs: list[wrk.WrkResult], peak_mib: 
             "peak_mib": round(peak_mib, 1) if name == "flask-svc" else None, "rounds": rounds}  # fmt: skip
 
 
-def round_ratios(ours: dict[str, Any], theirs: dict[str, Any]) -> tuple[list[float], list[float]] | None:
-    """Round by round, ours over theirs in requests per CPU-second and per second; None unless both rows carry the
-    same rounds, each with its CPU measured."""
-    pairs = list(zip(ours.get("rounds") or [], theirs.get("rounds") or [], strict=False))
-    if not pairs or len(ours["rounds"]) != len(theirs["rounds"]):
-        return None
-    per_cpu = [report.ratio(*(report.per_cpu_second(r["requests"], r["cpu_s"]) for r in pair)) for pair in pairs]
-    measured = [value for value in per_cpu if value is not None]
-    return (measured, [a["rps"] / b["rps"] for a, b in pairs]) if len(measured) == len(pairs) else None
-
-
 def goal(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
     """flask-svc's binary 64-instance requests per CPU-second against MLServer's 64-instance JSON (issue 21), the
-    requests-per-second ratio beside, each the median of the per-round ratios; rows without rounds are compared on
-    their figures. None without MLServer."""
+    requests-per-second ratio beside, each the median of the per-round ratios when both rows carry the same rounds,
+    each with its CPU measured (else their figures are compared). None without MLServer."""
     at_64 = {(row["server"], row["form"]): row for row in rows if row["instances"] == 64}
     ours, theirs = at_64.get(("flask-svc", "binary")), at_64.get(("mlserver", "json"))
     if ours is None or theirs is None:
         return None
-    if paired := round_ratios(ours, theirs):
-        per_cpu: float | None = statistics.median(paired[0])
-        rps = statistics.median(paired[1])
+    pairs = list(zip(ours.get("rounds") or [], theirs.get("rounds") or [], strict=False))
+    cpu = [report.ratio(*(report.per_cpu_second(r["requests"], r["cpu_s"]) for r in pair)) for pair in pairs]
+    measured = [value for value in cpu if value is not None]
+    paired = bool(pairs) and len(ours["rounds"]) == len(theirs["rounds"]) == len(measured)
+    if paired:
+        per_cpu: float | None = statistics.median(measured)
+        rps = statistics.median([a["rps"] / b["rps"] for a, b in pairs])
     else:
         per_cpu, rps = report.ratio(ours.get("per_cpu_s"), theirs.get("per_cpu_s")), ours["rps"] / theirs["rps"]
     judged = {"met": per_cpu is not None and per_cpu >= 1.0, "ratio": None if per_cpu is None else round(per_cpu, 2),
               "rps_ratio": round(rps, 2)}  # fmt: skip
-    return judged | ({"round_ratios": [round(value, 2) for value in paired[0]]} if paired else {})
-
-
-def markdown(results: dict[str, Any]) -> str:
-    return report.render("model", results)
+    return judged | ({"round_ratios": [round(value, 2) for value in measured]} if paired else {})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
     opts.out.mkdir(parents=True, exist_ok=True)
     stem = opts.out / f"model-{results['date'][:10]}"
     stem.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    stem.with_suffix(".md").write_text(text := markdown(results))
+    stem.with_suffix(".md").write_text(text := report.render("model", results))
     print(text)
     return 0
 

@@ -207,7 +207,7 @@ def round_spread(runs: Sequence[Mapping[str, Any]], values: Callable[[Rounds], S
 def _environment() -> Any:
     import jinja2  # here: the bench venv, which plots with this module's data, has no Jinja2
 
-    from bench.corpus import MIB
+    from harness.corpus import MIB
 
     loader = jinja2.FileSystemLoader(Path(__file__).with_name("templates"))
     env = jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True)
@@ -228,17 +228,8 @@ def render_table(macro: str, *args: Any) -> str:
 
 
 def render(macro: str, *args: Any) -> str:
-    """A Markdown file: one of the reports of bench/templates/bench.md.j2."""
+    """A Markdown file: one of the reports of bench/templates/bench.md.j2 (``report``, ``latest``, ``model``)."""
     return render_table(macro, *args) + "\n"
-
-
-def render_markdown(results: Mapping[str, Any]) -> str:
-    return render("report", results)
-
-
-def render_latest(results: Mapping[str, Any]) -> str:
-    """The short summary the Benchmarks page includes: goals, the 1-worker table, links to the results and the plot."""
-    return render("latest", results)
 
 
 def timed_passes(

@@ -27,11 +27,12 @@ import psutil
 import requests
 
 from bench import batch, profiling, report, slowclients, targets, wrk
-from bench.corpus import generate_text
 from bench.targets import TARGETS, TRACED
 from harness import proc
 from harness.container import TEST_IMAGE, measure_start, run_container, wait_ready
+from harness.corpus import generate_text
 from harness.docker import DOCKER, docker
+from harness.net import process_gone, wait_until_ready
 from harness.otlp import otlp_receiver
 from harness.server import ROOT, running_server, workers_of
 from image.docker import image_size
@@ -251,7 +252,8 @@ def measure_starts(count: int, log: Callable[[str], None]) -> dict[str, Any]:
         started = time.monotonic()
         with running_server(targets.svc_env(1, "svc-default"), ready=False) as server:
             try:
-                found["svc"].append(targets.poll_ready(server.port, server.process) - started)
+                wait_until_ready(server.port, gone=process_gone(server.process), interval=0.005)
+                found["svc"].append(time.monotonic() - started)
             except (RuntimeError, TimeoutError) as error:
                 found["failed"] += 1
                 time.sleep(0.2)  # let the pump thread collect the last lines
@@ -391,8 +393,8 @@ def write(results: dict[str, Any], out_dir: Path, plot: bool = True) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     stem = out_dir / results["date"]
     stem.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
-    stem.with_suffix(".md").write_text(report.render_markdown(results))
-    (out_dir / "latest.md").write_text(report.render_latest(results))
+    stem.with_suffix(".md").write_text(report.render("report", results))
+    (out_dir / "latest.md").write_text(report.render("latest", results))
     if plot and not targets.missing("fastapi"):  # matplotlib lives in the bench venv
         files = [str(stem.with_suffix(".json")), str(stem.with_suffix(".png"))]
         subprocess.run([str(targets.BENCH_PYTHON), "-m", "bench.plot", *files], cwd=ROOT, check=True, timeout=120)

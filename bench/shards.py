@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
-from bench.corpus import MIB, generate_text
 from bench.report import TIMES
+from harness.corpus import MIB, generate_text
 from harness.proc import peak_kib
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.batch import shards

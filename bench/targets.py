@@ -1,24 +1,21 @@
-"""The servers under test, each on a free loopback port and stopped afterwards: flask-svc through the tests' launcher
-(``harness.server.running_server``), the others through ``launched``. One table says what each is and runs."""
+"""The servers under test, each on a free loopback port and stopped afterwards, through the tests' launchers:
+flask-svc by ``harness.server.running_server``, the others by ``harness.server.launched``. One table says what each is
+and runs."""
 
 from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 from bench.report import ENDPOINT_LABELS
-from harness.net import free_port, process_gone, wait_until_ready
-from harness.proc import tree
-from harness.server import ROOT, running_server
-from service.names import READYZ
+from harness.net import free_port
+from harness.server import ROOT, launched, running_server
 
 BENCH_VENV = ROOT / ".tools" / "bench-venv"
 BENCH_PYTHON = BENCH_VENV / "bin" / "python"
@@ -52,37 +49,6 @@ class Target:
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-
-def poll_ready(port: int, proc: subprocess.Popen[str], timeout: float = 30.0, path: str = READYZ) -> float:
-    """Poll every 5 ms until ``path`` answers 200; returns the monotonic time it did."""
-    wait_until_ready(port, path, gone=process_gone(proc), timeout=timeout, interval=0.005)
-    return time.monotonic()
-
-
-@contextmanager
-def launched(cmd: Sequence[str], port: int, env: Mapping[str, str] | None = None, stop_signal: int = signal.SIGTERM,
-             path: str = READYZ) -> Iterator[subprocess.Popen[str]]:  # fmt: skip
-    """A server process with its output in a temp log; waits for ``path``, shows the log's tail if it fails."""
-    with tempfile.TemporaryFile("w+") as log:
-        env = {**os.environ, **(env or {})}
-        proc = subprocess.Popen(list(cmd), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
-        try:
-            try:
-                poll_ready(port, proc, path=path)
-            except (RuntimeError, TimeoutError) as error:
-                log.seek(0)
-                raise RuntimeError(f"{error}\n{log.read()[-3000:]}") from None
-            yield proc
-        finally:
-            if proc.poll() is None:
-                proc.send_signal(stop_signal)
-                try:
-                    proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    for child in [*tree(proc.pid)[1:], proc]:
-                        child.kill()
-                    proc.wait()
 
 
 def svc_env(workers: int, variant: str, tracing_endpoint: str | None = None) -> dict[str, str]:

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from bench import report
-from bench.corpus import MIB, generate_text
+from harness.corpus import MIB, generate_text
 from service.analysis import AnalysisOptions, analyze_chunks
 from service.analysis.tokenizer import ASCII_WORD
 from service.batch.formats import read_chunks
@@ -69,12 +69,10 @@ def measure(path: Path, passes: int, python_only: bool = False) -> list[Measure]
     for name, work, note in counters[2:3] if python_only else counters:
         timed = report.timed_passes(passes, work)
         seconds = min(t[0] for t in timed)
-        results.append(Measure(name, seconds, path.stat().st_size / 1e6 / seconds, timed[-1][2], note))
-        if work is pipeline:
+        if work is pipeline:  # the last pass's split
             total = split["tokenize"] + split["count"]
-            results[
-                -1
-            ].note += f"; decode+tokenize {split['tokenize'] / total:.0%}, Counter {split['count'] / total:.0%}"
+            note += f"; decode+tokenize {split['tokenize'] / total:.0%}, Counter {split['count'] / total:.0%}"
+        results.append(Measure(name, seconds, path.stat().st_size / 1e6 / seconds, timed[-1][2], note))
     return results
 
 

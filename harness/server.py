@@ -1,7 +1,9 @@
-"""Start the real service — gunicorn via `python -m service` — on free loopback ports, for tests and the bench."""
+"""Start the real service — gunicorn via `python -m service` — on free loopback ports, for tests and the bench; start
+any other server the same way (``launched``: the bench's baselines, MLServer) and stop one (``stop``)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -10,14 +12,17 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import psutil
 
 from harness.net import free_port, process_gone, wait_until_ready
+from harness.proc import tree
+from service.names import READYZ
 
 METRICS_SERVER_MODULE = "service.server.metrics_server"
 
@@ -148,10 +153,41 @@ def running_server(
                 wait_ready(server)
             yield server
         finally:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(30)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            stop(process)
+
+
+def stop(process: subprocess.Popen[Any], stop_signal: int = signal.SIGTERM, timeout: float = 30) -> None:
+    """Ask a server to stop; past ``timeout``, kill it and every process it started."""
+    if process.poll() is None:
+        process.send_signal(stop_signal)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            for member in reversed(tree(process.pid)):
+                with contextlib.suppress(psutil.NoSuchProcess):  # it may exit meanwhile
+                    member.kill()
+            process.wait()
+
+
+@contextmanager
+def launched(
+    cmd: Sequence[str],
+    port: int,
+    env: Mapping[str, str] | None = None,
+    stop_signal: int = signal.SIGTERM,
+    path: str = READYZ,
+) -> Iterator[subprocess.Popen[str]]:
+    """Any other server (the bench's baselines, MLServer), its output in a temp file, until ``path`` on ``port``
+    answers 200 (polled every 5 ms; the log's tail in the error when it never does); stopped afterwards."""
+    with tempfile.TemporaryFile("w+") as log:
+        env = {**os.environ, **(env or {})}
+        process = subprocess.Popen(list(cmd), cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, text=True)
+        try:
+            try:
+                wait_until_ready(port, path, gone=process_gone(process), interval=0.005)
+            except (RuntimeError, TimeoutError) as error:
+                log.seek(0)
+                raise RuntimeError(f"{error}\n{log.read()[-3000:]}") from None
+            yield process
+        finally:
+            stop(process, stop_signal, 20)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import requests
 
-from bench import model, wrk
+from bench import model, report, wrk
 from harness.models import check_protocol, write_iris
 
 pytestmark = pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is not installed (make setup-bench)")
@@ -23,7 +23,8 @@ def test_wrk_posts_v2_bodies_flask_svc_answers(tmp_path: Path, instances: int) -
     check_protocol(body, "inference_request")
     body_file = tmp_path / "body.json"
     body_file.write_text(json.dumps(body))
-    with model.flask_svc(write_iris(tmp_path / "iris.skops")) as url:
+    with model.flask_svc(write_iris(tmp_path / "iris.skops")) as server:
+        url = server.url
         answer = requests.post(f"{url}/v2/models/{model.MODEL}/infer", json=body, timeout=10).json()
         settings = wrk.LoadSettings(duration_s=1, warmup_s=0, connections=2, threads=1)
         result = wrk.run(f"{url}/v2/models/{model.MODEL}/infer", settings, body_file, None, "application/json")
@@ -35,7 +36,8 @@ def test_wrk_posts_binary_bodies_flask_svc_answers(tmp_path: Path) -> None:
     body, header = model.v2_binary_body(64)
     body_file = tmp_path / "body.bin"
     body_file.write_bytes(body)
-    with model.flask_svc(write_iris(tmp_path / "iris.skops")) as url:
+    with model.flask_svc(write_iris(tmp_path / "iris.skops")) as server:
+        url = server.url
         settings = wrk.LoadSettings(duration_s=1, warmup_s=0, connections=2, threads=1)
         result = wrk.run(f"{url}/v2/models/{model.MODEL}/infer", settings, body_file, None, "application/json", header)
     assert result.requests > 0 and result.error_count == 0, result.errors
@@ -57,7 +59,7 @@ def test_report_states_the_goal_and_the_memory() -> None:
     ]
     settings = {"connections": 16, "threads": 2, "rounds": 3, "duration_s": 3.0}
     results = {"settings": settings, "servers": model.SERVERS, "rows": rows, "goal": model.goal(rows)}
-    text = model.markdown(results)
+    text = report.render("model", results)
     # Judged per CPU-second (1100 / 1000), requests per second beside it.
     assert "**met** (ratio 1.1; requests per second: 0.9)" in text
     assert "| MLServer (1 process) | json | 64 | 1000 | 1000 | 64000 | 1.00 | 2.00 |  |" in text
@@ -68,7 +70,7 @@ def test_report_states_the_goal_and_the_memory() -> None:
     ]
     assert model.goal(cheaper) == {"met": False, "ratio": 0.9, "rps_ratio": 1.1}
     alone = {**results, "rows": rows[:2], "goal": model.goal(rows[:2])}
-    assert "not measured (no MLServer)" in model.markdown(alone)
+    assert "not measured (no MLServer)" in report.render("model", alone)
 
 
 def test_measure_counts_the_server_cpu_of_every_run(tmp_path: Path) -> None:
@@ -100,7 +102,9 @@ def test_goal_is_the_median_of_the_rounds_own_ratios() -> None:
     judged = model.goal([ours, theirs])
     assert judged == {"met": True, "ratio": 1.1, "rps_ratio": 1.1, "round_ratios": [1.1, 1.1, 0.96]}
     settings = {"connections": 16, "threads": 2, "rounds": 3, "duration_s": 3.0}
-    text = model.markdown({"settings": settings, "servers": model.SERVERS, "rows": [ours, theirs], "goal": judged})
+    text = report.render(
+        "model", {"settings": settings, "servers": model.SERVERS, "rows": [ours, theirs], "goal": judged}
+    )
     assert "**met** (ratio 1.1; requests per second: 1.1)" in text
     assert "the median of the rounds' own ratios (1.1, 1.1, 0.96)" in text
 

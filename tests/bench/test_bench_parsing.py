@@ -1,4 +1,4 @@
-"""The bench's pure logic: wrk output, ratios and goal verdicts, profiles, import times, the corpus, the report."""
+"""The bench's pure logic: wrk output, ratios and goal verdicts, profiles, import times, the report."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from bench import corpus, profiling, report, run, wordcount, wrk
+from bench import profiling, report, run, wordcount, wrk
 from harness.server import ROOT
 
 WRK_STDOUT = """\
@@ -131,6 +131,12 @@ def _results() -> dict[str, Any]:
     }
 
 
+def test_requests_per_cpu_second() -> None:
+    assert report.per_cpu_second(3000, 1.5) == 2000
+    assert report.per_cpu_second(3000, 0.0) is None  # under one clock tick: nothing to divide by
+    assert report.per_cpu_second(3000, None) is None
+
+
 def test_best_round_is_the_fastest_clean_one() -> None:
     rounds = [_round(100), _round(300, errors=5), _round(200)]
     assert report.best_round(rounds) == rounds[2]
@@ -219,7 +225,7 @@ def test_goals_without_data_are_not_measured() -> None:
 
 
 def test_markdown_report_has_every_section_and_survives_missing_parts() -> None:
-    text = report.render_markdown(_results())
+    text = report.render("report", _results())
     for heading in ("## Goals", "## Throughput and latency", "### Ratios", "## Start → ready", "## Memory", "## Image"):
         assert heading in text
     assert "| bare Flask | GET /livez | 1,200 | 1,000\u20131,200 | 1,100 | 1,000\u20131,200 | 1.00 | 3.00 | 0 |" in text
@@ -229,8 +235,8 @@ def test_markdown_report_has_every_section_and_survives_missing_parts() -> None:
     assert f"| 1 | GET /livez | 0.83{x} | 0.92{x} | 0.25{x} | 0.28{x} | 0.91{x} | n/a | 0.95{x} | 0.86{x} |" in text
     assert f"| 1 | GET /livez | 0.88{x} | 1.00{x} | 0.24{x} | 0.28{x} | 0.88{x} | n/a | 0.95{x} | 0.84{x} |" in text
     assert "req/s moved by 11% (median over scenarios; worst 20%), req/CPU-s by 11% (worst 20%)" in text
-    assert "n/a" in report.render_markdown({})
-    latest = report.render_latest(_results())
+    assert "n/a" in report.render("report", {})
+    latest = report.render("latest", _results())
     assert latest.startswith("Latest run: 2030-01-02")
     assert "(2030-01-02.png)" in latest
 
@@ -258,11 +264,11 @@ def test_slow_client_results_render_as_their_own_section() -> None:
             "slow_closed_after_s": None,
         },
     ]
-    text = report.render_markdown({"slow_clients": {"idle": 300, "slow": 8, "watch_s": 20.0, "rows": rows}})
+    text = report.render("report", {"slow_clients": {"idle": 300, "slow": 8, "watch_s": 20.0, "rows": rows}})
     assert "## Idle and slow clients" in text
     assert "| flask-svc | 20/20 | 20/20 | 1 ms | 8 ms | 5.6 s (8 of 8) |" in text
     assert "| stock | 0/20 | 0/20 | none | none | never within 20 s |" in text
-    assert "## Idle and slow clients" not in report.render_markdown({})
+    assert "## Idle and slow clients" not in report.render("report", {})
 
 
 def test_batch_results_render_beside_the_synchronous_endpoint() -> None:
@@ -278,12 +284,12 @@ def test_batch_results_render_beside_the_synchronous_endpoint() -> None:
         {"what": "jobs, P=1", "bytes": 64 * mib, "seconds": 8.0, "mib_per_s": 8.0, "mib_per_cpu_s": 10.0},
         {"what": "jobs, P=2", "bytes": 64 * mib, "seconds": 5.0, "mib_per_s": 12.8, "mib_per_cpu_s": 9.0},
     ]
-    text = report.render_markdown({"batch": {"passes": 3, "rows": rows}})
+    text = report.render("report", {"batch": {"passes": 3, "rows": rows}})
     assert "## Batch analysis" in text
     # MiB/s and MiB per CPU-second against the synchronous endpoint, and P=2's MiB/s against P=1's.
     assert "| jobs, P=1 | 64 | 8.00 | 8.0 | 10.0 | 0.50× | 1.00× | 0.50× |" in text
     assert "| jobs, P=2 | 64 | 5.00 | 12.8 | 9.0 | 0.80× | 1.60× | 0.45× |" in text
-    assert "## Batch analysis" not in report.render_markdown({})
+    assert "## Batch analysis" not in report.render("report", {})
 
 
 # ---- profiles -----------------------------------------------------------------------------------------------------
@@ -359,18 +365,7 @@ some other line
     assert profiling.import_cost_by_package(rows) == [("flask", 5.0), ("service", 0.5), ("_io", 0.1)]
 
 
-# ---- corpus and word count ----------------------------------------------------------------------------------------
-
-
-def test_corpus_is_deterministic_sized_and_optionally_unicode() -> None:
-    text = corpus.generate_text(10_000)
-    assert text == corpus.generate_text(10_000)
-    assert 9_000 < len(text) <= 10_000
-    assert text.isascii()
-    assert text != corpus.generate_text(10_000, seed=2)
-    assert not corpus.generate_text(10_000, unicode_share=0.05).isascii()
-    vocab = corpus.vocabulary()
-    assert len(vocab) == len(set(vocab)) == 5000
+# ---- word count ------------------------------------------------------------------------------------------------------
 
 
 def test_wordcount_measures_the_pipeline_and_renders(tmp_path: Path) -> None:

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
 from harness import proc as cputime
 
 
@@ -82,12 +81,6 @@ def _tree(worker_21: tuple[int, int]) -> list[str]:
         _stat_line(21, "worker", 20, *worker_21),
         _stat_line(22, "worker", 20, 200, 40),
     ]
-
-
-def test_requests_per_cpu_second() -> None:
-    assert report.per_cpu_second(3000, 1.5) == 2000
-    assert report.per_cpu_second(3000, 0.0) is None  # under one clock tick: nothing to divide by
-    assert report.per_cpu_second(3000, None) is None
 
 
 def test_a_real_child_that_burns_cpu_and_exits_is_still_in_the_tree_total() -> None:

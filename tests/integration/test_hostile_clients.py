@@ -6,11 +6,11 @@ import json
 import socket
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
+from harness.proc import peak_kib, reset_peak
 from harness.server import Server, running_server
 
 
@@ -155,25 +155,18 @@ def test_multipart_part_without_filename_keeps_utf8_strict(strict_server: Server
     assert ok["tokens"] == 2
 
 
-def _peak_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmHWM")
-
-
 def test_distinct_words_cannot_exhaust_memory() -> None:
     """10 MiB of all-distinct words: refused at the vocabulary limit, with memory to match."""
     body = " ".join(f"w{n}" for n in range(1_300_000)).encode()[: 10 * 1024 * 1024]
     with running_server({"FLASK_SVC_MAX_UPLOAD_BYTES": str(11 * 1024 * 1024)}) as server:
         (worker,) = server.workers()
         requests.post(server.url + "/api/v1/analyze", data=b"warm up", headers={"Content-Type": "text/plain"})
-        Path(f"/proc/{worker.pid}/clear_refs").write_text("5")
-        before = _peak_kib(worker.pid)
+        reset_peak(worker.pid)
+        before = peak_kib(worker.pid)
         response = requests.post(
             server.url + "/api/v1/wordcount", data=body, headers={"Content-Type": "text/plain"}, timeout=60
         )
-        growth_mib = (_peak_kib(worker.pid) - before) / 1024
+        growth_mib = (peak_kib(worker.pid) - before) / 1024
     assert response.status_code == 413 and response.json()["code"] == "vocabulary_too_large"
     print(f"peak growth {growth_mib:.1f} MiB for {len(body) >> 20} MiB of distinct words (limit 100,000)")
     assert growth_mib < 64, growth_mib  # without the limit: ~250 MiB

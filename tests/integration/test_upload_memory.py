@@ -6,24 +6,21 @@ peak is read back: the growth is what the request cost at its worst moment.
 
 from __future__ import annotations
 
-import random
+import functools
 
 import pytest
 import requests
 
+from harness.corpus import generate_text
 from harness.proc import peak_kib, reset_peak
 from harness.server import Server, running_server
 
 UPLOAD_BYTES = 10 * 1024 * 1024
 
 
+@functools.cache
 def _text() -> bytes:
-    rng = random.Random(7)
-    vocabulary = [f"w{n}" for n in range(5000)] + ["the", "and", "café", "naïve", "don't"]
-    out = bytearray()
-    while len(out) < UPLOAD_BYTES:
-        out += (" ".join(rng.choices(vocabulary, k=1000)) + "\n").encode()
-    return bytes(out[:UPLOAD_BYTES]).rsplit(b" ", 1)[0]
+    return generate_text(UPLOAD_BYTES, seed=7, unicode_share=0.01)  # prose with some non-ASCII words
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from harness.models import write_iris
 from harness.net import free_port
-from harness.server import workers_of
+from harness.server import stop, workers_of
 
 ROOT = Path(__file__).resolve().parents[2]
 DASHBOARD = ROOT / "charts/flask-svc/files/dashboards/flask-svc.json"
@@ -58,16 +58,6 @@ def wait_for(what: str, check: Callable[[], Any], timeout: float, interval: floa
                 return last
         time.sleep(interval)
     pytest.fail(f"timed out after {timeout}s waiting for {what}; last: {last!r}")
-
-
-def stop(proc: subprocess.Popen[bytes], grace: float = 15) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 @dataclass
@@ -160,7 +150,7 @@ def service(workdir: Path) -> Iterator[Service]:
         wait_for("the service to be ready and serve flask_svc_build_info", ready, timeout=30)
         yield svc
     finally:
-        stop(proc)
+        stop(proc, timeout=15)
 
 
 @pytest.fixture(scope="module")
@@ -205,7 +195,7 @@ def prometheus(binaries: dict[str, str], workdir: Path, service: Service) -> Ite
         wait_for("the first successful scrape", scraped, timeout=30)
         yield prom
     finally:
-        stop(proc)
+        stop(proc, timeout=15)
 
 
 @dataclass

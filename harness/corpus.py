@@ -1,6 +1,6 @@
-"""Deterministic English-like text for the benches: Zipf-like words (a few very common, a long tail) in sentences with
-commas and line breaks, as prose would give the tokenizer; the same seed always yields the same bytes, so runs on
-different days measure the same work."""
+"""Deterministic English-like text for the benches and the tests that send prose: Zipf-like words (a few very common,
+a long tail) in sentences with commas and line breaks, as prose would give the tokenizer; the same seed always yields
+the same bytes, so runs on different days measure the same work."""
 
 from __future__ import annotations
 
