@@ -72,7 +72,7 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
     from service.tracing_http import instrument
 
     instrument(app, provider)
-    tracing = Tracing(provider, provider.get_tracer("service"))
+    tracing = Tracing(provider, _tracer(provider))
     app.extensions[TRACING_EXTENSION] = tracing
     return tracing
 
@@ -84,7 +84,13 @@ def for_process(settings: Settings) -> Tracing | None:
     from service.metrics import OFF
 
     provider = _provider(settings, OFF)
-    return None if provider is None else Tracing(provider, provider.get_tracer("service"))
+    return None if provider is None else Tracing(provider, _tracer(provider))
+
+
+def _tracer(provider: TracerProvider) -> trace.Tracer:
+    from service.tracing_sdk import ChildSpans
+
+    return ChildSpans(provider.get_tracer("service"))  # type: ignore[arg-type]
 
 
 def _provider(settings: Settings, instruments: Instruments) -> TracerProvider | None:

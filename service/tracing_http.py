@@ -1,11 +1,11 @@
 """The service's own server spans, sampler first (issue 24): imported only when tracing is on.
 
-Each request's trace is judged before any span work, from what decides it — the incoming context and the trace id,
-asked of the SDK's sampler as the SDK asks it. A request the sampler drops (and a probe) gets no span: it runs under a
-non-recording span that carries the context on (log lines, the ``traceparent`` handed to batch stages), as the SDK's
-own would — the same trace id, a new span id, not sampled, the sampler's trace state. A kept request gets one SERVER
-span with the name, attributes, status and exception event the OpenTelemetry Flask instrumentation (0.66b1, stable
-HTTP conventions) gave it; tests/app/test_tracing.py compares them with a recording of upstream's.
+Each request's trace is judged before any span work: the SDK's tracer starts the span from the incoming context
+alone, its sampler asked once. A request the sampler drops (and a probe) gets no attributes and no span: it runs under
+the SDK's non-recording span, which carries the context on (log lines, the ``traceparent`` handed to batch stages). A
+kept request gets one SERVER span with the name, attributes, status and exception event the OpenTelemetry Flask
+instrumentation (0.66b1, stable HTTP conventions) gave it; tests/app/test_tracing.py compares them with a recording
+of upstream's.
 
 Why not upstream's: it collected the request's attributes twice through layers of helpers (the semantic-convention
 mode asked per attribute, the full URL rebuilt to match the excluded-URL patterns, per-request getters and meters),
@@ -17,14 +17,11 @@ from __future__ import annotations
 import contextvars
 import os
 from collections.abc import Iterable
-from time import time_ns
 from typing import TYPE_CHECKING, Any
 
 from flask import request
 from opentelemetry import context, propagate, trace
 from opentelemetry.propagators.textmap import Getter
-from opentelemetry.sdk.trace.id_generator import RandomIdGenerator
-from opentelemetry.sdk.trace.sampling import Decision
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
@@ -44,8 +41,6 @@ CAPTURE_ALL_METHODS = "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"
 # user_agent.synthetic.type, by what the lower-cased agent contains (test first).
 SYNTHETIC_AGENTS = (("alwayson", "test"), ("googlebot", "bot"), ("bingbot", "bot"))
 _UNSET = Status(StatusCode.UNSET)
-_NO_FLAGS = trace.TraceFlags(trace.TraceFlags.DEFAULT)
-_RANDOM_ID_FLAGS = trace.TraceFlags(trace.TraceFlags.RANDOM_TRACE_ID)
 _ERROR = Status(StatusCode.ERROR)
 
 
@@ -158,51 +153,38 @@ def span_name(environ: WSGIEnvironment, methods: Methods, route: str | None) -> 
     return f"{method} {path}" if method and path else method
 
 
-def set_response_status(span: Span, status: str) -> None:
-    """``http.response.status_code`` and the span status from the WSGI status line (5xx is an error on a server)."""
+def response_status(attributes: dict[str, AttributeValue], status: str) -> Status:
+    """``http.response.status_code`` (and ``error.type``) put last in ``attributes``, as the SDK's span puts a key set
+    again; the span status the WSGI status line gives (5xx is an error on a server)."""
     code_text = status.split(" ", 1)[0]
     try:
         code = int(code_text)
     except ValueError:
-        span.set_attribute("error.type", code_text)
-        span.set_status(Status(StatusCode.ERROR, "Non-integer HTTP status: " + code_text))
-        return
-    span.set_attribute("http.response.status_code", code)
+        _put_last(attributes, "error.type", code_text)
+        return Status(StatusCode.ERROR, "Non-integer HTTP status: " + code_text)
+    _put_last(attributes, "http.response.status_code", code)
     if code < 100 or code > 499:
-        span.set_attribute("error.type", code_text)
-        span.set_status(_ERROR)
-    else:
-        span.set_status(_UNSET)
+        _put_last(attributes, "error.type", code_text)
+        return _ERROR
+    return _UNSET
 
 
-# The trace id the sampler was asked about, for the SDK to give the request's root span (so it decides the same).
-_DECIDED_TRACE_ID: contextvars.ContextVar[list[int] | None] = contextvars.ContextVar("decided_trace_id", default=None)
-
-
-class DecidedIds(RandomIdGenerator):
-    """Random ids, except that a root span started while a request's decision is pending takes the trace id the
-    sampler already judged (once)."""
-
-    def generate_trace_id(self) -> int:
-        decided = _DECIDED_TRACE_ID.get()
-        if decided:
-            return decided.pop()
-        return super().generate_trace_id()
+def _put_last(attributes: dict[str, AttributeValue], key: str, value: AttributeValue) -> None:
+    attributes.pop(key, None)
+    attributes[key] = value
 
 
 class _Kept:
     """A kept request's server span, from the sampler's decision to its end."""
 
-    __slots__ = ("attributes", "environ", "error", "parent", "span", "start_ns", "token", "trace_id")
+    __slots__ = ("attributes", "environ", "error", "named", "span", "status", "token")
 
-    def __init__(
-        self, environ: WSGIEnvironment, parent: context.Context, trace_id: int | None, methods: Methods
-    ) -> None:
-        self.start_ns = time_ns()
-        self.environ, self.parent, self.trace_id = environ, parent, trace_id
+    def __init__(self, span: Span, environ: WSGIEnvironment, token: object, methods: Methods) -> None:
+        self.span, self.environ, self.token = span, environ, token
+        # Collected here and set on the span once, at its end: one pass of the SDK's checks instead of one a key.
         self.attributes = request_attributes(environ, methods)
-        self.span: Span | None = None
-        self.token: object = None
+        self.named = False
+        self.status: Status | None = None
         self.error: BaseException | None = None
 
 
@@ -211,15 +193,16 @@ _KEPT: contextvars.ContextVar[_Kept | None] = contextvars.ContextVar("kept_reque
 
 
 class ServerSpans:
-    """The WSGI side: the sampler's decision, the response status, the span's end.
+    """The WSGI side: the span started (the sampler asked first, by the SDK), the response status, the span's end.
 
-    The span itself starts in the app's first ``before_request`` hook, once Flask has matched the route its name
-    carries, with the time the request arrived; an exception the request failed with reaches it through the last
-    ``teardown_request`` hook registered (the first run).
+    A dropped request gets the SDK's non-recording span (the trace carried on) and nothing else. A kept one gets its
+    request attributes at once; the app's first ``before_request`` hook, once Flask has matched the route, names it;
+    an exception the request failed with reaches it through the last ``teardown_request`` hook registered (the first
+    run).
     """
 
     def __init__(self, inner: WSGIApplication, provider: TracerProvider) -> None:
-        self.inner, self.provider = inner, provider
+        self.inner = inner
         self.tracer = provider.get_tracer(__name__, schema_url=SCHEMA_URL)
         self.methods = Methods()
 
@@ -227,64 +210,51 @@ class ServerSpans:
         if is_probe(environ):
             return self.inner(environ, start_response)
         parent = propagate.extract(environ, getter=ENVIRON_GETTER)
-        parent_span = trace.get_current_span(parent).get_span_context()
-        ids = self.provider.id_generator
-        trace_id = parent_span.trace_id if parent_span.is_valid else ids.generate_trace_id()
-        method = str(environ.get("REQUEST_METHOD", "HTTP"))
-        decision = self.provider.sampler.should_sample(parent, trace_id, method, SpanKind.SERVER)
-        if decision.decision is Decision.DROP:
-            # Not sampled; the random-trace-id flag as the SDK sets it (W3C Trace Context level 2).
-            random_id = parent_span.trace_flags.random_trace_id if parent_span.is_valid else ids.is_trace_id_random()
-            span = trace.NonRecordingSpan(
-                trace.SpanContext(
-                    trace_id,
-                    ids.generate_span_id(),
-                    is_remote=False,
-                    trace_flags=_RANDOM_ID_FLAGS if random_id else _NO_FLAGS,
-                    trace_state=decision.trace_state,
-                )
-            )
-            attached = context.attach(trace.set_span_in_context(span, parent))
+        # Named by its method until the route is known: what a custom sampler sees.
+        span = self.tracer.start_span(str(environ.get("REQUEST_METHOD", "HTTP")), parent, SpanKind.SERVER)
+        token = context.attach(trace.set_span_in_context(span, parent))
+        if not span.is_recording():
             try:
                 return self.inner(environ, start_response)
             finally:
-                context.detach(attached)
-        kept = _Kept(environ, parent, None if parent_span.is_valid else trace_id, self.methods)
+                context.detach(token)
+        kept = _Kept(span, environ, token, self.methods)
         current = _KEPT.set(kept)
 
         def start_response_with_status(status: str, headers: list[tuple[str, str]], *more: Any) -> Any:
-            if kept.span is not None:
-                set_response_status(kept.span, status)
+            kept.status = response_status(kept.attributes, status)
             return start_response(status, headers, *more)
 
         try:
             return self.inner(environ, start_response_with_status)
         finally:
             _KEPT.reset(current)
-            _end(kept)
+            self._end(kept)
 
-    def start_span(self) -> None:
-        """Flask hook (first ``before_request``): the kept request's span, named by its route, made current."""
+    def name_span(self) -> None:
+        """Flask hook (first ``before_request``): the kept request's span named by the route Flask matched."""
         kept = _KEPT.get()
-        if kept is None or kept.span is not None:
+        if kept is None or kept.named:
             return
+        kept.named = True
         rule = request.url_rule
         route = rule.rule if rule else None
         if route is not None:
-            kept.attributes["http.route"] = route
-        decided = _DECIDED_TRACE_ID.set(None if kept.trace_id is None else [kept.trace_id])
-        try:
-            span = self.tracer.start_span(
-                span_name(kept.environ, self.methods, route),
-                context=kept.parent,
-                kind=SpanKind.SERVER,
-                attributes=kept.attributes,
-                start_time=kept.start_ns,
-            )
-        finally:
-            _DECIDED_TRACE_ID.reset(decided)
-        kept.span = span
-        kept.token = context.attach(trace.set_span_in_context(span, kept.parent))
+            _put_last(kept.attributes, "http.route", route)
+        kept.span.update_name(span_name(kept.environ, self.methods, route))
+
+    def _end(self, kept: _Kept) -> None:
+        span, error = kept.span, kept.error
+        if not kept.named:  # the app never reached its hooks
+            span.update_name(span_name(kept.environ, self.methods, None))
+        span.set_attributes(kept.attributes)
+        if kept.status is not None:
+            span.set_status(kept.status)
+        if isinstance(error, Exception):
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
+        span.end()
+        context.detach(kept.token)  # type: ignore[arg-type]
 
 
 def note_error(error: BaseException | None) -> None:
@@ -295,21 +265,9 @@ def note_error(error: BaseException | None) -> None:
             kept.error = error
 
 
-def _end(kept: _Kept) -> None:
-    span = kept.span
-    if span is None:
-        return
-    error = kept.error
-    if isinstance(error, Exception) and span.is_recording():
-        span.record_exception(error)
-        span.set_status(Status(StatusCode.ERROR, f"{type(error).__name__}: {error}"))
-    span.end()
-    context.detach(kept.token)  # type: ignore[arg-type]
-
-
 def instrument(app: Flask, provider: TracerProvider) -> None:
     """Server spans for ``app``'s requests, sampler first."""
     spans = ServerSpans(app.wsgi_app, provider)
-    app.before_request_funcs.setdefault(None, []).insert(0, spans.start_span)
+    app.before_request_funcs.setdefault(None, []).insert(0, spans.name_span)
     app.teardown_request(note_error)  # the last registered runs first
     app.wsgi_app = spans  # type: ignore[method-assign]

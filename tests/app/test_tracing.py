@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from flask import request
 from opentelemetry.context import Context
+from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -19,6 +20,7 @@ from opentelemetry.trace import SpanContext, SpanKind, StatusCode, get_current_s
 from harness.otlp import otlp_receiver
 from service.names import ACCESS_ENVIRON_KEY, ANALYZE_PATH, LIFECYCLE_EXTENSION, PROBE_PATHS
 from service.tracing import tracing_of
+from service.tracing_otlp import SpanEncoder
 from tests.app.conftest import make_app, sample
 
 SERVER_KIND = 2  # SPAN_KIND_SERVER
@@ -168,8 +170,9 @@ def _described(span: ReadableSpan) -> dict[str, object]:
     }
 
 
-def server_spans_of_the_scenarios() -> dict[str, object]:
-    """Each scenario's server span as ``_described``, run through an app with tracing on (always on)."""
+def server_spans_of_the_scenarios(finished: list[ReadableSpan] | None = None) -> dict[str, object]:
+    """Each scenario's server span as ``_described``, run through an app with tracing on (always on); every span
+    the scenarios made is added to ``finished`` when given."""
     app = make_app(OTEL_TRACES_EXPORTER="console")
     app.add_url_rule("/boom", view_func=_raise)
     tracing = tracing_of(app)
@@ -190,6 +193,8 @@ def server_spans_of_the_scenarios() -> dict[str, object]:
             environ_overrides={**PEER, **scenario.get("environ", {})},  # type: ignore[dict-item]
         )
         servers = [s for s in exporter.get_finished_spans() if s.kind is SpanKind.SERVER]
+        if finished is not None:
+            finished += exporter.get_finished_spans()
         described[name] = {"status_code": response.status_code, "spans": [_described(s) for s in servers]}
     return described
 
@@ -199,6 +204,16 @@ def test_server_spans_are_those_the_upstream_instrumentation_made() -> None:
     request (only the instrumentation scope's name differs: the spans are the service's own)."""
     recorded = json.loads((Path(__file__).parent / "data" / "upstream_server_spans.json").read_text())["scenarios"]
     assert json.loads(json.dumps(server_spans_of_the_scenarios())) == recorded
+
+
+def test_the_scenarios_spans_are_exported_in_the_bytes_upstream_would_send() -> None:
+    """The OTLP exporter's own encoder (service.tracing_otlp) against upstream's, on real requests' spans: server
+    spans of every scenario (an exception event among them) and the analysis stage spans, in one batch."""
+    spans: list[ReadableSpan] = []
+    server_spans_of_the_scenarios(spans)
+    assert {span.name for span in spans} >= {"analysis.tokenize", "analysis.count", "GET /boom"}
+    assert any(span.events for span in spans)
+    assert SpanEncoder().encode(spans) == encode_spans(spans).SerializePartialToString()
 
 
 def test_a_request_answered_before_its_view_still_has_its_span() -> None:
