@@ -24,12 +24,13 @@ from service.analysis.web.schemas import (
     WordcountQuery,
     WordcountResult,
 )
-from service.core.current import current_settings, current_tracing
+from service.core.current import current_settings
 from service.core.schemas import problem_responses
 from service.core.validation import validates_query
 from service.metrics import feature_instruments
 from service.names import ANALYZE, API_PREFIX, TOKENIZE, WORDCOUNT
 from service.problems import Problem
+from service.tracing import tracing_of
 from service.uploads import TextBody
 
 _ERRORS = problem_responses(400, 408, 413, 415, 422)
@@ -55,10 +56,6 @@ def request_body_spec(media_types: tuple[str, ...] = uploads.MEDIA_TYPES) -> dic
     return {"required": True, "content": {media: spec for media, spec in content.items() if media in media_types}}
 
 
-def _instruments() -> AnalysisInstruments:
-    return feature_instruments(current_app, AnalysisInstruments)
-
-
 def _options(options: TextOptions) -> AnalysisOptions:
     return AnalysisOptions(lowercase=options.lowercase, min_length=options.min_length, stopwords=options.stopwords)
 
@@ -66,7 +63,8 @@ def _options(options: TextOptions) -> AnalysisOptions:
 def _measured(
     endpoint: str, work: Callable[[], tuple[T, StreamStats]], attributes: Callable[[T], dict[str, int]]
 ) -> tuple[T, StreamStats, float]:
-    """Run a pipeline over the body; record its metrics and, when tracing, a span per stage."""
+    """Run a pipeline over the body; record its metrics (bytes, duration, and the words ``attributes`` counts as
+    ``analysis.tokens``) and, when tracing, a span per stage."""
     started_wall = time.time_ns()
     started = time.perf_counter()
     try:
@@ -76,14 +74,17 @@ def _measured(
     except VocabularyTooLarge as error:
         raise Problem(413, "vocabulary_too_large", str(error), limit=error.limit) from None
     elapsed = time.perf_counter() - started
-    metrics = _instruments()
+    sizes = attributes(result)
+    app = current_app._get_current_object()  # type: ignore[attr-defined]  # once, not through the proxy per read
+    metrics = feature_instruments(app, AnalysisInstruments)
     metrics.analyzed_bytes.inc(stats.bytes)
-    metrics.analysis_duration.labels(endpoint).observe(elapsed)
-    tracing = current_tracing()
+    metrics.durations[endpoint].observe(elapsed)
+    metrics.tokens.inc(sizes["analysis.tokens"])
+    tracing = tracing_of(app)
     # Only under a sampled request span: a stage span under an unsampled one would not be sampled either (the
     # sampler decides per trace), so building it was work for nothing on most requests.
     if tracing is not None and get_current_span().is_recording():
-        _stage_spans(tracing.tracer, stats, started_wall, attributes(result))
+        _stage_spans(tracing.tracer, stats, started_wall, sizes)
     return result, stats, round(elapsed * 1000, 3)
 
 
@@ -114,9 +115,7 @@ def count_words(
     def sizes(counts: WordCount) -> dict[str, int]:
         return {"analysis.tokens": counts.total, "analysis.unique": counts.unique}
 
-    counts, stats, elapsed_ms = _measured(endpoint, work, sizes)
-    _instruments().tokens.inc(counts.total)
-    return counts, stats, elapsed_ms
+    return _measured(endpoint, work, sizes)
 
 
 def _body() -> Iterator[bytes]:
@@ -166,7 +165,6 @@ def tokenize(query: TokenizeQuery) -> Response:
         lambda: first_words(body, _options(query), query.limit),
         lambda sample: {"analysis.tokens": sample.total},
     )
-    _instruments().tokens.inc(sample.total)
     return jsonify(
         bytes=stats.bytes,
         total=sample.total,
