@@ -105,10 +105,11 @@ WORKDIR /app
 # images ship the standard library without them, so every worker would compile its imports at each start.
 # Compile here, as root, the modules start-up imports (standard library, venv, app; the OpenTelemetry SDK that a
 # traced worker loads; and the Kubernetes client the batch runner loads: 3 MB of .pyc a batch-enabled pod would
-# otherwise compile in memory at every start) plus all of service/:
-# importing the app also proves the image can load it.
+# otherwise compile in memory at every start; what the master's metrics port and each worker's metrics import once
+# they start) plus all of service/: importing the app also proves the image can load it.
 RUN python -c "import compileall, os, sys; \
 import gunicorn.app.wsgiapp, gunicorn.arbiter, gunicorn.workers.gthread, service.app, service.logs, service.batch.kube, service.tracing_sdk; \
+import prometheus_client.multiprocess, prometheus_flask_exporter.multiprocess, flask.views; \
 loaded = sorted({m.__file__ for m in list(sys.modules.values()) if (getattr(m, '__file__', None) or '').endswith('.py')}); \
 ok = all([compileall.compile_file(f, quiet=2) for f in loaded if os.path.isfile(f)]) and compileall.compile_dir('/app/service', quiet=2); \
 sys.exit(not ok)"

@@ -1,11 +1,15 @@
 """Batch analysis end to end beside the synchronous endpoint (issues 13 and 22), through `python -m service` with the
 local runner: `python -m bench.batch` (8 MiB synchronous; a 64 MiB job in 16 MiB shards at P=1, P=2) or `--peaks 1024`
 (one 1 GiB job at P=2: each process's peak memory, VmHWM). A job is timed from upload to `succeeded` (polled every
-50 ms), every stage process's start included; MiB per CPU-second counts the server's whole process tree."""
+50 ms), every stage process's start included. MiB per CPU-second charges both sides alike: the server's whole process
+tree (gunicorn master and workers, the metrics server, the stage host and every stage it forks — map driver, shards,
+merge), never this client, which sends the body and polls; the batch side also pays for the polls it answers. Each
+row carries the load average before and after it: on a shared machine the MiB/s columns measure the neighbours."""
 
 from __future__ import annotations
 
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -60,18 +64,22 @@ def run(log: Callable[[str], None], size_mib: int = 64, sync_mib: int = 8, shard
             cpu = lambda: tree_cpu_seconds(server.process.pid)  # noqa: E731
             if parallelism == 1:
                 _sync(server.url, sync_body[: MIB // 4])  # first-use costs out of the way
+                load = os.getloadavg()[0]
                 seconds, cpu_s = min(
                     p[:2] for p in report.timed_passes(passes, lambda: _sync(server.url, sync_body), cpu)
                 )
                 rows.append({"what": f"POST /api/v1/wordcount, {sync_mib} MiB", "bytes": len(sync_body),
-                             "seconds": seconds, "cpu": cpu_s})  # fmt: skip
+                             "seconds": seconds, "cpu": cpu_s, "load": [load, os.getloadavg()[0]]})  # fmt: skip
+            load = os.getloadavg()[0]
             seconds, cpu_s = min(p[:2] for p in report.timed_passes(passes, lambda: _batch(server.url, body), cpu))
             what = f"POST /api/v1/jobs → succeeded, {size_mib} MiB, {shard_mib} MiB shards, P={parallelism}"
-            rows.append({"what": what, "bytes": len(body), "seconds": seconds, "cpu": cpu_s})
-            log(f"batch bench: {what}: {seconds:.2f} s, {cpu_s:.2f} CPU-s")
+            rows.append({"what": what, "bytes": len(body), "seconds": seconds, "cpu": cpu_s,
+                         "load": [load, os.getloadavg()[0]]})  # fmt: skip
     for row in rows:
         row["mib_per_s"] = row["bytes"] / MIB / row["seconds"]
         row["mib_per_cpu_s"] = row["bytes"] / MIB / row["cpu"] if row["cpu"] > 0 else float("nan")
+        log(f"batch bench: {row['what']}: {row['seconds']:.2f} s, {row['cpu']:.2f} CPU-s, load average"
+            f" {row['load'][0]:.1f} -> {row['load'][1]:.1f}")  # fmt: skip
     return {"passes": passes, "rows": rows}
 
 

@@ -24,8 +24,6 @@ from harness.net import free_port, process_gone, wait_until_ready
 from harness.proc import tree
 from service.names import READYZ
 
-METRICS_SERVER_MODULE = "service.server.metrics_server"
-
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -41,14 +39,8 @@ def _children(master: int) -> list[tuple[psutil.Process, list[str]]]:
 
 
 def workers_of(master: int) -> list[psutil.Process]:
-    """gunicorn's workers: the master's children but its metrics server."""
-    return [child for child, cmdline in _children(master) if METRICS_SERVER_MODULE not in cmdline]
-
-
-def metrics_server_of(master: int) -> psutil.Process:
-    """The process the master started to serve /metrics."""
-    (server,) = [child for child, cmdline in _children(master) if METRICS_SERVER_MODULE in cmdline]
-    return server
+    """gunicorn's workers: the master's children (it serves /metrics itself)."""
+    return [child for child, _cmdline in _children(master)]
 
 
 @dataclass
@@ -89,9 +81,6 @@ class Server:
 
     def workers(self) -> list[psutil.Process]:
         return workers_of(self.process.pid)
-
-    def metrics_server(self) -> psutil.Process:
-        return metrics_server_of(self.process.pid)
 
     def stop(self, timeout: float = 30) -> int:
         if self.process.poll() is None:

@@ -2,8 +2,9 @@
 each feature adds its own (``feature_instruments``).
 
 Under gunicorn every worker writes its samples to files in ``PROMETHEUS_MULTIPROC_DIR`` (set by the gunicorn
-config before prometheus_client is first imported); ``service.server.metrics_server``, a process the master starts,
-merges them and serves ``/metrics`` on ``METRICS_PORT``. Outside gunicorn the samples stay in the app's own registry.
+config before prometheus_client is first imported), through the value class below; the gunicorn master merges them
+and serves ``/metrics`` on ``METRICS_PORT`` from its own loop (``service.server.metrics_server``). Outside gunicorn
+the samples stay in the app's own registry.
 """
 
 from __future__ import annotations

@@ -2,9 +2,9 @@
 
 The count is the histogram's ``_count`` summed over routes, so it is not written beside the histogram (one
 shared-memory write less per request). Read by the app's own registry (``service.metrics``, outside gunicorn) and by
-the metrics process (``service.server.metrics_server``), which imports nothing of the web stack: so this module
-imports nothing but prometheus_client, and that only when a scrape asks. Names, help and labels are
-prometheus-flask-exporter's, as before.
+the gunicorn master, which serves ``/metrics`` (``service.server.metrics_server``) and imports nothing of the web
+stack: so this module imports nothing but prometheus_client, and that only when a scrape asks. Names, help and
+labels are prometheus-flask-exporter's, as before.
 """
 
 from __future__ import annotations

@@ -79,6 +79,8 @@ def init_app(app: Flask, settings: Settings, instruments: Instruments) -> Tracin
 
 def for_process(settings: Settings) -> Tracing | None:
     """Tracing for a process without an app (a batch stage), when the OpenTelemetry variables ask for it."""
+    if settings.traces_exporter is None:  # off: a stage need not import the metrics module (and Flask) for nothing
+        return None
     from service.metrics import OFF
 
     provider = _provider(settings, OFF)

@@ -37,17 +37,18 @@ FILE_PART = "file"
 _UTF8_CHARSETS = ("utf-8", "utf8", "us-ascii", "ascii")
 
 
-def text_chunks(max_bytes: int) -> Iterator[bytes]:
-    """The text of this request's body; raises ``Problem`` for a body that cannot be read as text."""
+def text_chunks(max_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """The text of this request's body; raises ``Problem`` for a body that cannot be read as text. ``chunk_bytes``:
+    the size of each read from the socket (a caller that only copies the bytes elsewhere reads more at once)."""
     current: Request = request._get_current_object()  # type: ignore[attr-defined]  # once, not per attribute
     if current.content_length is not None and current.content_length > max_bytes:
         raise _too_large(max_bytes)
     mimetype = current.mimetype
     if mimetype == "text/plain":
         _check_charset(current.mimetype_params.get("charset"))
-        return _read(max_bytes)
+        return _read(max_bytes, chunk_bytes)
     if mimetype == "multipart/form-data":
-        return _multipart_file(current.mimetype_params.get("boundary"), max_bytes)
+        return _multipart_file(current.mimetype_params.get("boundary"), max_bytes, chunk_bytes)
     if mimetype == "application/json":
         return _json_text(max_bytes)
     raise Problem(
@@ -68,7 +69,7 @@ def _check_charset(charset: str | None) -> None:
         raise Problem(415, "unsupported_charset", f"charset {charset!r} is not supported; send UTF-8")
 
 
-def _read(max_bytes: int) -> Iterator[bytes]:
+def _read(max_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
     """Chunks of the raw body; a body shorter than its Content-Length is an error, not a short text.
 
     It reads the server's own input stream (gunicorn ends it at Content-Length or the last chunk): Werkzeug's
@@ -79,7 +80,7 @@ def _read(max_bytes: int) -> Iterator[bytes]:
     stream: IO[bytes] = current.environ["wsgi.input"]
     expected = current.content_length
     received = 0
-    while chunk := _next_chunk(stream):
+    while chunk := _next_chunk(stream, chunk_bytes):
         received += len(chunk)
         if received > max_bytes:
             raise _too_large(max_bytes)
@@ -88,9 +89,9 @@ def _read(max_bytes: int) -> Iterator[bytes]:
         raise Problem(400, "truncated_body", f"the body ended after {received} of {expected} announced bytes")
 
 
-def _next_chunk(stream: IO[bytes]) -> bytes:
+def _next_chunk(stream: IO[bytes], chunk_bytes: int) -> bytes:
     try:
-        return stream.read(CHUNK_BYTES)
+        return stream.read(chunk_bytes)
     # BlockingIOError: the kernel's receive timeout (requestctx.set_io_timeouts) ran out on the blocking socket;
     # TimeoutError: the same wait on a socket given a Python-level timeout (settimeout).
     except (BlockingIOError, TimeoutError):
@@ -100,13 +101,15 @@ def _next_chunk(stream: IO[bytes]) -> bytes:
         raise Problem(400, "malformed_body", f"the body could not be read: {error}") from None
 
 
-def _multipart_events(boundary: str | None, max_bytes: int) -> Iterator[Field | File | Data]:
+def _multipart_events(
+    boundary: str | None, max_bytes: int, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[Field | File | Data]:
     """The parts' headers and data of a ``multipart/form-data`` body, decoded as it streams in; the rest of the body
     (epilogue) is read and dropped so gunicorn sees it fully read."""
     if not boundary:
         raise Problem(400, "malformed_multipart", "the multipart content type has no boundary")
     decoder = MultipartDecoder(boundary.encode("latin-1", "replace"))
-    chunks = _read(max_bytes)
+    chunks = _read(max_bytes, chunk_bytes)
     ended = False
     while True:
         try:
@@ -131,9 +134,9 @@ def _part_charset(event: Field | File) -> None:
     _check_charset(parse_options_header(event.headers.get("Content-Type"))[1].get("charset"))
 
 
-def _multipart_file(boundary: str | None, max_bytes: int) -> Iterator[bytes]:
+def _multipart_file(boundary: str | None, max_bytes: int, chunk_bytes: int) -> Iterator[bytes]:
     in_file = found = False
-    for event in _multipart_events(boundary, max_bytes):
+    for event in _multipart_events(boundary, max_bytes, chunk_bytes):
         if isinstance(event, (Field, File)):
             in_file = event.name == FILE_PART and not found
             if in_file:

@@ -15,6 +15,7 @@ import signal
 import sys
 from pathlib import Path
 
+from service import logs, tracing
 from service.batch import shards
 from service.batch.local import ALL_SHARDS, drive_map
 from service.batch.signing import JOB_SECRET_ENV
@@ -45,8 +46,6 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as error:
         print(f"flask-svc batch: configuration error: {error}", file=sys.stderr)
         return ExitCode.USAGE
-    from service import logs, tracing
-
     logs.configure(settings)
     name = arguments.stage
     context = StageContext(

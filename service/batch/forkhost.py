@@ -2,12 +2,15 @@
 imports done once, that forks each stage instead of starting a fresh interpreter for it (a fresh one spends a
 third of a CPU-second importing before it reads a byte).
 
-It reads one request a line on stdin — ``{"argv", "env", "log", "exit"}`` — and answers on stdout with
-the child's ``{"pid", "started"}`` (or ``{"error"}``). The child starts its own session (cancel signals its group),
+Once its imports are done it says ``{"ready": <pid>}`` on stdout. Then it reads one request a line on stdin —
+``{"argv", "env", "log", "exit"}`` — and answers on stdout with the child's ``{"pid", "started"}`` (or
+``{"error"}``). The child starts its own session (cancel signals its group),
 writes to the stage's log, and runs ``python -m service.batch …`` in this interpreter, any other ``argv`` by
 ``exec``. When a child ends, the host writes its exit status to ``exit`` before it reaps it (so /proc shows the
 child, a zombie, until the file is there), unless the job's directory is gone (the job was removed). End of input
-ends the host; stages still running go on, as they would without it.
+ends the host; stages still running go on, as they would without it. So does an idle spell (the first argument,
+seconds without a request or a running stage): a worker's host costs a pre-loaded interpreter's memory only while
+jobs come, and its starter starts another on the next one.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import json
 import os
 import selectors
 import sys
+import time
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -28,12 +32,20 @@ from service.privatedirs import FILE_MODE
 _IN_PROCESS = ("-m", "service.batch")
 
 
-def serve(requests: TextIO, answers: TextIO) -> None:
+def serve(requests: TextIO, answers: TextIO, idle_seconds: float | None = None) -> None:
     selector = selectors.DefaultSelector()
     selector.register(requests, selectors.EVENT_READ)
     children: dict[int, tuple[int, dict[str, str]]] = {}  # pidfd → (pid, request)
+    answers.write(json.dumps({"ready": os.getpid()}) + "\n")
+    answers.flush()
+    last = time.monotonic()
     while True:
-        for key, _ in selector.select():
+        deadline = None if idle_seconds is None or children else last + idle_seconds
+        events = selector.select(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        if not events and deadline is not None and time.monotonic() >= deadline:
+            return  # idle: no request is waiting (it would have woken us), so none is lost
+        last = time.monotonic()
+        for key, _ in events:
             if key.fd == requests.fileno():
                 line = requests.readline()
                 if not line:
@@ -104,4 +116,4 @@ def _ended(pidfd: int, selector: selectors.BaseSelector, children: dict[int, Any
 
 
 if __name__ == "__main__":
-    serve(sys.stdin, sys.stdout)
+    serve(sys.stdin, sys.stdout, float(sys.argv[1]) if len(sys.argv) > 1 else None)

@@ -136,6 +136,8 @@ def _inherited() -> dict[str, str]:
 
 
 _HOST_ANSWER_SECONDS = 10  # a fork and one line back; far more than a loaded machine needs
+_HOST_START_SECONDS = 60  # a fresh interpreter's imports, on a machine that may be busy with every core
+_HOST_IDLE_SECONDS = 60  # then the host exits, giving back its memory; the next start starts another
 
 
 class _StageHost:
@@ -172,15 +174,22 @@ class _StageHost:
         return answer, process.pid
 
     def _running(self) -> subprocess.Popen[str]:
+        """The host, started (and waited for until it says it is ready) unless it runs; ``OSError`` when it never
+        says so. Its start is timed apart from its answers: an interpreter's imports are not a wedged host."""
         if self._process is None or self._process.poll() is not None:
             self._process = subprocess.Popen(
-                [sys.executable, "-m", "service.batch.forkhost"],
+                [sys.executable, "-m", "service.batch.forkhost", str(_HOST_IDLE_SECONDS)],
                 env=_inherited(),
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
                 start_new_session=True,  # a signal to the server's group is not one to the stages' parent
             )
+            assert self._process.stdout is not None
+            started, _, _ = select.select([self._process.stdout], [], [], _HOST_START_SECONDS)
+            if not started or '"ready"' not in self._process.stdout.readline():
+                self._stop()
+                raise OSError("the stage host did not start")
         return self._process
 
     def close(self) -> None:

@@ -1,15 +1,14 @@
-"""What the metrics process answers: prometheus_client's answer, without its web-server module.
+"""What the metrics port answers: prometheus_client's answer, without its web-server module.
 
 prometheus_client keeps its Prometheus text format in ``prometheus_client.exposition``, beside its HTTP servers and
 push-gateway client, whose imports (http.server, wsgiref, urllib.request, ssl) were about 10 MB of the metrics
-process's 23. This module answers as the ``start_http_server`` it replaces did, and tests/server/test_exposition.py
-compares the two for every case: the format chosen from ``Accept`` (OpenMetrics written by prometheus_client's own
-``openmetrics.exposition``, which imports none of that; the Prometheus text format written here), the body gzipped
-when ``Accept-Encoding`` allows it, ``name[]`` restricting the samples, every path but ``/favicon.ico`` serving the
-metrics, OPTIONS answered, other methods 405.
+process's 23 (the port is now served by the gunicorn master). This module answers as the ``start_http_server`` it
+replaced did, and tests/server/test_exposition.py compares the two for every case: the format chosen from ``Accept``
+(OpenMetrics written by prometheus_client's own ``openmetrics.exposition``, which imports none of that; the
+Prometheus text format written here), the body gzipped when ``Accept-Encoding`` allows it, ``name[]`` restricting the
+samples, every path but ``/favicon.ico`` serving the metrics, OPTIONS answered, other methods 405.
 
-It imports only light prometheus_client modules: the metrics process imports them without the package's
-``__init__`` (see ``service.server.metrics_server``).
+It imports only light prometheus_client modules.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@
 Loaded by ``gunicorn --config python:service.server.gunicorn_conf`` (and by ``python -m service``). A bad variable stops
 the process here, before any port is bound, with one line naming it. The settings read here are the only ones: the
 logger, the worker class and the app (``wsgi_app``, built in each worker) are all given them. The hooks at the end
-start what the master runs beside the workers (the metrics server) and hand every stop to ``service.server.shutdown``.
+open what the master serves beside the workers (the metrics port) and hand every stop to ``service.server.shutdown``.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from service.config import ConfigError, address, load_settings, prepare_directories
 from service.server import features
-from service.server.metrics_server import MetricsProcess, mark_worker_dead, reset_multiprocess_dir
+from service.server.metrics_server import MetricsServer, mark_worker_dead, reset_multiprocess_dir
 
 if TYPE_CHECKING:
     from flask import Flask
@@ -31,13 +31,6 @@ except ConfigError as error:
 # above this line may import it.
 os.environ["PROMETHEUS_MULTIPROC_DIR"] = _settings.multiproc_dir
 
-# The metrics server's interpreter starts now, on another core while this one imports the app's modules below;
-# ``when_ready`` waits until it listens, as the master's only thread (see service.server.metrics_server).
-if _settings.metrics_enabled:
-    _metrics: MetricsProcess | None = MetricsProcess.spawned_now(_settings.host, _settings.metrics_port)
-else:
-    _metrics = None
-
 # Each feature's checks before any worker starts (see service.server.features): a model file that must not be opened
 # stops the start here. They import the app's modules (not the app: importing them starts no thread and opens
 # nothing), once, so that the workers forked from this process share their pages and do not import them again. Not
@@ -49,14 +42,15 @@ else:
     _refusal, _startup_notes = features.refusal(_settings), features.startup_notes(_settings)
 if _refusal:
     print(f"flask-svc: {_refusal}", file=sys.stderr)
-    if _metrics is not None:
-        _metrics.stop()
     sys.exit(features.REFUSED)
 
 from service.logs import gunicorn_logger
 from service.names import LIFECYCLE_EXTENSION
 from service.server import shutdown
 from service.server.worker import service_worker
+
+# The metrics port: opened once the master is ready, and served by its loop (see service.server.metrics_server).
+_metrics = MetricsServer(_settings.host, _settings.metrics_port) if _settings.metrics_enabled else None
 
 
 def application() -> Flask:
@@ -104,27 +98,19 @@ def when_ready(server: Any) -> None:
         server.log.info("metrics off (FLASK_SVC_METRICS=false)")
         return
     _metrics.log = server.log
-    _metrics.wait_until_listening()
-    keep_metrics_running(server, _metrics)
-
-
-def keep_metrics_running(server: Any, metrics: MetricsProcess) -> None:
-    """Have the master's loop start the metrics server again should it exit. gunicorn has no hook its loop calls
-    every round; ``manage_workers`` (keep the number of workers) is called every round, at least once a second, and
-    never while the master stops — so the check runs after it, in the master's one thread."""
-    manage_workers = server.manage_workers
-
-    def manage_workers_and_metrics() -> None:
-        manage_workers()
-        metrics.keep_running()
-
-    server.manage_workers = manage_workers_and_metrics
+    _metrics.start()  # a port that cannot be bound stops the start
+    _metrics.serve_in(server)
 
 
 def pre_fork(server: Any, worker: Any) -> None:
     threads = running_threads()
     if threads > 1:  # a regression: something started a thread in the master
         server.log.error("forking a worker with %d threads running in the master: the worker may deadlock", threads)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    if _metrics is not None:
+        _metrics.close_in_worker()
 
 
 def post_worker_init(worker: Any) -> None:

@@ -39,7 +39,7 @@ from service.tracing import tracing_of
 if TYPE_CHECKING:
     from flask import Flask
 
-    from service.server.metrics_server import MetricsProcess
+    from service.server.metrics_server import MetricsServer
 
 log = logging.getLogger(__name__)
 _REQUEST_POOL = "ThreadPoolExecutor"  # the prefix of gthread's request threads' names
@@ -72,7 +72,7 @@ def stop_worker(app: Flask) -> None:
     log.info("worker stopped", extra={"threads_left": [name for name in others if not name.startswith(_REQUEST_POOL)]})
 
 
-def stop_master(metrics: MetricsProcess | None) -> None:
+def stop_master(metrics: MetricsServer | None) -> None:
     """Step 6 (from ``on_exit``, after gunicorn has stopped every worker)."""
     if metrics is not None:
         _stop("metrics server", metrics.stop)

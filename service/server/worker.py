@@ -13,7 +13,8 @@ accepts connections and beats gunicorn's heartbeat — reads request heads itsel
   when every thread has been busy for ``FLASK_SVC_LIVENESS_STALL_SECONDS`` without one request finishing: wedged
   threads, which gunicorn's heartbeat cannot see because the loop that beats it is still running.
 
-Requests gunicorn cannot parse are answered as RFC 9457 problem documents instead of its HTML pages.
+Requests gunicorn cannot parse are answered as RFC 9457 problem documents instead of its HTML pages
+(``service.server.responses``).
 
 What upstream already does is left to it. Since benoitc/gunicorn#3519 (in 27.0.1, the pinned release) a stock
 thread waits up to 5 s for a new connection's first byte and then hands the connection back to the poller: that
@@ -28,7 +29,6 @@ tests/server/test_gunicorn_internals.py.
 from __future__ import annotations
 
 import contextlib
-import email.utils
 import errno
 import heapq
 import itertools
@@ -48,66 +48,9 @@ from service.metrics import OFF, Instruments
 from service.names import METRICS_EXTENSION
 from service.problems import PROBLEM_JSON, problem_document
 from service.server.httphead import MAX_HEAD_BYTES, Head, read_head
+from service.server.responses import SecondsDate, close_when_asked, problem_bytes, response_bytes, write_problem
 
 _RECV_BYTES = 64 * 1024
-
-
-def response_bytes(status: int, reason: str, content_type: str, body: bytes, keep_alive: bool, head: bool) -> bytes:
-    """A complete HTTP/1.1 response with a fixed-length body."""
-    connection = "keep-alive" if keep_alive else "close"
-    start = (
-        f"HTTP/1.1 {status} {reason}\r\nConnection: {connection}\r\nContent-Type: {content_type}\r\n"
-        f"Content-Length: {len(body)}\r\n\r\n"
-    ).encode("latin-1")
-    return start if head else start + body
-
-
-def _problem_bytes(status: int, reason: str, detail: str) -> bytes:
-    body = json.dumps(problem_document(status, detail or reason)).encode()
-    return response_bytes(status, reason, PROBLEM_JSON, body, keep_alive=False, head=False)
-
-
-def write_problem(sock: Any, status: int, reason: str, detail: str) -> None:
-    util.write_nonblock(sock, _problem_bytes(status, reason, detail))
-
-
-class _SecondsDate:
-    """gunicorn's ``util.http_date``, the ``Date`` header of every response, formatted once per second instead of
-    once per response (``email.utils.formatdate`` is a datetime and a string format each time). The same text:
-    a header's date has a resolution of one second."""
-
-    def __init__(self) -> None:
-        self.formatted: tuple[int, str] = (-1, "")  # one tuple, swapped whole: a thread reads a consistent pair
-
-    def __call__(self, timestamp: float | None = None) -> str:
-        second = int(time.time() if timestamp is None else timestamp)
-        formatted = self.formatted
-        if formatted[0] != second:
-            formatted = self.formatted = (second, email.utils.formatdate(second, localtime=False, usegmt=True))
-        return formatted[1]
-
-
-def close_when_asked(app: Any) -> Any:
-    """WSGI middleware: a response that says ``Connection: close`` closes the connection.
-
-    gunicorn drops an application's Connection header (it is hop-by-hop) and keeps the connection alive by itself;
-    then it must drain whatever body the application refused unread (a 413 on Content-Length: up to gigabytes),
-    holding a thread. Its response object is what ``start_response`` is bound to; ``force_close`` makes it answer
-    ``Connection: close`` and close after the response."""
-
-    def wsgi(environ: dict[str, Any], start_response: Any) -> Any:
-        def start(status: str, headers: list[tuple[str, str]], exc_info: Any = None) -> Any:
-            for name, value in headers:
-                if len(name) == 10 and name.lower() == "connection" and value.strip().lower() == "close":
-                    force_close = getattr(getattr(start_response, "__self__", None), "force_close", None)
-                    if force_close is not None:
-                        force_close()
-                    break
-            return start_response(status, headers, exc_info)
-
-        return app(environ, start)
-
-    return wsgi
 
 
 @dataclass(eq=False)
@@ -136,7 +79,7 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
             raise RuntimeError("ServiceWorker does not terminate TLS")
         # gunicorn writes its error pages through util.write_error; this process answers them as problem+json.
         util.write_error = write_problem
-        util.http_date = _SecondsDate()
+        util.http_date = SecondsDate()
         self.header_timeout = self.bound_settings.header_timeout
         self.liveness_stall = self.bound_settings.liveness_stall
         self.waiting: dict[Any, _Waiting] = {}
@@ -227,7 +170,7 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
                 return
         if head is None:
             if len(waiting.buffer) > MAX_HEAD_BYTES:
-                self.send(waiting, _problem_bytes(431, "Request Header Fields Too Large", "request head too large"))
+                self.send(waiting, problem_bytes(431, "Request Header Fields Too Large", "request head too large"))
                 self.close_waiting(waiting)
             return
         self.stop_waiting(waiting)
@@ -297,7 +240,7 @@ class ServiceWorker(ThreadWorker):  # type: ignore[misc]
                 continue  # served, closed, or given a new deadline since
             partial_head = bool(waiting.buffer.strip(b"\r\n"))
             if partial_head:
-                self.send(waiting, _problem_bytes(408, "Request Timeout", "request head not received in time"))
+                self.send(waiting, problem_bytes(408, "Request Timeout", "request head not received in time"))
             if not self.draining:
                 self.instruments.slow_clients.labels("incomplete_head" if partial_head else "idle").inc()
             self.close_waiting(waiting)

@@ -186,6 +186,29 @@ def test_final_image_has_no_build_tools_caches_or_pip(image: lib.BuiltImage) -> 
     assert missing == "[]"
 
 
+# What a start imports, in the master (the settings, the app's modules, the metrics port) and in a worker (the app
+# built), as the image's Python runs it: each module must find its .pyc, or every start compiles it again.
+_START_IMPORTS = """
+import importlib.util, os, sys
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = "/tmp/metrics"
+os.makedirs("/tmp/metrics")
+import gunicorn.app.wsgiapp, gunicorn.glogging, gunicorn.http.wsgi
+from service.config import load_settings
+import service.server.worker
+from service.server.metrics_server import merged_metrics
+from service import create_app
+merged_metrics()
+create_app(load_settings())
+files = (getattr(module, "__file__", None) or "" for module in list(sys.modules.values()))
+print(sorted(f for f in files if f.endswith(".py") and not os.path.exists(importlib.util.cache_from_source(f))))
+"""
+
+
+def test_what_a_start_imports_is_compiled_in_the_image(image: lib.BuiltImage) -> None:
+    run = ("run", "--rm", "--network=none", "--read-only", "--tmpfs=/tmp", image.id, "python", "-c", _START_IMPORTS)
+    assert lib.docker(*run).stdout.strip().splitlines()[-1] == "[]"
+
+
 # Issue 24's goal for the default image on the stand-in base; another base has its own size.
 SIZE_GOAL_BYTES = 180_000_000
 

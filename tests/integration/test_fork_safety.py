@@ -35,7 +35,6 @@ def test_workers_are_forked_and_replaced_by_a_master_without_threads() -> None:
     env = {"WEB_CONCURRENCY": str(WORKERS), "PYTHONWARNINGS": "error::DeprecationWarning"}
     with running_server(env) as server:
         master = psutil.Process(server.process.pid)
-        metrics_server = server.metrics_server()
         workers = _settled(server, WORKERS)
         assert master.num_threads() == 1
 
@@ -54,18 +53,18 @@ def test_workers_are_forked_and_replaced_by_a_master_without_threads() -> None:
 
         assert requests.post(server.url + "/api/v1/analyze", json={"text": "still here"}, timeout=5).ok
         metrics = requests.get(server.metrics_url, timeout=5).text
-        assert "flask_svc_analyzed_bytes_total" in metrics and server.metrics_server().pid == metrics_server.pid
+        assert "flask_svc_analyzed_bytes_total" in metrics and master.num_threads() == 1  # served by the master
         assert server.stop() == 0
     logs = "\n".join(server.lines)
     assert "DeprecationWarning" not in logs and "threads running" not in logs
-    metrics_server.wait(10)  # gone with the master
 
 
-def test_the_metrics_server_leaves_when_the_master_is_killed() -> None:
+def test_the_metrics_port_closes_when_the_master_is_killed() -> None:
     with running_server() as server:
-        metrics_server, workers = server.metrics_server(), server.workers()
+        workers = server.workers()
         server.process.kill()
-        metrics_server.wait(10)  # it notices it has been re-parented
+        server.process.wait(10)
+        assert http_status(server.metrics_port, "/metrics") is None  # at once: no worker holds a copy of the port
         for worker in workers:  # gunicorn's workers notice the same way
             worker.wait(10)
     with pytest.raises(requests.ConnectionError):

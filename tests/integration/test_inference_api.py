@@ -332,7 +332,7 @@ def test_an_untrusted_type_allowed_by_name_is_served(tmp_path: Path) -> None:
 
 def _worker_maps(server: Server) -> str:
     """The memory maps of the server's workers: a shared library appears there once a worker imported it."""
-    workers = workers_of(server.process.pid)  # not the master's metrics process
+    workers = workers_of(server.process.pid)
     assert workers
     return "".join(Path(f"/proc/{worker.pid}/maps").read_text() for worker in workers)
 

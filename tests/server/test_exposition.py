@@ -1,6 +1,6 @@
 """service.server.exposition answers as prometheus_client's own HTTP exposition (its WSGI app, which its
 ``start_http_server`` serves) for every case: each metric type, escaping, Accept header, gzip, ``name[]``, path and
-method. The real prometheus_client is imported here, in the test process; the metrics process does without it."""
+method. The real prometheus_client is imported here, in the test process; the metrics port does without it."""
 
 from __future__ import annotations
 

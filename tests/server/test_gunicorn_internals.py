@@ -4,8 +4,9 @@ upgrade that renames or moves one fails here, by name, before a request stalls u
 The worker (``service.server.worker``) overrides gthread's connection path and uses its state; of
 benoitc/gunicorn#3519 (in 27.0.1) it relies on ``TConn.data_ready`` (a head the loop has read is handed over marked
 ready, so the thread does not wait for bytes already taken off the socket) and on ``murder_pending`` being called
-every round of the loop and of the drain. The configuration (``service.server.gunicorn_conf``) hooks the metrics
-server's restart onto the master's ``manage_workers``."""
+every round of the loop and of the drain. The master serves the metrics port (``service.server.metrics_server``) in
+place of its wait for signals (``Arbiter.wait_for_signals``, its queue and wake-up request) and after each reap while
+it stops, and closes its copies of the port in a worker after fork (``post_fork``, before the worker starts)."""
 
 from __future__ import annotations
 
@@ -93,3 +94,20 @@ def test_the_master_calls_manage_workers_every_round_and_on_exit_after_the_worke
     assert "manage_workers" not in inspect.getsource(Arbiter.stop)
     halt = inspect.getsource(Arbiter.halt)
     assert halt.index("self.stop()") < halt.index("self.cfg.on_exit(self)")
+
+
+def test_the_master_waits_for_signals_through_a_method_and_reaps_between_short_sleeps_while_it_stops() -> None:
+    run = inspect.getsource(Arbiter.run)
+    assert "self.wait_for_signals(timeout=1.0)" in run
+    assert _parameters(Arbiter.wait_for_signals) == ["self", "timeout"]
+    signal_handlers = inspect.getsource(Arbiter.signal) + inspect.getsource(Arbiter.signal_chld)
+    assert signal_handlers.count("self.SIG_QUEUE.put_nowait(sig)") == 2
+    assert "self.SIG_QUEUE.put_nowait(self.WAKEUP_REQUEST)" in inspect.getsource(Arbiter.wakeup)
+    stop = inspect.getsource(Arbiter.stop)
+    assert stop.index("self.reap_workers()") < stop.index("time.sleep(0.1)")
+
+
+def test_a_worker_runs_post_fork_before_it_starts() -> None:
+    spawn = inspect.getsource(Arbiter.spawn_worker)
+    fork, post_fork = spawn.index("os.fork()"), spawn.index("self.cfg.post_fork(self, worker)")
+    assert fork < post_fork < spawn.index("worker.init_process()")

@@ -1,5 +1,6 @@
-"""service.server.metrics_server's MetricsProcess with real processes: started, found dead and started again, and a
-start that cannot bind tried again later — never back to back."""
+"""service.server.metrics_server's port, served as the gunicorn master serves it (``MetricsServer.serve`` called over
+and over, here from a thread of the test; ``tests/integration`` runs it in a real master): a failed port opened again,
+a port that cannot be bound tried again later — never back to back — and what a client meets on it."""
 
 from __future__ import annotations
 
@@ -7,14 +8,18 @@ import os
 import resource
 import socket
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 
 from harness.net import LOOPBACK, free_port, http_status
-from service.server.metrics_server import _CLIENT_SECONDS, _MAX_SCRAPES, MetricsProcess
+from harness.server import running_server
+from service.server.metrics_port import _CLIENT_SECONDS, _MAX_SCRAPES
+from service.server.metrics_server import MetricsServer
 
 
 class _Log:
@@ -27,85 +32,108 @@ class _Log:
     def warning(self, message: str, *args: object) -> None:
         self.lines.append(("warning", message % args))
 
-    def error(self, message: str, *args: object) -> None:
+    def error(self, message: str, *args: object, **kwargs: Any) -> None:
         self.lines.append(("error", message % args))
 
 
 @pytest.fixture(autouse=True)
 def multiprocess_dir(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     with tempfile.TemporaryDirectory() as directory:
-        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", directory)  # the server process reads it
+        monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", directory)  # the collector reads it
         yield
 
 
-def _dead(metrics: MetricsProcess) -> int:
-    assert metrics.process is not None
-    metrics.process.kill()
-    metrics.process.wait()
-    return metrics.process.pid
+@contextmanager
+def _serving(metrics: MetricsServer) -> Iterator[MetricsServer]:
+    """``metrics`` served as the master's loop serves it, until the block ends."""
+    done = threading.Event()
 
+    def loop() -> None:
+        while not done.is_set():
+            metrics.serve(0.05)
 
-def test_a_dead_server_is_started_again() -> None:
-    log, port = _Log(), free_port()
-    metrics = MetricsProcess(LOOPBACK, port, log)
-    metrics.start()
+    thread = threading.Thread(target=loop)
+    thread.start()
     try:
-        metrics.keep_running()  # alive: nothing to do
-        assert len([line for line in log.lines if line[0] == "info"]) == 1
-        first = _dead(metrics)
-        metrics.keep_running()
-        assert metrics.process is not None and metrics.process.pid != first
-        assert http_status(port, "/metrics") == 200
-        assert ("warning", f"the metrics server (pid {first}) has exited: starting it again") in log.lines
+        yield metrics
     finally:
+        done.set()
+        thread.join(5)
         metrics.stop()
-    assert metrics.process is None
+
+
+@contextmanager
+def _listening(host: str = LOOPBACK) -> Iterator[MetricsServer]:
+    metrics = MetricsServer(host, free_port(), _Log())
+    metrics.start()
+    with _serving(metrics):
+        yield metrics
+
+
+def _until_open(metrics: MetricsServer) -> None:
+    deadline = time.monotonic() + 5
+    while metrics.open is None and time.monotonic() < deadline:
+        time.sleep(0.02)
+
+
+def test_a_port_that_fails_is_opened_again() -> None:
+    """What replaced the metrics process's restart: an error while serving is logged, and the port answers again."""
+    log, port = _Log(), free_port()
+    metrics = MetricsServer(LOOPBACK, port, log)
+    metrics.start()
+    assert metrics.open is not None
+    broken = metrics.open
+
+    def fail(timeout: float) -> bool:
+        raise OSError("the listener broke")
+
+    broken.serve = fail  # type: ignore[method-assign]
+    metrics.serve(0.0)
+    assert metrics.open is None
+    assert ("error", "the metrics server failed: opening it again") in log.lines
+    with _serving(metrics):
+        _until_open(metrics)
+        assert http_status(port, "/metrics") == 200
+        assert metrics.open is not None and metrics.open is not broken
+    assert len([line for line in log.lines if line[0] == "info"]) == 2  # "metrics on …", once a start
+    assert metrics.open is None
 
 
 def test_a_start_that_cannot_bind_is_tried_again_later_and_less_often() -> None:
     log, port = _Log(), free_port()
-    metrics = MetricsProcess(LOOPBACK, port, log)
+    metrics = MetricsServer(LOOPBACK, port, log)
     metrics.start()
-    _dead(metrics)
+    metrics._close_port()  # as after a failure
     with socket.socket() as taken:
         taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         taken.bind((LOOPBACK, port))
         taken.listen()
         with pytest.raises(RuntimeError, match=f"did not start on {LOOPBACK}:{port}"):
             metrics.start()
-        metrics.keep_running()
+        metrics.serve(0.0)
         assert log.lines[-1][0] == "error" and log.lines[-1][1].endswith("trying again in 1 s")
         spawned = len(log.lines)
-        metrics.keep_running()  # within the wait: not tried
+        metrics.serve(0.0)  # within the wait: not tried
         assert len(log.lines) == spawned
         metrics.retry_after = 0.0  # the wait is over
-        metrics.keep_running()
+        metrics.serve(0.0)
         assert log.lines[-1][1].endswith("trying again in 2 s")
     metrics.retry_after = 0.0
-    metrics.keep_running()  # the port is free again
-    try:
-        assert metrics.process is not None and metrics.process.poll() is None
+    with _serving(metrics):  # the port is free again
+        _until_open(metrics)
         assert metrics.retry_wait == 1.0 and http_status(port, "/metrics") == 200
-    finally:
-        metrics.stop()
 
 
-@contextmanager
-def _listening() -> Iterator[MetricsProcess]:
-    metrics = MetricsProcess(LOOPBACK, free_port(), _Log())
-    metrics.start()
-    try:
-        yield metrics
-    finally:
-        metrics.stop()
-
-
-def test_the_server_loads_none_of_prometheus_clients_web_servers() -> None:
-    """Its ``__init__`` imports them (http.server, wsgiref, urllib.request, ssl): the server does without it."""
-    with _listening() as metrics:
-        assert metrics.process is not None and http_status(metrics.port, "/metrics") == 200
-        with open(f"/proc/{metrics.process.pid}/maps") as maps:
-            assert "_ssl" not in maps.read()
+def test_the_master_serves_metrics_itself_in_its_one_thread() -> None:
+    """No second interpreter (it was 15 MB): the master's only children are its workers, it runs one thread, and a
+    worker keeps no copy of the port (a connection the master closes is closed; a port it gave up is free)."""
+    with running_server() as server:
+        assert http_status(server.metrics_port, "/metrics") == 200
+        (worker,) = server.workers()
+        assert [child.pid for child in server.workers()] == [worker.pid]
+        assert len(os.listdir(f"/proc/{server.process.pid}/task")) == 1
+        ports = {conn.laddr.port for conn in worker.net_connections(kind="tcp") if conn.laddr}
+        assert server.metrics_port not in ports and server.port in ports
 
 
 def test_a_client_that_sends_half_a_request_delays_no_other_scrape() -> None:
@@ -150,13 +178,9 @@ def test_a_request_whose_lines_end_with_a_bare_lf_is_answered() -> None:
 def test_bound_to_the_ipv6_wildcard_it_answers_on_ipv4_too() -> None:
     """FLASK_SVC_HOST=:: served IPv4 clients with http.server; a listener that is IPv6 only would refuse them."""
     assert socket.has_ipv6 and socket.has_dualstack_ipv6(), "this test needs IPv6 (with IPv4-mapped addresses)"
-    metrics = MetricsProcess("::", free_port(), _Log())
-    metrics.start()
-    try:
+    with _listening("::") as metrics:
         assert http_status(metrics.port, "/metrics", host=LOOPBACK) == 200
         assert http_status(metrics.port, "/metrics", host="::1") == 200
-    finally:
-        metrics.stop()
 
 
 def _descriptors(pid: int) -> int:
@@ -172,17 +196,18 @@ def _cpu_seconds(pid: int) -> float:
 @pytest.mark.parametrize("spare_descriptors", [None, 16], ids=["at-the-cap", "out-of-descriptors"])
 def test_idle_connections_keep_no_scrape_out_and_the_server_does_not_spin(spare_descriptors: int | None) -> None:
     """More idle connections than the cap (or than the descriptors left): the oldest idle ones are closed to make
-    room, a scrape is answered, and the loop stays idle meanwhile (measured in CPU-seconds, not wall time)."""
-    with _listening() as metrics:
-        assert metrics.process is not None
-        pid, baseline = metrics.process.pid, _descriptors(metrics.process.pid)
+    room, a scrape is answered, and the loop stays idle meanwhile (measured in CPU-seconds, not wall time). In a real
+    master: its descriptors are the ones that run out."""
+    with running_server() as server:
+        pid, port = server.process.pid, server.metrics_port
+        baseline = _descriptors(pid)
         if spare_descriptors is not None:  # accept() then fails with EMFILE well before the cap
             _soft, hard = resource.prlimit(pid, resource.RLIMIT_NOFILE)
             resource.prlimit(pid, resource.RLIMIT_NOFILE, (baseline + spare_descriptors, hard))
-        idle = [socket.create_connection((LOOPBACK, metrics.port)) for _ in range(_MAX_SCRAPES + 16)]
+        idle = [socket.create_connection((LOOPBACK, port)) for _ in range(_MAX_SCRAPES + 16)]
         try:
             cpu_before = _cpu_seconds(pid)
-            assert http_status(metrics.port, "/metrics", timeout=_CLIENT_SECONDS / 2) == 200
+            assert http_status(port, "/metrics", timeout=_CLIENT_SECONDS / 2) == 200
             time.sleep(2.0)  # the idle connections still open
             assert _cpu_seconds(pid) - cpu_before < 0.5  # a spinning loop burns about one CPU-second a second
             assert _descriptors(pid) <= baseline + _MAX_SCRAPES

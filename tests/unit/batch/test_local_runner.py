@@ -157,6 +157,7 @@ def test_a_stage_that_ends_before_its_pid_file_is_written_still_leaves_its_exit_
     )
     try:
         assert host.stdin is not None and host.stdout is not None
+        assert "ready" in json.loads(host.stdout.readline())
         host.stdin.write(json.dumps(request) + "\n")
         host.stdin.flush()
         assert "pid" in json.loads(host.stdout.readline())
@@ -169,20 +170,45 @@ def test_a_stage_that_ends_before_its_pid_file_is_written_still_leaves_its_exit_
         host.wait()
 
 
-def test_a_stage_host_that_stops_answering_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(local, "_HOST_ANSWER_SECONDS", 0.5)
+def _two_jobs_of_stages_that_die_at_once(tmp_path: Path) -> tuple[KilledRunner, dict[str, str], str, str]:
     runner = KilledRunner(tmp_path)
     gate = tmp_path / "go"
     gate.touch()
     first, second = new_id(), new_id()
     for job_id in (first, second):
         runner.store.path(job_id).mkdir()
-    runner.start(first, Stage.COUNT, {"GATE": str(gate)})
+    return runner, {"GATE": str(gate)}, first, second
+
+
+def test_a_stage_host_that_stops_answering_is_replaced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    runner, env, first, second = _two_jobs_of_stages_that_die_at_once(tmp_path)
+    runner.start(first, Stage.COUNT, env)  # the host's own start, at the usual bound (a busy machine)
+    monkeypatch.setattr(local, "_HOST_ANSWER_SECONDS", 0.5)
     wedged = json.loads((runner.store.path(first) / "count.pid").read_text())["parent"]
     os.kill(wedged, signal.SIGSTOP)
     try:
-        runner.start(second, Stage.COUNT, {"GATE": str(gate)})  # once hung here for good
+        runner.start(second, Stage.COUNT, env)  # once hung here for good
         assert json.loads((runner.store.path(second) / "count.pid").read_text())["parent"] != wedged
     finally:
         with contextlib.suppress(ProcessLookupError):
             os.kill(wedged, signal.SIGKILL)
+
+
+def test_an_idle_stage_host_exits_and_the_next_start_gets_a_new_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A worker that ran one job must not keep a pre-loaded interpreter for good.
+    local.stop_stage_host()  # an earlier test's host keeps the idle time it was started with
+    monkeypatch.setattr(local, "_HOST_IDLE_SECONDS", 0.2)
+    runner, env, first, second = _two_jobs_of_stages_that_die_at_once(tmp_path)
+    try:
+        runner.start(first, Stage.COUNT, env)
+        idle = json.loads((runner.store.path(first) / "count.pid").read_text())["parent"]
+        deadline = time.monotonic() + 30
+        while local._HOST._process is not None and local._HOST._process.poll() is None:
+            assert time.monotonic() < deadline, "the idle host did not exit"
+            time.sleep(0.02)
+        runner.start(second, Stage.COUNT, env)
+        assert json.loads((runner.store.path(second) / "count.pid").read_text())["parent"] != idle
+    finally:
+        local.stop_stage_host()
