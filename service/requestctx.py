@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import random
 import re
+import socket
+import struct
 import time
+import weakref
 from contextvars import Token
 from dataclasses import dataclass
 
@@ -25,6 +28,19 @@ _STATE_KEY = "flask_svc.request"
 # A random (version 4) UUID's fixed bits: the version nibble and the RFC 4122 variant.
 _UUID4_CLEAR = ~((0xF << 76) | (0x3 << 62))
 _UUID4_SET = (0x4 << 76) | (0x2 << 62)
+
+
+def set_io_timeouts(sock: socket.socket, seconds: float) -> None:
+    """Bound each blocking recv and send on ``sock`` with the kernel's own timeouts (SO_RCVTIMEO, SO_SNDTIMEO).
+
+    Unlike ``sock.settimeout``, the socket stays blocking: no O_NONBLOCK toggle and no poll before every recv and
+    send (each a GIL hand-over among the request threads). A timed-out recv or send raises BlockingIOError (EAGAIN)
+    instead of TimeoutError. gunicorn's keep-alive poller works on the socket in non-blocking mode, where these
+    options do nothing, and toggling blocking mode leaves them set.
+    """
+    timeval = struct.pack("@ll", *divmod(round(seconds * 1_000_000), 1_000_000))  # struct timeval: s, µs
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, timeval)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, timeval)
 
 
 def new_request_id() -> str:
@@ -48,6 +64,9 @@ def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instrume
     """One hook of each kind does all the per-request work (request id, read timeout, fault injection, in-flight
     gauge, RED metrics, the access line's fields), reading the request object once."""
     read_timeout = settings.read_timeout
+    # Connections whose socket has its timeouts: the options outlive the request, so a kept-alive connection's
+    # later requests skip the two syscalls. Weak, so a closed connection's socket leaves the set with it.
+    timed_sockets: weakref.WeakSet[socket.socket] = weakref.WeakSet()
     in_flight = metrics.in_flight
     routes = metrics.routes
 
@@ -56,11 +75,12 @@ def init_app(app: Flask, settings: Settings, state: Lifecycle, metrics: Instrume
         # The request object once, not through the proxy per attribute (each proxied read is a context lookup).
         current: Request = request._get_current_object()  # type: ignore[attr-defined]
         environ = current.environ
-        # A client that stops sending its body must not hold a request thread forever: past this wait, reading
-        # the body raises TimeoutError (answered 408). gunicorn resets the socket when the connection goes idle.
+        # A client that stops sending its body, or stops reading the response, must not hold a request thread
+        # forever: past this wait, reading the body raises BlockingIOError (answered 408) and a send gives up.
         sock = environ.get("gunicorn.socket")
-        if sock is not None:
-            sock.settimeout(read_timeout)
+        if sock is not None and sock not in timed_sockets:
+            set_io_timeouts(sock, read_timeout)
+            timed_sockets.add(sock)
         supplied = environ.get(_REQUEST_ID_ENVIRON)
         request_id = supplied if supplied and _VALID_REQUEST_ID.fullmatch(supplied) else new_request_id()
         path = current.path

@@ -92,7 +92,9 @@ def _read(max_bytes: int, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
 def _next_chunk(stream: IO[bytes], chunk_bytes: int) -> bytes:
     try:
         return stream.read(chunk_bytes)
-    except TimeoutError:
+    # BlockingIOError: the kernel's receive timeout (requestctx.set_io_timeouts) ran out on the blocking socket;
+    # TimeoutError: the same wait on a socket given a Python-level timeout (settimeout).
+    except (BlockingIOError, TimeoutError):
         detail = "the body stopped arriving; send it without long pauses"
         raise Problem(408, "request_timeout", detail, headers={"Connection": "close"}) from None
     except (ParseException, NoMoreData) as error:  # broken chunked encoding, connection gone mid-body

@@ -4,6 +4,7 @@ read timeout on the server's socket and the fields the access line takes from th
 from __future__ import annotations
 
 import socket
+import struct
 import uuid
 
 from flask import Flask, request
@@ -78,7 +79,17 @@ def test_the_server_socket_gets_the_read_timeout() -> None:
     server_side, client_side = socket.socketpair()
     with server_side, client_side:
         app.test_client().get("/version", environ_overrides={"gunicorn.socket": server_side})
-        assert server_side.gettimeout() == 2.5
+        assert _kernel_timeouts(server_side) == (2.5, 2.5)
+
+
+def _kernel_timeouts(sock: socket.socket) -> tuple[float, float]:
+    """The socket's receive and send timeouts in seconds, as the kernel holds them (struct timeval)."""
+    size = struct.calcsize("@ll")
+    seconds = []
+    for option in (socket.SO_RCVTIMEO, socket.SO_SNDTIMEO):
+        whole, micro = struct.unpack("@ll", sock.getsockopt(socket.SOL_SOCKET, option, size))
+        seconds.append(whole + micro / 1_000_000)
+    return seconds[0], seconds[1]
 
 
 def test_generated_request_ids_are_random_version_4_uuids() -> None:

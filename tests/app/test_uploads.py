@@ -11,10 +11,13 @@ from typing import Any
 
 import pytest
 from flask import Flask
+from gunicorn.http.body import Body, LengthReader
+from gunicorn.http.unreader import SocketUnreader
 
 from service import uploads
 from service.names import CHUNK_BYTES
 from service.problems import Problem
+from service.requestctx import set_io_timeouts
 
 LIMIT = 1000
 
@@ -92,6 +95,18 @@ def test_a_stalled_body_is_408_and_closes_the_connection(app: Flask) -> None:
         client_side.sendall(b"first bytes, then nothing")
         with server_side.makefile("rb") as stream:
             problem = _problem(app, environ_overrides={"wsgi.input": stream, "CONTENT_LENGTH": "100"})
+    assert (problem.status, problem.code) == (408, "request_timeout")
+    assert problem.headers == {"Connection": "close"}
+
+
+def test_a_body_stalled_past_the_kernel_timeout_is_408_too(app: Flask) -> None:
+    """In gunicorn the socket stays blocking with SO_RCVTIMEO (requestctx), and its body reader recvs directly."""
+    server_side, client_side = socket.socketpair()
+    with server_side, client_side:
+        set_io_timeouts(server_side, 0.05)
+        client_side.sendall(b"first bytes, then nothing")
+        stream = Body(LengthReader(SocketUnreader(server_side), 100))
+        problem = _problem(app, environ_overrides={"wsgi.input": stream, "CONTENT_LENGTH": "100"})
     assert (problem.status, problem.code) == (408, "request_timeout")
     assert problem.headers == {"Connection": "close"}
 

@@ -71,6 +71,30 @@ def test_stalled_uploads_get_408_and_free_their_threads(strict_server: Server) -
     assert waited < 5  # the probe waited at most about one read timeout, not forever
 
 
+def test_clients_that_never_read_their_response_free_their_threads(strict_server: Server) -> None:
+    """A response far larger than the socket buffers, to clients that never read it: a send that makes no progress
+    for the read timeout gives up (SO_SNDTIMEO), so the request threads come back. Without a send timeout they stay
+    blocked forever and the last request is never served."""
+    body = b"x" * (8 * 1024 * 1024)
+    head = f"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: {len(body)}\r\n\r\n"
+
+    def never_reading_client() -> socket.socket:
+        sock = socket.socket()
+        sock.settimeout(20)  # the test's own guard, should the server never take the body
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # before connecting: a small window
+        sock.connect(("127.0.0.1", strict_server.port))
+        sock.sendall(head.encode() + body)
+        return sock
+
+    with ThreadPoolExecutor(6) as pool:  # more clients than the 4 request threads
+        futures = [pool.submit(never_reading_client) for _ in range(6)]
+        time.sleep(0.3)
+        response = requests.post(strict_server.url + "/api/v1/analyze", json={"text": "still served"}, timeout=20)
+        for future in futures:
+            future.result().close()
+    assert response.status_code == 200
+
+
 def test_body_shorter_than_its_length_is_400(strict_server: Server) -> None:
     cut = b"POST /api/v1/analyze HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\nContent-Length: 1000\r\n\r\nabc"
     _assert_problem(*_raw(strict_server, cut, half_close=True), expected=400, code="truncated_body")
