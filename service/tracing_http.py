@@ -26,6 +26,7 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
 from service.names import PROBE_PATHS
+from service.tracing_sdk import UNSET
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -40,7 +41,6 @@ KNOWN_METHODS = frozenset(("GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "O
 CAPTURE_ALL_METHODS = "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"
 # user_agent.synthetic.type, by what the lower-cased agent contains (test first).
 SYNTHETIC_AGENTS = (("alwayson", "test"), ("googlebot", "bot"), ("bingbot", "bot"))
-_UNSET = Status(StatusCode.UNSET)
 _ERROR = Status(StatusCode.ERROR)
 
 
@@ -166,7 +166,7 @@ def response_status(attributes: dict[str, AttributeValue], status: str) -> Statu
     if code < 100 or code > 499:
         _put_last(attributes, "error.type", code_text)
         return _ERROR
-    return _UNSET
+    return UNSET
 
 
 def _put_last(attributes: dict[str, AttributeValue], key: str, value: AttributeValue) -> None:

@@ -153,7 +153,7 @@ def make_provider(name: str, settings: Settings, instruments: Instruments) -> Tr
 _SAMPLED = TraceFlags(TraceFlags.SAMPLED)
 _SAMPLED_RANDOM = TraceFlags(TraceFlags.SAMPLED | TraceFlags.RANDOM_TRACE_ID)
 _PLAIN_VALUES = (str, int, float, bool)  # values the SDK's attribute check returns as they are (no length limit set)
-_UNSET = Status(StatusCode.UNSET)
+UNSET = Status(StatusCode.UNSET)  # a new span's status, shared (read-only)
 
 
 class ChildSpans(Tracer):
@@ -209,7 +209,7 @@ class ChildSpans(Tracer):
         if attributes:
             span._attributes._dict.update(attributes)
         span._events, span._links = BoundedList(limits.max_events), BoundedList(limits.max_links)
-        span._resource, span._status, span._sampler, span._trace_config = self.resource, _UNSET, self.sampler, None
+        span._resource, span._status, span._sampler, span._trace_config = self.resource, UNSET, self.sampler, None
         span._record_exception, span._set_status_on_exception = record_exception, set_status_on_exception
         span._span_processor, span._limits, span._lock = self.span_processor, limits, threading.Lock()
         span._record_end_metrics = self._tracer_metrics.start_span(parent, Decision.RECORD_AND_SAMPLE)

@@ -5,11 +5,15 @@ are compared in tests/app/test_tracing.py; export over a real socket in tests/ap
 
 from __future__ import annotations
 
+import gc
+import importlib.metadata
+import tracemalloc
 from collections.abc import Iterator
 
 import pytest
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
+from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanLimits, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -125,3 +129,69 @@ def test_the_caches_stay_bounded(finished: InMemorySpanExporter, monkeypatch: py
     encoder = SpanEncoder()
     assert encoder.encode(spans) == upstream(spans)
     assert len(encoder._attributes) <= 8 and len(encoder._names) <= 8
+
+
+# The most an encoder keeps (its caches, encoded bytes and the values they are keyed by), the figure
+# service.tracing_otlp's comment states.
+RETAINED_LIMIT = 1024 * 1024
+
+
+def test_what_the_encoder_keeps_stays_bounded_whatever_clients_send(finished: InMemorySpanExporter) -> None:
+    """Distinct long user agents and queries, error descriptions carrying messages, and as many distinct short
+    values and names as fill the caches: the memory still held once the spans are gone stays under the bound."""
+    tracer = _provider(finished, Resource({})).get_tracer("t")
+    encoder = SpanEncoder()
+    gc.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for batch in range(30):
+            for index in range(batch * 100, batch * 100 + 100):
+                attributes = {
+                    "user_agent.original": f"agent {index} " + "x" * 8000,
+                    "url.query": f"q={index}&" + "y" * 4000,
+                    "url.path": f"/{index:060d}",
+                    "client.port": 1024 + index,
+                }
+                with tracer.start_as_current_span(f"GET /{index:060d}", attributes=attributes) as span:
+                    span.set_status(Status(StatusCode.ERROR, f"KeyError: 'user {index}' not in /data/{index}"))
+            spans = list(finished.get_finished_spans())
+            encoder.encode(spans)
+            finished.clear()
+            del spans
+        gc.collect()
+        retained = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert retained < RETAINED_LIMIT, f"{retained} bytes kept after 3,000 spans"
+
+
+def test_short_values_and_statuses_without_description_are_encoded_once() -> None:
+    """What repeats is still cached (the speed the caches are for); a status with a description is not kept."""
+    finished = InMemorySpanExporter()
+    tracer = _provider(finished, Resource({})).get_tracer("t")
+    for description in ("one", "two", None):
+        with tracer.start_as_current_span("GET /items", attributes={"http.request.method": "GET"}) as span:
+            span.set_status(Status(StatusCode.ERROR, description))
+    spans = list(finished.get_finished_spans())
+    encoder = SpanEncoder()
+    assert encoder.encode(spans) == upstream(spans)
+    assert list(encoder._attributes) == [("http.request.method", "GET")]
+    assert list(encoder._names) == ["GET /items"] and list(encoder._statuses) == [StatusCode.ERROR]
+
+
+def test_the_upstream_exporter_is_the_release_export_was_written_against() -> None:
+    """OtlpHttpExporter.export repeats upstream's export() around the encoding and uses its private attributes."""
+    installed = importlib.metadata.version("opentelemetry-exporter-otlp-proto-http")
+    assert installed == tracing_otlp.UPSTREAM_EXPORTER_VERSION, (
+        f"opentelemetry-exporter-otlp-proto-http is {installed}, OtlpHttpExporter.export follows "
+        f"{tracing_otlp.UPSTREAM_EXPORTER_VERSION}: re-check it against upstream's OTLPSpanExporter.export (shutdown "
+        "check, metrics, size limit, client call) and the private attributes it reads, then update the version"
+    )
+    exporter = OTLPSpanExporter()
+    try:
+        for name in ("_shutdown", "_metrics", "_client", "_max_request_size"):
+            assert hasattr(exporter, name), f"upstream's exporter has no {name}: re-check OtlpHttpExporter.export"
+        assert callable(exporter._client.export) and callable(exporter._metrics.export_operation)
+    finally:
+        exporter.shutdown()
