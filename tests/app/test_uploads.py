@@ -91,7 +91,7 @@ def test_a_streamed_body_is_limited_as_it_arrives(app: Flask) -> None:
 def test_a_stalled_body_is_408_and_closes_the_connection(app: Flask) -> None:
     server_side, client_side = socket.socketpair()
     with server_side, client_side:
-        server_side.settimeout(0.05)  # what requestctx sets from FLASK_SVC_READ_TIMEOUT_SECONDS
+        server_side.settimeout(0.05)  # the TimeoutError branch (requestctx sets the kernel's timeouts)
         client_side.sendall(b"first bytes, then nothing")
         with server_side.makefile("rb") as stream:
             problem = _problem(app, environ_overrides={"wsgi.input": stream, "CONTENT_LENGTH": "100"})
