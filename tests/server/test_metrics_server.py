@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import sys
 import tempfile
 import threading
 import time
@@ -25,6 +26,7 @@ from service.server.metrics_server import MetricsServer
 class _Log:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
+        self.exceptions: list[str] = []  # what the errors logged with exc_info were
 
     def info(self, message: str, *args: object) -> None:
         self.lines.append(("info", message % args))
@@ -34,6 +36,8 @@ class _Log:
 
     def error(self, message: str, *args: object, **kwargs: Any) -> None:
         self.lines.append(("error", message % args))
+        if kwargs.get("exc_info"):
+            self.exceptions.append(repr(sys.exc_info()[1]))
 
 
 @pytest.fixture(autouse=True)
@@ -214,3 +218,37 @@ def test_idle_connections_keep_no_scrape_out_and_the_server_does_not_spin(spare_
         finally:
             for sock in idle:
                 sock.close()
+
+
+def test_a_connection_closed_to_make_room_while_it_is_also_ready_closes_only_itself() -> None:
+    """At the cap, one round of the loop sees both a new connection and data on the oldest idle one: accepting
+    closes the oldest (to make room) before its data is handled. That handling must skip it — the port and every
+    other connection stay open, and no error is logged. Rounds are driven one at a time here so that both events
+    are ready in the same round."""
+    log = _Log()
+    metrics = MetricsServer(LOOPBACK, free_port(), log)
+    metrics.start()
+    port = metrics.open
+    assert port is not None
+    idle = [socket.create_connection((LOOPBACK, metrics.port)) for _ in range(_MAX_SCRAPES)]
+    try:
+        deadline = time.monotonic() + 5
+        while len(port.scrapes()) < _MAX_SCRAPES and time.monotonic() < deadline:
+            metrics.serve(0.05)
+        assert len(port.scrapes()) == _MAX_SCRAPES
+        idle[0].sendall(b"G")  # the oldest still sending its request: the one closed to make room
+        idle.append(socket.create_connection((LOOPBACK, metrics.port)))
+        metrics.serve(0.5)  # one round: the listener and the oldest connection both ready
+        assert log.exceptions == [] and [line for line in log.lines if line[0] == "error"] == []
+        assert metrics.open is port and len(port.scrapes()) == _MAX_SCRAPES
+        idle[-1].sendall(b"GET /metrics HTTP/1.0\r\n\r\n")  # the newcomer is served on the same port
+        deadline = time.monotonic() + 5
+        while metrics.open is port and len(port.scrapes()) == _MAX_SCRAPES and time.monotonic() < deadline:
+            metrics.serve(0.05)  # until the newcomer is answered and closed
+        idle[-1].settimeout(3.0)
+        answer = idle[-1].recv(65536)
+        assert answer.startswith(b"HTTP/1.0 200 OK")
+    finally:
+        for sock in idle:
+            sock.close()
+        metrics.stop()
