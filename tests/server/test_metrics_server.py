@@ -11,10 +11,11 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import psutil
 import pytest
 
 from harness.net import LOOPBACK, free_port, http_status
@@ -128,16 +129,42 @@ def test_a_start_that_cannot_bind_is_tried_again_later_and_less_often() -> None:
         assert metrics.retry_wait == 1.0 and http_status(port, "/metrics") == 200
 
 
+def _inode(pid: int, fd: int) -> str:
+    return os.readlink(f"/proc/{pid}/fd/{fd}")
+
+
+def _inodes(pid: int) -> set[str]:
+    """What each open descriptor of ``pid`` refers to ("socket:[N]", "pipe:[N]", a path)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found.add(_inode(pid, int(fd)))
+        except FileNotFoundError:  # closed meanwhile
+            continue
+    return found
+
+
 def test_the_master_serves_metrics_itself_in_its_one_thread() -> None:
     """No second interpreter (it was 15 MB): the master's only children are its workers, it runs one thread, and a
     worker keeps no copy of the port (a connection the master closes is closed; a port it gave up is free)."""
     with running_server() as server:
         assert http_status(server.metrics_port, "/metrics") == 200
-        (worker,) = server.workers()
-        assert [child.pid for child in server.workers()] == [worker.pid]
+        (worker,) = server.workers()  # the master's only child
+        booted = [record["message"] for record in server.json_logs() if record["logger"] == "gunicorn.error"]
+        assert f"Booting worker with pid: {worker.pid}" in booted  # that child is the worker the master booted
         assert len(os.listdir(f"/proc/{server.process.pid}/task")) == 1
         ports = {conn.laddr.port for conn in worker.net_connections(kind="tcp") if conn.laddr}
         assert server.metrics_port not in ports and server.port in ports
+        # Nor its wakeup socketpair (AF_UNIX): no descriptor of the master's, other than the app's listener, is open
+        # in the worker; compared by inode, as /proc/<pid>/fd names them ("socket:[N]").
+        master = psutil.Process(server.process.pid)
+        own = {
+            _inode(master.pid, conn.fd)
+            for conn in master.net_connections(kind="all")
+            if not (isinstance(conn.laddr, tuple) and conn.laddr and conn.laddr.port == server.port)
+        }
+        assert len(master.net_connections(kind="unix")) >= 2  # the wakeup pair is among them
+        assert own and own.isdisjoint(_inodes(worker.pid))
 
 
 def test_a_client_that_sends_half_a_request_delays_no_other_scrape() -> None:
@@ -252,3 +279,22 @@ def test_a_connection_closed_to_make_room_while_it_is_also_ready_closes_only_its
         for sock in idle:
             sock.close()
         metrics.stop()
+
+
+def test_an_unexpected_error_on_one_connection_closes_only_that_connection() -> None:
+    """A bug met while answering one scrape (here: an answer whose headers cannot be written) ends that connection
+    unanswered; the port, and a scrape already connected, go on."""
+    with _listening() as metrics:
+        port = metrics.open
+        assert port is not None
+        merged = port.respond
+
+        def respond(method: str, target: str, headers: Mapping[str, str]) -> Any:
+            return ("200 OK", None, b"") if target == "/broken" else merged(method, target, headers)
+
+        port.respond = respond
+        with socket.create_connection((LOOPBACK, metrics.port), timeout=3.0) as in_flight:
+            assert _exchange(metrics.port, b"GET /broken HTTP/1.0\r\n\r\n") == b""
+            in_flight.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            assert in_flight.recv(65536).startswith(b"HTTP/1.0 200 OK")
+        assert metrics.open is port and isinstance(metrics.log, _Log) and metrics.log.exceptions == []
