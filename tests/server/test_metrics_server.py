@@ -298,3 +298,44 @@ def test_an_unexpected_error_on_one_connection_closes_only_that_connection() -> 
             in_flight.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
             assert in_flight.recv(65536).startswith(b"HTTP/1.0 200 OK")
         assert metrics.open is port and isinstance(metrics.log, _Log) and metrics.log.exceptions == []
+
+
+def test_the_scrapes_answered_in_one_round_share_one_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The master's CPU per round stays one merge of the workers' files, however many scrapes arrive together;
+    the next round merges again (a later scrape sees newer files)."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    merges: list[None] = []
+    collect = MultiProcessCollector.collect
+
+    def counted(self: MultiProcessCollector) -> Any:
+        merges.append(None)
+        return collect(self)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(MultiProcessCollector, "collect", counted)
+    metrics = MetricsServer(LOOPBACK, free_port(), _Log())
+    metrics.start()
+    port = metrics.open
+    assert port is not None
+    clients = [socket.create_connection((LOOPBACK, metrics.port), timeout=3.0) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 5
+        while len(port.scrapes()) < len(clients) and time.monotonic() < deadline:
+            metrics.serve(0.05)  # accepted, one a round, before any sends its request
+        for client in clients:
+            client.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        time.sleep(0.2)  # margin: on loopback the requests are queued as soon as sendall returns
+        metrics.serve(0.5)
+        assert [client.recv(65536)[:15] for client in clients] == [b"HTTP/1.0 200 OK"] * 3
+        assert len(merges) == 1
+        later = socket.create_connection((LOOPBACK, metrics.port), timeout=3.0)
+        clients.append(later)
+        later.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while len(merges) < 2 and time.monotonic() < deadline:
+            metrics.serve(0.05)  # accepted in one round, answered in a later one
+        assert later.recv(65536)[:15] == b"HTTP/1.0 200 OK" and len(merges) == 2
+    finally:
+        for client in clients:
+            client.close()
+        metrics.stop()
