@@ -152,7 +152,9 @@ def stop(process: subprocess.Popen[Any], stop_signal: int = signal.SIGTERM, time
         try:
             process.wait(timeout)
         except subprocess.TimeoutExpired:
-            for member in reversed(tree(process.pid)):
+            # The root first: a live gunicorn master (or MLServer's parent) would fork replacements for the
+            # children killed before it, and those would not be in the snapshot.
+            for member in tree(process.pid):
                 with contextlib.suppress(psutil.NoSuchProcess):  # it may exit meanwhile
                     member.kill()
             process.wait()

@@ -43,7 +43,9 @@ def serve(requests: TextIO, answers: TextIO, idle_seconds: float | None = None) 
         deadline = None if idle_seconds is None or children else last + idle_seconds
         events = selector.select(None if deadline is None else max(0.0, deadline - time.monotonic()))
         if not events and deadline is not None and time.monotonic() >= deadline:
-            return  # idle: no request is waiting (it would have woken us), so none is lost
+            # Idle. A request written after the wait ended finds the pipe closed: the runner starts a new host and
+            # sends it again (local.py), so a job start costs a fresh host's start, never the job.
+            return
         last = time.monotonic()
         for key, _ in events:
             if key.fd == requests.fileno():
