@@ -62,7 +62,7 @@ class MetricsPort:
                 _drain(key.fd)
             elif key.data is self:
                 self.accept()
-            else:
+            elif not key.data.closed:  # not closed earlier this round (to make room: its descriptor may be reused)
                 key.data.advance(self.selector, self.respond)
         now = time.monotonic()
         for scrape in self.scrapes():
@@ -121,6 +121,8 @@ class _Scrape:
 
     def __init__(self, sock: socket.socket, deadline: float) -> None:
         self.sock = sock
+        self.fd = sock.fileno()  # what the selector knows it by: a closed socket's fileno() is -1
+        self.closed = False
         self.deadline = deadline
         self.received = bytearray()
         self.line_start = 0  # where the head's line being read begins
@@ -134,6 +136,11 @@ class _Scrape:
             else:
                 self.write(selector)
         except OSError:
+            self.close(selector)
+        except Exception:  # a bug: this connection ends, the port and the other connections go on
+            import traceback
+
+            traceback.print_exc()
             self.close(selector)
 
     def read(self, selector: selectors.BaseSelector, respond: Respond) -> None:
@@ -184,7 +191,11 @@ class _Scrape:
             self.close(selector)
 
     def close(self, selector: selectors.BaseSelector) -> None:
-        selector.unregister(self.sock)
+        """Once: a second call (timed out, or made room for, in the round that finished it) does nothing."""
+        if self.closed:
+            return
+        self.closed = True
+        selector.unregister(self.fd)
         self.sock.close()
 
 

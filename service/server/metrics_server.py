@@ -25,6 +25,7 @@ import select
 import signal
 import socket
 import time
+from collections.abc import Callable, Iterable
 from functools import partial
 from queue import Empty, SimpleQueue
 from typing import Any
@@ -57,9 +58,29 @@ def mark_worker_dead(pid: int) -> None:
     mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
-def merged_metrics() -> Respond:
+class MergedOncePerRound:
+    """The workers' files merged at most once a round of the master's loop, however many scrapes that round
+    answers: the master's CPU per round stays one merge. ``forget`` ends the round (nothing is kept between rounds,
+    so every round's scrapes see the files as they are)."""
+
+    def __init__(self) -> None:
+        self.merge: Callable[[], Iterable[Any]] | None = None  # the collector's own collect, set by merged_metrics
+        self.merged: list[Any] | None = None
+
+    def __call__(self) -> list[Any]:
+        assert self.merge is not None
+        if self.merged is None:
+            self.merged = list(self.merge())
+        return self.merged
+
+    def forget(self) -> None:
+        self.merged = None
+
+
+def merged_metrics(once_per_round: MergedOncePerRound | None = None) -> Respond:
     """What a scrape gets: every worker's files merged (prometheus_client's multiprocess collector), with
-    ``flask_http_request_total`` derived from them, in the format the scraper asks for (``exposition``)."""
+    ``flask_http_request_total`` derived from them, in the format the scraper asks for (``exposition``); with
+    ``once_per_round``, merged once for all the scrapes of a round."""
     from prometheus_client.multiprocess import MultiProcessCollector
     from prometheus_client.registry import CollectorRegistry
 
@@ -68,7 +89,10 @@ def merged_metrics() -> Respond:
 
     registry = CollectorRegistry()
     merged = MultiProcessCollector(None)  # type: ignore[no-untyped-call]
-    registry.register(WithRequestTotals(merged.collect))
+    collect: Callable[[], Iterable[Any]] = merged.collect
+    if once_per_round is not None:
+        once_per_round.merge, collect = collect, once_per_round
+    registry.register(WithRequestTotals(collect))
     return partial(answer, registry)
 
 
@@ -81,6 +105,7 @@ class MetricsServer:
         self.log = log  # gunicorn's error log: given once there is one, before ``start``
         self.open: MetricsPort | None = None
         self.respond: Respond | None = None
+        self.once_per_round = MergedOncePerRound()
         self.wakeup: tuple[socket.socket, socket.socket] | None = None  # (read, write): signals end a wait
         self.retry_after = 0.0  # monotonic time before which a failed start is not tried again
         self.retry_wait = _RETRY_FIRST_SECONDS
@@ -88,7 +113,7 @@ class MetricsServer:
     def start(self) -> None:
         """Listen; raises ``RuntimeError`` naming the address if it cannot."""
         if self.respond is None:
-            self.respond = merged_metrics()
+            self.respond = merged_metrics(self.once_per_round)
         try:
             port = MetricsPort(self.host, self.port, self.respond)
         except OSError as error:
@@ -146,6 +171,8 @@ class MetricsServer:
         except Exception:
             self.log.error("the metrics server failed: opening it again", exc_info=True)
             self._close_port()
+        finally:
+            self.once_per_round.forget()
 
     def _reopen_when_due(self) -> None:
         if time.monotonic() < self.retry_after:

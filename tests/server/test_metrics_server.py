@@ -7,13 +7,15 @@ from __future__ import annotations
 import os
 import resource
 import socket
+import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
+import psutil
 import pytest
 
 from harness.net import LOOPBACK, free_port, http_status
@@ -25,6 +27,7 @@ from service.server.metrics_server import MetricsServer
 class _Log:
     def __init__(self) -> None:
         self.lines: list[tuple[str, str]] = []
+        self.exceptions: list[str] = []  # what the errors logged with exc_info were
 
     def info(self, message: str, *args: object) -> None:
         self.lines.append(("info", message % args))
@@ -34,6 +37,8 @@ class _Log:
 
     def error(self, message: str, *args: object, **kwargs: Any) -> None:
         self.lines.append(("error", message % args))
+        if kwargs.get("exc_info"):
+            self.exceptions.append(repr(sys.exc_info()[1]))
 
 
 @pytest.fixture(autouse=True)
@@ -124,16 +129,42 @@ def test_a_start_that_cannot_bind_is_tried_again_later_and_less_often() -> None:
         assert metrics.retry_wait == 1.0 and http_status(port, "/metrics") == 200
 
 
+def _inode(pid: int, fd: int) -> str:
+    return os.readlink(f"/proc/{pid}/fd/{fd}")
+
+
+def _inodes(pid: int) -> set[str]:
+    """What each open descriptor of ``pid`` refers to ("socket:[N]", "pipe:[N]", a path)."""
+    found = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            found.add(_inode(pid, int(fd)))
+        except FileNotFoundError:  # closed meanwhile
+            continue
+    return found
+
+
 def test_the_master_serves_metrics_itself_in_its_one_thread() -> None:
     """No second interpreter (it was 15 MB): the master's only children are its workers, it runs one thread, and a
     worker keeps no copy of the port (a connection the master closes is closed; a port it gave up is free)."""
     with running_server() as server:
         assert http_status(server.metrics_port, "/metrics") == 200
-        (worker,) = server.workers()
-        assert [child.pid for child in server.workers()] == [worker.pid]
+        (worker,) = server.workers()  # the master's only child
+        booted = [record["message"] for record in server.json_logs() if record["logger"] == "gunicorn.error"]
+        assert f"Booting worker with pid: {worker.pid}" in booted  # that child is the worker the master booted
         assert len(os.listdir(f"/proc/{server.process.pid}/task")) == 1
         ports = {conn.laddr.port for conn in worker.net_connections(kind="tcp") if conn.laddr}
         assert server.metrics_port not in ports and server.port in ports
+        # Nor its wakeup socketpair (AF_UNIX): no descriptor of the master's, other than the app's listener, is open
+        # in the worker; compared by inode, as /proc/<pid>/fd names them ("socket:[N]").
+        master = psutil.Process(server.process.pid)
+        own = {
+            _inode(master.pid, conn.fd)
+            for conn in master.net_connections(kind="all")
+            if not (isinstance(conn.laddr, tuple) and conn.laddr and conn.laddr.port == server.port)
+        }
+        assert len(master.net_connections(kind="unix")) >= 2  # the wakeup pair is among them
+        assert own and own.isdisjoint(_inodes(worker.pid))
 
 
 def test_a_client_that_sends_half_a_request_delays_no_other_scrape() -> None:
@@ -214,3 +245,97 @@ def test_idle_connections_keep_no_scrape_out_and_the_server_does_not_spin(spare_
         finally:
             for sock in idle:
                 sock.close()
+
+
+def test_a_connection_closed_to_make_room_while_it_is_also_ready_closes_only_itself() -> None:
+    """At the cap, one round of the loop sees both a new connection and data on the oldest idle one: accepting
+    closes the oldest (to make room) before its data is handled. That handling must skip it — the port and every
+    other connection stay open, and no error is logged. Rounds are driven one at a time here so that both events
+    are ready in the same round."""
+    log = _Log()
+    metrics = MetricsServer(LOOPBACK, free_port(), log)
+    metrics.start()
+    port = metrics.open
+    assert port is not None
+    idle = [socket.create_connection((LOOPBACK, metrics.port)) for _ in range(_MAX_SCRAPES)]
+    try:
+        deadline = time.monotonic() + 5
+        while len(port.scrapes()) < _MAX_SCRAPES and time.monotonic() < deadline:
+            metrics.serve(0.05)
+        assert len(port.scrapes()) == _MAX_SCRAPES
+        idle[0].sendall(b"G")  # the oldest still sending its request: the one closed to make room
+        idle.append(socket.create_connection((LOOPBACK, metrics.port)))
+        metrics.serve(0.5)  # one round: the listener and the oldest connection both ready
+        assert log.exceptions == [] and [line for line in log.lines if line[0] == "error"] == []
+        assert metrics.open is port and len(port.scrapes()) == _MAX_SCRAPES
+        idle[-1].sendall(b"GET /metrics HTTP/1.0\r\n\r\n")  # the newcomer is served on the same port
+        deadline = time.monotonic() + 5
+        while metrics.open is port and len(port.scrapes()) == _MAX_SCRAPES and time.monotonic() < deadline:
+            metrics.serve(0.05)  # until the newcomer is answered and closed
+        idle[-1].settimeout(3.0)
+        answer = idle[-1].recv(65536)
+        assert answer.startswith(b"HTTP/1.0 200 OK")
+    finally:
+        for sock in idle:
+            sock.close()
+        metrics.stop()
+
+
+def test_an_unexpected_error_on_one_connection_closes_only_that_connection() -> None:
+    """A bug met while answering one scrape (here: an answer whose headers cannot be written) ends that connection
+    unanswered; the port, and a scrape already connected, go on."""
+    with _listening() as metrics:
+        port = metrics.open
+        assert port is not None
+        merged = port.respond
+
+        def respond(method: str, target: str, headers: Mapping[str, str]) -> Any:
+            return ("200 OK", None, b"") if target == "/broken" else merged(method, target, headers)
+
+        port.respond = respond
+        with socket.create_connection((LOOPBACK, metrics.port), timeout=3.0) as in_flight:
+            assert _exchange(metrics.port, b"GET /broken HTTP/1.0\r\n\r\n") == b""
+            in_flight.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+            assert in_flight.recv(65536).startswith(b"HTTP/1.0 200 OK")
+        assert metrics.open is port and isinstance(metrics.log, _Log) and metrics.log.exceptions == []
+
+
+def test_the_scrapes_answered_in_one_round_share_one_merge(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The master's CPU per round stays one merge of the workers' files, however many scrapes arrive together;
+    the next round merges again (a later scrape sees newer files)."""
+    from prometheus_client.multiprocess import MultiProcessCollector
+
+    merges: list[None] = []
+    collect = MultiProcessCollector.collect
+
+    def counted(self: MultiProcessCollector) -> Any:
+        merges.append(None)
+        return collect(self)  # type: ignore[no-untyped-call]
+
+    monkeypatch.setattr(MultiProcessCollector, "collect", counted)
+    metrics = MetricsServer(LOOPBACK, free_port(), _Log())
+    metrics.start()
+    port = metrics.open
+    assert port is not None
+    clients = [socket.create_connection((LOOPBACK, metrics.port), timeout=3.0) for _ in range(3)]
+    try:
+        deadline = time.monotonic() + 5
+        while len(port.scrapes()) < len(clients) and time.monotonic() < deadline:
+            metrics.serve(0.05)  # accepted, one a round, before any sends its request
+        for client in clients:
+            client.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        time.sleep(0.2)  # margin: on loopback the requests are queued as soon as sendall returns
+        metrics.serve(0.5)
+        assert [client.recv(65536)[:15] for client in clients] == [b"HTTP/1.0 200 OK"] * 3
+        assert len(merges) == 1
+        later = socket.create_connection((LOOPBACK, metrics.port), timeout=3.0)
+        clients.append(later)
+        later.sendall(b"GET /metrics HTTP/1.0\r\n\r\n")
+        deadline = time.monotonic() + 5
+        while len(merges) < 2 and time.monotonic() < deadline:
+            metrics.serve(0.05)  # accepted in one round, answered in a later one
+        assert later.recv(65536)[:15] == b"HTTP/1.0 200 OK" and len(merges) == 2
+    finally:
+        for client in clients:
+            client.close()
+        metrics.stop()
