@@ -20,7 +20,8 @@ import os, sys
 if sys.argv[1] == "service":
     import service.metrics
 from prometheus_client import Counter, Gauge, Histogram, values
-assert values.ValueClass.__module__ == ("service.metrics" if sys.argv[1] == "service" else "prometheus_client.values")
+expected = "service.metric_values" if sys.argv[1] == "service" else "prometheus_client.values"
+assert values.ValueClass.__module__ == expected
 counter = Counter("c", "a counter", ["kind"])
 gauge = Gauge("g", "a gauge", multiprocess_mode="livesum")
 maximum = Gauge("m", "a max gauge", ["who"], multiprocess_mode="max")
